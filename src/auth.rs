@@ -1,0 +1,71 @@
+//! Admin authentication: `Authorization: Bearer <ADMIN_API_KEY>` or
+//! `X-API-Key: <ADMIN_API_KEY>`. Compared in constant time over SHA-256
+//! digests, so neither content nor length leaks through timing. A missing
+//! and a wrong credential get the same 401 body.
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub async fn require_admin(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(admin_key) = state.admin_key.as_deref() else {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "permission_error",
+            "admin API disabled: set ADMIN_API_KEY",
+        )
+        .into_response();
+    };
+    match presented_credential(request.headers()) {
+        Some(presented) if same_secret(presented, admin_key.expose_secret()) => {
+            next.run(request).await
+        }
+        _ => {
+            let mut response = ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "authentication_error",
+                "missing or invalid admin credentials: send Authorization: Bearer <ADMIN_API_KEY> or X-API-Key",
+            )
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response
+        }
+    }
+}
+
+/// The credential from `Authorization: Bearer …`, else from `X-API-Key`.
+pub fn presented_credential(headers: &HeaderMap) -> Option<&str> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    bearer.or_else(|| {
+        headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    })
+}
+
+pub fn same_secret(presented: &str, expected: &str) -> bool {
+    let presented = Sha256::digest(presented.as_bytes());
+    let expected = Sha256::digest(expected.as_bytes());
+    presented.ct_eq(&expected).into()
+}

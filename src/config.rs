@@ -1,0 +1,268 @@
+//! Typed configuration, read once at startup from the environment (and a
+//! `.env` file in development). Every duration, limit and upstream URL is a
+//! field here so tests shorten them instead of sleeping.
+//!
+//! Secrets are held as `SecretString`/`MasterKey`, which never print, and the
+//! config as a whole has no `Debug`/`Serialize`, so it cannot be dumped.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use crate::crypto::MasterKey;
+use crate::providers::ProviderKind;
+
+/// A variable that is present but unusable; startup stops and names it.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid {variable}: {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(variable: &'static str, problem: impl Into<String>) -> Self {
+        Self {
+            variable,
+            problem: problem.into(),
+        }
+    }
+}
+
+/// One provider's upstream and the keys the environment brings for it.
+pub struct ProviderConfig {
+    pub kind: ProviderKind,
+    /// Keys from `<PROVIDER>_API_KEYS` and `<PROVIDER>_API_KEY`, deduplicated,
+    /// imported into the store at startup.
+    pub keys: Vec<SecretString>,
+    pub base_url: String,
+}
+
+pub struct Config {
+    pub host: String,
+    pub port: u16,
+    pub database_url: String,
+    /// `None` means "use or create `<data dir>/encryption.key`".
+    pub encryption_key: Option<MasterKey>,
+    /// `None` disables the admin routes (they answer 403).
+    pub admin_api_key: Option<SecretString>,
+    pub providers: Vec<ProviderConfig>,
+    /// Cooldown after a 429 that carries no usable `retry-after`.
+    pub key_cooldown: Duration,
+    /// Upstream attempts per client request.
+    pub max_attempts: u32,
+    /// Per-attempt limit on an upstream call.
+    pub upstream_timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Largest request body accepted, in bytes.
+    pub body_limit: usize,
+    pub json_logs: bool,
+}
+
+impl Config {
+    /// Reads the process environment (call `dotenvy::dotenv()` first).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup`, so tests can pass a map instead
+    /// of mutating the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let providers = ProviderKind::ALL
+            .iter()
+            .map(|&kind| provider_config(kind, &get))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            host: get("HOST").unwrap_or_else(|| "127.0.0.1".into()),
+            port: parse_number(&get, "PORT", 3001)?,
+            database_url: get("DATABASE_URL").unwrap_or_else(|| "sqlite://data/keygate.db".into()),
+            encryption_key: get("ENCRYPTION_KEY")
+                .map(|hex| {
+                    MasterKey::from_hex(&hex)
+                        .map_err(|e| ConfigError::new("ENCRYPTION_KEY", e.to_string()))
+                })
+                .transpose()?,
+            admin_api_key: get("ADMIN_API_KEY").map(SecretString::from),
+            providers,
+            key_cooldown: parse_secs(&get, "KEY_COOLDOWN_SECS", 60.0)?,
+            max_attempts: parse_number(&get, "MAX_ATTEMPTS", 3)?.max(1),
+            upstream_timeout: parse_secs(&get, "UPSTREAM_TIMEOUT_SECS", 600.0)?,
+            connect_timeout: parse_secs(&get, "UPSTREAM_CONNECT_TIMEOUT_SECS", 10.0)?,
+            body_limit: parse_number(&get, "MAX_BODY_BYTES", 32 * 1024 * 1024)?,
+            json_logs: get("LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")),
+        })
+    }
+
+    /// The folder that holds the SQLite file; a generated encryption key is
+    /// written next to it.
+    pub fn data_dir(&self) -> PathBuf {
+        let path = self
+            .database_url
+            .trim_start_matches("sqlite://")
+            .trim_start_matches("sqlite:");
+        let path = path.split('?').next().unwrap_or_default();
+        PathBuf::from(path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."))
+    }
+
+    pub fn provider(&self, kind: ProviderKind) -> Option<&ProviderConfig> {
+        self.providers.iter().find(|p| p.kind == kind)
+    }
+}
+
+fn provider_config(
+    kind: ProviderKind,
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<ProviderConfig, ConfigError> {
+    let env = kind.env();
+    let mut keys: Vec<String> = match get(env.keys) {
+        Some(json) => parse_key_list(env.keys, &json)?,
+        None => Vec::new(),
+    };
+    if let Some(single) = get(env.key) {
+        keys.push(validate_key(env.key, single.trim())?);
+    }
+    let mut unique: Vec<String> = Vec::with_capacity(keys.len());
+    for key in keys {
+        if !unique.contains(&key) {
+            unique.push(key);
+        }
+    }
+    let base_url = get(env.base_url).unwrap_or_else(|| env.default_base_url.to_string());
+    if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+        return Err(ConfigError::new(
+            env.base_url,
+            "must start with http:// or https://",
+        ));
+    }
+    Ok(ProviderConfig {
+        kind,
+        keys: unique.into_iter().map(SecretString::from).collect(),
+        base_url: base_url.trim_end_matches('/').to_string(),
+    })
+}
+
+/// `ANTHROPIC_API_KEYS` is a JSON array of strings, as the Node backend read it.
+fn parse_key_list(variable: &'static str, json: &str) -> Result<Vec<String>, ConfigError> {
+    // The error from serde would quote the input, which holds keys: say what
+    // is wrong without echoing it.
+    let values: Vec<String> = serde_json::from_str(json).map_err(|_| {
+        ConfigError::new(
+            variable,
+            "must be a JSON array of strings, e.g. [\"sk-ant-...\"]",
+        )
+    })?;
+    values
+        .iter()
+        .map(|key| validate_key(variable, key.trim()))
+        .collect()
+}
+
+fn validate_key(variable: &'static str, key: &str) -> Result<String, ConfigError> {
+    if key.is_empty() {
+        return Err(ConfigError::new(variable, "contains an empty key"));
+    }
+    if key.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(ConfigError::new(
+            variable,
+            "a key contains whitespace or control characters",
+        ));
+    }
+    Ok(key.to_string())
+}
+
+fn parse_number<T: std::str::FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: T,
+) -> Result<T, ConfigError> {
+    match get(variable) {
+        None => Ok(default),
+        Some(raw) => raw.trim().parse().map_err(|_| {
+            ConfigError::new(variable, format!("expected a whole number, got {raw:?}"))
+        }),
+    }
+}
+
+/// Durations are decimal seconds ("60", "0.25") so tests can shorten them.
+fn parse_secs(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: f64,
+) -> Result<Duration, ConfigError> {
+    let secs = match get(variable) {
+        None => default,
+        Some(raw) => raw
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && *s >= 0.0 && *s < 1e9)
+            .ok_or_else(|| ConfigError::new(variable, format!("expected seconds, got {raw:?}")))?,
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_match_the_node_backend() {
+        let config = config(&[]).unwrap();
+        assert_eq!(config.port, 3001);
+        assert_eq!(config.host, "127.0.0.1");
+        assert_eq!(config.key_cooldown, Duration::from_secs(60));
+        assert_eq!(config.max_attempts, 3);
+        assert_eq!(config.data_dir(), PathBuf::from("data"));
+        assert!(config.encryption_key.is_none());
+    }
+
+    #[test]
+    fn key_array_and_legacy_key_are_merged_without_duplicates() {
+        let config = config(&[
+            ("ANTHROPIC_API_KEYS", r#"["sk-ant-a", "sk-ant-b"]"#),
+            ("ANTHROPIC_API_KEY", "sk-ant-a"),
+        ])
+        .unwrap();
+        let keys: Vec<&str> = config.providers[0]
+            .keys
+            .iter()
+            .map(|k| k.expose_secret())
+            .collect();
+        assert_eq!(keys, ["sk-ant-a", "sk-ant-b"]);
+    }
+
+    #[test]
+    fn malformed_values_name_the_variable_and_never_echo_keys() {
+        let err = config(&[("ANTHROPIC_API_KEYS", "sk-ant-secret-1,sk-ant-2")])
+            .err()
+            .unwrap();
+        assert_eq!(err.variable, "ANTHROPIC_API_KEYS");
+        assert!(!err.to_string().contains("secret-1"));
+        let err = config(&[("ENCRYPTION_KEY", "0xabc")]).err().unwrap();
+        assert_eq!(err.variable, "ENCRYPTION_KEY");
+        let err = config(&[("KEY_COOLDOWN_SECS", "soon")]).err().unwrap();
+        assert_eq!(err.variable, "KEY_COOLDOWN_SECS");
+    }
+
+    #[test]
+    fn fractional_seconds_are_accepted() {
+        let config = config(&[("KEY_COOLDOWN_SECS", "0.25")]).unwrap();
+        assert_eq!(config.key_cooldown, Duration::from_millis(250));
+    }
+}

@@ -1,0 +1,132 @@
+//! The failover loop: up to `max_attempts` upstream attempts per client
+//! request, each on a different key while an untried one is available. Every
+//! attempt's outcome is reported to the pool before the next key is asked
+//! for, so a key that just failed is never chosen again by a race.
+//!
+//! This is the only retry loop in keygate: transport code never retries.
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::keypool::{KeyId, KeyLease, KeyPoolHandle, Outcome, RequestTracker, Selection};
+use crate::providers::ProviderKind;
+
+use super::failure::{Failure, UpstreamDetail};
+
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    /// Limit on one attempt, from sending the request to its last byte.
+    pub attempt_timeout: Duration,
+}
+
+/// A successful attempt's value and how it was reached.
+pub struct Answered<T> {
+    pub value: T,
+    pub key: KeyLease,
+    pub attempts: u32,
+}
+
+/// Why a request got no upstream answer.
+#[derive(Debug)]
+pub enum GatewayError {
+    /// Every usable key is cooling down; the first frees after `retry_after`.
+    AllKeysCoolingDown {
+        provider: ProviderKind,
+        retry_after: Duration,
+    },
+    /// No key can serve: none configured, or all rejected by the upstream.
+    NoUsableKey {
+        provider: ProviderKind,
+        total: usize,
+        invalid: usize,
+    },
+    /// Every attempt failed; the last failure decides the answer.
+    AttemptsExhausted { attempts: u32, last: Failure },
+    /// The upstream says the request itself is wrong; passed on, not retried.
+    RequestRejected(UpstreamDetail),
+    /// The pool is shutting down.
+    PoolUnavailable,
+}
+
+/// Runs `attempt` with one key after another until one succeeds, the request
+/// is found at fault, or attempts or keys run out.
+pub async fn with_failover<T, F, Fut>(
+    pool: &KeyPoolHandle,
+    policy: RetryPolicy,
+    tracker: &mut RequestTracker,
+    mut attempt: F,
+) -> Result<Answered<T>, GatewayError>
+where
+    F: FnMut(KeyLease) -> Fut,
+    Fut: Future<Output = Result<T, Failure>>,
+{
+    let provider = pool.provider();
+    let mut tried: Vec<KeyId> = Vec::with_capacity(policy.max_attempts as usize);
+    let mut last_failure = None;
+    for number in 1..=policy.max_attempts {
+        let lease = match pool
+            .acquire(&tried)
+            .await
+            .map_err(|_| GatewayError::PoolUnavailable)?
+        {
+            Selection::Leased(lease) => lease,
+            Selection::AllCoolingDown { retry_after } => {
+                return Err(GatewayError::AllKeysCoolingDown {
+                    provider,
+                    retry_after,
+                });
+            }
+            Selection::NoUsableKey { total, invalid } => {
+                return Err(GatewayError::NoUsableKey {
+                    provider,
+                    total,
+                    invalid,
+                });
+            }
+        };
+        if tried.last().is_some_and(|previous| *previous != lease.id) {
+            tracker.rotated();
+        }
+        tried.push(lease.id.clone());
+
+        let result = tokio::time::timeout(policy.attempt_timeout, attempt(lease.clone()))
+            .await
+            .unwrap_or(Err(Failure::Timeout(policy.attempt_timeout)));
+        match result {
+            Ok(value) => {
+                pool.report(&lease.id, Outcome::Success);
+                return Ok(Answered {
+                    value,
+                    key: lease,
+                    attempts: number,
+                });
+            }
+            Err(failure) => {
+                let failure = failure.scrubbed(&lease.secret);
+                pool.report(&lease.id, failure.outcome());
+                let detail = failure.detail();
+                tracing::warn!(
+                    %provider,
+                    key = %lease.id,
+                    attempt = number,
+                    status = detail.status,
+                    error_type = %detail.error_type,
+                    "upstream attempt failed"
+                );
+                if let Failure::ClientFault(detail) = failure {
+                    return Err(GatewayError::RequestRejected(detail));
+                }
+                last_failure = Some(failure);
+            }
+        }
+    }
+    match last_failure {
+        Some(last) => Err(GatewayError::AttemptsExhausted {
+            attempts: policy.max_attempts,
+            last,
+        }),
+        // max_attempts is at least 1, so this is unreachable in practice.
+        None => Err(GatewayError::PoolUnavailable),
+    }
+}

@@ -1,0 +1,165 @@
+//! Why an upstream attempt produced no answer, classified by whose fault it
+//! is: the key's (rate limit, rejection), the provider's or the network's
+//! (5xx, 529, resets, timeouts), or the request's own (400, 404, 413, 422).
+//! The class decides what happens to the key and whether another key is
+//! tried; see the outcome table in the README.
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use crate::keypool::{FailureNote, Outcome};
+use crate::scrub::scrub;
+
+/// What the upstream said, in its own terms (message scrubbed before use).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamDetail {
+    pub status: Option<u16>,
+    pub error_type: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum Failure {
+    /// 429: this key is rate-limited; cool it down, try another.
+    RateLimited {
+        retry_after: Option<Duration>,
+        detail: UpstreamDetail,
+    },
+    /// 401/402/403: the upstream refuses this key; take it out of rotation.
+    KeyRejected(UpstreamDetail),
+    /// 5xx/529 or a network error: count it, try another key.
+    ProviderFault(UpstreamDetail),
+    /// No complete answer within the per-attempt timeout.
+    Timeout(Duration),
+    /// 400/404/413/422 and other 4xx: the request is at fault; no retry.
+    ClientFault(UpstreamDetail),
+}
+
+impl Failure {
+    /// Classifies a non-2xx upstream answer.
+    pub fn from_status(
+        status: u16,
+        retry_after: Option<Duration>,
+        error_type: String,
+        message: String,
+    ) -> Self {
+        let detail = UpstreamDetail {
+            status: Some(status),
+            error_type,
+            message,
+        };
+        match status {
+            429 => Failure::RateLimited {
+                retry_after,
+                detail,
+            },
+            401..=403 => Failure::KeyRejected(detail),
+            // 408 and 409 are transient on the provider's side (the SDKs retry them).
+            408 | 409 | 500..=599 => Failure::ProviderFault(detail),
+            _ => Failure::ClientFault(detail),
+        }
+    }
+
+    /// A transport error: refused, reset, or a body that broke off.
+    pub fn network(error: &reqwest::Error) -> Self {
+        let what = if error.is_connect() {
+            "could not connect to the upstream"
+        } else if error.is_body() || error.is_decode() {
+            "the upstream connection broke off while reading the answer"
+        } else {
+            "the upstream connection failed"
+        };
+        Failure::ProviderFault(UpstreamDetail {
+            status: None,
+            error_type: "network_error".into(),
+            message: what.into(),
+        })
+    }
+
+    /// A 2xx whose body is not what the protocol promises.
+    pub fn malformed(what: &str) -> Self {
+        Failure::ProviderFault(UpstreamDetail {
+            status: None,
+            error_type: "malformed_response".into(),
+            message: format!("the upstream sent an unreadable answer: {what}"),
+        })
+    }
+
+    pub fn detail(&self) -> UpstreamDetail {
+        match self {
+            Failure::RateLimited { detail, .. }
+            | Failure::KeyRejected(detail)
+            | Failure::ProviderFault(detail)
+            | Failure::ClientFault(detail) => detail.clone(),
+            Failure::Timeout(after) => UpstreamDetail {
+                status: None,
+                error_type: "timeout_error".into(),
+                message: format!(
+                    "no answer from the upstream within {:.1} s",
+                    after.as_secs_f64()
+                ),
+            },
+        }
+    }
+
+    /// Removes the attempt's key (and anything key-shaped) from the message.
+    pub fn scrubbed(mut self, secret: &SecretString) -> Self {
+        match &mut self {
+            Failure::RateLimited { detail, .. }
+            | Failure::KeyRejected(detail)
+            | Failure::ProviderFault(detail)
+            | Failure::ClientFault(detail) => detail.message = scrub(&detail.message, secret),
+            Failure::Timeout(_) => {}
+        }
+        self
+    }
+
+    /// What this failure does to the key that met it.
+    pub fn outcome(&self) -> Outcome {
+        let detail = self.detail();
+        let note = FailureNote {
+            status: detail.status,
+            error_type: detail.error_type,
+            message: detail.message,
+        };
+        match self {
+            Failure::RateLimited { retry_after, .. } => Outcome::RateLimited {
+                cooldown: *retry_after,
+                note,
+            },
+            Failure::KeyRejected(_) => Outcome::Rejected(note),
+            Failure::ProviderFault(_) | Failure::Timeout(_) => Outcome::Failed(note),
+            Failure::ClientFault(_) => Outcome::RequestFault,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn class(status: u16) -> &'static str {
+        match Failure::from_status(status, None, String::new(), String::new()) {
+            Failure::RateLimited { .. } => "rate_limited",
+            Failure::KeyRejected(_) => "key_rejected",
+            Failure::ProviderFault(_) => "provider",
+            Failure::Timeout(_) => "timeout",
+            Failure::ClientFault(_) => "client",
+        }
+    }
+
+    #[test]
+    fn statuses_follow_the_outcome_table() {
+        assert_eq!(class(429), "rate_limited");
+        for status in [401, 402, 403] {
+            assert_eq!(class(status), "key_rejected", "{status}");
+        }
+        for status in [500, 502, 503, 504, 529] {
+            assert_eq!(class(status), "provider", "{status}");
+        }
+        for status in [400, 404, 413, 422] {
+            assert_eq!(class(status), "client", "{status}");
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! keygate: an LLM API gateway that holds a pool of provider API keys per
+//! provider, rotates between them on rate limits and rejections, and keeps
+//! exact per-key statistics.
+//!
+//! The binary (`src/main.rs`) only parses the command line; everything else
+//! lives here so integration tests can build the same application.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod extract;
+pub mod gateway;
+pub mod keypool;
+pub mod pricing;
+pub mod providers;
+pub mod routes;
+pub mod scrub;
+pub mod startup;
+pub mod state;
+pub mod store;
+pub mod telemetry;
+pub mod vault;

@@ -1,0 +1,59 @@
+//! keygate's binary: parse the command line and configuration, start
+//! logging, then serve until SIGINT/SIGTERM (or run a one-shot command).
+
+use anyhow::Context;
+use clap::Parser;
+use keygate::cli::{Cli, Command};
+use keygate::config::Config;
+use keygate::startup::{Application, open_vault_and_import};
+use keygate::telemetry;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    // A missing .env is normal in production; a malformed one is not.
+    if let Err(error) = dotenvy::dotenv()
+        && !error.not_found()
+    {
+        anyhow::bail!("cannot read .env: {error}");
+    }
+    let cli = Cli::parse();
+    let config = Config::from_env()?;
+    telemetry::init(config.json_logs);
+
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let app = Application::build(config)
+                .await
+                .context("keygate cannot start")?;
+            app.run_until_stopped(shutdown_signal()).await?;
+        }
+        Command::Seed => {
+            let (_vault, _loaded) = open_vault_and_import(&config)
+                .await
+                .context("seeding failed")?;
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutting down: finishing requests in flight");
+}

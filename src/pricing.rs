@@ -1,0 +1,261 @@
+//! List prices per million tokens and the cost of one answer. Models are
+//! matched by the longest id prefix that ends at a `-` boundary (so dated
+//! snapshots and `-latest` aliases find their family, but `claude-opus-4-6`
+//! is not priced as `claude-opus-4`); an unknown model is still served and
+//! gets no cost. Sources: ../shared/docs/protocols.md (c).
+//!
+//! Prices are stored as integer nano-dollars per token ($/MTok × 1000), so
+//! the arithmetic is exact and only the final division rounds.
+
+use serde::Serialize;
+
+use crate::gateway::Usage;
+use crate::providers::ProviderKind;
+
+/// Nano-dollars per token, i.e. USD per million tokens × 1000.
+#[derive(Debug, Clone, Copy)]
+pub struct Price {
+    pub input: u64,
+    pub output: u64,
+    pub cache_write_5m: u64,
+    pub cache_write_1h: u64,
+    pub cache_read: u64,
+}
+
+pub struct ModelPrice {
+    pub provider: ProviderKind,
+    /// The id listed by `GET /api/models`.
+    pub id: &'static str,
+    pub name: &'static str,
+    /// Further prefixes that resolve to this entry (aliases, families).
+    pub aliases: &'static [&'static str],
+    pub price: Price,
+}
+
+const fn anthropic(
+    id: &'static str,
+    name: &'static str,
+    aliases: &'static [&'static str],
+    [input, output, cache_write_5m, cache_write_1h, cache_read]: [u64; 5],
+) -> ModelPrice {
+    ModelPrice {
+        provider: ProviderKind::Anthropic,
+        id,
+        name,
+        aliases,
+        price: Price {
+            input,
+            output,
+            cache_write_5m,
+            cache_write_1h,
+            cache_read,
+        },
+    }
+}
+
+/// Newest first, as a model picker would show them.
+pub static PRICES: &[ModelPrice] = &[
+    anthropic(
+        "claude-opus-4-5-20251101",
+        "Claude Opus 4.5",
+        &["claude-opus-4-5"],
+        [5000, 25000, 6250, 10000, 500],
+    ),
+    anthropic(
+        "claude-haiku-4-5-20251001",
+        "Claude Haiku 4.5",
+        &["claude-haiku-4-5"],
+        [1000, 5000, 1250, 2000, 100],
+    ),
+    anthropic(
+        "claude-sonnet-4-5-20250929",
+        "Claude Sonnet 4.5",
+        &["claude-sonnet-4-5"],
+        [3000, 15000, 3750, 6000, 300],
+    ),
+    anthropic(
+        "claude-opus-4-1-20250805",
+        "Claude Opus 4.1",
+        &["claude-opus-4-1"],
+        [15000, 75000, 18750, 30000, 1500],
+    ),
+    anthropic(
+        "claude-opus-4-20250514",
+        "Claude Opus 4",
+        &["claude-opus-4-0"],
+        [15000, 75000, 18750, 30000, 1500],
+    ),
+    anthropic(
+        "claude-sonnet-4-20250514",
+        "Claude Sonnet 4",
+        &["claude-sonnet-4-0"],
+        [3000, 15000, 3750, 6000, 300],
+    ),
+    anthropic(
+        "claude-3-7-sonnet-20250219",
+        "Claude 3.7 Sonnet",
+        &["claude-3-7-sonnet"],
+        [3000, 15000, 3750, 6000, 300],
+    ),
+    anthropic(
+        "claude-3-5-sonnet-20241022",
+        "Claude 3.5 Sonnet",
+        &["claude-3-5-sonnet"],
+        [3000, 15000, 3750, 6000, 300],
+    ),
+    anthropic(
+        "claude-3-5-haiku-20241022",
+        "Claude 3.5 Haiku",
+        &["claude-3-5-haiku"],
+        [800, 4000, 1000, 1600, 80],
+    ),
+    anthropic(
+        "claude-3-opus-20240229",
+        "Claude 3 Opus",
+        &["claude-3-opus"],
+        [15000, 75000, 18750, 30000, 1500],
+    ),
+    anthropic(
+        "claude-3-sonnet-20240229",
+        "Claude 3 Sonnet",
+        &["claude-3-sonnet"],
+        [3000, 15000, 3750, 6000, 300],
+    ),
+    anthropic(
+        "claude-3-haiku-20240307",
+        "Claude 3 Haiku",
+        &["claude-3-haiku"],
+        [250, 1250, 300, 500, 30],
+    ),
+];
+
+/// The price entry for `model`, by longest prefix at a `-` boundary.
+pub fn find(provider: ProviderKind, model: &str) -> Option<&'static ModelPrice> {
+    PRICES
+        .iter()
+        .filter(|entry| entry.provider == provider)
+        .filter_map(|entry| {
+            std::iter::once(entry.id)
+                .chain(entry.aliases.iter().copied())
+                .filter(|prefix| matches_prefix(model, prefix))
+                .map(str::len)
+                .max()
+                .map(|len| (len, entry))
+        })
+        .max_by_key(|(len, _)| *len)
+        .map(|(_, entry)| entry)
+}
+
+fn matches_prefix(model: &str, prefix: &str) -> bool {
+    model
+        .strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('-'))
+}
+
+/// Cost of one answer in USD.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Cost {
+    /// Everything on the input side: plain, cache writes and cache reads.
+    pub input: f64,
+    pub output: f64,
+    pub total: f64,
+    pub currency: &'static str,
+}
+
+pub fn cost(price: &Price, usage: &Usage) -> Cost {
+    let cache_5m = usage
+        .cache_creation_input_tokens
+        .saturating_sub(usage.cache_creation_1h_tokens);
+    let input_nanos = usage.input_tokens * price.input
+        + cache_5m * price.cache_write_5m
+        + usage.cache_creation_1h_tokens * price.cache_write_1h
+        + usage.cache_read_input_tokens * price.cache_read;
+    let output_nanos = usage.output_tokens * price.output;
+    let dollars = |nanos: u64| nanos as f64 / 1e9;
+    Cost {
+        input: dollars(input_nanos),
+        output: dollars(output_nanos),
+        total: dollars(input_nanos + output_nanos),
+        currency: "USD",
+    }
+}
+
+/// Cost of `usage` on `model`, or `None` for a model with no known price.
+pub fn cost_of(provider: ProviderKind, model: &str, usage: &Usage) -> Option<Cost> {
+    find(provider, model).map(|entry| cost(&entry.price, usage))
+}
+
+/// $/MTok as the models endpoint shows it.
+pub fn per_million(nanos_per_token: u64) -> f64 {
+    nanos_per_token as f64 / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usage(input: u64, output: u64) -> Usage {
+        Usage {
+            input_tokens: input,
+            output_tokens: output,
+            ..Usage::default()
+        }
+    }
+
+    #[test]
+    fn worked_example_from_the_issue() {
+        let cost = cost_of(
+            ProviderKind::Anthropic,
+            "claude-sonnet-4-20250514",
+            &usage(25, 86),
+        )
+        .unwrap();
+        assert_eq!(cost.input, 0.000075);
+        assert_eq!(cost.output, 0.00129);
+        assert_eq!(cost.total, 0.001365);
+    }
+
+    #[test]
+    fn old_backend_models_are_priced() {
+        let per_mtok = |model: &str| {
+            let entry = find(ProviderKind::Anthropic, model).unwrap();
+            (
+                per_million(entry.price.input),
+                per_million(entry.price.output),
+            )
+        };
+        assert_eq!(per_mtok("claude-3-5-sonnet-20240620"), (3.0, 15.0));
+        assert_eq!(per_mtok("claude-3-opus-20240229"), (15.0, 75.0));
+        assert_eq!(per_mtok("claude-3-sonnet-20240229"), (3.0, 15.0));
+        assert_eq!(per_mtok("claude-3-haiku-20240307"), (0.25, 1.25));
+        assert_eq!(per_mtok("claude-sonnet-4-0"), (3.0, 15.0));
+        assert_eq!(per_mtok("claude-3-5-haiku-latest"), (0.8, 4.0));
+    }
+
+    #[test]
+    fn prefixes_match_only_at_boundaries() {
+        assert!(find(ProviderKind::Anthropic, "claude-opus-4-6").is_none());
+        assert!(find(ProviderKind::Anthropic, "claude-3-opusx").is_none());
+        assert!(find(ProviderKind::Anthropic, "gpt-4o").is_none());
+        assert_eq!(
+            find(ProviderKind::Anthropic, "claude-opus-4-1")
+                .unwrap()
+                .name,
+            "Claude Opus 4.1"
+        );
+    }
+
+    #[test]
+    fn cache_tokens_use_their_own_prices() {
+        let usage = Usage {
+            input_tokens: 1000,
+            output_tokens: 0,
+            cache_creation_input_tokens: 3000,
+            cache_creation_1h_tokens: 1000,
+            cache_read_input_tokens: 10_000,
+        };
+        let cost = cost_of(ProviderKind::Anthropic, "claude-sonnet-4-5", &usage).unwrap();
+        // 1000×3 + 2000×3.75 + 1000×6 + 10000×0.3 = 19,500 $/MTok·tokens
+        assert_eq!(cost.input, 0.0195);
+    }
+}

@@ -1,0 +1,104 @@
+//! Between the gateway's chat shape and Anthropic's Messages API.
+
+use bytes::Bytes;
+
+use super::wire::{Message, MessagesRequest, MessagesResponse};
+use crate::gateway::{ChatReply, ChatRequest, ChatRole, Usage};
+
+/// The upstream request body, serialised once and reused for every attempt.
+pub fn request_body(request: &ChatRequest) -> Bytes {
+    let wire = MessagesRequest {
+        model: &request.model,
+        max_tokens: request.max_tokens,
+        messages: request
+            .messages
+            .iter()
+            .map(|m| Message {
+                role: match m.role {
+                    ChatRole::User => "user",
+                    ChatRole::Assistant => "assistant",
+                },
+                content: &m.content,
+            })
+            .collect(),
+        system: request.system.as_deref(),
+        temperature: request.temperature,
+        top_p: request.top_p,
+        stop_sequences: request.stop_sequences.as_deref(),
+    };
+    // Serialising owned strings, numbers and JSON values cannot fail.
+    Bytes::from(serde_json::to_vec(&wire).unwrap_or_default())
+}
+
+pub fn reply_from_wire(response: MessagesResponse) -> ChatReply {
+    let content = response
+        .content
+        .iter()
+        .filter(|block| block.kind == "text")
+        .filter_map(|block| block.text.as_deref())
+        .collect::<String>();
+    let usage = &response.usage;
+    ChatReply {
+        id: response.id,
+        model: response.model,
+        content,
+        stop_reason: response.stop_reason,
+        usage: Usage {
+            input_tokens: usage.input_tokens,
+            output_tokens: usage.output_tokens,
+            cache_creation_input_tokens: usage.cache_creation_input_tokens.unwrap_or(0),
+            cache_creation_1h_tokens: usage
+                .cache_creation
+                .as_ref()
+                .and_then(|c| c.ephemeral_1h_input_tokens)
+                .unwrap_or(0),
+            cache_read_input_tokens: usage.cache_read_input_tokens.unwrap_or(0),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gateway::ChatMessage;
+    use serde_json::{Value, json};
+
+    #[test]
+    fn request_carries_system_and_sampling_fields() {
+        let request = ChatRequest {
+            model: "claude-sonnet-4-20250514".into(),
+            max_tokens: 1024,
+            system: Some("Be brief.".into()),
+            messages: vec![ChatMessage {
+                role: ChatRole::User,
+                content: json!("Hello!"),
+            }],
+            temperature: Some(0.5),
+            top_p: None,
+            stop_sequences: Some(vec!["END".into()]),
+        };
+        let body: Value = serde_json::from_slice(&request_body(&request)).unwrap();
+        assert_eq!(
+            body,
+            json!({"model":"claude-sonnet-4-20250514","max_tokens":1024,
+                   "messages":[{"role":"user","content":"Hello!"}],
+                   "system":"Be brief.","temperature":0.5,"stop_sequences":["END"]})
+        );
+    }
+
+    #[test]
+    fn reply_joins_text_blocks_and_reads_cache_usage() {
+        let wire: MessagesResponse = serde_json::from_value(json!({
+            "id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-20250514",
+            "content":[{"type":"text","text":"Hel"},{"type":"tool_use","id":"t","name":"n","input":{}},{"type":"text","text":"lo"}],
+            "stop_reason":"end_turn","stop_sequence":null,
+            "usage":{"input_tokens":25,"output_tokens":86,"cache_creation_input_tokens":null,
+                     "cache_read_input_tokens":7,"service_tier":"standard"}
+        }))
+        .unwrap();
+        let reply = reply_from_wire(wire);
+        assert_eq!(reply.content, "Hello");
+        assert_eq!(reply.usage.cache_read_input_tokens, 7);
+        assert_eq!(reply.usage.total_tokens(), 118);
+    }
+}

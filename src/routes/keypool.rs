@@ -1,0 +1,51 @@
+//! Admin routes over the key pools (behind `auth::require_admin`):
+//! statistics for all providers, one provider's status, and reset.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::keypool::{KeyPoolHandle, PoolStatus};
+use crate::providers::ProviderKind;
+use crate::state::AppState;
+
+/// `GET /api/keypool/stats`
+pub async fn pool_stats(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let mut providers = BTreeMap::new();
+    for pool in state.pools.iter() {
+        providers.insert(pool.provider().as_str(), pool.stats().await?);
+    }
+    Ok(Json(json!({ "providers": providers })))
+}
+
+/// `GET /api/keypool/{provider}/status`
+pub async fn pool_status(
+    State(state): State<AppState>,
+    Path(provider): Path<String>,
+) -> Result<Json<PoolStatus>, ApiError> {
+    Ok(Json(pool_for(&state, &provider)?.status().await?))
+}
+
+/// `POST /api/keypool/{provider}/reset`
+pub async fn reset_pool(
+    State(state): State<AppState>,
+    Path(provider): Path<String>,
+) -> Result<Json<PoolStatus>, ApiError> {
+    let pool = pool_for(&state, &provider)?;
+    let status = pool.reset().await?;
+    tracing::info!(provider = %pool.provider(), "admin reset the key pool");
+    Ok(Json(status))
+}
+
+fn pool_for<'a>(state: &'a AppState, provider: &str) -> Result<&'a KeyPoolHandle, ApiError> {
+    let kind: ProviderKind = provider
+        .parse()
+        .map_err(|e| ApiError::not_found(format!("{e}")))?;
+    state
+        .pools
+        .get(kind)
+        .ok_or_else(|| ApiError::not_found(format!("provider {kind} is not configured")))
+}

@@ -1,0 +1,85 @@
+//! The HTTP surface: `router(state)` assembles every route with its layers,
+//! so tests can drive it with `oneshot` or over a real socket.
+
+pub mod chat;
+pub mod health;
+pub mod keypool;
+pub mod models;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request, header};
+use axum::middleware;
+use axum::routing::{get, post};
+use tower_http::cors::{Any, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use crate::auth::require_admin;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+pub fn router(state: AppState) -> Router {
+    let admin = Router::new()
+        .route("/api/keypool/stats", get(keypool::pool_stats))
+        .route("/api/keypool/{provider}/status", get(keypool::pool_status))
+        .route("/api/keypool/{provider}/reset", post(keypool::reset_pool))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
+
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(|request: &Request<_>| {
+            let request_id = request
+                .headers()
+                .get(&REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            // The path only: query strings are the client's business.
+            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
+        })
+        .on_request(())
+        .on_response(DefaultOnResponse::new().level(Level::INFO));
+
+    // The Node backend answered browsers from any origin (`cors()`); so do we.
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods(Any)
+        .allow_headers(Any)
+        .expose_headers([
+            REQUEST_ID,
+            HeaderName::from_static("x-keygate-attempts"),
+            HeaderName::from_static("x-keygate-key"),
+            header::RETRY_AFTER,
+        ])
+        .max_age(Duration::from_secs(600));
+
+    Router::new()
+        .route("/api/chat", post(chat::chat))
+        .route("/api/models", get(models::list_models))
+        .route("/health", get(health::health))
+        .merge(admin)
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "invalid_request_error",
+                "method not allowed on this route",
+            )
+        })
+        .layer(DefaultBodyLimit::max(state.body_limit))
+        .layer(cors)
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(trace)
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            HeaderName::from_static("x-api-key"),
+            header::COOKIE,
+        ]))
+        .with_state(state)
+}

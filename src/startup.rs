@@ -1,0 +1,140 @@
+//! Building the application: open the vault (master key, database, stored
+//! keys), import the environment's keys, start one pool actor per provider,
+//! bind the listener. `build` binds before serving, so tests pass port 0 and
+//! read the real port back.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::gateway::RetryPolicy;
+use crate::keypool::{KeyEntry, KeyPoolHandle, KeyPools, PoolState};
+use crate::providers::{ProviderKind, Upstreams};
+use crate::routes::router;
+use crate::state::AppState;
+use crate::store::{Store, StoreError};
+use crate::vault::{MasterKeySource, Vault, VaultError, resolve_cipher};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot build the HTTP client: {0}")]
+    HttpClient(#[from] reqwest::Error),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: String,
+        source: std::io::Error,
+    },
+}
+
+/// The keys each provider starts with, decrypted.
+pub type LoadedKeys = Vec<(ProviderKind, Vec<KeyEntry>)>;
+
+/// Opens the database, refuses a wrong ENCRYPTION_KEY before writing
+/// anything, imports the environment's keys and loads every provider's keys.
+/// This is also all `keygate seed` does.
+pub async fn open_vault_and_import(config: &Config) -> Result<(Store, LoadedKeys), StartupError> {
+    let (cipher, source) = resolve_cipher(config.encryption_key.as_ref(), &config.data_dir())?;
+    if let MasterKeySource::Generated(path) = &source {
+        tracing::warn!(
+            "ENCRYPTION_KEY is not set: generated a new one in {}; back that file up \
+             (stored keys cannot be decrypted without it) or set ENCRYPTION_KEY",
+            path.display()
+        );
+    }
+    let store = Store::connect(&config.database_url).await?;
+    let vault = Vault::new(store.clone(), cipher);
+    vault.verify_all().await?;
+    let mut loaded = Vec::new();
+    for provider in &config.providers {
+        let added = vault.import(provider.kind, &provider.keys).await?;
+        let keys = vault.load(provider.kind).await?;
+        tracing::info!(new = added, "{}: {} keys loaded", provider.kind, keys.len());
+        if keys.is_empty() {
+            tracing::warn!(
+                "{}: no keys; set {} to serve it",
+                provider.kind,
+                provider.kind.env().keys
+            );
+        }
+        loaded.push((provider.kind, keys));
+    }
+    Ok((store, loaded))
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    store: Store,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let (store, loaded) = open_vault_and_import(&config).await?;
+        let pools = loaded
+            .into_iter()
+            .map(|(kind, keys)| {
+                let state = PoolState::new(
+                    kind.as_str(),
+                    keys,
+                    config.key_cooldown,
+                    config.max_attempts,
+                );
+                KeyPoolHandle::spawn(kind, state)
+            })
+            .collect();
+        let state = AppState {
+            pools: KeyPools::new(pools),
+            upstreams: Arc::new(Upstreams::new(&config)?),
+            retry: RetryPolicy {
+                max_attempts: config.max_attempts,
+                attempt_timeout: config.upstream_timeout,
+            },
+            admin_key: config.admin_api_key.map(Arc::new),
+            body_limit: config.body_limit,
+        };
+        if state.admin_key.is_none() {
+            tracing::warn!("ADMIN_API_KEY is not set: the admin routes answer 403");
+        }
+        let address = format!("{}:{}", config.host, config.port);
+        let listener = TcpListener::bind(&address)
+            .await
+            .map_err(|source| StartupError::Bind { address, source })?;
+        Ok(Self {
+            listener,
+            router: router(state),
+            store,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// The assembled router, for tests that drive it without a socket.
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    /// Serves until `shutdown` completes, then lets requests in flight finish
+    /// and closes the database.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        tracing::info!("keygate listening on http://{}", self.local_addr());
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        self.store.close().await;
+        Ok(())
+    }
+}

@@ -1,0 +1,24 @@
+//! `AppState`: what every handler can reach. Only cheap handles live here;
+//! mutable key state is owned by each pool's actor, never by a lock in here.
+
+use std::sync::Arc;
+
+use secrecy::SecretString;
+
+use crate::gateway::RetryPolicy;
+use crate::keypool::KeyPools;
+use crate::providers::Upstreams;
+
+#[derive(Clone)]
+pub struct AppState {
+    /// One pool per provider; each pool's actor owns its keys' state.
+    pub pools: KeyPools,
+    /// The shared HTTP client and provider base URLs (immutable).
+    pub upstreams: Arc<Upstreams>,
+    /// Attempts and per-attempt timeout for every proxied request.
+    pub retry: RetryPolicy,
+    /// Secret for the admin routes; `None` disables them.
+    pub admin_key: Option<Arc<SecretString>>,
+    /// Largest accepted request body, for the 413 message.
+    pub body_limit: usize,
+}

@@ -1,0 +1,182 @@
+//! Provider keys at rest: the master key's source, importing keys from the
+//! environment, and opening every stored key at startup. Joins `crypto`
+//! (sealing) and `store` (rows); nothing here touches HTTP.
+//!
+//! Startup opens every stored key before it writes anything, so a wrong
+//! ENCRYPTION_KEY stops keygate with the database untouched.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::crypto::{CryptoError, KeyCipher, MasterKey};
+use crate::keypool::{KeyEntry, KeyId};
+use crate::providers::ProviderKind;
+use crate::scrub::mask_key;
+use crate::store::keys::{self, StoredKey};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    #[error(
+        "{count} of {total} stored keys cannot be decrypted with the current ENCRYPTION_KEY \
+         (it differs from the one they were sealed with); set the original ENCRYPTION_KEY. \
+         Nothing was changed"
+    )]
+    WrongEncryptionKey { count: usize, total: usize },
+    #[error(
+        "{count} stored keys failed their integrity check (tampered or corrupted); nothing was changed"
+    )]
+    Tampered { count: usize },
+    #[error("cannot use the encryption key file {path}: {reason}")]
+    KeyFile { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Where the master key came from; a generated one is worth a warning.
+pub enum MasterKeySource {
+    Environment,
+    File(PathBuf),
+    Generated(PathBuf),
+}
+
+/// The cipher for ENCRYPTION_KEY if set; else for `<data dir>/encryption.key`,
+/// created (mode 0600) with a random key on first start.
+pub fn resolve_cipher(
+    configured: Option<&MasterKey>,
+    data_dir: &Path,
+) -> Result<(KeyCipher, MasterKeySource), VaultError> {
+    if let Some(key) = configured {
+        return Ok((KeyCipher::new(key), MasterKeySource::Environment));
+    }
+    let path = data_dir.join("encryption.key");
+    let key_file_error = |reason: String| VaultError::KeyFile {
+        path: path.clone(),
+        reason,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let key = MasterKey::from_hex(&text).map_err(|e| key_file_error(e.to_string()))?;
+            Ok((KeyCipher::new(&key), MasterKeySource::File(path)))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let (key, hex_text) = MasterKey::generate();
+            write_private_file(&path, hex_text.expose_secret())
+                .map_err(|e| key_file_error(e.to_string()))?;
+            Ok((KeyCipher::new(&key), MasterKeySource::Generated(path)))
+        }
+        Err(e) => Err(key_file_error(e.to_string())),
+    }
+}
+
+fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    writeln!(file, "{contents}")?;
+    file.sync_all()
+}
+
+pub struct Vault {
+    store: Store,
+    cipher: KeyCipher,
+}
+
+impl Vault {
+    pub fn new(store: Store, cipher: KeyCipher) -> Self {
+        Self { store, cipher }
+    }
+
+    /// Opens every stored key of every provider; fails if any cannot be
+    /// opened, saying how many and why.
+    pub async fn verify_all(&self) -> Result<usize, VaultError> {
+        let rows = keys::all(self.store.pool()).await?;
+        let mut wrong_key = 0;
+        let mut tampered = 0;
+        for row in &rows {
+            match self.open(row) {
+                Ok(_) => {}
+                Err(CryptoError::WrongMasterKey) => wrong_key += 1,
+                Err(_) => tampered += 1,
+            }
+        }
+        if wrong_key > 0 {
+            return Err(VaultError::WrongEncryptionKey {
+                count: wrong_key,
+                total: rows.len(),
+            });
+        }
+        if tampered > 0 {
+            return Err(VaultError::Tampered { count: tampered });
+        }
+        Ok(rows.len())
+    }
+
+    /// Stores each key not yet stored for `provider`; returns how many were new.
+    pub async fn import(
+        &self,
+        provider: ProviderKind,
+        api_keys: &[SecretString],
+    ) -> Result<usize, VaultError> {
+        let mut tx = self.store.pool().begin().await.map_err(StoreError::from)?;
+        let mut added = 0;
+        for api_key in api_keys {
+            let fingerprint = self.cipher.fingerprint(provider.as_str(), api_key);
+            let id = new_key_id();
+            let row = StoredKey {
+                sealed_key: self
+                    .cipher
+                    .seal(api_key, &[provider.as_str(), &fingerprint, &id]),
+                id,
+                provider: provider.as_str().to_string(),
+                fingerprint,
+                label: mask_key(api_key),
+            };
+            if keys::insert_if_new(&mut tx, &row).await? {
+                added += 1;
+            }
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(added)
+    }
+
+    /// The decrypted keys of `provider`, oldest first.
+    pub async fn load(&self, provider: ProviderKind) -> Result<Vec<KeyEntry>, VaultError> {
+        let rows = keys::for_provider(self.store.pool(), provider.as_str()).await?;
+        rows.iter()
+            .map(|row| {
+                let secret = self.open(row).map_err(|e| match e {
+                    CryptoError::WrongMasterKey => {
+                        VaultError::WrongEncryptionKey { count: 1, total: 1 }
+                    }
+                    _ => VaultError::Tampered { count: 1 },
+                })?;
+                Ok(KeyEntry {
+                    id: KeyId::new(row.id.as_str()),
+                    label: row.label.clone(),
+                    secret: Arc::new(secret),
+                })
+            })
+            .collect()
+    }
+
+    fn open(&self, row: &StoredKey) -> Result<SecretString, CryptoError> {
+        self.cipher
+            .open(&row.sealed_key, &[&row.provider, &row.fingerprint, &row.id])
+    }
+}
+
+fn new_key_id() -> String {
+    let mut bytes = [0u8; 6];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!("key_{}", hex::encode(bytes))
+}
