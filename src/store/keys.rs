@@ -15,7 +15,7 @@ pub struct StoredKey {
 
 pub async fn all(executor: impl SqliteExecutor<'_>) -> Result<Vec<StoredKey>, StoreError> {
     Ok(sqlx::query_as::<_, StoredKey>(
-        "SELECT id, provider, fingerprint, sealed_key, label FROM api_keys ORDER BY created_at, id",
+        "SELECT id, provider, fingerprint, sealed_key, label FROM api_keys ORDER BY rowid",
     )
     .fetch_all(executor)
     .await?)
@@ -27,7 +27,7 @@ pub async fn for_provider(
 ) -> Result<Vec<StoredKey>, StoreError> {
     Ok(sqlx::query_as::<_, StoredKey>(
         "SELECT id, provider, fingerprint, sealed_key, label FROM api_keys
-         WHERE provider = ? ORDER BY created_at, id",
+         WHERE provider = ? ORDER BY rowid",
     )
     .bind(provider)
     .fetch_all(executor)

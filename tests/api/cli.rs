@@ -1,0 +1,146 @@
+//! The real binary, as an operator runs it: `keygate seed`, startup
+//! refusals, and serving with its own logs checked for key material.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+use crate::helpers::{
+    FakeUpstream, MASTER_KEY, OTHER_MASTER_KEY, TestEnv, planted_key, secret_core,
+};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_keygate");
+
+/// The binary with exactly `env`'s variables, run in its data folder so no
+/// developer `.env` is picked up.
+fn command(env: &TestEnv, args: &[&str]) -> Command {
+    let mut command = Command::new(BINARY);
+    command
+        .args(args)
+        .env_clear()
+        .envs(&env.vars)
+        .env("RUST_LOG", "trace")
+        .current_dir(env.data_dir.path())
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
+async fn run(env: &TestEnv, args: &[&str]) -> (bool, String) {
+    let output = tokio::time::timeout(Duration::from_secs(30), command(env, args).output())
+        .await
+        .expect("keygate exits")
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[tokio::test]
+async fn seed_imports_the_keys_once_and_says_how_many() {
+    let upstream = FakeUpstream::start().await;
+    let env = TestEnv::new(&upstream, &[planted_key("seed-a"), planted_key("seed-b")]);
+    let (ok, output) = run(&env, &["seed"]).await;
+    assert!(ok, "{output}");
+    assert!(output.contains("anthropic: 2 keys loaded"), "{output}");
+    let (ok, output) = run(&env, &["seed"]).await;
+    assert!(
+        ok && output.contains("anthropic: 2 keys loaded"),
+        "{output}"
+    );
+    assert!(!output.contains(secret_core(&planted_key("seed-a"))));
+}
+
+#[tokio::test]
+async fn a_malformed_encryption_key_stops_startup_naming_the_variable() {
+    let upstream = FakeUpstream::start().await;
+    let env = TestEnv::new(&upstream, &[planted_key("x")]).set("ENCRYPTION_KEY", "not-hex");
+    let (ok, output) = run(&env, &["seed"]).await;
+    assert!(!ok);
+    assert!(
+        output.contains("invalid ENCRYPTION_KEY: must be exactly 64 hexadecimal characters"),
+        "{output}"
+    );
+}
+
+#[tokio::test]
+async fn serving_with_the_wrong_encryption_key_is_refused() {
+    let upstream = FakeUpstream::start().await;
+    let env = TestEnv::new(&upstream, &[planted_key("w")]);
+    assert!(run(&env, &["seed"]).await.0);
+    let env = env.set("ENCRYPTION_KEY", OTHER_MASTER_KEY);
+    let (ok, output) = run(&env, &[]).await;
+    assert!(!ok, "{output}");
+    assert!(
+        output.contains("cannot be decrypted with the current ENCRYPTION_KEY"),
+        "{output}"
+    );
+    // The original key still opens everything.
+    let env = env.set("ENCRYPTION_KEY", MASTER_KEY);
+    assert!(run(&env, &["seed"]).await.0);
+}
+
+#[tokio::test]
+async fn the_binary_serves_chat_and_its_logs_hold_no_key() {
+    let upstream = FakeUpstream::start().await;
+    let keys = [planted_key("bin-a"), planted_key("bin-b")];
+    let env = TestEnv::new(&upstream, &keys);
+    upstream.queue(
+        &keys[0],
+        [crate::helpers::Canned::error(
+            401,
+            "authentication_error",
+            &format!("bad {}", keys[0]),
+        )],
+    );
+    let mut child = command(&env, &[])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut log = String::new();
+    let address = loop {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("keygate logs its address")
+            .unwrap()
+            .expect("keygate is running");
+        log.push_str(&line);
+        log.push('\n');
+        if let Some(at) = line.find("listening on http://") {
+            break line[at + "listening on ".len()..].trim().to_string();
+        }
+    };
+    assert!(log.contains("anthropic: 2 keys loaded"), "{log}");
+
+    let client = reqwest::Client::new();
+    let response = client
+        .post(format!("{address}/api/chat"))
+        .json(&json!({"messages": [{"role": "user", "content": "Hello!"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.json::<Value>().await.unwrap()["attempts"], 2);
+
+    child.start_kill().unwrap();
+    let _ = child.wait().await;
+    while let Ok(Some(line)) = lines.next_line().await {
+        log.push_str(&line);
+        log.push('\n');
+    }
+    assert!(log.contains("upstream attempt failed"), "{log}");
+    for key in &keys {
+        assert!(
+            !log.contains(secret_core(key)),
+            "a key reached the binary's log"
+        );
+    }
+}

@@ -1,0 +1,13 @@
+//! Integration tests: keygate's real router and binary against fake
+//! upstreams on port 0, a temporary database per test.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod admin;
+mod chat;
+mod cli;
+mod helpers;
+mod input;
+mod outcomes;
+mod secrets;
+mod storage;
