@@ -5,6 +5,7 @@
 //! Secrets are held as `SecretString`/`MasterKey`, which never print, and the
 //! config as a whole has no `Debug`/`Serialize`, so it cannot be dumped.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -58,12 +59,19 @@ pub struct Config {
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
     pub json_logs: bool,
+    /// `RUST_LOG`-style filter; `None` uses the quiet default.
+    pub log_filter: Option<String>,
 }
 
 impl Config {
-    /// Reads the process environment (call `dotenvy::dotenv()` first).
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+    /// Reads the process environment, then `dotenv` (the `.env` file's
+    /// variables) for what the environment does not set.
+    pub fn from_env(dotenv: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| {
+            std::env::var(name)
+                .ok()
+                .or_else(|| dotenv.get(name).cloned())
+        })
     }
 
     /// Reads configuration through `lookup`, so tests can pass a map instead
@@ -92,6 +100,7 @@ impl Config {
             connect_timeout: parse_secs(&get, "UPSTREAM_CONNECT_TIMEOUT_SECS", 10.0)?,
             body_limit: parse_number(&get, "MAX_BODY_BYTES", 32 * 1024 * 1024)?,
             json_logs: get("LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")),
+            log_filter: get("RUST_LOG"),
         })
     }
 
@@ -147,20 +156,40 @@ fn provider_config(
     })
 }
 
-/// `ANTHROPIC_API_KEYS` is a JSON array of strings, as the Node backend read it.
-fn parse_key_list(variable: &'static str, json: &str) -> Result<Vec<String>, ConfigError> {
-    // The error from serde would quote the input, which holds keys: say what
-    // is wrong without echoing it.
-    let values: Vec<String> = serde_json::from_str(json).map_err(|_| {
-        ConfigError::new(
-            variable,
-            "must be a JSON array of strings, e.g. [\"sk-ant-...\"]",
-        )
-    })?;
+/// `ANTHROPIC_API_KEYS` is a JSON array of strings, as the Node backend read
+/// it. dotenvy strips the quotes out of an unquoted `["a","b"]` in `.env`,
+/// leaving `[a,b]`; that form is accepted too (keys contain no commas).
+fn parse_key_list(variable: &'static str, text: &str) -> Result<Vec<String>, ConfigError> {
+    let values: Vec<String> = match serde_json::from_str(text) {
+        Ok(values) => values,
+        Err(_) => unquoted_list(text).ok_or_else(|| {
+            // serde's error would quote the input, which holds keys: say
+            // what is wrong without echoing it.
+            ConfigError::new(
+                variable,
+                "must be a JSON array of strings, e.g. [\"sk-ant-...\"]",
+            )
+        })?,
+    };
     values
         .iter()
         .map(|key| validate_key(variable, key.trim()))
         .collect()
+}
+
+/// `[a, b]` without quotes, as dotenvy leaves a JSON array it unquoted.
+fn unquoted_list(text: &str) -> Option<Vec<String>> {
+    let inner = text.trim().strip_prefix('[')?.strip_suffix(']')?;
+    if inner.contains(['"', '[', ']', '{', '}']) {
+        return None;
+    }
+    Some(
+        inner
+            .split(',')
+            .map(|item| item.trim().to_string())
+            .filter(|item| !item.is_empty())
+            .collect(),
+    )
 }
 
 fn validate_key(variable: &'static str, key: &str) -> Result<String, ConfigError> {
@@ -211,7 +240,6 @@ fn parse_secs(
 mod tests {
     use super::*;
     use secrecy::ExposeSecret;
-    use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let map: HashMap<String, String> = vars
@@ -258,6 +286,18 @@ mod tests {
         assert_eq!(err.variable, "ENCRYPTION_KEY");
         let err = config(&[("KEY_COOLDOWN_SECS", "soon")]).err().unwrap();
         assert_eq!(err.variable, "KEY_COOLDOWN_SECS");
+    }
+
+    #[test]
+    fn a_key_list_unquoted_by_dotenvy_is_still_read() {
+        let config = config(&[("ANTHROPIC_API_KEYS", "[sk-ant-a,sk-ant-b]")]).unwrap();
+        assert_eq!(config.providers[0].keys.len(), 2);
+        let config = config_or_err("[]");
+        assert_eq!(config.providers[0].keys.len(), 0);
+    }
+
+    fn config_or_err(keys: &str) -> Config {
+        config(&[("ANTHROPIC_API_KEYS", keys)]).unwrap()
     }
 
     #[test]

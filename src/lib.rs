@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod crypto;
+pub mod env_file;
 pub mod error;
 pub mod extract;
 pub mod gateway;

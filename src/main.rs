@@ -6,19 +6,15 @@ use clap::Parser;
 use keygate::cli::{Cli, Command};
 use keygate::config::Config;
 use keygate::startup::{Application, open_vault_and_import};
-use keygate::telemetry;
+use keygate::{env_file, telemetry};
+use std::path::Path;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    // A missing .env is normal in production; a malformed one is not.
-    if let Err(error) = dotenvy::dotenv()
-        && !error.not_found()
-    {
-        anyhow::bail!("cannot read .env: {error}");
-    }
     let cli = Cli::parse();
-    let config = Config::from_env()?;
-    telemetry::init(config.json_logs);
+    let dotenv = env_file::load(Path::new(".env"))?;
+    let config = Config::from_env(&dotenv)?;
+    telemetry::init(config.json_logs, config.log_filter.as_deref());
 
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {

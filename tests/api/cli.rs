@@ -144,3 +144,34 @@ async fn the_binary_serves_chat_and_its_logs_hold_no_key() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_node_backend_env_file_works_unchanged() {
+    let upstream = FakeUpstream::start().await;
+    let env = TestEnv::new(&upstream, &[]);
+    let dir = env.data_dir.path();
+    // As the Node backend's .env had it: an unquoted JSON array with spaces.
+    std::fs::write(
+        dir.join(".env"),
+        format!(
+            "ANTHROPIC_API_KEYS=[\"{}\", \"{}\"]\nANTHROPIC_API_KEY={}\nENCRYPTION_KEY={MASTER_KEY}\n\
+             DATABASE_URL=sqlite://{}/node.db\n",
+            planted_key("env-a"),
+            planted_key("env-b"),
+            planted_key("env-c"),
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let output = Command::new(BINARY)
+        .arg("seed")
+        .env_clear()
+        .current_dir(dir)
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("anthropic: 3 keys loaded"), "{text}");
+}
