@@ -43,7 +43,9 @@ pub fn router(state: AppState) -> Router {
             tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
         })
         .on_request(())
-        .on_response(DefaultOnResponse::new().level(Level::INFO));
+        .on_response(DefaultOnResponse::new().level(Level::INFO))
+        // ApiError logs failures once, with their reason; no second line here.
+        .on_failure(());
 
     // The Node backend answered browsers from any origin (`cors()`); so do we.
     let cors = CorsLayer::new()

@@ -63,6 +63,15 @@ async fn restarts_import_new_keys_without_duplicating_old_ones() {
     let before = rows(&env).await;
     assert_eq!(before.len(), 2);
     assert!(before.iter().all(|(_, sealed)| sealed.starts_with("v1:")));
+    let pool = SqlitePool::connect(&env.vars["DATABASE_URL"])
+        .await
+        .unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+    pool.close().await;
 
     drop(Application::build(env.config()).await.unwrap());
     assert_eq!(rows(&env).await, before, "a restart changes nothing");
