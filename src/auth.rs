@@ -11,7 +11,7 @@ use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Dialect};
 use crate::state::AppState;
 
 pub async fn require_admin(
@@ -68,4 +68,53 @@ pub fn same_secret(presented: &str, expected: &str) -> bool {
     let presented = Sha256::digest(presented.as_bytes());
     let expected = Sha256::digest(expected.as_bytes());
     presented.ct_eq(&expected).into()
+}
+
+/// Client authentication on the proxy routes when `GATEWAY_API_KEYS` is set:
+/// one of those keys as `x-api-key` (Anthropic SDKs) or `Authorization:
+/// Bearer` (OpenAI SDKs). The client's key is never forwarded upstream: the
+/// upstream request is built anew with a pool key.
+pub async fn require_client_key(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if state.client_keys.is_empty() {
+        return next.run(request).await;
+    }
+    let accepted = presented_client_key(request.headers()).is_some_and(|presented| {
+        // Check every key, so timing does not tell which one nearly matched.
+        state.client_keys.iter().fold(false, |found, key| {
+            found | same_secret(presented, key.expose_secret())
+        })
+    });
+    if accepted {
+        return next.run(request).await;
+    }
+    let dialect = Dialect::of_request(&request);
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "authentication_error",
+        "missing or invalid gateway API key: send it as x-api-key or Authorization: Bearer",
+    )
+    .into_response_in(dialect)
+}
+
+/// Unlike the admin check, `x-api-key` comes first: that is where the
+/// Anthropic SDK puts it, and some clients also send an unrelated bearer.
+fn presented_client_key(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .or_else(|| {
+            headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| {
+                    v.strip_prefix("Bearer ")
+                        .or_else(|| v.strip_prefix("bearer "))
+                })
+                .map(str::trim)
+        })
 }

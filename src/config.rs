@@ -58,6 +58,10 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// Longest silence between upstream stream events.
+    pub stream_idle_timeout: Duration,
+    /// `GATEWAY_API_KEYS`: keys clients must present; empty means open.
+    pub client_keys: Vec<SecretString>,
     pub json_logs: bool,
     /// `RUST_LOG`-style filter; `None` uses the quiet default.
     pub log_filter: Option<String>,
@@ -99,6 +103,14 @@ impl Config {
             upstream_timeout: parse_secs(&get, "UPSTREAM_TIMEOUT_SECS", 600.0)?,
             connect_timeout: parse_secs(&get, "UPSTREAM_CONNECT_TIMEOUT_SECS", 10.0)?,
             body_limit: parse_number(&get, "MAX_BODY_BYTES", 32 * 1024 * 1024)?,
+            stream_idle_timeout: parse_secs(&get, "STREAM_IDLE_TIMEOUT_SECS", 60.0)?,
+            client_keys: match get("GATEWAY_API_KEYS") {
+                Some(json) => parse_key_list("GATEWAY_API_KEYS", &json)?
+                    .into_iter()
+                    .map(SecretString::from)
+                    .collect(),
+                None => Vec::new(),
+            },
             json_logs: get("LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")),
             log_filter: get("RUST_LOG"),
         })

@@ -68,14 +68,59 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+/// Whose error shape a route answers in, so each client's SDK raises its
+/// usual exception types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// keygate's own routes: `{"error": {"type", "message"}}`.
+    Gateway,
+    /// Anthropic's: `{"type": "error", "error": {"type", "message"}}`.
+    Anthropic,
+    /// OpenAI's: `{"error": {"message", "type", "param", "code"}}`.
+    OpenAI,
+}
+
+impl Dialect {
+    /// The dialect of the route a request is for: the Anthropic Messages
+    /// route, `/v1/models` when an Anthropic SDK asks (it always sends
+    /// `anthropic-version`), other `/v1/` routes OpenAI's, the rest keygate's.
+    pub fn of_request<B>(request: &axum::http::Request<B>) -> Self {
+        let path = request.uri().path();
+        if path.starts_with("/v1/messages")
+            || (path.starts_with("/v1/models")
+                && request.headers().contains_key("anthropic-version"))
+        {
+            Dialect::Anthropic
+        } else if path.starts_with("/v1/") {
+            Dialect::OpenAI
+        } else {
+            Dialect::Gateway
+        }
+    }
+}
+
+/// An error body in `dialect`'s shape.
+pub fn error_body(dialect: Dialect, error_type: &str, message: &str) -> serde_json::Value {
+    match dialect {
+        Dialect::Gateway => json!({"error": {"type": error_type, "message": message}}),
+        Dialect::Anthropic => {
+            json!({"type": "error", "error": {"type": error_type, "message": message}})
+        }
+        Dialect::OpenAI => {
+            json!({"error": {"message": message, "type": error_type, "param": null, "code": null}})
+        }
+    }
+}
+
+impl ApiError {
+    /// The response in `dialect`'s shape; logged here, once.
+    pub fn into_response_in(self, dialect: Dialect) -> Response {
         if self.status.is_server_error() {
             tracing::error!(status = self.status.as_u16(), error_type = %self.error_type, message = %self.message, "request failed");
         } else {
             tracing::info!(status = self.status.as_u16(), error_type = %self.error_type, message = %self.message, "request refused");
         }
-        let body = json!({"error": {"type": self.error_type, "message": self.message}});
+        let body = error_body(dialect, &self.error_type, &self.message);
         let mut response = (self.status, Json(body)).into_response();
         if let Some(seconds) = self.retry_after {
             response
@@ -83,6 +128,12 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.into_response_in(Dialect::Gateway)
     }
 }
 

@@ -58,3 +58,22 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
     Ok(value)
 }
+
+/// Reads a whole body (up to `limit` bytes) that must be a JSON object, for
+/// routes that forward the client's own bytes upstream unchanged.
+pub async fn read_object(
+    body: axum::body::Body,
+    limit: usize,
+) -> Result<(Bytes, serde_json::Map<String, serde_json::Value>), ApiError> {
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|error| {
+        let too_large = std::error::Error::source(&error)
+            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            ApiError::payload_too_large(limit)
+        } else {
+            ApiError::bad_request(format!("could not read the request body: {error}"))
+        }
+    })?;
+    let object = parse_json(&bytes)?;
+    Ok((bytes, object))
+}

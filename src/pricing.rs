@@ -29,6 +29,8 @@ pub struct ModelPrice {
     pub name: &'static str,
     /// Further prefixes that resolve to this entry (aliases, families).
     pub aliases: &'static [&'static str],
+    /// Release date (`YYYY-MM-DD`), for the `/v1/models` listings.
+    pub released: &'static str,
     pub price: Price,
 }
 
@@ -38,11 +40,17 @@ const fn anthropic(
     aliases: &'static [&'static str],
     [input, output, cache_write_5m, cache_write_1h, cache_read]: [u64; 5],
 ) -> ModelPrice {
+    let released = match id.split_at_checked(id.len() - 8) {
+        // Anthropic ids end in their release date, YYYYMMDD; listed as is.
+        Some((_, date)) => date,
+        None => "",
+    };
     ModelPrice {
         provider: ProviderKind::Anthropic,
         id,
         name,
         aliases,
+        released,
         price: Price {
             input,
             output,
@@ -53,7 +61,30 @@ const fn anthropic(
     }
 }
 
-/// Newest first, as a model picker would show them.
+/// OpenAI bills no cache writes; cached input has its own price.
+const fn openai(
+    id: &'static str,
+    name: &'static str,
+    released: &'static str,
+    [input, cached, output]: [u64; 3],
+) -> ModelPrice {
+    ModelPrice {
+        provider: ProviderKind::OpenAI,
+        id,
+        name,
+        aliases: &[],
+        released,
+        price: Price {
+            input,
+            output,
+            cache_write_5m: 0,
+            cache_write_1h: 0,
+            cache_read: cached,
+        },
+    }
+}
+
+/// Newest first per provider, as a model picker would show them.
 pub static PRICES: &[ModelPrice] = &[
     anthropic(
         "claude-opus-4-5-20251101",
@@ -127,6 +158,26 @@ pub static PRICES: &[ModelPrice] = &[
         &["claude-3-haiku"],
         [250, 1250, 300, 500, 30],
     ),
+    openai("gpt-4.1", "GPT-4.1", "2025-04-14", [2000, 500, 8000]),
+    openai(
+        "gpt-4.1-mini",
+        "GPT-4.1 mini",
+        "2025-04-14",
+        [400, 100, 1600],
+    ),
+    openai("gpt-4.1-nano", "GPT-4.1 nano", "2025-04-14", [100, 25, 400]),
+    openai("o3", "o3", "2025-04-16", [2000, 500, 8000]),
+    openai("o4-mini", "o4-mini", "2025-04-16", [1100, 275, 4400]),
+    openai("o3-mini", "o3-mini", "2025-01-31", [1100, 550, 4400]),
+    openai("gpt-4o", "GPT-4o", "2024-05-13", [2500, 1250, 10000]),
+    // The first GPT-4o snapshot kept its launch price.
+    openai(
+        "gpt-4o-2024-05-13",
+        "GPT-4o (2024-05-13)",
+        "2024-05-13",
+        [5000, 5000, 15000],
+    ),
+    openai("gpt-4o-mini", "GPT-4o mini", "2024-07-18", [150, 75, 600]),
 ];
 
 /// The price entry for `model`, by longest prefix at a `-` boundary.
@@ -243,6 +294,37 @@ mod tests {
                 .name,
             "Claude Opus 4.1"
         );
+    }
+
+    #[test]
+    fn openai_models_are_priced_with_cached_input() {
+        let usage = Usage {
+            input_tokens: 600,
+            output_tokens: 100,
+            cache_read_input_tokens: 400,
+            ..Usage::default()
+        };
+        let cost = cost_of(ProviderKind::OpenAI, "gpt-4o-mini-2024-07-18", &usage).unwrap();
+        // 600×0.15 + 400×0.075 = 120; 100×0.6 = 60 ($/MTok·tokens)
+        assert_eq!((cost.input, cost.output), (0.00012, 0.00006));
+        assert_eq!(
+            find(ProviderKind::OpenAI, "gpt-4o-2024-08-06")
+                .unwrap()
+                .name,
+            "GPT-4o"
+        );
+        assert_eq!(
+            find(ProviderKind::OpenAI, "gpt-4o-2024-05-13")
+                .unwrap()
+                .price
+                .input,
+            5000
+        );
+        assert_eq!(
+            find(ProviderKind::OpenAI, "o3-mini").unwrap().name,
+            "o3-mini"
+        );
+        assert!(find(ProviderKind::OpenAI, "claude-sonnet-4-0").is_none());
     }
 
     #[test]

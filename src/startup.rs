@@ -98,7 +98,19 @@ impl Application {
             },
             admin_key: config.admin_api_key.map(Arc::new),
             body_limit: config.body_limit,
+            stream_idle_timeout: config.stream_idle_timeout,
+            client_keys: Arc::new(config.client_keys),
         };
+        if state.client_keys.is_empty() {
+            tracing::warn!(
+                "GATEWAY_API_KEYS is not set: the proxy routes are open to any client that can reach this address"
+            );
+        } else {
+            tracing::info!(
+                "client authentication on: {} gateway keys accepted",
+                state.client_keys.len()
+            );
+        }
         if state.admin_key.is_none() {
             tracing::warn!("ADMIN_API_KEY is not set: the admin routes answer 403");
         }

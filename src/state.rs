@@ -2,6 +2,7 @@
 //! mutable key state is owned by each pool's actor, never by a lock in here.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use secrecy::SecretString;
 
@@ -21,4 +22,9 @@ pub struct AppState {
     pub admin_key: Option<Arc<SecretString>>,
     /// Largest accepted request body, for the 413 message.
     pub body_limit: usize,
+    /// Longest silence between upstream stream events before the stream is
+    /// ended with an error.
+    pub stream_idle_timeout: Duration,
+    /// Keys clients must present on the proxy routes; empty means open.
+    pub client_keys: Arc<Vec<SecretString>>,
 }

@@ -26,6 +26,8 @@ pub struct ChatRequest {
     pub temperature: Option<f64>,
     pub top_p: Option<f64>,
     pub stop_sequences: Option<Vec<String>>,
+    /// Ask the upstream for an SSE stream.
+    pub stream: bool,
 }
 
 /// Token counts as the upstream reported them.

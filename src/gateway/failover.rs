@@ -25,6 +25,34 @@ pub struct Answered<T> {
     pub value: T,
     pub key: KeyLease,
     pub attempts: u32,
+    /// Reports the key's success when dropped; a stream carries it to its
+    /// end so a failure after the gate can be reported instead.
+    pub report: KeyReport,
+}
+
+/// The pending outcome of the answering attempt. Dropping it reports
+/// success unless `failed` was called first; reporting from `Drop` means a
+/// client that hangs up mid-stream cannot lose the record.
+pub struct KeyReport {
+    pool: KeyPoolHandle,
+    key: KeyId,
+    failure: Option<Failure>,
+}
+
+impl KeyReport {
+    pub fn failed(&mut self, failure: Failure) {
+        self.failure = Some(failure);
+    }
+}
+
+impl Drop for KeyReport {
+    fn drop(&mut self) {
+        let outcome = match self.failure.take() {
+            None => Outcome::Success,
+            Some(failure) => failure.outcome(),
+        };
+        self.pool.report(&self.key, outcome);
+    }
 }
 
 /// Why a request got no upstream answer.
@@ -92,14 +120,19 @@ where
 
         let result = tokio::time::timeout(policy.attempt_timeout, attempt(lease.clone()))
             .await
-            .unwrap_or(Err(Failure::Timeout(policy.attempt_timeout)));
+            .unwrap_or(Err(Failure::timeout(policy.attempt_timeout)));
         match result {
             Ok(value) => {
-                pool.report(&lease.id, Outcome::Success);
+                let report = KeyReport {
+                    pool: pool.clone(),
+                    key: lease.id.clone(),
+                    failure: None,
+                };
                 return Ok(Answered {
                     value,
                     key: lease,
                     attempts: number,
+                    report,
                 });
             }
             Err(failure) => {

@@ -19,7 +19,7 @@ pub struct UpstreamDetail {
     pub message: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Failure {
     /// 429: this key is rate-limited; cool it down, try another.
     RateLimited {
@@ -30,8 +30,9 @@ pub enum Failure {
     KeyRejected(UpstreamDetail),
     /// 5xx/529 or a network error: count it, try another key.
     ProviderFault(UpstreamDetail),
-    /// No complete answer within the per-attempt timeout.
-    Timeout(Duration),
+    /// No complete answer in time (per-attempt timeout, or a stream that
+    /// stalled past its idle timeout).
+    Timeout(UpstreamDetail),
     /// 400/404/413/422 and other 4xx: the request is at fault; no retry.
     ClientFault(UpstreamDetail),
 }
@@ -77,6 +78,30 @@ impl Failure {
         })
     }
 
+    /// No complete answer within the per-attempt timeout.
+    pub fn timeout(after: Duration) -> Self {
+        Failure::Timeout(UpstreamDetail {
+            status: None,
+            error_type: "timeout_error".into(),
+            message: format!(
+                "no answer from the upstream within {:.1} s",
+                after.as_secs_f64()
+            ),
+        })
+    }
+
+    /// A stream that sent nothing for `after`.
+    pub fn stalled(after: Duration) -> Self {
+        Failure::Timeout(UpstreamDetail {
+            status: None,
+            error_type: "timeout_error".into(),
+            message: format!(
+                "the upstream stream sent nothing for {:.1} s",
+                after.as_secs_f64()
+            ),
+        })
+    }
+
     /// A 2xx whose body is not what the protocol promises.
     pub fn malformed(what: &str) -> Self {
         Failure::ProviderFault(UpstreamDetail {
@@ -91,15 +116,8 @@ impl Failure {
             Failure::RateLimited { detail, .. }
             | Failure::KeyRejected(detail)
             | Failure::ProviderFault(detail)
+            | Failure::Timeout(detail)
             | Failure::ClientFault(detail) => detail.clone(),
-            Failure::Timeout(after) => UpstreamDetail {
-                status: None,
-                error_type: "timeout_error".into(),
-                message: format!(
-                    "no answer from the upstream within {:.1} s",
-                    after.as_secs_f64()
-                ),
-            },
         }
     }
 
@@ -109,8 +127,8 @@ impl Failure {
             Failure::RateLimited { detail, .. }
             | Failure::KeyRejected(detail)
             | Failure::ProviderFault(detail)
+            | Failure::Timeout(detail)
             | Failure::ClientFault(detail) => detail.message = scrub(&detail.message, secret),
-            Failure::Timeout(_) => {}
         }
         self
     }

@@ -5,8 +5,10 @@
 pub mod chat;
 pub mod failover;
 pub mod failure;
+pub mod relay;
 pub mod retry_after;
+pub mod stream;
 
 pub use chat::{ChatMessage, ChatReply, ChatRequest, ChatRole, Usage};
-pub use failover::{Answered, GatewayError, RetryPolicy, with_failover};
+pub use failover::{Answered, GatewayError, KeyReport, RetryPolicy, with_failover};
 pub use failure::{Failure, UpstreamDetail};

@@ -4,9 +4,13 @@
 //! from the gateway's chat shape, and error classification.
 
 pub mod anthropic;
+mod error_text;
+pub mod openai;
 mod upstream;
 
-pub use upstream::Upstreams;
+pub use upstream::{
+    UpstreamCall, Upstreams, frame_reader, parse_reply, passthrough_headers, read_body,
+};
 
 use std::fmt;
 use std::str::FromStr;
@@ -16,6 +20,7 @@ use std::str::FromStr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ProviderKind {
     Anthropic,
+    OpenAI,
 }
 
 /// The environment variables that configure one provider.
@@ -27,11 +32,12 @@ pub struct ProviderEnv {
 }
 
 impl ProviderKind {
-    pub const ALL: &'static [ProviderKind] = &[ProviderKind::Anthropic];
+    pub const ALL: &'static [ProviderKind] = &[ProviderKind::Anthropic, ProviderKind::OpenAI];
 
     pub fn as_str(self) -> &'static str {
         match self {
             ProviderKind::Anthropic => "anthropic",
+            ProviderKind::OpenAI => "openai",
         }
     }
 
@@ -43,12 +49,19 @@ impl ProviderKind {
                 base_url: "ANTHROPIC_BASE_URL",
                 default_base_url: "https://api.anthropic.com",
             },
+            ProviderKind::OpenAI => ProviderEnv {
+                keys: "OPENAI_API_KEYS",
+                key: "OPENAI_API_KEY",
+                base_url: "OPENAI_BASE_URL",
+                default_base_url: "https://api.openai.com",
+            },
         }
     }
 
     pub fn default_model(self) -> &'static str {
         match self {
             ProviderKind::Anthropic => anthropic::DEFAULT_MODEL,
+            ProviderKind::OpenAI => openai::DEFAULT_MODEL,
         }
     }
 }

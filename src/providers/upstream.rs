@@ -1,14 +1,28 @@
 //! `Upstreams`: the shared HTTP client and each provider's base URL, and the
-//! one place that dispatches a gateway operation to the provider's module.
+//! one place that dispatches to a provider's module: how to authenticate,
+//! where to send, how to read errors, replies and stream frames. Adding a
+//! provider means adding arms here, not across the tree.
 
 use std::time::Duration;
 
 use bytes::Bytes;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
 
-use super::{ProviderKind, anthropic};
+use super::{ProviderKind, anthropic, openai};
 use crate::config::Config;
-use crate::gateway::{ChatReply, ChatRequest, Failure};
+use crate::gateway::stream::{Frame, Reading};
+use crate::gateway::{ChatReply, ChatRequest, Failure, UpstreamDetail};
 use crate::keypool::KeyLease;
+
+/// One request to send upstream, the same for every attempt.
+#[derive(Clone)]
+pub struct UpstreamCall {
+    pub provider: ProviderKind,
+    pub body: Bytes,
+    /// Client headers to forward (e.g. `anthropic-version`, `anthropic-beta`).
+    pub headers: HeaderMap,
+}
 
 pub struct Upstreams {
     http: reqwest::Client,
@@ -19,7 +33,7 @@ impl Upstreams {
     pub fn new(config: &Config) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             // No total timeout: it would cut long answers and streams; the
-            // failover loop bounds each attempt instead.
+            // failover loop bounds each attempt, the relay each stream gap.
             .connect_timeout(config.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_nodelay(true)
@@ -43,27 +57,115 @@ impl Upstreams {
             .unwrap_or_default()
     }
 
-    /// The provider's request body for `request`, built once per request.
+    /// Sends `call` with `key`. A 2xx comes back as the response (body not
+    /// yet read); anything else is read and classified.
+    pub async fn send(
+        &self,
+        call: &UpstreamCall,
+        key: &KeyLease,
+    ) -> Result<reqwest::Response, Failure> {
+        let secret = sensitive(&key.secret)?;
+        let (path, auth_header, auth_value) = match call.provider {
+            ProviderKind::Anthropic => (
+                anthropic::MESSAGES_PATH,
+                HeaderName::from_static("x-api-key"),
+                secret,
+            ),
+            ProviderKind::OpenAI => (openai::CHAT_PATH, AUTHORIZATION, bearer(&key.secret)?),
+        };
+        let mut headers = call.headers.clone();
+        if call.provider == ProviderKind::Anthropic && !headers.contains_key("anthropic-version") {
+            headers.insert(
+                "anthropic-version",
+                HeaderValue::from_static(anthropic::API_VERSION),
+            );
+        }
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(auth_header, auth_value);
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base_url(call.provider)))
+            .headers(headers)
+            .body(call.body.clone())
+            .send()
+            .await
+            .map_err(|e| Failure::network(&e))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let headers = response.headers().clone();
+        let body = response.bytes().await.map_err(|e| Failure::network(&e))?;
+        Err(match call.provider {
+            ProviderKind::Anthropic => anthropic::classify(status.as_u16(), &headers, &body),
+            ProviderKind::OpenAI => openai::classify(status.as_u16(), &headers, &body),
+        })
+    }
+
+    /// The provider's request body for a gateway chat request.
     pub fn chat_body(&self, provider: ProviderKind, request: &ChatRequest) -> Bytes {
         match provider {
             ProviderKind::Anthropic => anthropic::request_body(request),
+            ProviderKind::OpenAI => openai::request_body(request),
         }
     }
+}
 
-    /// One chat attempt with one key.
-    pub async fn chat(
-        &self,
-        provider: ProviderKind,
-        key: KeyLease,
-        body: Bytes,
-    ) -> Result<ChatReply, Failure> {
-        let base_url = self.base_url(provider);
-        match provider {
-            ProviderKind::Anthropic => {
-                anthropic::create_message(&self.http, base_url, &key.secret, body)
-                    .await
-                    .map(anthropic::reply_from_wire)
-            }
-        }
+/// A 2xx body read as the gateway's chat reply.
+pub fn parse_reply(provider: ProviderKind, body: &[u8]) -> Result<ChatReply, Failure> {
+    match provider {
+        ProviderKind::Anthropic => anthropic::reply_from_bytes(body),
+        ProviderKind::OpenAI => openai::reply_from_bytes(body),
     }
+}
+
+/// How to read one stream frame of `provider`.
+pub fn frame_reader(provider: ProviderKind) -> fn(&Frame) -> Reading {
+    match provider {
+        ProviderKind::Anthropic => anthropic::read_frame,
+        ProviderKind::OpenAI => openai::read_frame,
+    }
+}
+
+/// Reads a whole 2xx body, keeping the headers worth passing on.
+pub async fn read_body(response: reqwest::Response) -> Result<(HeaderMap, Bytes), Failure> {
+    let headers = passthrough_headers(response.headers());
+    let body = response.bytes().await.map_err(|e| Failure::network(&e))?;
+    Ok((headers, body))
+}
+
+/// The provider headers a client may see: rate-limit state and the
+/// upstream's request id (for reconciling bills), nothing else.
+pub fn passthrough_headers(upstream: &HeaderMap) -> HeaderMap {
+    upstream
+        .iter()
+        .filter(|(name, _)| {
+            let name = name.as_str();
+            name.starts_with("anthropic-ratelimit-")
+                || name.starts_with("x-ratelimit-")
+                || name == "request-id"
+        })
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect()
+}
+
+/// A header value marked sensitive, so no debug output ever shows it.
+fn sensitive(secret: &SecretString) -> Result<HeaderValue, Failure> {
+    header_value(secret.expose_secret())
+}
+
+fn bearer(secret: &SecretString) -> Result<HeaderValue, Failure> {
+    header_value(&format!("Bearer {}", secret.expose_secret()))
+}
+
+fn header_value(text: &str) -> Result<HeaderValue, Failure> {
+    let mut value = HeaderValue::from_str(text).map_err(|_| {
+        Failure::KeyRejected(UpstreamDetail {
+            status: None,
+            error_type: "invalid_key".into(),
+            message: "the stored key contains characters an HTTP header cannot carry".into(),
+        })
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
 }

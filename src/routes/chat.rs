@@ -4,17 +4,20 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::gateway::{ChatMessage, ChatRequest, ChatRole, with_failover};
-use crate::keypool::RequestTracker;
+use crate::gateway::relay::{RelayContext, relay_body};
+use crate::gateway::{ChatMessage, ChatRequest, ChatRole};
 use crate::pricing;
-use crate::providers::ProviderKind;
+use crate::providers::{ProviderKind, UpstreamCall, frame_reader, parse_reply, read_body};
+use crate::render::chat_events::ChatEvents;
+use crate::render::{gateway_headers, sse_response};
+use crate::routes::proxy;
 use crate::state::AppState;
 
 const DEFAULT_MAX_TOKENS: u32 = 1024;
@@ -86,11 +89,6 @@ impl ChatBody {
                 .parse()
                 .map_err(|e| ApiError::bad_request(format!("provider: {e}")))?,
         };
-        if self.stream == Some(true) {
-            return Err(ApiError::bad_request(
-                "stream: streaming is not supported yet; send \"stream\": false or leave it out",
-            ));
-        }
         let model = match self.model {
             None => provider.default_model().to_string(),
             Some(model) if model.trim().is_empty() => {
@@ -135,6 +133,7 @@ impl ChatBody {
             temperature: self.temperature,
             top_p: self.top_p,
             stop_sequences: self.stop_sequences,
+            stream: self.stream.unwrap_or(false),
         };
         Ok((provider, request))
     }
@@ -145,20 +144,21 @@ pub async fn chat(
     ApiJson(body): ApiJson<ChatBody>,
 ) -> Result<Response, ApiError> {
     let (provider, request) = body.into_request()?;
-    let pool = state
-        .pools
-        .get(provider)
-        .ok_or_else(|| ApiError::bad_request(format!("provider: {provider} is not configured")))?;
-    let upstream_body = state.upstreams.chat_body(provider, &request);
-    let mut tracker = RequestTracker::start(pool);
-    let result = with_failover(pool, state.retry, &mut tracker, |key| {
-        state.upstreams.chat(provider, key, upstream_body.clone())
+    let call = UpstreamCall {
+        provider,
+        body: state.upstreams.chat_body(provider, &request),
+        headers: HeaderMap::new(),
+    };
+    if request.stream {
+        return chat_stream(&state, call, request.model).await;
+    }
+    let (answered, tracker) = proxy::run(&state, &call, |response| async move {
+        let (headers, body) = read_body(response).await?;
+        Ok((headers, parse_reply(provider, &body)?))
     })
-    .await;
-    tracker.finish(result.is_ok());
-    let answered = result?;
-
-    let reply = answered.value;
+    .await?;
+    tracker.finish(true);
+    let (upstream_headers, reply) = answered.value;
     let cost = pricing::cost_of(provider, &reply.model, &reply.usage)
         .or_else(|| pricing::cost_of(provider, &request.model, &reply.usage));
     let mut usage = serde_json::to_value(reply.usage).unwrap_or_default();
@@ -174,13 +174,31 @@ pub async fn chat(
         "key": answered.key.id,
         "attempts": answered.attempts,
     });
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        HeaderName::from_static("x-keygate-attempts"),
-        HeaderValue::from(answered.attempts),
-    );
-    if let Ok(key_id) = HeaderValue::from_str(answered.key.id.as_str()) {
-        headers.insert(HeaderName::from_static("x-keygate-key"), key_id);
-    }
+    let headers = gateway_headers(upstream_headers, &answered.key, answered.attempts);
     Ok((headers, Json(body)).into_response())
+}
+
+async fn chat_stream(
+    state: &AppState,
+    call: UpstreamCall,
+    model: String,
+) -> Result<Response, ApiError> {
+    let provider = call.provider;
+    let (answered, tracker) = proxy::run_stream(state, &call).await?;
+    let (upstream_headers, gated) = answered.value;
+    let headers = gateway_headers(upstream_headers, &answered.key, answered.attempts);
+    let render = ChatEvents::new(
+        provider,
+        model,
+        answered.key.id.to_string(),
+        answered.attempts,
+    );
+    let context = RelayContext {
+        read: frame_reader(provider),
+        idle_timeout: state.stream_idle_timeout,
+        report: answered.report,
+        tracker,
+        secret: answered.key.secret.clone(),
+    };
+    Ok(sse_response(headers, relay_body(gated, render, context)))
 }

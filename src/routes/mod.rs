@@ -2,9 +2,13 @@
 //! so tests can drive it with `oneshot` or over a real socket.
 
 pub mod chat;
+pub mod completions;
 pub mod health;
 pub mod keypool;
+pub mod messages;
 pub mod models;
+mod proxy;
+pub mod v1_models;
 
 use std::time::Duration;
 
@@ -19,7 +23,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-use crate::auth::require_admin;
+use crate::auth::{require_admin, require_client_key};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -57,11 +61,23 @@ pub fn router(state: AppState) -> Router {
             HeaderName::from_static("x-keygate-attempts"),
             HeaderName::from_static("x-keygate-key"),
             header::RETRY_AFTER,
+            HeaderName::from_static("request-id"),
         ])
         .max_age(Duration::from_secs(600));
 
-    Router::new()
+    // The proxy routes; with GATEWAY_API_KEYS set, clients must authenticate.
+    let proxy = Router::new()
         .route("/api/chat", post(chat::chat))
+        .route("/v1/messages", post(messages::create_message))
+        .route("/v1/chat/completions", post(completions::create_completion))
+        .route("/v1/models", get(v1_models::list_models))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_client_key,
+        ));
+
+    Router::new()
+        .merge(proxy)
         .route("/api/models", get(models::list_models))
         .route("/health", get(health::health))
         .merge(admin)

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 use super::wire::{Message, MessagesRequest, MessagesResponse};
-use crate::gateway::{ChatReply, ChatRequest, ChatRole, Usage};
+use crate::gateway::{ChatReply, ChatRequest, ChatRole, Failure, Usage};
 
 /// The upstream request body, serialised once and reused for every attempt.
 pub fn request_body(request: &ChatRequest) -> Bytes {
@@ -25,9 +25,17 @@ pub fn request_body(request: &ChatRequest) -> Bytes {
         temperature: request.temperature,
         top_p: request.top_p,
         stop_sequences: request.stop_sequences.as_deref(),
+        stream: request.stream,
     };
     // Serialising owned strings, numbers and JSON values cannot fail.
     Bytes::from(serde_json::to_vec(&wire).unwrap_or_default())
+}
+
+/// A 2xx body read as a reply; anything else is the provider's fault.
+pub fn reply_from_bytes(body: &[u8]) -> Result<ChatReply, Failure> {
+    serde_json::from_slice(body)
+        .map(reply_from_wire)
+        .map_err(|e| Failure::malformed(&e.to_string()))
 }
 
 pub fn reply_from_wire(response: MessagesResponse) -> ChatReply {
@@ -76,6 +84,7 @@ mod tests {
             temperature: Some(0.5),
             top_p: None,
             stop_sequences: Some(vec!["END".into()]),
+            stream: false,
         };
         let body: Value = serde_json::from_slice(&request_body(&request)).unwrap();
         assert_eq!(

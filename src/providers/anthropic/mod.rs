@@ -1,13 +1,16 @@
 //! Anthropic's Messages API: wire types, conversion from the gateway's chat
-//! shape, the HTTP call and error classification.
+//! shape, error classification and stream reading.
 
-mod client;
+mod classify;
 mod convert;
+mod stream;
 pub mod wire;
 
-pub use client::create_message;
-pub use convert::{reply_from_wire, request_body};
+pub use classify::{classify, classify_stream_error};
+pub use convert::{reply_from_bytes, reply_from_wire, request_body};
+pub use stream::read_frame;
 
 pub const DEFAULT_MODEL: &str = "claude-sonnet-4-20250514";
-/// The API version keygate speaks upstream.
+/// The API version keygate speaks upstream when the client names none.
 pub const API_VERSION: &str = "2023-06-01";
+pub const MESSAGES_PATH: &str = "/v1/messages";

@@ -1,0 +1,138 @@
+//! Between the gateway's chat shape and OpenAI's Chat Completions API.
+//! OpenAI's `prompt_tokens` include cached ones; the gateway's `Usage`
+//! counts them apart (as Anthropic does), so cached input is priced as such.
+
+use bytes::Bytes;
+
+use super::wire::{ChatCompletion, ChatCompletionRequest, Message, StreamOptions, WireUsage};
+use crate::gateway::stream::UsagePatch;
+use crate::gateway::{ChatReply, ChatRequest, ChatRole, Failure, Usage};
+
+pub fn request_body(request: &ChatRequest) -> Bytes {
+    let system = request
+        .system
+        .as_ref()
+        .map(|s| serde_json::Value::String(s.clone()));
+    let mut messages = Vec::with_capacity(request.messages.len() + 1);
+    if let Some(system) = &system {
+        messages.push(Message {
+            role: "system",
+            content: system,
+        });
+    }
+    messages.extend(request.messages.iter().map(|m| Message {
+        role: match m.role {
+            ChatRole::User => "user",
+            ChatRole::Assistant => "assistant",
+        },
+        content: &m.content,
+    }));
+    let wire = ChatCompletionRequest {
+        model: &request.model,
+        messages,
+        max_completion_tokens: request.max_tokens,
+        temperature: request.temperature,
+        top_p: request.top_p,
+        stop: request.stop_sequences.as_deref(),
+        stream: request.stream,
+        // Streams report usage only when asked; the gateway always needs it.
+        stream_options: request.stream.then_some(StreamOptions {
+            include_usage: true,
+        }),
+    };
+    Bytes::from(serde_json::to_vec(&wire).unwrap_or_default())
+}
+
+pub fn reply_from_bytes(body: &[u8]) -> Result<ChatReply, Failure> {
+    let completion: ChatCompletion =
+        serde_json::from_slice(body).map_err(|e| Failure::malformed(&e.to_string()))?;
+    let choice = completion.choices.first();
+    let mut usage = Usage::default();
+    if let Some(wire) = &completion.usage {
+        usage.apply(&usage_patch(wire));
+    }
+    Ok(ChatReply {
+        id: completion.id,
+        model: completion.model,
+        content: choice
+            .and_then(|c| c.message.as_ref())
+            .and_then(|m| m.content.clone())
+            .unwrap_or_default(),
+        stop_reason: choice
+            .and_then(|c| c.finish_reason.as_deref())
+            .map(stop_reason),
+        usage,
+    })
+}
+
+pub fn usage_patch(usage: &WireUsage) -> UsagePatch {
+    let cached = usage
+        .prompt_tokens_details
+        .as_ref()
+        .and_then(|d| d.cached_tokens)
+        .unwrap_or(0);
+    UsagePatch {
+        input_tokens: Some(usage.prompt_tokens.saturating_sub(cached)),
+        output_tokens: Some(usage.completion_tokens),
+        cache_creation_input_tokens: None,
+        cache_creation_1h_tokens: None,
+        cache_read_input_tokens: Some(cached),
+    }
+}
+
+/// `/api/chat` answers in one vocabulary: Anthropic's stop reasons.
+pub fn stop_reason(finish_reason: &str) -> String {
+    match finish_reason {
+        "stop" => "end_turn",
+        "length" => "max_tokens",
+        "tool_calls" | "function_call" => "tool_use",
+        "content_filter" => "refusal",
+        other => other,
+    }
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gateway::ChatMessage;
+    use serde_json::{Value, json};
+
+    #[test]
+    fn system_prompt_becomes_the_first_message_and_streams_ask_for_usage() {
+        let request = ChatRequest {
+            model: "gpt-4o-mini".into(),
+            max_tokens: 100,
+            system: Some("Be brief.".into()),
+            messages: vec![ChatMessage {
+                role: ChatRole::User,
+                content: json!("Hi"),
+            }],
+            temperature: None,
+            top_p: None,
+            stop_sequences: Some(vec!["END".into()]),
+            stream: true,
+        };
+        let body: Value = serde_json::from_slice(&request_body(&request)).unwrap();
+        assert_eq!(
+            body,
+            json!({"model":"gpt-4o-mini","max_completion_tokens":100,"stop":["END"],"stream":true,
+                   "stream_options":{"include_usage":true},
+                   "messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi"}]})
+        );
+    }
+
+    #[test]
+    fn cached_prompt_tokens_are_counted_apart() {
+        let reply = reply_from_bytes(
+            br#"{"id":"c","object":"chat.completion","created":1,"model":"gpt-4o-mini",
+                "choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"length"}],
+                "usage":{"prompt_tokens":100,"completion_tokens":5,"total_tokens":105,"prompt_tokens_details":{"cached_tokens":40}}}"#,
+        )
+        .unwrap();
+        assert_eq!(reply.usage.input_tokens, 60);
+        assert_eq!(reply.usage.cache_read_input_tokens, 40);
+        assert_eq!(reply.usage.total_tokens(), 105);
+        assert_eq!(reply.stop_reason.as_deref(), Some("max_tokens"));
+    }
+}

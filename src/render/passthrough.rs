@@ -1,0 +1,50 @@
+//! Re-sending the provider's own stream to a client of the same API. Frames
+//! are written back as they came; a failure after the gate ends the stream
+//! with an error in that API's shape (Anthropic: `event: error`; OpenAI: a
+//! `data:` line holding `{"error": ...}`).
+
+use crate::error::{Dialect, error_body};
+use crate::gateway::UpstreamDetail;
+use crate::gateway::relay::{Render, write_event};
+use crate::gateway::stream::{Frame, FrameKind, Reading};
+
+pub struct Passthrough {
+    dialect: Dialect,
+    /// keygate asked OpenAI for the usage chunk; a client that did not ask
+    /// for it does not get it.
+    drop_usage_chunk: bool,
+}
+
+impl Passthrough {
+    pub fn anthropic() -> Self {
+        Self {
+            dialect: Dialect::Anthropic,
+            drop_usage_chunk: false,
+        }
+    }
+
+    pub fn openai(client_asked_for_usage: bool) -> Self {
+        Self {
+            dialect: Dialect::OpenAI,
+            drop_usage_chunk: !client_asked_for_usage,
+        }
+    }
+}
+
+impl Render for Passthrough {
+    fn frame(&mut self, frame: &Frame, reading: &Reading, out: &mut Vec<u8>) {
+        let usage_only = reading.kind == FrameKind::Meta && reading.usage.output_tokens.is_some();
+        if self.drop_usage_chunk && usage_only {
+            return;
+        }
+        write_event(out, frame.event.as_deref(), &frame.data);
+    }
+
+    fn finish(&mut self, _out: &mut Vec<u8>) {}
+
+    fn fail(&mut self, error: &UpstreamDetail, out: &mut Vec<u8>) {
+        let body = error_body(self.dialect, &error.error_type, &error.message).to_string();
+        let event = (self.dialect == Dialect::Anthropic).then_some("error");
+        write_event(out, event, &body);
+    }
+}

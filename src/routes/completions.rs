@@ -1,0 +1,143 @@
+//! `POST /v1/chat/completions`: OpenAI's Chat Completions API for the
+//! official SDKs. Served from the OpenAI pool with the client's body passed
+//! through, except that streams always ask for usage (and drop that chunk
+//! again if the client did not ask). A `claude-` model is translated to
+//! Anthropic's API and served from the Anthropic pool. Errors come back in
+//! OpenAI's shape.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde_json::{Map, Value, json};
+
+use crate::error::{ApiError, Dialect};
+use crate::extract::read_object;
+use crate::gateway::relay::{RelayContext, Render, relay_body};
+use crate::providers::{ProviderKind, UpstreamCall, frame_reader, parse_reply, read_body};
+use crate::render::passthrough::Passthrough;
+use crate::render::{gateway_headers, sse_response};
+use crate::routes::proxy;
+use crate::state::AppState;
+use crate::translate::{AnthropicAsOpenAi, completion_from_reply, to_anthropic};
+
+pub async fn create_completion(State(state): State<AppState>, body: Body) -> Response {
+    match serve(&state, body).await {
+        Ok(response) => response,
+        Err(error) => error.into_response_in(Dialect::OpenAI),
+    }
+}
+
+async fn serve(state: &AppState, body: Body) -> Result<Response, ApiError> {
+    let (bytes, request) = read_object(body, state.body_limit).await?;
+    let (model, stream) = check(&request)?;
+    if model.starts_with("claude-") {
+        return serve_from_anthropic(state, &request).await;
+    }
+    let mut call = UpstreamCall {
+        provider: ProviderKind::OpenAI,
+        body: bytes,
+        headers: HeaderMap::new(),
+    };
+    if !stream {
+        let answered = proxy::run_json(state, &call).await?;
+        let (upstream_headers, body) = answered.value;
+        return Ok(json_response(
+            gateway_headers(upstream_headers, &answered.key, answered.attempts),
+            body,
+        ));
+    }
+    let client_asked_for_usage = include_usage(&request);
+    if !client_asked_for_usage {
+        let mut request = request;
+        let options = request.entry("stream_options").or_insert_with(|| json!({}));
+        if !options.is_object() {
+            *options = json!({});
+        }
+        options["include_usage"] = json!(true);
+        call.body = Bytes::from(Value::Object(request).to_string());
+    }
+    stream_response(state, &call, Passthrough::openai(client_asked_for_usage)).await
+}
+
+async fn serve_from_anthropic(
+    state: &AppState,
+    request: &Map<String, Value>,
+) -> Result<Response, ApiError> {
+    let translated = to_anthropic(request)?;
+    let call = UpstreamCall {
+        provider: ProviderKind::Anthropic,
+        body: translated.body,
+        headers: HeaderMap::new(),
+    };
+    if translated.stream {
+        let render = AnthropicAsOpenAi::new(translated.model, translated.include_usage);
+        return stream_response(state, &call, render).await;
+    }
+    let (answered, tracker) = proxy::run(state, &call, |response| async move {
+        let (headers, body) = read_body(response).await?;
+        Ok((headers, parse_reply(ProviderKind::Anthropic, &body)?))
+    })
+    .await?;
+    tracker.finish(true);
+    let (upstream_headers, reply) = answered.value;
+    let headers = gateway_headers(upstream_headers, &answered.key, answered.attempts);
+    Ok((headers, Json(completion_from_reply(&reply))).into_response())
+}
+
+async fn stream_response(
+    state: &AppState,
+    call: &UpstreamCall,
+    render: impl Render,
+) -> Result<Response, ApiError> {
+    let (answered, tracker) = proxy::run_stream(state, call).await?;
+    let (upstream_headers, gated) = answered.value;
+    let headers = gateway_headers(upstream_headers, &answered.key, answered.attempts);
+    let context = RelayContext {
+        read: frame_reader(call.provider),
+        idle_timeout: state.stream_idle_timeout,
+        report: answered.report,
+        tracker,
+        secret: answered.key.secret.clone(),
+    };
+    Ok(sse_response(headers, relay_body(gated, render, context)))
+}
+
+fn json_response(mut headers: HeaderMap, body: Bytes) -> Response {
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    (headers, body).into_response()
+}
+
+fn include_usage(request: &Map<String, Value>) -> bool {
+    request
+        .get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+/// The model and whether to stream; OpenAI judges the rest.
+fn check(request: &Map<String, Value>) -> Result<(String, bool), ApiError> {
+    let model = match request.get("model") {
+        Some(Value::String(model)) if !model.trim().is_empty() => model.clone(),
+        Some(Value::String(_)) => return Err(ApiError::bad_request("model: must not be empty")),
+        Some(_) => return Err(ApiError::bad_request("model: must be a string")),
+        None => return Err(ApiError::bad_request("model: field required")),
+    };
+    match request.get("messages") {
+        Some(Value::Array(messages)) if !messages.is_empty() => {}
+        Some(Value::Array(_)) => return Err(ApiError::bad_request("messages: must not be empty")),
+        _ => return Err(ApiError::bad_request("messages: must be a non-empty array")),
+    }
+    let stream = match request.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(stream)) => *stream,
+        Some(_) => return Err(ApiError::bad_request("stream: must be a boolean")),
+    };
+    Ok((model, stream))
+}

@@ -1,0 +1,106 @@
+//! `POST /v1/messages`: Anthropic's Messages API for the official SDKs
+//! (point `base_url` at keygate). The client's body goes upstream byte for
+//! byte with a pool key; answers and stream events come back in Anthropic's
+//! shapes, errors too, so the SDK raises its usual exceptions.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value};
+
+use crate::error::{ApiError, Dialect};
+use crate::extract::read_object;
+use crate::gateway::relay::{RelayContext, relay_body};
+use crate::providers::{ProviderKind, UpstreamCall, frame_reader};
+use crate::render::passthrough::Passthrough;
+use crate::render::{gateway_headers, sse_response};
+use crate::routes::proxy;
+use crate::state::AppState;
+
+/// Client headers that must reach Anthropic unchanged (its gateway contract).
+const FORWARDED: &[&str] = &["anthropic-version", "anthropic-beta"];
+
+pub async fn create_message(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match serve(&state, &headers, body).await {
+        Ok(response) => response,
+        Err(error) => error.into_response_in(Dialect::Anthropic),
+    }
+}
+
+async fn serve(
+    state: &AppState,
+    client_headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let (bytes, request) = read_object(body, state.body_limit).await?;
+    let stream = check(&request)?;
+    let mut headers = HeaderMap::new();
+    for name in FORWARDED {
+        for value in client_headers.get_all(*name) {
+            headers.append(*name, value.clone());
+        }
+    }
+    let call = UpstreamCall {
+        provider: ProviderKind::Anthropic,
+        body: bytes,
+        headers,
+    };
+    if stream {
+        let (answered, tracker) = proxy::run_stream(state, &call).await?;
+        let (upstream_headers, gated) = answered.value;
+        let headers = gateway_headers(upstream_headers, &answered.key, answered.attempts);
+        let context = RelayContext {
+            read: frame_reader(ProviderKind::Anthropic),
+            idle_timeout: state.stream_idle_timeout,
+            report: answered.report,
+            tracker,
+            secret: answered.key.secret.clone(),
+        };
+        return Ok(sse_response(
+            headers,
+            relay_body(gated, Passthrough::anthropic(), context),
+        ));
+    }
+    let answered = proxy::run_json(state, &call).await?;
+    let (upstream_headers, body) = answered.value;
+    let mut headers = gateway_headers(upstream_headers, &answered.key, answered.attempts);
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok((headers, body).into_response())
+}
+
+/// What keygate needs to route and account; Anthropic judges the rest.
+fn check(request: &Map<String, Value>) -> Result<bool, ApiError> {
+    match request.get("model") {
+        Some(Value::String(model)) if !model.trim().is_empty() => {}
+        Some(Value::String(_)) => return Err(ApiError::bad_request("model: must not be empty")),
+        Some(_) => return Err(ApiError::bad_request("model: must be a string")),
+        None => return Err(ApiError::bad_request("model: field required")),
+    }
+    match request.get("messages") {
+        Some(Value::Array(messages)) if !messages.is_empty() => {}
+        Some(Value::Array(_)) => return Err(ApiError::bad_request("messages: must not be empty")),
+        _ => return Err(ApiError::bad_request("messages: must be a non-empty array")),
+    }
+    match request.get("max_tokens") {
+        Some(value) if value.as_u64().is_some() => {}
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "max_tokens: must be a non-negative integer",
+            ));
+        }
+        None => return Err(ApiError::bad_request("max_tokens: field required")),
+    }
+    match request.get("stream") {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(stream)) => Ok(*stream),
+        Some(_) => Err(ApiError::bad_request("stream: must be a boolean")),
+    }
+}

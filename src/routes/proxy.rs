@@ -1,0 +1,79 @@
+//! The shared path of every proxied request: count it, run it through the
+//! failover loop on its provider's pool, and read the answering attempt
+//! either as a whole body or up to the stream's first-content gate.
+
+use std::future::Future;
+
+use axum::http::HeaderMap;
+use bytes::Bytes;
+
+use crate::error::ApiError;
+use crate::gateway::stream::{GatedStream, frames, pass_gate};
+use crate::gateway::{Answered, Failure, with_failover};
+use crate::keypool::RequestTracker;
+use crate::providers::{UpstreamCall, frame_reader, passthrough_headers, read_body};
+use crate::state::AppState;
+
+/// Runs `call`, reading each 2xx attempt with `read` (inside the attempt, so
+/// a malformed answer still moves on to the next key). The tracker comes
+/// back unfinished: the caller finishes it when the client has its answer.
+pub async fn run<T, F, Fut>(
+    state: &AppState,
+    call: &UpstreamCall,
+    read: F,
+) -> Result<(Answered<T>, RequestTracker), ApiError>
+where
+    F: Fn(reqwest::Response) -> Fut,
+    Fut: Future<Output = Result<T, Failure>>,
+{
+    let pool = state.pools.get(call.provider).ok_or_else(|| {
+        ApiError::unavailable(format!("provider {} is not configured", call.provider))
+    })?;
+    let mut tracker = RequestTracker::start(pool);
+    let read = &read;
+    let result = with_failover(pool, state.retry, &mut tracker, |key| async move {
+        let response = state.upstreams.send(call, &key).await?;
+        read(response).await
+    })
+    .await;
+    match result {
+        Ok(answered) => Ok((answered, tracker)),
+        Err(error) => {
+            tracker.finish(false);
+            Err(error.into())
+        }
+    }
+}
+
+/// A whole JSON answer: the headers worth passing on and the raw body,
+/// checked to be JSON so a garbled 2xx counts against the attempt.
+pub async fn run_json(
+    state: &AppState,
+    call: &UpstreamCall,
+) -> Result<Answered<(HeaderMap, Bytes)>, ApiError> {
+    let (answered, tracker) = run(state, call, |response| async move {
+        let (headers, body) = read_body(response).await?;
+        serde_json::from_slice::<serde::de::IgnoredAny>(&body)
+            .map_err(|e| Failure::malformed(&e.to_string()))?;
+        Ok((headers, body))
+    })
+    .await?;
+    tracker.finish(true);
+    Ok(answered)
+}
+
+/// A stream past its gate, with the headers worth passing on. The tracker
+/// goes to the relay, which finishes it when the stream ends.
+pub async fn run_stream(
+    state: &AppState,
+    call: &UpstreamCall,
+) -> Result<(Answered<(HeaderMap, GatedStream)>, RequestTracker), ApiError> {
+    let reader = frame_reader(call.provider);
+    let idle_timeout = state.stream_idle_timeout;
+    run(state, call, |response| async move {
+        let headers = passthrough_headers(response.headers());
+        let gated = pass_gate(frames(response), reader, idle_timeout).await?;
+        Ok((headers, gated))
+    })
+    .await
+}
