@@ -2,8 +2,9 @@
 //! provider, rotates between them on rate limits and rejections, and keeps
 //! exact per-key statistics.
 //!
-//! The binary (`src/main.rs`) only parses the command line; everything else
-//! lives here so integration tests can build the same application.
+//! The binaries (`src/main.rs`, and `src/bin/fake-upstream.rs` for the test
+//! upstream) only parse the command line; everything else lives here so
+//! integration tests can build the same application.
 
 pub mod auth;
 pub mod cli;
@@ -12,6 +13,7 @@ pub mod crypto;
 pub mod env_file;
 pub mod error;
 pub mod extract;
+pub mod fake_upstream;
 pub mod gateway;
 pub mod keypool;
 pub mod pricing;

@@ -1,6 +1,7 @@
 //! `POST /api/chat` on the happy path: request conversion, answer shape,
 //! cost, headers; plus the models and health routes.
 
+use keygate::fake_upstream::anthropic_message;
 use serde_json::{Value, json};
 
 use crate::helpers::{Canned, TestApp};
@@ -89,10 +90,7 @@ async fn system_messages_are_lifted_and_sampling_fields_pass_through() {
 #[tokio::test]
 async fn an_unknown_model_is_served_without_a_cost() {
     let app = TestApp::with_keys(1).await;
-    let mut reply = Canned::reply("ok");
-    reply.body = reply
-        .body
-        .replace("claude-sonnet-4-20250514", "claude-future-9");
+    let reply = Canned::json(200, anthropic_message("ok", "claude-future-9"));
     app.upstream.always(app.key(0), reply);
     let response = app
         .chat(json!({"model": "claude-future-9", "messages": [{"role": "user", "content": "Hi"}]}))

@@ -1,20 +1,15 @@
 //! Test harness: `TestApp` starts keygate on port 0 against a `FakeUpstream`
-//! (an axum app on port 0 that plays scripted answers per key and records
-//! every call), with a temporary database. Logs of every test in this binary
-//! are captured (at TRACE) so leak tests can search them.
+//! (`keygate::fake_upstream`: an axum app on port 0 that plays scripted
+//! answers per key and records every call), with a temporary database. Logs
+//! of every test in this binary are captured (at TRACE) so leak tests can
+//! search them.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io::Write;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use keygate::config::Config;
+pub use keygate::fake_upstream::{Canned, FakeUpstream};
 use keygate::startup::Application;
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -68,160 +63,6 @@ fn init_log_capture() {
 pub fn captured_logs() -> String {
     init_log_capture();
     String::from_utf8_lossy(&LOGS.get().unwrap().lock().unwrap()).into_owned()
-}
-
-// ---------------------------------------------------------------- fake upstream
-
-/// One scripted upstream answer.
-#[derive(Clone, Debug)]
-pub struct Canned {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: String,
-    pub delay: Duration,
-}
-
-impl Canned {
-    pub fn reply(text: &str) -> Self {
-        Self::json(
-            200,
-            json!({
-                "id": "msg_fake_1", "type": "message", "role": "assistant",
-                "model": "claude-sonnet-4-20250514",
-                "content": [{"type": "text", "text": text}],
-                "stop_reason": "end_turn", "stop_sequence": null,
-                "usage": {"input_tokens": 25, "output_tokens": 86}
-            }),
-        )
-    }
-
-    pub fn json(status: u16, body: Value) -> Self {
-        Self {
-            status,
-            headers: vec![("content-type".into(), "application/json".into())],
-            body: body.to_string(),
-            delay: Duration::ZERO,
-        }
-    }
-
-    /// An Anthropic-shaped error.
-    pub fn error(status: u16, error_type: &str, message: &str) -> Self {
-        Self::json(
-            status,
-            json!({"type": "error", "error": {"type": error_type, "message": message}, "request_id": "req_fake"}),
-        )
-    }
-
-    pub fn header(mut self, name: &str, value: &str) -> Self {
-        self.headers.push((name.into(), value.into()));
-        self
-    }
-
-    pub fn delayed(mut self, delay: Duration) -> Self {
-        self.delay = delay;
-        self
-    }
-}
-
-/// A request the fake upstream received.
-#[derive(Clone, Debug)]
-pub struct Call {
-    pub key: String,
-    pub headers: HeaderMap,
-    pub body: Value,
-}
-
-#[derive(Default)]
-struct Script {
-    /// Answers consumed one per call, per key.
-    queued: HashMap<String, VecDeque<Canned>>,
-    /// The answer for a key once its queue is empty.
-    always: HashMap<String, Canned>,
-    calls: Vec<Call>,
-}
-
-#[derive(Clone)]
-pub struct FakeUpstream {
-    pub url: String,
-    script: Arc<Mutex<Script>>,
-}
-
-impl FakeUpstream {
-    pub async fn start() -> Self {
-        let script = Arc::new(Mutex::new(Script::default()));
-        let app = Router::new()
-            .route("/v1/messages", axum::routing::post(answer))
-            .with_state(script.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address: SocketAddr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Self {
-            url: format!("http://{address}"),
-            script,
-        }
-    }
-
-    /// Queues `answers` for `key`, one per call, before its standing answer.
-    pub fn queue(&self, key: &str, answers: impl IntoIterator<Item = Canned>) {
-        let mut script = self.script.lock().unwrap();
-        script
-            .queued
-            .entry(key.to_string())
-            .or_default()
-            .extend(answers);
-    }
-
-    /// Answers every call with `key` with `answer` (after any queued ones).
-    pub fn always(&self, key: &str, answer: Canned) {
-        self.script
-            .lock()
-            .unwrap()
-            .always
-            .insert(key.to_string(), answer);
-    }
-
-    pub fn calls(&self) -> Vec<Call> {
-        self.script.lock().unwrap().calls.clone()
-    }
-
-    pub fn calls_with(&self, key: &str) -> usize {
-        self.calls().iter().filter(|c| c.key == key).count()
-    }
-}
-
-async fn answer(
-    State(script): State<Arc<Mutex<Script>>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let key = headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    let canned = {
-        let mut script = script.lock().unwrap();
-        script.calls.push(Call {
-            key: key.clone(),
-            headers: headers.clone(),
-            body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-        });
-        let queued = script.queued.get_mut(&key).and_then(VecDeque::pop_front);
-        queued
-            .or_else(|| script.always.get(&key).cloned())
-            .unwrap_or_else(|| Canned::reply("Hello from the fake upstream"))
-    };
-    if !canned.delay.is_zero() {
-        tokio::time::sleep(canned.delay).await;
-    }
-    let mut response = (StatusCode::from_u16(canned.status).unwrap(), canned.body).into_response();
-    for (name, value) in canned.headers {
-        response.headers_mut().insert(
-            axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
-            value.parse().unwrap(),
-        );
-    }
-    response
 }
 
 // ---------------------------------------------------------------- keygate under test

@@ -6,6 +6,7 @@
 mod admin;
 mod chat;
 mod cli;
+mod fake;
 mod helpers;
 mod input;
 mod openai;

@@ -312,8 +312,7 @@ async fn round_robin_spreads_requests_evenly() {
 #[tokio::test]
 async fn malformed_success_bodies_are_provider_faults() {
     let app = TestApp::with_keys(2).await;
-    let mut broken = Canned::reply("x");
-    broken.body = "{not json".into();
+    let broken = Canned::raw(200, "application/json", "{not json");
     app.upstream.queue(app.key(0), [broken]);
     assert_eq!(app.hello().await.status(), 200);
     assert_eq!(

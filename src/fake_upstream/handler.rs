@@ -1,0 +1,92 @@
+//! The fake's routes: each records the call, then plays the key's script or
+//! the route's default answer.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Uri};
+use axum::response::Response;
+use axum::routing::{get, post};
+use serde_json::Value;
+
+use super::canned::Canned;
+use super::{Call, Shared, anthropic, openai};
+
+#[derive(Clone, Copy, Debug)]
+enum Route {
+    Messages,
+    ChatCompletions,
+    Models,
+}
+
+pub(super) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/v1/messages", post(messages))
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/models", get(models))
+        .with_state(shared)
+}
+
+async fn messages(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    answer(Route::Messages, &shared, &uri, headers, &body).await
+}
+
+async fn chat_completions(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    answer(Route::ChatCompletions, &shared, &uri, headers, &body).await
+}
+
+async fn models(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Response {
+    answer(Route::Models, &shared, &uri, headers, &[]).await
+}
+
+async fn answer(
+    route: Route,
+    shared: &Shared,
+    uri: &Uri,
+    headers: HeaderMap,
+    body: &[u8],
+) -> Response {
+    let request: Option<Value> = serde_json::from_slice(body).ok();
+    let call = Call {
+        key: key_of(&headers),
+        path: uri.path().to_string(),
+        headers,
+        body: request.clone().unwrap_or(Value::Null),
+    };
+    // The guard is a temporary of this statement, so it is gone before any await.
+    let scripted = shared.script().answer(call);
+    let canned = scripted.unwrap_or_else(|| default_answer(route, request.as_ref(), shared));
+    canned.respond().await
+}
+
+fn default_answer(route: Route, request: Option<&Value>, shared: &Shared) -> Canned {
+    let settings = &shared.settings;
+    match (route, request) {
+        (Route::Messages, Some(request)) => anthropic::default_answer(request, settings),
+        (Route::Messages, None) => anthropic::bad_request(),
+        (Route::ChatCompletions, Some(request)) => openai::default_answer(request, settings),
+        (Route::ChatCompletions, None) => openai::bad_request(),
+        (Route::Models, _) => anthropic::models_list(),
+    }
+}
+
+/// Anthropic clients send `x-api-key`, OpenAI clients a bearer token.
+fn key_of(headers: &HeaderMap) -> String {
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    header("x-api-key")
+        .or_else(|| header("authorization").and_then(|value| value.strip_prefix("Bearer ")))
+        .unwrap_or_default()
+        .to_string()
+}

@@ -1,0 +1,207 @@
+//! A fake LLM provider for tests, benchmarks and SDK checks: an axum server
+//! speaking enough of the Anthropic Messages and OpenAI Chat Completions
+//! wire formats (JSON and SSE) to stand in for the real APIs.
+//!
+//! Routes: `POST /v1/messages`, `POST /v1/chat/completions`, `GET /v1/models`.
+//! A call's key is its `x-api-key`, else its `Authorization: Bearer` token.
+//! Per key, a test scripts answers with [`FakeUpstream::queue`] (one per
+//! call, on any route) and [`FakeUpstream::always`]; an unscripted call gets
+//! the route's default: "Hello from the fake upstream", 25 input and 86
+//! output tokens, streamed when the body asks for `"stream": true`, with
+//! realistic request-id and rate-limit headers.
+//!
+//! Not production code: `FakeUpstream::start` panics if it cannot bind, and
+//! every call is kept in memory for [`FakeUpstream::calls`] (the standalone
+//! [`serve`] records nothing, so a long benchmark does not grow).
+
+mod anthropic;
+mod canned;
+mod handler;
+mod openai;
+mod sse;
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::HeaderMap;
+use axum::serve::ListenerExt;
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+pub use anthropic::{
+    DEFAULT_ANTHROPIC_MODEL, anthropic_message, anthropic_stream_frames,
+    anthropic_stream_frames_for,
+};
+pub use canned::Canned;
+pub use openai::{
+    DEFAULT_OPENAI_MODEL, openai_completion, openai_stream_frames, openai_stream_frames_for,
+};
+pub use sse::SseFrame;
+
+/// The text of every default answer.
+pub const DEFAULT_TEXT: &str = "Hello from the fake upstream";
+/// Input (prompt) tokens reported by default answers and the builders.
+pub const INPUT_TOKENS: u64 = 25;
+/// Output (completion) tokens reported by default answers and the builders.
+pub const OUTPUT_TOKENS: u64 = 86;
+
+/// How default streams split [`DEFAULT_TEXT`].
+const DEFAULT_PIECES: [&str; 5] = ["Hello", " from", " the", " fake", " upstream"];
+
+/// Server-wide behaviour of the default answers.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Settings {
+    /// Delay before each frame of a default stream (scripted answers set
+    /// their own pacing).
+    pub stream_delay: Duration,
+}
+
+/// A request the fake upstream received.
+#[derive(Clone, Debug)]
+pub struct Call {
+    /// From `x-api-key`, else `Authorization: Bearer`; empty if neither.
+    pub key: String,
+    /// e.g. `/v1/messages`.
+    pub path: String,
+    pub headers: HeaderMap,
+    /// The JSON body, or `Null` if there was none or it was not JSON.
+    pub body: Value,
+}
+
+/// A fake upstream serving on 127.0.0.1, scripted per key.
+#[derive(Clone)]
+pub struct FakeUpstream {
+    /// `http://127.0.0.1:PORT`, to use as a provider base URL.
+    pub url: String,
+    shared: Arc<Shared>,
+}
+
+impl FakeUpstream {
+    /// Starts a fake on a free port with default settings.
+    #[expect(
+        clippy::expect_used,
+        reason = "a test cannot go on without its upstream; start_with returns the error"
+    )]
+    pub async fn start() -> Self {
+        Self::start_with(Settings::default())
+            .await
+            .expect("the fake upstream binds 127.0.0.1:0")
+    }
+
+    /// Starts a fake on a free port. It serves until the runtime shuts down
+    /// (the end of a `#[tokio::test]`), so the task is deliberately not
+    /// tracked.
+    pub async fn start_with(settings: Settings) -> io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let shared = Arc::new(Shared::new(settings, true));
+        let app = handler::router(shared.clone());
+        tokio::spawn(async move {
+            if let Err(error) = run(listener, app).await {
+                tracing::error!(%error, "fake upstream stopped");
+            }
+        });
+        Ok(Self { url, shared })
+    }
+
+    /// Queues `answers` for `key`, one per call, before its standing answer.
+    pub fn queue(&self, key: &str, answers: impl IntoIterator<Item = Canned>) {
+        self.shared
+            .script()
+            .queued
+            .entry(key.to_string())
+            .or_default()
+            .extend(answers);
+    }
+
+    /// Answers every call with `key` with `answer` (after any queued ones).
+    pub fn always(&self, key: &str, answer: Canned) {
+        self.shared.script().always.insert(key.to_string(), answer);
+    }
+
+    /// Every call so far, oldest first.
+    pub fn calls(&self) -> Vec<Call> {
+        self.shared.script().calls.clone()
+    }
+
+    /// How many calls used `key`.
+    pub fn calls_with(&self, key: &str) -> usize {
+        self.shared
+            .script()
+            .calls
+            .iter()
+            .filter(|call| call.key == key)
+            .count()
+    }
+}
+
+/// Serves the default behaviour on `listener` until the process ends; for
+/// the `fake-upstream` binary. Calls are not recorded.
+pub async fn serve(listener: TcpListener, settings: Settings) -> io::Result<()> {
+    run(
+        listener,
+        handler::router(Arc::new(Shared::new(settings, false))),
+    )
+    .await
+}
+
+async fn run(listener: TcpListener, app: Router) -> io::Result<()> {
+    // Paced frames are small writes; with Nagle on, each would wait for the
+    // previous one's ACK and the client would see them late and merged.
+    let listener = listener.tap_io(|stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::warn!(%error, "fake upstream cannot set TCP_NODELAY");
+        }
+    });
+    axum::serve(listener, app).await
+}
+
+/// What the handlers share: the script and the settings.
+struct Shared {
+    script: Mutex<Script>,
+    settings: Settings,
+}
+
+impl Shared {
+    fn new(settings: Settings, record: bool) -> Self {
+        Self {
+            script: Mutex::new(Script {
+                record,
+                ..Script::default()
+            }),
+            settings,
+        }
+    }
+
+    /// The lock is never held across an await, and a panic under it leaves
+    /// the maps consistent, so a poisoned lock is still usable.
+    fn script(&self) -> MutexGuard<'_, Script> {
+        self.script.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[derive(Default)]
+struct Script {
+    /// Answers consumed one per call, per key.
+    queued: HashMap<String, VecDeque<Canned>>,
+    /// The answer for a key once its queue is empty.
+    always: HashMap<String, Canned>,
+    /// Whether to keep `calls`.
+    record: bool,
+    calls: Vec<Call>,
+}
+
+impl Script {
+    /// Records `call` and returns the scripted answer for its key, if any.
+    fn answer(&mut self, call: Call) -> Option<Canned> {
+        let queued = self.queued.get_mut(&call.key).and_then(VecDeque::pop_front);
+        let answer = queued.or_else(|| self.always.get(&call.key).cloned());
+        if self.record {
+            self.calls.push(call);
+        }
+        answer
+    }
+}
