@@ -9,7 +9,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use keygate::config::Config;
-pub use keygate::fake_upstream::{Canned, FakeUpstream};
+pub use keygate::fake_upstream::{Canned, FakeUpstream, SseFrame, anthropic_stream_frames};
 use keygate::startup::Application;
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -24,10 +24,15 @@ pub fn planted_key(tag: &str) -> String {
     format!("sk-ant-api03-{tag}-{}-{tag}", "Zq7".repeat(12))
 }
 
-/// The parts of a planted key that must never show: all but its known
-/// prefix and the last four characters a masked label may show.
+/// An OpenAI-style planted key.
+pub fn planted_openai_key(tag: &str) -> String {
+    format!("sk-proj-{tag}-{}-{tag}", "Xw4".repeat(12))
+}
+
+/// The parts of a planted key that must never show: all but a short prefix
+/// and the last four characters a masked label may show.
 pub fn secret_core(key: &str) -> &str {
-    &key["sk-ant-api03-".len()..key.len() - 4]
+    &key[8..key.len() - 4]
 }
 
 // ---------------------------------------------------------------- logs
@@ -72,6 +77,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub upstream: FakeUpstream,
     pub keys: Vec<String>,
+    pub openai_keys: Vec<String>,
     pub data_dir: Arc<TempDir>,
     server: tokio::task::JoinHandle<()>,
 }
@@ -118,20 +124,42 @@ impl TestEnv {
 }
 
 impl TestApp {
-    /// keygate with `n` planted keys in front of a fresh fake upstream.
+    /// keygate with `n` planted Anthropic keys in front of a fresh fake upstream.
     pub async fn with_keys(n: usize) -> Self {
-        let upstream = FakeUpstream::start().await;
-        let keys: Vec<String> = (0..n).map(|i| planted_key(&format!("k{i}"))).collect();
-        let env = TestEnv::new(&upstream, &keys);
-        Self::start(env, upstream, keys).await
+        Self::configured_both(n, 0, |env| env).await
     }
 
-    /// keygate with `n` keys and extra settings.
+    /// keygate with `n` Anthropic keys and extra settings.
     pub async fn configured(n: usize, adjust: impl FnOnce(TestEnv) -> TestEnv) -> Self {
+        Self::configured_both(n, 0, adjust).await
+    }
+
+    /// keygate with Anthropic and OpenAI keys.
+    pub async fn with_both(anthropic: usize, openai: usize) -> Self {
+        Self::configured_both(anthropic, openai, |env| env).await
+    }
+
+    pub async fn configured_both(
+        anthropic: usize,
+        openai: usize,
+        adjust: impl FnOnce(TestEnv) -> TestEnv,
+    ) -> Self {
         let upstream = FakeUpstream::start().await;
-        let keys: Vec<String> = (0..n).map(|i| planted_key(&format!("k{i}"))).collect();
-        let env = adjust(TestEnv::new(&upstream, &keys));
-        Self::start(env, upstream, keys).await
+        let keys: Vec<String> = (0..anthropic)
+            .map(|i| planted_key(&format!("k{i}")))
+            .collect();
+        let openai_keys: Vec<String> = (0..openai)
+            .map(|i| planted_openai_key(&format!("o{i}")))
+            .collect();
+        let env = TestEnv::new(&upstream, &keys)
+            .set(
+                "OPENAI_API_KEYS",
+                &serde_json::to_string(&openai_keys).unwrap(),
+            )
+            .set("OPENAI_BASE_URL", &upstream.url);
+        let mut app = Self::start(adjust(env), upstream, keys).await;
+        app.openai_keys = openai_keys;
+        app
     }
 
     pub async fn start(env: TestEnv, upstream: FakeUpstream, keys: Vec<String>) -> Self {
@@ -148,6 +176,7 @@ impl TestApp {
             client: reqwest::Client::new(),
             upstream,
             keys,
+            openai_keys: Vec::new(),
             data_dir: env.data_dir,
             server,
         }
@@ -155,6 +184,18 @@ impl TestApp {
 
     pub fn key(&self, index: usize) -> &str {
         &self.keys[index]
+    }
+
+    pub fn openai_key(&self, index: usize) -> &str {
+        &self.openai_keys[index]
+    }
+
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.post(format!("{}{path}", self.address))
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.get(format!("{}{path}", self.address))
     }
 
     pub async fn chat(&self, body: Value) -> reqwest::Response {
@@ -213,4 +254,36 @@ pub async fn error_of(response: reqwest::Response) -> (String, String) {
             .unwrap_or_default()
             .to_string(),
     )
+}
+
+/// The SSE events of a response body, as sent.
+pub async fn sse_frames(response: reqwest::Response) -> Vec<SseFrame> {
+    let text = response.text().await.unwrap();
+    text.split("\n\n")
+        .filter(|block| !block.trim().is_empty())
+        .map(|block| {
+            let mut event = None;
+            let mut data = Vec::new();
+            for line in block.lines() {
+                if let Some(name) = line.strip_prefix("event: ") {
+                    event = Some(name.to_string());
+                } else if let Some(value) = line.strip_prefix("data: ") {
+                    data.push(value);
+                }
+            }
+            SseFrame {
+                event,
+                data: data.join("\n"),
+            }
+        })
+        .collect()
+}
+
+/// The JSON `data:` payloads of a response body (for /api/chat streams).
+pub async fn data_events(response: reqwest::Response) -> Vec<Value> {
+    sse_frames(response)
+        .await
+        .iter()
+        .map(|frame| serde_json::from_str(&frame.data).unwrap())
+        .collect()
 }

@@ -18,7 +18,8 @@ const TEXT: &str = "Hello from the fake upstream";
 fn error_frame(error_type: &str) -> SseFrame {
     SseFrame {
         event: Some("error".into()),
-        data: json!({"type": "error", "error": {"type": error_type, "message": "Overloaded"}}).to_string(),
+        data: json!({"type": "error", "error": {"type": error_type, "message": "Overloaded"}})
+            .to_string(),
     }
 }
 
@@ -48,12 +49,21 @@ async fn anthropic_streams_start_deltas_and_done_with_usage_and_cost() {
     let done = events.last().unwrap();
     assert_eq!(done["type"], "done");
     assert_eq!(done["stop_reason"], "end_turn");
-    assert_eq!(done["usage"], json!({"input_tokens": 25, "output_tokens": 86, "total_tokens": 111}));
+    assert_eq!(
+        done["usage"],
+        json!({"input_tokens": 25, "output_tokens": 86, "total_tokens": 111})
+    );
     assert_eq!(done["cost"]["total"].as_f64(), Some(0.001365));
     assert_eq!(done["attempts"], 1);
     assert_eq!(app.upstream.calls()[0].body["stream"], true);
     let stats = app.status().await["stats"].clone();
-    assert_eq!((stats["successful_requests"].as_u64(), stats["failed_requests"].as_u64()), (Some(1), Some(0)));
+    assert_eq!(
+        (
+            stats["successful_requests"].as_u64(),
+            stats["failed_requests"].as_u64()
+        ),
+        (Some(1), Some(0))
+    );
 }
 
 #[tokio::test]
@@ -74,19 +84,34 @@ async fn openai_streams_the_same_events_priced_from_its_usage_chunk() {
 
 #[tokio::test]
 async fn failures_before_the_first_content_move_to_the_next_key() {
-    let app = TestApp::with_keys(4).await;
-    app.upstream.queue(app.key(0), [Canned::error(429, "rate_limit_error", "slow").header("retry-after", "30")]);
-    app.upstream.queue(app.key(1), [Canned::sse(vec![error_frame("overloaded_error")])]);
+    let app = TestApp::configured(4, |env| env.set("MAX_ATTEMPTS", "4")).await;
+    app.upstream.queue(
+        app.key(0),
+        [Canned::error(429, "rate_limit_error", "slow").header("retry-after", "30")],
+    );
+    app.upstream.queue(
+        app.key(1),
+        [Canned::sse(vec![error_frame("overloaded_error")])],
+    );
     app.upstream.queue(app.key(2), [Canned::sse(Vec::new())]);
     let events = data_events(app.chat(stream_body("anthropic")).await).await;
-    assert_eq!(events[0]["type"], "start", "the client saw none of the failed attempts");
+    assert_eq!(
+        events[0]["type"], "start",
+        "the client saw none of the failed attempts"
+    );
     assert_eq!(text_of(&events), TEXT);
     assert_eq!(events.last().unwrap()["attempts"], 4);
     let status = app.status().await;
     assert_eq!(status["keys"][0]["state"], "cooling_down");
     assert_eq!(status["keys"][1]["state"], "active");
-    assert_eq!(status["keys"][1]["failure_history"][0]["error_type"], "overloaded_error");
-    assert_eq!(status["keys"][2]["failure_history"][0]["error_type"], "empty_stream");
+    assert_eq!(
+        status["keys"][1]["failure_history"][0]["error_type"],
+        "overloaded_error"
+    );
+    assert_eq!(
+        status["keys"][2]["failure_history"][0]["error_type"],
+        "empty_stream"
+    );
     assert_eq!(status["stats"]["rotations"], 3);
 }
 
@@ -103,7 +128,11 @@ async fn a_failure_after_the_stream_started_ends_it_with_an_error_event() {
     assert_eq!(last["type"], "error");
     assert_eq!(last["error"]["type"], "overloaded_error");
     assert!(events.iter().all(|e| e["type"] != "done"));
-    assert_eq!(app.upstream.calls().len(), 1, "nothing is retried after the first byte");
+    assert_eq!(
+        app.upstream.calls().len(),
+        1,
+        "nothing is retried after the first byte"
+    );
     let status = app.status().await;
     assert_eq!(status["keys"][0]["failures"], 1);
     assert_eq!(status["stats"]["failed_requests"], 1);
@@ -112,8 +141,10 @@ async fn a_failure_after_the_stream_started_ends_it_with_an_error_event() {
 #[tokio::test]
 async fn a_stream_cut_mid_way_ends_with_an_error_not_done() {
     let app = TestApp::with_keys(1).await;
-    app.upstream
-        .queue(app.key(0), [Canned::sse(anthropic_stream_frames(&["a", "b", "c"])).cut_after(5)]);
+    app.upstream.queue(
+        app.key(0),
+        [Canned::sse(anthropic_stream_frames(&["a", "b", "c"])).cut_after(5)],
+    );
     let events = data_events(app.chat(stream_body("anthropic")).await).await;
     assert_eq!(events.last().unwrap()["type"], "error");
     assert!(events.iter().all(|e| e["type"] != "done"));
@@ -122,8 +153,10 @@ async fn a_stream_cut_mid_way_ends_with_an_error_not_done() {
 #[tokio::test]
 async fn a_stalled_stream_ends_after_the_idle_timeout() {
     let app = TestApp::configured(1, |env| env.set("STREAM_IDLE_TIMEOUT_SECS", "0.3")).await;
-    app.upstream
-        .queue(app.key(0), [Canned::sse(anthropic_stream_frames(&["a", "b", "c"])).stall_after(5)]);
+    app.upstream.queue(
+        app.key(0),
+        [Canned::sse(anthropic_stream_frames(&["a", "b", "c"])).stall_after(5)],
+    );
     let started = Instant::now();
     let events = data_events(app.chat(stream_body("anthropic")).await).await;
     let last = events.last().unwrap();
@@ -166,7 +199,10 @@ async fn a_client_hanging_up_mid_stream_is_still_recorded() {
     let app = TestApp::with_keys(1).await;
     app.upstream.queue(
         app.key(0),
-        [Canned::sse(anthropic_stream_frames(&["a", "b", "c", "d", "e", "f"])).paced(Duration::from_millis(200))],
+        [
+            Canned::sse(anthropic_stream_frames(&["a", "b", "c", "d", "e", "f"]))
+                .paced(Duration::from_millis(200)),
+        ],
     );
     let response = app.chat(stream_body("anthropic")).await;
     let mut body = response.bytes_stream();
@@ -183,7 +219,13 @@ async fn a_client_hanging_up_mid_stream_is_still_recorded() {
         }
     }
     assert_eq!(stats["stats"]["total_requests"], 1);
-    assert_eq!(stats["stats"]["failed_requests"], 1, "a request cut short is not a success");
+    assert_eq!(
+        stats["stats"]["failed_requests"], 1,
+        "a request cut short is not a success"
+    );
     assert_eq!(stats["keys"][0]["requests"], 1);
-    assert_eq!(stats["keys"][0]["successes"], 1, "the key itself answered fine");
+    assert_eq!(
+        stats["keys"][0]["successes"], 1,
+        "the key itself answered fine"
+    );
 }
