@@ -14,12 +14,10 @@ async fn api_chat_serves_openai_from_its_own_pool() {
     let app = TestApp::with_both(1, 2).await;
     let response = app.chat(openai_body()).await;
     assert_eq!(response.status(), 200);
-    assert_eq!(
-        response.headers()["x-ratelimit-remaining-requests"]
-            .to_str()
-            .unwrap()
-            .is_empty(),
-        false
+    assert!(
+        response
+            .headers()
+            .contains_key("x-ratelimit-remaining-requests")
     );
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["provider"], "openai");
