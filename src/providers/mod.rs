@@ -10,6 +10,7 @@ mod upstream;
 
 pub use upstream::{
     UpstreamCall, Upstreams, frame_reader, parse_reply, passthrough_headers, read_body,
+    stop_reason_normalizer,
 };
 
 use std::fmt;

@@ -127,6 +127,14 @@ pub fn frame_reader(provider: ProviderKind) -> fn(&Frame) -> Reading {
     }
 }
 
+/// Maps `provider`'s stop reasons to `/api/chat`'s (Anthropic's) words.
+pub fn stop_reason_normalizer(provider: ProviderKind) -> fn(&str) -> String {
+    match provider {
+        ProviderKind::Anthropic => str::to_string,
+        ProviderKind::OpenAI => openai::stop_reason,
+    }
+}
+
 /// Reads a whole 2xx body, keeping the headers worth passing on.
 pub async fn read_body(response: reqwest::Response) -> Result<(HeaderMap, Bytes), Failure> {
     let headers = passthrough_headers(response.headers());

@@ -10,7 +10,7 @@ use crate::gateway::relay::{Render, write_event};
 use crate::gateway::stream::{Frame, FrameKind, Reading};
 use crate::gateway::{UpstreamDetail, Usage};
 use crate::pricing;
-use crate::providers::ProviderKind;
+use crate::providers::{ProviderKind, stop_reason_normalizer};
 
 pub struct ChatEvents {
     provider: ProviderKind,
@@ -41,10 +41,7 @@ impl ChatEvents {
             usage: Usage::default(),
             stop_reason: None,
             started: false,
-            normalize_stop: match provider {
-                ProviderKind::Anthropic => str::to_string,
-                ProviderKind::OpenAI => crate::providers::openai::stop_reason,
-            },
+            normalize_stop: stop_reason_normalizer(provider),
         }
     }
 
