@@ -16,6 +16,7 @@ pub mod extract;
 pub mod fake_upstream;
 pub mod gateway;
 pub mod keypool;
+pub mod keytest;
 pub mod pricing;
 pub mod providers;
 pub mod render;

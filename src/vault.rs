@@ -33,6 +33,8 @@ pub enum VaultError {
     Tampered { count: usize },
     #[error("cannot use the encryption key file {path}: {reason}")]
     KeyFile { path: PathBuf, reason: String },
+    #[error("this key is already stored for the provider")]
+    Duplicate,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -130,23 +132,86 @@ impl Vault {
         let mut tx = self.store.pool().begin().await.map_err(StoreError::from)?;
         let mut added = 0;
         for api_key in api_keys {
-            let fingerprint = self.cipher.fingerprint(provider.as_str(), api_key);
-            let id = new_key_id();
-            let row = StoredKey {
-                sealed_key: self
-                    .cipher
-                    .seal(api_key, &[provider.as_str(), &fingerprint, &id]),
-                id,
-                provider: provider.as_str().to_string(),
-                fingerprint,
-                label: mask_key(api_key),
-            };
+            let row = self.seal_new(provider, api_key, None, 1);
             if keys::insert_if_new(&mut tx, &row).await? {
                 added += 1;
             }
         }
         tx.commit().await.map_err(StoreError::from)?;
         Ok(added)
+    }
+
+    /// Stores one new key; a key already stored for `provider` is refused.
+    pub async fn add(
+        &self,
+        provider: ProviderKind,
+        api_key: &SecretString,
+        name: Option<String>,
+        weight: u32,
+    ) -> Result<KeyEntry, VaultError> {
+        let row = self.seal_new(provider, api_key, name, weight);
+        let mut tx = self.store.pool().begin().await.map_err(StoreError::from)?;
+        if !keys::insert_if_new(&mut tx, &row).await? {
+            return Err(VaultError::Duplicate);
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(entry(&row, Arc::new(api_key.clone())))
+    }
+
+    /// Stored keys of `provider` as listed to people: never decrypted.
+    pub async fn list(&self, provider: ProviderKind) -> Result<Vec<StoredKey>, VaultError> {
+        Ok(keys::for_provider(self.store.pool(), provider.as_str()).await?)
+    }
+
+    /// Changes a key's name, weight or switch; `None` if there is no such key.
+    pub async fn update(
+        &self,
+        provider: ProviderKind,
+        id: &str,
+        name: Option<&str>,
+        weight: Option<u32>,
+        enabled: Option<bool>,
+    ) -> Result<Option<StoredKey>, VaultError> {
+        let pool = self.store.pool();
+        if !keys::update(
+            pool,
+            provider.as_str(),
+            id,
+            name,
+            weight.map(i64::from),
+            enabled,
+        )
+        .await?
+        {
+            return Ok(None);
+        }
+        Ok(keys::find(pool, provider.as_str(), id).await?)
+    }
+
+    /// Deletes a key and its state; whether it existed.
+    pub async fn remove(&self, provider: ProviderKind, id: &str) -> Result<bool, VaultError> {
+        Ok(keys::delete(self.store.pool(), provider.as_str(), id).await?)
+    }
+
+    /// Re-seals every stored key under `next` in one transaction: all keys
+    /// move to the new master key, or (on any failure) none does.
+    pub async fn rotate(&self, next: &KeyCipher) -> Result<usize, VaultError> {
+        let mut tx = self.store.pool().begin().await.map_err(StoreError::from)?;
+        let rows = keys::all(&mut *tx).await?;
+        for row in &rows {
+            let secret = self.open(row).map_err(|e| match e {
+                CryptoError::WrongMasterKey => VaultError::WrongEncryptionKey {
+                    count: 1,
+                    total: rows.len(),
+                },
+                _ => VaultError::Tampered { count: 1 },
+            })?;
+            let fingerprint = next.fingerprint(&row.provider, &secret);
+            let sealed = next.seal(&secret, &[&row.provider, &fingerprint, &row.id]);
+            keys::reseal(&mut tx, &row.id, &fingerprint, &sealed).await?;
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(rows.len())
     }
 
     /// The decrypted keys of `provider`, oldest first.
@@ -160,18 +225,68 @@ impl Vault {
                     }
                     _ => VaultError::Tampered { count: 1 },
                 })?;
-                Ok(KeyEntry {
-                    id: KeyId::new(row.id.as_str()),
-                    label: row.label.clone(),
-                    secret: Arc::new(secret),
-                })
+                Ok(entry(row, Arc::new(secret)))
             })
             .collect()
+    }
+
+    /// The decrypted key `id` of `provider`, if stored.
+    pub async fn open_one(
+        &self,
+        provider: ProviderKind,
+        id: &str,
+    ) -> Result<Option<KeyEntry>, VaultError> {
+        let Some(row) = keys::find(self.store.pool(), provider.as_str(), id).await? else {
+            return Ok(None);
+        };
+        let secret = self
+            .open(&row)
+            .map_err(|_| VaultError::Tampered { count: 1 })?;
+        Ok(Some(entry(&row, Arc::new(secret))))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn seal_new(
+        &self,
+        provider: ProviderKind,
+        api_key: &SecretString,
+        name: Option<String>,
+        weight: u32,
+    ) -> StoredKey {
+        let fingerprint = self.cipher.fingerprint(provider.as_str(), api_key);
+        let id = new_key_id();
+        StoredKey {
+            sealed_key: self
+                .cipher
+                .seal(api_key, &[provider.as_str(), &fingerprint, &id]),
+            id,
+            provider: provider.as_str().to_string(),
+            fingerprint,
+            label: mask_key(api_key),
+            name,
+            weight: i64::from(weight),
+            enabled: true,
+        }
     }
 
     fn open(&self, row: &StoredKey) -> Result<SecretString, CryptoError> {
         self.cipher
             .open(&row.sealed_key, &[&row.provider, &row.fingerprint, &row.id])
+    }
+}
+
+/// A stored row and its opened secret, as the pool holds it.
+pub fn entry(row: &StoredKey, secret: Arc<SecretString>) -> KeyEntry {
+    KeyEntry {
+        id: KeyId::new(row.id.as_str()),
+        masked: row.label.clone(),
+        name: row.name.clone(),
+        weight: u32::try_from(row.weight.max(0)).unwrap_or(1),
+        enabled: row.enabled,
+        secret,
     }
 }
 

@@ -47,8 +47,21 @@ impl std::fmt::Display for KeyId {
 pub struct KeyEntry {
     pub id: KeyId,
     /// Masked form, e.g. `sk-ant-…Xa1b`; safe to show.
-    pub label: String,
+    pub masked: String,
+    /// An admin's name for it (`team-a`), if any.
+    pub name: Option<String>,
+    /// Share under the weighted strategy.
+    pub weight: u32,
+    /// Off means `disabled`: never picked.
+    pub enabled: bool,
     pub secret: Arc<SecretString>,
+}
+
+impl KeyEntry {
+    /// How people see the key: its name, else its masked form.
+    pub fn label(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.masked)
+    }
 }
 
 /// The key chosen for one upstream attempt.

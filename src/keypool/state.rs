@@ -132,7 +132,7 @@ impl PoolState {
         slot.last_used_at = Some(wall);
         Selection::Leased(KeyLease {
             id: slot.entry.id.clone(),
-            label: slot.entry.label.clone(),
+            label: slot.entry.label().to_string(),
             secret: slot.entry.secret.clone(),
         })
     }
@@ -257,7 +257,7 @@ fn key_status(slot: &KeySlot, now: Instant) -> KeyStatus {
     };
     KeyStatus {
         id: slot.entry.id.clone(),
-        label: slot.entry.label.clone(),
+        label: slot.entry.label().to_string(),
         state,
         cooldown_remaining_secs: ceil_secs(remaining),
         invalid_reason,

@@ -64,14 +64,10 @@ impl Upstreams {
         call: &UpstreamCall,
         key: &KeyLease,
     ) -> Result<reqwest::Response, Failure> {
-        let secret = sensitive(&key.secret)?;
-        let (path, auth_header, auth_value) = match call.provider {
-            ProviderKind::Anthropic => (
-                anthropic::MESSAGES_PATH,
-                HeaderName::from_static("x-api-key"),
-                secret,
-            ),
-            ProviderKind::OpenAI => (openai::CHAT_PATH, AUTHORIZATION, bearer(&key.secret)?),
+        let (auth_header, auth_value) = authorization(call.provider, &key.secret)?;
+        let path = match call.provider {
+            ProviderKind::Anthropic => anthropic::MESSAGES_PATH,
+            ProviderKind::OpenAI => openai::CHAT_PATH,
         };
         let mut headers = call.headers.clone();
         if call.provider == ProviderKind::Anthropic && !headers.contains_key("anthropic-version") {
@@ -96,10 +92,32 @@ impl Upstreams {
         }
         let headers = response.headers().clone();
         let body = response.bytes().await.map_err(|e| Failure::network(&e))?;
-        Err(match call.provider {
-            ProviderKind::Anthropic => anthropic::classify(status.as_u16(), &headers, &body),
-            ProviderKind::OpenAI => openai::classify(status.as_u16(), &headers, &body),
-        })
+        Err(classify(call.provider, status.as_u16(), &headers, &body))
+    }
+
+    /// A cheap authenticated call (`GET /v1/models`) to check that a key
+    /// works. `Ok` for a 2xx; the classified failure otherwise.
+    pub async fn probe(
+        &self,
+        provider: ProviderKind,
+        secret: &SecretString,
+    ) -> Result<(), Failure> {
+        let (auth_header, auth_value) = authorization(provider, secret)?;
+        let mut request = self
+            .http
+            .get(format!("{}/v1/models", self.base_url(provider)))
+            .header(auth_header, auth_value);
+        if provider == ProviderKind::Anthropic {
+            request = request.header("anthropic-version", anthropic::API_VERSION);
+        }
+        let response = request.send().await.map_err(|e| Failure::network(&e))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.map_err(|e| Failure::network(&e))?;
+        if status.is_success() {
+            return Ok(());
+        }
+        Err(classify(provider, status.as_u16(), &headers, &body))
     }
 
     /// The provider's request body for a gateway chat request.
@@ -157,13 +175,29 @@ pub fn passthrough_headers(upstream: &HeaderMap) -> HeaderMap {
         .collect()
 }
 
-/// A header value marked sensitive, so no debug output ever shows it.
-fn sensitive(secret: &SecretString) -> Result<HeaderValue, Failure> {
-    header_value(secret.expose_secret())
+fn classify(provider: ProviderKind, status: u16, headers: &HeaderMap, body: &[u8]) -> Failure {
+    match provider {
+        ProviderKind::Anthropic => anthropic::classify(status, headers, body),
+        ProviderKind::OpenAI => openai::classify(status, headers, body),
+    }
 }
 
-fn bearer(secret: &SecretString) -> Result<HeaderValue, Failure> {
-    header_value(&format!("Bearer {}", secret.expose_secret()))
+/// The header that carries a provider key, its value marked sensitive so
+/// no debug output ever shows it.
+fn authorization(
+    provider: ProviderKind,
+    secret: &SecretString,
+) -> Result<(HeaderName, HeaderValue), Failure> {
+    Ok(match provider {
+        ProviderKind::Anthropic => (
+            HeaderName::from_static("x-api-key"),
+            header_value(secret.expose_secret())?,
+        ),
+        ProviderKind::OpenAI => (
+            AUTHORIZATION,
+            header_value(&format!("Bearer {}", secret.expose_secret()))?,
+        ),
+    })
 }
 
 fn header_value(text: &str) -> Result<HeaderValue, Failure> {

@@ -3,6 +3,7 @@
 //! file per table holds its queries.
 
 pub mod keys;
+pub mod state;
 
 use std::str::FromStr;
 use std::time::Duration;
