@@ -290,7 +290,10 @@ mod tests {
         let keys = (0..n)
             .map(|i| KeyEntry {
                 id: KeyId::new(format!("key{i}")),
-                label: format!("sk-…{i}"),
+                masked: format!("sk-…{i}"),
+                name: None,
+                weight: 1,
+                enabled: true,
                 secret: Arc::new(SecretString::from(format!("secret-{i}"))),
             })
             .collect();
