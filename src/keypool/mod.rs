@@ -8,6 +8,7 @@
 
 mod actor;
 mod handle;
+pub mod persist;
 mod state;
 mod status;
 

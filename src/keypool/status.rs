@@ -20,7 +20,7 @@ pub struct PoolStats {
     pub rotations: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct FailureRecord {
     /// RFC 3339 time of the failure.
     pub at: String,
