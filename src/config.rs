@@ -12,6 +12,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use crate::crypto::MasterKey;
+use crate::keypool::Strategy;
 use crate::providers::ProviderKind;
 
 /// A variable that is present but unusable; startup stops and names it.
@@ -38,6 +39,8 @@ pub struct ProviderConfig {
     /// imported into the store at startup.
     pub keys: Vec<SecretString>,
     pub base_url: String,
+    /// How this provider's pool picks keys.
+    pub strategy: Strategy,
 }
 
 pub struct Config {
@@ -51,6 +54,12 @@ pub struct Config {
     pub providers: Vec<ProviderConfig>,
     /// Cooldown after a 429 that carries no usable `retry-after`.
     pub key_cooldown: Duration,
+    /// Longest cooldown, whatever the upstream hints or the ladder climbs to.
+    pub key_cooldown_max: Duration,
+    /// How often changed key state is written to the database.
+    pub state_flush_interval: Duration,
+    /// Limit on checking one key (`POST …/test`, `keygate keys test`).
+    pub key_test_timeout: Duration,
     /// Upstream attempts per client request.
     pub max_attempts: u32,
     /// Per-attempt limit on an upstream call.
@@ -99,6 +108,10 @@ impl Config {
             admin_api_key: get("ADMIN_API_KEY").map(SecretString::from),
             providers,
             key_cooldown: parse_secs(&get, "KEY_COOLDOWN_SECS", 60.0)?,
+            key_cooldown_max: parse_secs(&get, "KEY_COOLDOWN_MAX_SECS", 900.0)?,
+            state_flush_interval: parse_secs(&get, "STATE_FLUSH_SECS", 5.0)?
+                .max(Duration::from_millis(10)),
+            key_test_timeout: parse_secs(&get, "KEY_TEST_TIMEOUT_SECS", 10.0)?,
             max_attempts: parse_number(&get, "MAX_ATTEMPTS", 3)?.max(1),
             upstream_timeout: parse_secs(&get, "UPSTREAM_TIMEOUT_SECS", 600.0)?,
             connect_timeout: parse_secs(&get, "UPSTREAM_CONNECT_TIMEOUT_SECS", 10.0)?,
@@ -154,6 +167,20 @@ fn provider_config(
             unique.push(key);
         }
     }
+    let strategy = match get(env.strategy).or_else(|| get("KEY_STRATEGY")) {
+        None => Strategy::default(),
+        Some(name) => name.parse().map_err(|()| {
+            let variable = if get(env.strategy).is_some() {
+                env.strategy
+            } else {
+                "KEY_STRATEGY"
+            };
+            ConfigError::new(
+                variable,
+                format!("unknown strategy {name:?}; use one of {}", Strategy::NAMES),
+            )
+        })?,
+    };
     let base_url = get(env.base_url).unwrap_or_else(|| env.default_base_url.to_string());
     if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
         return Err(ConfigError::new(
@@ -165,6 +192,7 @@ fn provider_config(
         kind,
         keys: unique.into_iter().map(SecretString::from).collect(),
         base_url: base_url.trim_end_matches('/').to_string(),
+        strategy,
     })
 }
 
@@ -310,6 +338,23 @@ mod tests {
 
     fn config_or_err(keys: &str) -> Config {
         config(&[("ANTHROPIC_API_KEYS", keys)]).unwrap()
+    }
+
+    #[test]
+    fn strategies_are_set_per_provider_or_for_all() {
+        let config = config(&[
+            ("KEY_STRATEGY", "least_used"),
+            ("KEY_STRATEGY_OPENAI", "headroom"),
+        ])
+        .unwrap();
+        assert_eq!(config.providers[0].strategy, Strategy::LeastUsed);
+        assert_eq!(config.providers[1].strategy, Strategy::Headroom);
+        let err = config_err(&[("KEY_STRATEGY_ANTHROPIC", "fastest")]);
+        assert_eq!(err.variable, "KEY_STRATEGY_ANTHROPIC");
+    }
+
+    fn config_err(vars: &[(&str, &str)]) -> ConfigError {
+        config(vars).err().unwrap()
     }
 
     #[test]

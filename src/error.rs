@@ -173,6 +173,24 @@ impl From<GatewayError> for ApiError {
                  fix them, then POST /api/keypool/{provider}/reset"
             )),
             GatewayError::AttemptsExhausted { attempts, last } => exhausted(attempts, last),
+            GatewayError::ProviderOverloaded {
+                provider,
+                failing,
+                usable,
+                last,
+            } => {
+                let detail = last.detail();
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "overloaded_error",
+                    format!(
+                        "{provider} looks overloaded: {failing} of {usable} keys met upstream errors in the last 30 s \
+                         (last: {}); no key was benched for it, retry later",
+                        detail.message
+                    ),
+                )
+                .with_retry_after(Duration::from_secs(5))
+            }
             GatewayError::RequestRejected(detail) => ApiError::new(
                 detail
                     .status

@@ -11,7 +11,14 @@ use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::gateway::RetryPolicy;
-use crate::keypool::{KeyEntry, KeyPoolHandle, KeyPools, PoolState};
+use std::time::SystemTime;
+
+use tokio::time::Instant;
+
+use crate::keypool::persist::load_saved;
+use crate::keypool::{
+    CooldownPolicy, KeyEntry, KeyPoolHandle, KeyPools, Persister, PoolSettings, PoolState,
+};
 use crate::providers::{ProviderKind, Upstreams};
 use crate::routes::router;
 use crate::state::AppState;
@@ -39,7 +46,7 @@ pub type LoadedKeys = Vec<(ProviderKind, Vec<KeyEntry>)>;
 /// Opens the database, refuses a wrong ENCRYPTION_KEY before writing
 /// anything, imports the environment's keys and loads every provider's keys.
 /// This is also all `keygate seed` does.
-pub async fn open_vault_and_import(config: &Config) -> Result<(Store, LoadedKeys), StartupError> {
+pub async fn open_vault_and_import(config: &Config) -> Result<(Vault, LoadedKeys), StartupError> {
     let (cipher, source) = resolve_cipher(config.encryption_key.as_ref(), &config.data_dir())?;
     if let MasterKeySource::Generated(path) = &source {
         tracing::warn!(
@@ -65,33 +72,46 @@ pub async fn open_vault_and_import(config: &Config) -> Result<(Store, LoadedKeys
         }
         loaded.push((provider.kind, keys));
     }
-    Ok((store, loaded))
+    Ok((vault, loaded))
 }
 
 pub struct Application {
     listener: TcpListener,
     router: Router,
     store: Store,
+    persister: Persister,
 }
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
-        let (store, loaded) = open_vault_and_import(&config).await?;
-        let pools = loaded
-            .into_iter()
-            .map(|(kind, keys)| {
-                let state = PoolState::new(
-                    kind.as_str(),
-                    keys,
-                    config.key_cooldown,
-                    config.max_attempts,
-                );
-                KeyPoolHandle::spawn(kind, state)
-            })
-            .collect();
+        let (vault, loaded) = open_vault_and_import(&config).await?;
+        let store = vault.store().clone();
+        let mut pools = Vec::new();
+        for (kind, keys) in loaded {
+            let Some(provider) = config.provider(kind) else {
+                continue;
+            };
+            let settings = PoolSettings {
+                provider: kind.as_str(),
+                strategy: provider.strategy,
+                cooldown: CooldownPolicy {
+                    default: config.key_cooldown,
+                    max: config.key_cooldown_max,
+                },
+                max_attempts: config.max_attempts,
+                per_model_cooldowns: kind.limits_per_model(),
+            };
+            let mut state = PoolState::new(settings, keys);
+            let (stats, saved_keys) = load_saved(&store, kind.as_str()).await?;
+            state.restore(stats, &saved_keys, Instant::now(), SystemTime::now());
+            pools.push(KeyPoolHandle::spawn(kind, state));
+        }
+        let pools = KeyPools::new(pools);
+        let persister = Persister::spawn(pools.clone(), store.clone(), config.state_flush_interval);
         let state = AppState {
-            pools: KeyPools::new(pools),
+            pools,
             upstreams: Arc::new(Upstreams::new(&config)?),
+            vault: Arc::new(vault),
             retry: RetryPolicy {
                 max_attempts: config.max_attempts,
                 attempt_timeout: config.upstream_timeout,
@@ -99,6 +119,7 @@ impl Application {
             admin_key: config.admin_api_key.map(Arc::new),
             body_limit: config.body_limit,
             stream_idle_timeout: config.stream_idle_timeout,
+            key_test_timeout: config.key_test_timeout,
             client_keys: Arc::new(config.client_keys),
         };
         if state.client_keys.is_empty() {
@@ -122,6 +143,7 @@ impl Application {
             listener,
             router: router(state),
             store,
+            persister,
         })
     }
 
@@ -136,17 +158,18 @@ impl Application {
         self.router.clone()
     }
 
-    /// Serves until `shutdown` completes, then lets requests in flight finish
-    /// and closes the database.
+    /// Serves until `shutdown` completes: stops accepting, lets requests in
+    /// flight finish, saves the key state one last time, closes the database.
     pub async fn run_until_stopped(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         tracing::info!("keygate listening on http://{}", self.local_addr());
-        axum::serve(self.listener, self.router)
+        let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
-            .await?;
+            .await;
+        self.persister.stop().await;
         self.store.close().await;
-        Ok(())
+        served
     }
 }

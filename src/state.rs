@@ -9,6 +9,7 @@ use secrecy::SecretString;
 use crate::gateway::RetryPolicy;
 use crate::keypool::KeyPools;
 use crate::providers::Upstreams;
+use crate::vault::Vault;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -16,6 +17,9 @@ pub struct AppState {
     pub pools: KeyPools,
     /// The shared HTTP client and provider base URLs (immutable).
     pub upstreams: Arc<Upstreams>,
+    /// Stored keys: admin changes are written here first, then told to the
+    /// pool.
+    pub vault: Arc<Vault>,
     /// Attempts and per-attempt timeout for every proxied request.
     pub retry: RetryPolicy,
     /// Secret for the admin routes; `None` disables them.
@@ -25,6 +29,8 @@ pub struct AppState {
     /// Longest silence between upstream stream events before the stream is
     /// ended with an error.
     pub stream_idle_timeout: Duration,
+    /// Limit on checking one key against its upstream.
+    pub key_test_timeout: Duration,
     /// Keys clients must present on the proxy routes; empty means open.
     pub client_keys: Arc<Vec<SecretString>>,
 }

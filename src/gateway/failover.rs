@@ -6,7 +6,10 @@
 //! This is the only retry loop in keygate: transport code never retries.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use crate::keypool::{KeyId, KeyLease, KeyPoolHandle, Outcome, RequestTracker, Selection};
 use crate::providers::ProviderKind;
@@ -16,7 +19,8 @@ use super::failure::{Failure, UpstreamDetail};
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
     pub max_attempts: u32,
-    /// Limit on one attempt, from sending the request to its last byte.
+    /// Limit on one attempt, from sending the request to its answer (for a
+    /// stream: to its first content).
     pub attempt_timeout: Duration,
 }
 
@@ -30,28 +34,55 @@ pub struct Answered<T> {
     pub report: KeyReport,
 }
 
-/// The pending outcome of the answering attempt. Dropping it reports
-/// success unless `failed` was called first; reporting from `Drop` means a
-/// client that hangs up mid-stream cannot lose the record.
+enum Verdict {
+    /// The attempt has not finished; dropped so, it was abandoned.
+    Pending,
+    Succeeded(Duration),
+    Failed(Failure),
+}
+
+/// The outcome of one attempt, reported to the pool exactly once, when
+/// dropped. Reporting from `Drop` means neither a client hanging up
+/// mid-attempt nor mid-stream can lose the record (or leave a half-open
+/// key's probe out forever).
 pub struct KeyReport {
     pool: KeyPoolHandle,
     key: KeyId,
-    failure: Option<Failure>,
+    model: Option<Arc<str>>,
+    started: Instant,
+    verdict: Verdict,
 }
 
 impl KeyReport {
+    fn start(pool: &KeyPoolHandle, key: &KeyId, model: Option<&Arc<str>>) -> Self {
+        Self {
+            pool: pool.clone(),
+            key: key.clone(),
+            model: model.cloned(),
+            started: Instant::now(),
+            verdict: Verdict::Pending,
+        }
+    }
+
+    fn succeeded(&mut self) {
+        self.verdict = Verdict::Succeeded(self.started.elapsed());
+    }
+
     pub fn failed(&mut self, failure: Failure) {
-        self.failure = Some(failure);
+        self.verdict = Verdict::Failed(failure);
     }
 }
 
 impl Drop for KeyReport {
     fn drop(&mut self) {
-        let outcome = match self.failure.take() {
-            None => Outcome::Success,
-            Some(failure) => failure.outcome(),
+        let outcome = match std::mem::replace(&mut self.verdict, Verdict::Pending) {
+            Verdict::Pending => Outcome::Cancelled,
+            Verdict::Succeeded(latency) => Outcome::Success {
+                latency: Some(latency),
+            },
+            Verdict::Failed(failure) => failure.outcome(),
         };
-        self.pool.report(&self.key, outcome);
+        self.pool.report(&self.key, self.model.as_ref(), outcome);
     }
 }
 
@@ -63,7 +94,7 @@ pub enum GatewayError {
         provider: ProviderKind,
         retry_after: Duration,
     },
-    /// No key can serve: none configured, or all rejected by the upstream.
+    /// No key can serve: none configured, or all rejected or disabled.
     NoUsableKey {
         provider: ProviderKind,
         total: usize,
@@ -71,6 +102,13 @@ pub enum GatewayError {
     },
     /// Every attempt failed; the last failure decides the answer.
     AttemptsExhausted { attempts: u32, last: Failure },
+    /// Most keys just met provider faults: the provider is in trouble.
+    ProviderOverloaded {
+        provider: ProviderKind,
+        failing: usize,
+        usable: usize,
+        last: Failure,
+    },
     /// The upstream says the request itself is wrong; passed on, not retried.
     RequestRejected(UpstreamDetail),
     /// The pool is shutting down.
@@ -78,10 +116,12 @@ pub enum GatewayError {
 }
 
 /// Runs `attempt` with one key after another until one succeeds, the request
-/// is found at fault, or attempts or keys run out.
+/// is found at fault, or attempts or keys run out. `model` scopes cooldowns
+/// where the provider limits per model.
 pub async fn with_failover<T, F, Fut>(
     pool: &KeyPoolHandle,
     policy: RetryPolicy,
+    model: Option<&Arc<str>>,
     tracker: &mut RequestTracker,
     mut attempt: F,
 ) -> Result<Answered<T>, GatewayError>
@@ -94,7 +134,7 @@ where
     let mut last_failure = None;
     for number in 1..=policy.max_attempts {
         let lease = match pool
-            .acquire(&tried)
+            .acquire(&tried, model)
             .await
             .map_err(|_| GatewayError::PoolUnavailable)?
         {
@@ -118,16 +158,13 @@ where
         }
         tried.push(lease.id.clone());
 
+        let mut report = KeyReport::start(pool, &lease.id, model);
         let result = tokio::time::timeout(policy.attempt_timeout, attempt(lease.clone()))
             .await
             .unwrap_or(Err(Failure::timeout(policy.attempt_timeout)));
         match result {
             Ok(value) => {
-                let report = KeyReport {
-                    pool: pool.clone(),
-                    key: lease.id.clone(),
-                    failure: None,
-                };
+                report.succeeded();
                 return Ok(Answered {
                     value,
                     key: lease,
@@ -137,7 +174,6 @@ where
             }
             Err(failure) => {
                 let failure = failure.scrubbed(&lease.secret);
-                pool.report(&lease.id, failure.outcome());
                 let detail = failure.detail();
                 tracing::warn!(
                     %provider,
@@ -147,6 +183,8 @@ where
                     error_type = %detail.error_type,
                     "upstream attempt failed"
                 );
+                report.failed(failure.clone());
+                drop(report);
                 if let Failure::ClientFault(detail) = failure {
                     return Err(GatewayError::RequestRejected(detail));
                 }
@@ -154,12 +192,22 @@ where
             }
         }
     }
-    match last_failure {
-        Some(last) => Err(GatewayError::AttemptsExhausted {
-            attempts: policy.max_attempts,
-            last,
-        }),
+    let Some(last) = last_failure else {
         // max_attempts is at least 1, so this is unreachable in practice.
-        None => Err(GatewayError::PoolUnavailable),
+        return Err(GatewayError::PoolUnavailable);
+    };
+    if matches!(last, Failure::ProviderFault(_) | Failure::Timeout(_))
+        && let Ok(Some((failing, usable))) = pool.overloaded().await
+    {
+        return Err(GatewayError::ProviderOverloaded {
+            provider,
+            failing,
+            usable,
+            last,
+        });
     }
+    Err(GatewayError::AttemptsExhausted {
+        attempts: policy.max_attempts,
+        last,
+    })
 }

@@ -4,38 +4,57 @@
 //! and reporting never blocks the request path. Requests that want an answer
 //! carry a oneshot sender; the loop ends when every handle is gone.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use super::headroom::RateLimits;
+use super::persist::{SavedKey, SavedProvider};
 use super::state::PoolState;
 use super::status::{PoolStats, PoolStatus};
-use super::{KeyId, Outcome, Selection};
+use super::{KeyEntry, KeyId, Outcome, Selection};
+
+pub(super) type Changes = (Option<SavedProvider>, Vec<(KeyId, SavedKey)>);
 
 pub(super) enum Message {
     Acquire {
         tried: Vec<KeyId>,
+        model: Option<Arc<str>>,
         reply: oneshot::Sender<Selection>,
     },
     Report {
         key: KeyId,
+        model: Option<Arc<str>>,
         outcome: Outcome,
+    },
+    Observe {
+        key: KeyId,
+        limits: RateLimits,
     },
     RequestStarted,
     RequestFinished {
         succeeded: bool,
         rotations: u32,
     },
-    Stats {
-        reply: oneshot::Sender<PoolStats>,
+    AddKey(KeyEntry),
+    RemoveKey(KeyId),
+    UpdateKey {
+        key: KeyId,
+        name: Option<Option<String>>,
+        weight: Option<u32>,
+        enabled: Option<bool>,
     },
-    Status {
-        reply: oneshot::Sender<PoolStatus>,
+    SetInvalid {
+        key: KeyId,
+        reason: Option<String>,
     },
-    Reset {
-        reply: oneshot::Sender<PoolStatus>,
-    },
+    Stats(oneshot::Sender<PoolStats>),
+    Status(oneshot::Sender<PoolStatus>),
+    Reset(oneshot::Sender<PoolStatus>),
+    Overloaded(oneshot::Sender<Option<(usize, usize)>>),
+    TakeChanges(oneshot::Sender<Changes>),
 }
 
 pub(super) fn spawn(state: PoolState) -> mpsc::UnboundedSender<Message> {
@@ -47,28 +66,57 @@ pub(super) fn spawn(state: PoolState) -> mpsc::UnboundedSender<Message> {
 async fn run(mut state: PoolState, mut inbox: mpsc::UnboundedReceiver<Message>) {
     while let Some(message) = inbox.recv().await {
         let now = Instant::now();
+        let wall = SystemTime::now();
         // A dropped reply receiver means the request went away; nothing to do.
         match message {
-            Message::Acquire { tried, reply } => {
-                let _ = reply.send(state.select(now, SystemTime::now(), &tried));
+            Message::Acquire {
+                tried,
+                model,
+                reply,
+            } => {
+                let _ = reply.send(state.select(now, wall, &tried, model.as_deref()));
             }
-            Message::Report { key, outcome } => {
-                state.record(&key, &outcome, now, SystemTime::now())
+            Message::Report {
+                key,
+                model,
+                outcome,
+            } => {
+                state.record(&key, model.as_deref(), &outcome, now, wall);
             }
+            Message::Observe { key, limits } => state.observe(&key, limits),
             Message::RequestStarted => state.request_started(),
             Message::RequestFinished {
                 succeeded,
                 rotations,
-            } => state.request_finished(succeeded, rotations),
-            Message::Stats { reply } => {
+            } => {
+                state.request_finished(succeeded, rotations);
+            }
+            Message::AddKey(entry) => state.add_key(entry),
+            Message::RemoveKey(key) => {
+                state.remove_key(&key);
+            }
+            Message::UpdateKey {
+                key,
+                name,
+                weight,
+                enabled,
+            } => state.update_key(&key, name, weight, enabled),
+            Message::SetInvalid { key, reason } => state.set_invalid(&key, reason),
+            Message::Stats(reply) => {
                 let _ = reply.send(state.stats(now));
             }
-            Message::Status { reply } => {
-                let _ = reply.send(state.status(now));
+            Message::Status(reply) => {
+                let _ = reply.send(state.status(now, wall));
             }
-            Message::Reset { reply } => {
+            Message::Reset(reply) => {
                 state.reset();
-                let _ = reply.send(state.status(now));
+                let _ = reply.send(state.status(now, wall));
+            }
+            Message::Overloaded(reply) => {
+                let _ = reply.send(state.overloaded(now));
+            }
+            Message::TakeChanges(reply) => {
+                let _ = reply.send(state.take_changes(now, wall));
             }
         }
     }

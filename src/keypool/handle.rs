@@ -3,10 +3,13 @@
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::actor::{self, Message};
+use std::sync::Arc;
+
+use super::actor::{self, Changes, Message};
+use super::headroom::RateLimits;
 use super::state::PoolState;
 use super::status::{PoolStats, PoolStatus};
-use super::{KeyId, Outcome, Selection};
+use super::{KeyEntry, KeyId, Outcome, Selection};
 use crate::providers::ProviderKind;
 
 /// The pool's actor has stopped (only during shutdown); callers answer 503.
@@ -32,34 +35,89 @@ impl KeyPoolHandle {
         self.provider
     }
 
-    /// Asks for a key for the next attempt; `tried` are the keys this request
-    /// already used.
-    pub async fn acquire(&self, tried: &[KeyId]) -> Result<Selection, PoolUnavailable> {
+    /// Asks for a key for the next attempt at `model`; `tried` are the
+    /// keys this request already used.
+    pub async fn acquire(
+        &self,
+        tried: &[KeyId],
+        model: Option<&Arc<str>>,
+    ) -> Result<Selection, PoolUnavailable> {
         self.ask(|reply| Message::Acquire {
             tried: tried.to_vec(),
+            model: model.cloned(),
             reply,
         })
         .await
     }
 
     /// Records an attempt's outcome; never waits.
-    pub fn report(&self, key: &KeyId, outcome: Outcome) {
+    pub fn report(&self, key: &KeyId, model: Option<&Arc<str>>, outcome: Outcome) {
         self.tell(Message::Report {
             key: key.clone(),
+            model: model.cloned(),
             outcome,
         });
     }
 
+    /// Records the rate-limit windows an answer reported; never waits.
+    pub fn observe(&self, key: &KeyId, limits: RateLimits) {
+        self.tell(Message::Observe {
+            key: key.clone(),
+            limits,
+        });
+    }
+
+    pub fn add_key(&self, entry: KeyEntry) {
+        self.tell(Message::AddKey(entry));
+    }
+
+    pub fn remove_key(&self, key: &KeyId) {
+        self.tell(Message::RemoveKey(key.clone()));
+    }
+
+    /// `name: Some(None)` clears the name.
+    pub fn update_key(
+        &self,
+        key: &KeyId,
+        name: Option<Option<String>>,
+        weight: Option<u32>,
+        enabled: Option<bool>,
+    ) {
+        self.tell(Message::UpdateKey {
+            key: key.clone(),
+            name,
+            weight,
+            enabled,
+        });
+    }
+
+    pub fn set_invalid(&self, key: &KeyId, reason: Option<String>) {
+        self.tell(Message::SetInvalid {
+            key: key.clone(),
+            reason,
+        });
+    }
+
     pub async fn stats(&self) -> Result<PoolStats, PoolUnavailable> {
-        self.ask(|reply| Message::Stats { reply }).await
+        self.ask(Message::Stats).await
     }
 
     pub async fn status(&self) -> Result<PoolStatus, PoolUnavailable> {
-        self.ask(|reply| Message::Status { reply }).await
+        self.ask(Message::Status).await
     }
 
     pub async fn reset(&self) -> Result<PoolStatus, PoolUnavailable> {
-        self.ask(|reply| Message::Reset { reply }).await
+        self.ask(Message::Reset).await
+    }
+
+    /// `Some((failing, usable))` when most keys just met provider faults.
+    pub async fn overloaded(&self) -> Result<Option<(usize, usize)>, PoolUnavailable> {
+        self.ask(Message::Overloaded).await
+    }
+
+    /// The state changed since the last call, for saving.
+    pub(super) async fn take_changes(&self) -> Result<Changes, PoolUnavailable> {
+        self.ask(Message::TakeChanges).await
     }
 
     fn tell(&self, message: Message) {

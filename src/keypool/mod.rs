@@ -7,8 +7,14 @@
 //! - `status`: the serialisable snapshots the admin routes return.
 
 mod actor;
+mod cooldown;
 mod handle;
+mod headroom;
+mod latency;
 pub mod persist;
+mod persister;
+mod select;
+mod slot;
 mod state;
 mod status;
 
@@ -18,9 +24,15 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::Serialize;
 
+pub use cooldown::CooldownPolicy;
 pub use handle::{KeyPoolHandle, KeyPools, PoolUnavailable, RequestTracker};
-pub use state::{FAILURE_HISTORY_LEN, PoolState, ceil_secs};
-pub use status::{FailureRecord, KeyStatus, PoolStats, PoolStatus};
+pub use headroom::{RateLimits, Window};
+pub use latency::LatencySummary;
+pub use persister::Persister;
+pub use select::Strategy;
+pub use slot::FAILURE_HISTORY_LEN;
+pub use state::{PoolSettings, PoolState};
+pub use status::{FailureRecord, KeyStatus, PoolStats, PoolStatus, ceil_secs};
 
 /// A key's stable public id (random, assigned when it is first stored).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -90,7 +102,8 @@ pub enum Selection {
 /// What one upstream attempt did, as far as the key is concerned.
 #[derive(Debug, Clone)]
 pub enum Outcome {
-    Success,
+    /// Answered; `latency` to the answer (or a stream's first content).
+    Success { latency: Option<Duration> },
     /// 429: cool the key for `cooldown` (or the configured default).
     RateLimited {
         cooldown: Option<Duration>,
@@ -102,6 +115,8 @@ pub enum Outcome {
     Failed(FailureNote),
     /// The request's own fault (400, 404, …): the key did nothing wrong.
     RequestFault,
+    /// The attempt was abandoned (the client went away): no verdict.
+    Cancelled,
 }
 
 /// A failed attempt as recorded in a key's history (message already scrubbed).

@@ -1,135 +1,99 @@
 //! The pool's state machine: which key serves next, what each upstream
-//! outcome does to a key, and the statistics. Pure and synchronous; time is
-//! passed in (`now` for cooldowns, `wall` for timestamps shown to people), so
-//! every transition is unit-tested without a runtime or sleeps.
+//! outcome does, live key changes, statistics, and the saved form. Pure and
+//! synchronous; time is passed in (`now` for cooldowns, `wall` for times
+//! shown to people or saved), so every transition is tested without sleeps.
 //!
-//! Invariants: a key that is cooling down or invalid is never leased; a
-//! cooldown is only ever extended by a later 429, never shortened.
+//! Invariants: a key that is disabled, invalid, cooling down (for the
+//! requested model), half-open with its probe out, or (under `headroom`)
+//! out of rate-limit room is never leased.
 
-use std::collections::VecDeque;
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use super::status::{FailureRecord, KeyStatus, PoolStats, PoolStatus};
-use super::{FailureNote, KeyEntry, KeyId, KeyLease, Outcome, Selection};
+use super::cooldown::CooldownPolicy;
+use super::headroom::RateLimits;
+use super::persist::{SavedKey, SavedProvider};
+use super::select::{Strategy, pick};
+use super::slot::KeySlot;
+use super::status::{PoolStats, PoolStatus};
+use super::{KeyEntry, KeyId, KeyLease, Outcome, Selection};
 
-/// How many failures each key remembers.
-pub const FAILURE_HISTORY_LEN: usize = 20;
+/// How recent a provider fault must be to count towards "overloaded".
+const OVERLOAD_WINDOW: Duration = Duration::from_secs(30);
 
-#[derive(Debug, Clone, PartialEq)]
-enum Health {
-    Active,
-    CoolingDown { until: Instant },
-    Invalid { reason: String },
+/// A pool's fixed settings.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings {
+    pub provider: &'static str,
+    pub strategy: Strategy,
+    pub cooldown: CooldownPolicy,
+    pub max_attempts: u32,
+    /// The upstream limits per model (Anthropic): a 429 benches the key for
+    /// that model only.
+    pub per_model_cooldowns: bool,
 }
 
-struct KeySlot {
-    entry: KeyEntry,
-    health: Health,
-    requests: u64,
-    successes: u64,
-    failures: u64,
-    consecutive_failures: u64,
-    last_used_at: Option<SystemTime>,
-    last_error: Option<String>,
-    history: VecDeque<FailureRecord>,
-}
-
-impl KeySlot {
-    fn new(entry: KeyEntry) -> Self {
-        Self {
-            entry,
-            health: Health::Active,
-            requests: 0,
-            successes: 0,
-            failures: 0,
-            consecutive_failures: 0,
-            last_used_at: None,
-            last_error: None,
-            history: VecDeque::with_capacity(FAILURE_HISTORY_LEN),
-        }
-    }
-
-    fn is_available(&self, now: Instant) -> bool {
-        match &self.health {
-            Health::Active => true,
-            Health::CoolingDown { until } => *until <= now,
-            Health::Invalid { .. } => false,
-        }
-    }
-
-    fn cooling_until(&self, now: Instant) -> Option<Instant> {
-        match self.health {
-            Health::CoolingDown { until } if until > now => Some(until),
-            _ => None,
-        }
-    }
-
-    fn record_failure(&mut self, note: &FailureNote, wall: SystemTime) {
-        self.failures += 1;
-        self.consecutive_failures += 1;
-        self.last_error = Some(note.message.clone());
-        if self.history.len() == FAILURE_HISTORY_LEN {
-            self.history.pop_front();
-        }
-        self.history.push_back(FailureRecord {
-            at: format_time(wall),
-            status: note.status,
-            error_type: note.error_type.clone(),
-            message: note.message.clone(),
-        });
-    }
-}
-
-/// All keys of one provider and its counters.
 pub struct PoolState {
-    provider: &'static str,
-    slots: Vec<KeySlot>,
-    /// Where the round-robin scan starts next.
+    pub(super) settings: PoolSettings,
+    pub(super) slots: Vec<KeySlot>,
+    /// Where the round-robin order starts next.
     cursor: usize,
-    default_cooldown: Duration,
-    max_attempts: u32,
-    stats: PoolStats,
+    pub(super) stats: PoolStats,
+    stats_dirty: bool,
 }
 
 impl PoolState {
-    pub fn new(
-        provider: &'static str,
-        keys: Vec<KeyEntry>,
-        default_cooldown: Duration,
-        max_attempts: u32,
-    ) -> Self {
+    pub fn new(settings: PoolSettings, keys: Vec<KeyEntry>) -> Self {
         Self {
-            provider,
+            settings,
             slots: keys.into_iter().map(KeySlot::new).collect(),
             cursor: 0,
-            default_cooldown,
-            max_attempts,
             stats: PoolStats::default(),
+            stats_dirty: false,
         }
     }
 
-    /// Picks the next available key round-robin, preferring keys this
-    /// request has not tried yet; a tried key is reused only when no untried
-    /// one is available (a one-key pool still gets its retries).
-    pub fn select(&mut self, now: Instant, wall: SystemTime, tried: &[KeyId]) -> Selection {
+    /// Picks a key for an attempt at `model`, preferring keys this request
+    /// has not tried; a tried key is reused only when no untried one can
+    /// serve (a one-key pool still gets its retries).
+    pub fn select(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        tried: &[KeyId],
+        model: Option<&str>,
+    ) -> Selection {
         let count = self.slots.len();
-        let order = (0..count).map(|offset| (self.cursor + offset) % count);
-        let untried = order
-            .clone()
-            .find(|&i| self.slots[i].is_available(now) && !tried.contains(&self.slots[i].entry.id));
-        let Some(index) =
-            untried.or_else(|| order.clone().find(|&i| self.slots[i].is_available(now)))
-        else {
-            return self.why_none(now);
-        };
+        let headroom = self.settings.strategy == Strategy::Headroom;
+        let order: Vec<usize> = (0..count)
+            .map(|offset| (self.cursor + offset) % count)
+            .filter(|&i| {
+                let slot = &self.slots[i];
+                slot.can_serve(model, now)
+                    && !(headroom && slot.limits.is_some_and(|l| l.exhausted_for(wall).is_some()))
+            })
+            .collect();
+        let untried: Vec<usize> = order
+            .iter()
+            .copied()
+            .filter(|&i| !tried.contains(&self.slots[i].entry.id))
+            .collect();
+        let candidates = if untried.is_empty() { order } else { untried };
+        if candidates.is_empty() {
+            return self.why_none(model, now, wall);
+        }
+        let index = pick(
+            self.settings.strategy,
+            &candidates,
+            &mut self.slots,
+            now,
+            wall,
+        );
         self.cursor = (index + 1) % count;
         let slot = &mut self.slots[index];
-        // A cooldown that has run out becomes active on its next use.
-        slot.health = Health::Active;
-        slot.requests += 1;
-        slot.last_used_at = Some(wall);
+        slot.lease(model, now, wall);
         Selection::Leased(KeyLease {
             id: slot.entry.id.clone(),
             label: slot.entry.label().to_string(),
@@ -137,54 +101,62 @@ impl PoolState {
         })
     }
 
-    fn why_none(&self, now: Instant) -> Selection {
-        match self.slots.iter().filter_map(|s| s.cooling_until(now)).min() {
-            Some(first_free) => Selection::AllCoolingDown {
-                retry_after: first_free - now,
-            },
-            None => Selection::NoUsableKey {
+    fn why_none(&self, model: Option<&str>, now: Instant, wall: SystemTime) -> Selection {
+        let usable: Vec<&KeySlot> = self.slots.iter().filter(|s| s.is_usable()).collect();
+        if usable.is_empty() {
+            return Selection::NoUsableKey {
                 total: self.slots.len(),
                 invalid: self.invalid_count(),
-            },
+            };
+        }
+        // Every usable key is resting, probing, or out of room: the first
+        // to come back decides the wait.
+        let wait = usable
+            .iter()
+            .filter_map(|slot| {
+                let cooling = slot.blocked_until(model, now).map(|until| until - now);
+                let room = slot.limits.and_then(|l| l.exhausted_for(wall));
+                match (cooling, room) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    (a, b) => a.or(b),
+                }
+            })
+            .min()
+            .unwrap_or(Duration::from_secs(1));
+        Selection::AllCoolingDown { retry_after: wait }
+    }
+
+    /// Applies an attempt's outcome to its key; ids no longer in the pool
+    /// (a key removed meanwhile) are ignored.
+    pub fn record(
+        &mut self,
+        key: &KeyId,
+        model: Option<&str>,
+        outcome: &Outcome,
+        now: Instant,
+        wall: SystemTime,
+    ) {
+        let scope = if self.settings.per_model_cooldowns {
+            model
+        } else {
+            None
+        };
+        let policy = self.settings.cooldown;
+        if let Some(slot) = self.slot_mut(key) {
+            slot.record(outcome, model, scope, &policy, now, wall);
         }
     }
 
-    /// Applies an attempt's outcome to its key. Unknown ids (a key removed
-    /// meanwhile) are ignored.
-    pub fn record(&mut self, key: &KeyId, outcome: &Outcome, now: Instant, wall: SystemTime) {
-        let default_cooldown = self.default_cooldown;
-        let Some(slot) = self.slots.iter_mut().find(|s| &s.entry.id == key) else {
-            return;
-        };
-        match outcome {
-            Outcome::Success => {
-                slot.successes += 1;
-                slot.consecutive_failures = 0;
-            }
-            Outcome::RateLimited { cooldown, note } => {
-                slot.record_failure(note, wall);
-                let until = now + cooldown.unwrap_or(default_cooldown);
-                slot.health = match slot.health {
-                    Health::Invalid { .. } => slot.health.clone(),
-                    Health::CoolingDown { until: current } if current > until => {
-                        slot.health.clone()
-                    }
-                    _ => Health::CoolingDown { until },
-                };
-            }
-            Outcome::Rejected(note) => {
-                slot.record_failure(note, wall);
-                slot.health = Health::Invalid {
-                    reason: note.message.clone(),
-                };
-            }
-            Outcome::Failed(note) => slot.record_failure(note, wall),
-            Outcome::RequestFault => {}
+    /// The rate-limit windows an answer reported for `key`.
+    pub fn observe(&mut self, key: &KeyId, limits: RateLimits) {
+        if let Some(slot) = self.slot_mut(key) {
+            slot.limits = Some(limits);
         }
     }
 
     pub fn request_started(&mut self) {
         self.stats.total_requests += 1;
+        self.stats_dirty = true;
     }
 
     pub fn request_finished(&mut self, succeeded: bool, rotations: u32) {
@@ -194,265 +166,158 @@ impl PoolState {
             self.stats.failed_requests += 1;
         }
         self.stats.rotations += u64::from(rotations);
+        self.stats_dirty = true;
     }
 
     /// Clears failures, histories, cooldowns and invalid marks; request and
     /// success totals stay.
     pub fn reset(&mut self) {
-        for slot in &mut self.slots {
-            slot.health = Health::Active;
-            slot.failures = 0;
-            slot.consecutive_failures = 0;
-            slot.last_error = None;
-            slot.history.clear();
+        self.slots.iter_mut().for_each(KeySlot::reset);
+    }
+
+    /// Adds a key (or replaces the entry of one with the same id).
+    pub fn add_key(&mut self, entry: KeyEntry) {
+        match self.slot_mut(&entry.id) {
+            Some(slot) => slot.entry = entry,
+            None => self.slots.push(KeySlot::new(entry)),
         }
     }
 
-    pub fn stats(&self, now: Instant) -> PoolStats {
-        let cooling = self
-            .slots
+    /// Removes a key; a request in flight on it still finishes.
+    pub fn remove_key(&mut self, key: &KeyId) -> bool {
+        let before = self.slots.len();
+        self.slots.retain(|s| &s.entry.id != key);
+        self.cursor = if self.slots.is_empty() {
+            0
+        } else {
+            self.cursor % self.slots.len()
+        };
+        self.slots.len() != before
+    }
+
+    /// Updates an admin's name, weight or switch for a key.
+    pub fn update_key(
+        &mut self,
+        key: &KeyId,
+        name: Option<Option<String>>,
+        weight: Option<u32>,
+        enabled: Option<bool>,
+    ) {
+        if let Some(slot) = self.slot_mut(key) {
+            if let Some(name) = name {
+                slot.entry.name = name;
+            }
+            if let Some(weight) = weight {
+                slot.entry.weight = weight;
+            }
+            if let Some(enabled) = enabled {
+                slot.entry.enabled = enabled;
+            }
+            slot.dirty = true;
+        }
+    }
+
+    /// A key check's verdict: `Some(reason)` marks the key invalid, `None`
+    /// brings an invalid key back.
+    pub fn set_invalid(&mut self, key: &KeyId, reason: Option<String>) {
+        if let Some(slot) = self.slot_mut(key) {
+            slot.invalid = reason;
+            slot.dirty = true;
+        }
+    }
+
+    /// Most usable keys met provider faults in the last 30 s: the
+    /// provider's trouble, not the keys'. Returns (failing, usable).
+    pub fn overloaded(&self, now: Instant) -> Option<(usize, usize)> {
+        let usable: Vec<&KeySlot> = self.slots.iter().filter(|s| s.is_usable()).collect();
+        let failing = usable
             .iter()
-            .filter(|s| s.cooling_until(now).is_some())
+            .filter(|s| {
+                s.last_fault
+                    .is_some_and(|at| now.duration_since(at) < OVERLOAD_WINDOW)
+            })
             .count();
-        let invalid = self.invalid_count();
+        (!usable.is_empty() && failing * 2 > usable.len()).then_some((failing, usable.len()))
+    }
+
+    pub fn stats(&self, now: Instant) -> PoolStats {
         PoolStats {
             total_keys: self.slots.len(),
-            available_keys: self.slots.iter().filter(|s| s.is_available(now)).count(),
-            cooling_down_keys: cooling,
-            invalid_keys: invalid,
+            available_keys: self
+                .slots
+                .iter()
+                .filter(|s| s.is_usable() && s.any_active_cooldown(now).is_none())
+                .count(),
+            cooling_down_keys: self
+                .slots
+                .iter()
+                .filter(|s| s.is_usable() && s.any_active_cooldown(now).is_some())
+                .count(),
+            invalid_keys: self.invalid_count(),
+            disabled_keys: self.slots.iter().filter(|s| !s.entry.enabled).count(),
             ..self.stats.clone()
         }
     }
 
-    pub fn status(&self, now: Instant) -> PoolStatus {
+    pub fn status(&self, now: Instant, wall: SystemTime) -> PoolStatus {
         PoolStatus {
-            provider: self.provider,
-            strategy: "round_robin",
-            cooldown_secs: self.default_cooldown.as_secs_f64(),
-            max_attempts: self.max_attempts,
+            provider: self.settings.provider,
+            strategy: self.settings.strategy.as_str(),
+            cooldown_secs: self.settings.cooldown.default.as_secs_f64(),
+            cooldown_max_secs: self.settings.cooldown.max.as_secs_f64(),
+            max_attempts: self.settings.max_attempts,
             stats: self.stats(now),
             keys: self
                 .slots
                 .iter()
-                .map(|slot| key_status(slot, now))
+                .map(|slot| super::status::key_status(slot, now, wall))
                 .collect(),
         }
     }
 
-    fn invalid_count(&self) -> usize {
-        self.slots
-            .iter()
-            .filter(|s| matches!(s.health, Health::Invalid { .. }))
-            .count()
-    }
-}
-
-fn key_status(slot: &KeySlot, now: Instant) -> KeyStatus {
-    let (state, remaining, invalid_reason) = match &slot.health {
-        Health::Invalid { reason } => ("invalid", Duration::ZERO, Some(reason.clone())),
-        _ => match slot.cooling_until(now) {
-            Some(until) => ("cooling_down", until - now, None),
-            None => ("active", Duration::ZERO, None),
-        },
-    };
-    KeyStatus {
-        id: slot.entry.id.clone(),
-        label: slot.entry.label().to_string(),
-        state,
-        cooldown_remaining_secs: ceil_secs(remaining),
-        invalid_reason,
-        requests: slot.requests,
-        successes: slot.successes,
-        failures: slot.failures,
-        consecutive_failures: slot.consecutive_failures,
-        last_used_at: slot.last_used_at.map(format_time),
-        last_error: slot.last_error.clone(),
-        failure_history: slot.history.iter().cloned().collect(),
-    }
-}
-
-/// Whole seconds, rounded up, so "0" only ever means "now".
-pub fn ceil_secs(duration: Duration) -> u64 {
-    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
-}
-
-fn format_time(time: SystemTime) -> String {
-    humantime::format_rfc3339_millis(time).to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use secrecy::SecretString;
-    use std::sync::Arc;
-
-    fn pool(n: usize) -> PoolState {
-        let keys = (0..n)
-            .map(|i| KeyEntry {
-                id: KeyId::new(format!("key{i}")),
-                masked: format!("sk-…{i}"),
-                name: None,
-                weight: 1,
-                enabled: true,
-                secret: Arc::new(SecretString::from(format!("secret-{i}"))),
+    /// The state to save: provider counters and every key changed since
+    /// the last call (their change marks are cleared).
+    pub fn take_changes(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+    ) -> (Option<SavedProvider>, Vec<(KeyId, SavedKey)>) {
+        let provider =
+            std::mem::take(&mut self.stats_dirty).then(|| SavedProvider::from_stats(&self.stats));
+        let keys = self
+            .slots
+            .iter_mut()
+            .filter_map(|slot| {
+                std::mem::take(&mut slot.dirty)
+                    .then(|| (slot.entry.id.clone(), SavedKey::from_slot(slot, now, wall)))
             })
             .collect();
-        PoolState::new("anthropic", keys, Duration::from_secs(60), 3)
+        (provider, keys)
     }
 
-    fn lease(pool: &mut PoolState, now: Instant, tried: &[KeyId]) -> KeyId {
-        match pool.select(now, SystemTime::now(), tried) {
-            Selection::Leased(lease) => lease.id,
-            _ => panic!("expected a key"),
+    /// Brings back saved state for the keys and the provider counters.
+    pub fn restore(
+        &mut self,
+        provider: Option<SavedProvider>,
+        keys: &HashMap<String, SavedKey>,
+        now: Instant,
+        wall: SystemTime,
+    ) {
+        if let Some(saved) = provider {
+            saved.apply_to(&mut self.stats);
         }
-    }
-
-    fn note(status: u16) -> FailureNote {
-        FailureNote {
-            status: Some(status),
-            error_type: "x".into(),
-            message: "m".into(),
-        }
-    }
-
-    fn rate_limited(secs: u64) -> Outcome {
-        Outcome::RateLimited {
-            cooldown: Some(Duration::from_secs(secs)),
-            note: note(429),
-        }
-    }
-
-    #[test]
-    fn round_robin_spreads_over_all_keys() {
-        let mut pool = pool(3);
-        let now = Instant::now();
-        let ids: Vec<String> = (0..6)
-            .map(|_| lease(&mut pool, now, &[]).to_string())
-            .collect();
-        assert_eq!(ids, ["key0", "key1", "key2", "key0", "key1", "key2"]);
-    }
-
-    #[test]
-    fn untried_keys_come_first_then_tried_ones_are_reused() {
-        let mut pool = pool(2);
-        let now = Instant::now();
-        let first = lease(&mut pool, now, &[]);
-        let second = lease(&mut pool, now, std::slice::from_ref(&first));
-        assert_ne!(first, second);
-        let third = lease(&mut pool, now, &[first.clone(), second.clone()]);
-        assert!(third == first || third == second);
-    }
-
-    #[test]
-    fn cooldown_benches_a_key_until_it_expires() {
-        let mut pool = pool(2);
-        let now = Instant::now();
-        let key0 = lease(&mut pool, now, &[]);
-        pool.record(&key0, &rate_limited(30), now, SystemTime::now());
-        for _ in 0..3 {
-            assert_ne!(lease(&mut pool, now, &[]), key0);
-        }
-        let stats = pool.stats(now);
-        assert_eq!((stats.available_keys, stats.cooling_down_keys), (1, 1));
-        let later = now + Duration::from_secs(30);
-        let used: Vec<KeyId> = (0..2).map(|_| lease(&mut pool, later, &[])).collect();
-        assert!(
-            used.contains(&key0),
-            "key comes back once its cooldown ends"
-        );
-    }
-
-    #[test]
-    fn a_later_429_extends_but_never_shortens() {
-        let mut pool = pool(1);
-        let now = Instant::now();
-        let key = lease(&mut pool, now, &[]);
-        pool.record(&key, &rate_limited(100), now, SystemTime::now());
-        pool.record(&key, &rate_limited(5), now, SystemTime::now());
-        assert_eq!(pool.status(now).keys[0].cooldown_remaining_secs, 100);
-        pool.record(&key, &rate_limited(200), now, SystemTime::now());
-        assert_eq!(pool.status(now).keys[0].cooldown_remaining_secs, 200);
-    }
-
-    #[test]
-    fn default_cooldown_applies_without_a_hint() {
-        let mut pool = pool(1);
-        let now = Instant::now();
-        let key = lease(&mut pool, now, &[]);
-        let outcome = Outcome::RateLimited {
-            cooldown: None,
-            note: note(429),
-        };
-        pool.record(&key, &outcome, now, SystemTime::now());
-        match pool.select(now, SystemTime::now(), &[]) {
-            Selection::AllCoolingDown { retry_after } => {
-                assert_eq!(retry_after, Duration::from_secs(60))
+        for slot in &mut self.slots {
+            if let Some(saved) = keys.get(slot.entry.id.as_str()) {
+                saved.apply_to(slot, now, wall);
             }
-            _ => panic!("expected all cooling down"),
         }
     }
 
-    #[test]
-    fn rejected_keys_leave_rotation_until_reset() {
-        let mut pool = pool(1);
-        let now = Instant::now();
-        let key = lease(&mut pool, now, &[]);
-        pool.record(&key, &Outcome::Rejected(note(401)), now, SystemTime::now());
-        assert!(matches!(
-            pool.select(now, SystemTime::now(), &[]),
-            Selection::NoUsableKey {
-                total: 1,
-                invalid: 1
-            }
-        ));
-        pool.reset();
-        assert_eq!(lease(&mut pool, now, &[]), key);
-        let status = pool.status(now);
-        assert_eq!(status.keys[0].failures, 0);
-        assert_eq!(status.keys[0].requests, 2, "reset keeps request totals");
+    fn slot_mut(&mut self, key: &KeyId) -> Option<&mut KeySlot> {
+        self.slots.iter_mut().find(|s| &s.entry.id == key)
     }
 
-    #[test]
-    fn failures_are_counted_and_history_is_bounded() {
-        let mut pool = pool(1);
-        let now = Instant::now();
-        let key = lease(&mut pool, now, &[]);
-        for _ in 0..25 {
-            pool.record(&key, &Outcome::Failed(note(500)), now, SystemTime::now());
-        }
-        let status = &pool.status(now).keys[0];
-        assert_eq!((status.failures, status.consecutive_failures), (25, 25));
-        assert_eq!(status.failure_history.len(), FAILURE_HISTORY_LEN);
-        assert_eq!(status.state, "active", "a 5xx does not cool a key down");
-        pool.record(&key, &Outcome::Success, now, SystemTime::now());
-        assert_eq!(pool.status(now).keys[0].consecutive_failures, 0);
-    }
-
-    #[test]
-    fn request_counters_add_up() {
-        let mut pool = pool(1);
-        pool.request_started();
-        pool.request_started();
-        pool.request_finished(true, 0);
-        pool.request_finished(false, 2);
-        let stats = pool.stats(Instant::now());
-        assert_eq!(
-            (
-                stats.total_requests,
-                stats.successful_requests,
-                stats.failed_requests,
-                stats.rotations
-            ),
-            (2, 1, 1, 2)
-        );
-    }
-
-    #[test]
-    fn an_empty_pool_has_no_usable_key() {
-        let mut pool = pool(0);
-        assert!(matches!(
-            pool.select(Instant::now(), SystemTime::now(), &[]),
-            Selection::NoUsableKey { total: 0, .. }
-        ));
+    fn invalid_count(&self) -> usize {
+        self.slots.iter().filter(|s| s.invalid.is_some()).count()
     }
 }

@@ -1,9 +1,15 @@
 //! Serialisable snapshots of a pool, as the admin routes show them. They hold
-//! ids and masked labels only, never key material.
+//! ids, names and masked labels only, never key material.
+
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
+use tokio::time::Instant;
 
 use super::KeyId;
+use super::headroom::RateLimits;
+use super::latency::LatencySummary;
+use super::slot::{KeySlot, format_time};
 
 /// Provider-level counters, the body of `GET /api/keypool/stats`.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -12,6 +18,7 @@ pub struct PoolStats {
     pub available_keys: usize,
     pub cooling_down_keys: usize,
     pub invalid_keys: usize,
+    pub disabled_keys: usize,
     /// Client requests, not upstream attempts.
     pub total_requests: u64,
     pub successful_requests: u64,
@@ -30,20 +37,43 @@ pub struct FailureRecord {
 }
 
 #[derive(Debug, Clone, Serialize)]
+pub struct CooldownStatus {
+    /// `null`: the whole key; else the model it applies to.
+    pub model: Option<String>,
+    pub remaining_secs: u64,
+    /// Rung of the cooldown ladder (0: first).
+    pub level: u8,
+    /// Rest over; the next request probes the key.
+    pub half_open: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
 pub struct KeyStatus {
     pub id: KeyId,
+    /// The admin's name for the key, else its masked form.
     pub label: String,
-    /// `active`, `cooling_down` or `invalid`.
+    /// Always the masked form, e.g. `sk-ant-…Xa1b`.
+    pub masked: String,
+    /// `active`, `cooling_down`, `invalid` or `disabled`.
     pub state: &'static str,
+    pub weight: u32,
+    pub enabled: bool,
     pub cooldown_remaining_secs: u64,
+    pub cooldown_level: u8,
+    pub cooldowns: Vec<CooldownStatus>,
     pub invalid_reason: Option<String>,
+    pub disabled_reason: Option<&'static str>,
     /// Upstream attempts made with this key.
     pub requests: u64,
+    pub in_flight: u32,
     pub successes: u64,
     pub failures: u64,
     pub consecutive_failures: u64,
     pub last_used_at: Option<String>,
     pub last_error: Option<String>,
+    /// The latest rate-limit windows the upstream reported for this key.
+    pub rate_limits: Option<RateLimits>,
+    pub latency: Option<LatencySummary>,
     /// The last failures, newest last.
     pub failure_history: Vec<FailureRecord>,
 }
@@ -54,7 +84,60 @@ pub struct PoolStatus {
     pub provider: &'static str,
     pub strategy: &'static str,
     pub cooldown_secs: f64,
+    pub cooldown_max_secs: f64,
     pub max_attempts: u32,
     pub stats: PoolStats,
     pub keys: Vec<KeyStatus>,
+}
+
+pub(super) fn key_status(slot: &KeySlot, now: Instant, _wall: SystemTime) -> KeyStatus {
+    let cooling_until = slot.any_active_cooldown(now);
+    let state = if !slot.entry.enabled {
+        "disabled"
+    } else if slot.invalid.is_some() {
+        "invalid"
+    } else if cooling_until.is_some() {
+        "cooling_down"
+    } else {
+        "active"
+    };
+    KeyStatus {
+        id: slot.entry.id.clone(),
+        label: slot.entry.label().to_string(),
+        masked: slot.entry.masked.clone(),
+        state,
+        weight: slot.entry.weight,
+        enabled: slot.entry.enabled,
+        cooldown_remaining_secs: ceil_secs(
+            cooling_until.map_or(Duration::ZERO, |until| until - now),
+        ),
+        cooldown_level: slot.cooldowns.iter().map(|c| c.level).max().unwrap_or(0),
+        cooldowns: slot
+            .cooldowns
+            .iter()
+            .map(|c| CooldownStatus {
+                model: c.model.clone(),
+                remaining_secs: ceil_secs(c.until.saturating_duration_since(now)),
+                level: c.level,
+                half_open: !c.is_active(now),
+            })
+            .collect(),
+        invalid_reason: slot.invalid.clone(),
+        disabled_reason: (!slot.entry.enabled).then_some("disabled by an admin"),
+        requests: slot.requests,
+        in_flight: slot.in_flight,
+        successes: slot.successes,
+        failures: slot.failures,
+        consecutive_failures: slot.consecutive_failures,
+        last_used_at: slot.last_used_at.map(format_time),
+        last_error: slot.last_error.clone(),
+        rate_limits: slot.limits,
+        latency: slot.latency.summary(),
+        failure_history: slot.history.iter().cloned().collect(),
+    }
+}
+
+/// Whole seconds, rounded up, so "0" only ever means "now".
+pub fn ceil_secs(duration: Duration) -> u64 {
+    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
 }

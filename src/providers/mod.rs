@@ -6,8 +6,10 @@
 pub mod anthropic;
 mod error_text;
 pub mod openai;
+mod ratelimit;
 mod upstream;
 
+pub use ratelimit::{cooldown_hint, rate_limits};
 pub use upstream::{
     UpstreamCall, Upstreams, frame_reader, parse_reply, passthrough_headers, read_body,
     stop_reason_normalizer,
@@ -30,6 +32,8 @@ pub struct ProviderEnv {
     pub key: &'static str,
     pub base_url: &'static str,
     pub default_base_url: &'static str,
+    /// Overrides `KEY_STRATEGY` for this provider.
+    pub strategy: &'static str,
 }
 
 impl ProviderKind {
@@ -49,13 +53,24 @@ impl ProviderKind {
                 key: "ANTHROPIC_API_KEY",
                 base_url: "ANTHROPIC_BASE_URL",
                 default_base_url: "https://api.anthropic.com",
+                strategy: "KEY_STRATEGY_ANTHROPIC",
             },
             ProviderKind::OpenAI => ProviderEnv {
                 keys: "OPENAI_API_KEYS",
                 key: "OPENAI_API_KEY",
                 base_url: "OPENAI_BASE_URL",
                 default_base_url: "https://api.openai.com",
+                strategy: "KEY_STRATEGY_OPENAI",
             },
+        }
+    }
+
+    /// The upstream rate-limits each model separately (Anthropic does), so a
+    /// 429 benches the key for that model only.
+    pub fn limits_per_model(self) -> bool {
+        match self {
+            ProviderKind::Anthropic => true,
+            ProviderKind::OpenAI => false,
         }
     }
 

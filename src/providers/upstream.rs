@@ -22,6 +22,9 @@ pub struct UpstreamCall {
     pub body: Bytes,
     /// Client headers to forward (e.g. `anthropic-version`, `anthropic-beta`).
     pub headers: HeaderMap,
+    /// The requested model: cooldowns are scoped to it where the provider
+    /// limits per model.
+    pub model: Option<std::sync::Arc<str>>,
 }
 
 pub struct Upstreams {

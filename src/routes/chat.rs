@@ -148,6 +148,7 @@ pub async fn chat(
         provider,
         body: state.upstreams.chat_body(provider, &request),
         headers: HeaderMap::new(),
+        model: Some(request.model.as_str().into()),
     };
     if request.stream {
         return chat_stream(&state, call, request.model).await;

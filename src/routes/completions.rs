@@ -40,6 +40,7 @@ async fn serve(state: &AppState, body: Body) -> Result<Response, ApiError> {
         provider: ProviderKind::OpenAI,
         body: bytes,
         headers: HeaderMap::new(),
+        model: Some(model.as_str().into()),
     };
     if !stream {
         let answered = proxy::run_json(state, &call).await?;
@@ -71,6 +72,7 @@ async fn serve_from_anthropic(
         provider: ProviderKind::Anthropic,
         body: translated.body,
         headers: HeaderMap::new(),
+        model: Some(translated.model.as_str().into()),
     };
     if translated.stream {
         let render = AnthropicAsOpenAi::new(translated.model, translated.include_usage);

@@ -39,6 +39,7 @@ async fn serve(
 ) -> Result<Response, ApiError> {
     let (bytes, request) = read_object(body, state.body_limit).await?;
     let stream = check(&request)?;
+    let model = request.get("model").and_then(Value::as_str).map(Into::into);
     let mut headers = HeaderMap::new();
     for name in FORWARDED {
         for value in client_headers.get_all(*name) {
@@ -49,6 +50,7 @@ async fn serve(
         provider: ProviderKind::Anthropic,
         body: bytes,
         headers,
+        model,
     };
     if stream {
         let (answered, tracker) = proxy::run_stream(state, &call).await?;

@@ -3,6 +3,7 @@
 //! either as a whole body or up to the stream's first-content gate.
 
 use std::future::Future;
+use std::time::SystemTime;
 
 use axum::http::HeaderMap;
 use bytes::Bytes;
@@ -11,7 +12,7 @@ use crate::error::ApiError;
 use crate::gateway::stream::{GatedStream, frames, pass_gate};
 use crate::gateway::{Answered, Failure, with_failover};
 use crate::keypool::RequestTracker;
-use crate::providers::{UpstreamCall, frame_reader, passthrough_headers, read_body};
+use crate::providers::{UpstreamCall, frame_reader, passthrough_headers, rate_limits, read_body};
 use crate::state::AppState;
 
 /// Runs `call`, reading each 2xx attempt with `read` (inside the attempt, so
@@ -31,10 +32,21 @@ where
     })?;
     let mut tracker = RequestTracker::start(pool);
     let read = &read;
-    let result = with_failover(pool, state.retry, &mut tracker, |key| async move {
-        let response = state.upstreams.send(call, &key).await?;
-        read(response).await
-    })
+    let result = with_failover(
+        pool,
+        state.retry,
+        call.model.as_ref(),
+        &mut tracker,
+        |key| async move {
+            let response = state.upstreams.send(call, &key).await?;
+            // Every answer's rate-limit windows feed the headroom strategy.
+            let limits = rate_limits(call.provider, response.headers(), SystemTime::now());
+            if !limits.is_empty() {
+                pool.observe(&key.id, limits);
+            }
+            read(response).await
+        },
+    )
     .await;
     match result {
         Ok(answered) => Ok((answered, tracker)),

@@ -10,22 +10,25 @@ use super::StoreError;
 /// One flush: provider counters and the keys whose state changed.
 pub struct StateBatch {
     pub provider: String,
-    pub provider_stats: String,
+    /// `None`: the counters did not change.
+    pub provider_stats: Option<String>,
     pub keys: Vec<(String, String)>,
 }
 
 pub async fn save(pool: &SqlitePool, batches: &[StateBatch]) -> Result<(), StoreError> {
     let mut tx = pool.begin().await?;
     for batch in batches {
-        sqlx::query(
-            "INSERT INTO provider_stats (provider, data) VALUES (?, ?)
+        if let Some(stats) = &batch.provider_stats {
+            sqlx::query(
+                "INSERT INTO provider_stats (provider, data) VALUES (?, ?)
              ON CONFLICT (provider) DO UPDATE SET data = excluded.data,
                  updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
-        )
-        .bind(&batch.provider)
-        .bind(&batch.provider_stats)
-        .execute(&mut *tx)
-        .await?;
+            )
+            .bind(&batch.provider)
+            .bind(stats)
+            .execute(&mut *tx)
+            .await?;
+        }
         for (key_id, data) in &batch.keys {
             // A key deleted since the snapshot was taken is skipped.
             sqlx::query(

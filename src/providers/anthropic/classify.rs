@@ -5,7 +5,6 @@ use reqwest::header::HeaderMap;
 
 use super::wire::{ErrorBody, ErrorEnvelope};
 use crate::gateway::Failure;
-use crate::gateway::retry_after::parse_retry_after;
 use crate::providers::error_text::snippet;
 
 /// A non-2xx answer (or whatever a proxy in front of the API sent).
@@ -18,7 +17,11 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &[u8]) -> Failure {
     let message = parsed
         .and_then(|e| e.error.message)
         .unwrap_or_else(|| snippet(body));
-    let retry_after = parse_retry_after(headers, std::time::SystemTime::now());
+    let retry_after = crate::providers::cooldown_hint(
+        crate::providers::ProviderKind::Anthropic,
+        headers,
+        std::time::SystemTime::now(),
+    );
     Failure::from_status(status, retry_after, error_type, message)
 }
 

@@ -5,7 +5,6 @@
 use reqwest::header::HeaderMap;
 
 use super::wire::{ErrorBody, ErrorEnvelope};
-use crate::gateway::retry_after::parse_retry_after;
 use crate::gateway::{Failure, UpstreamDetail};
 use crate::providers::error_text::snippet;
 
@@ -16,7 +15,11 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &[u8]) -> Failure {
     let error = serde_json::from_slice::<ErrorEnvelope>(body)
         .ok()
         .map(|e| e.error);
-    let retry_after = parse_retry_after(headers, std::time::SystemTime::now());
+    let retry_after = crate::providers::cooldown_hint(
+        crate::providers::ProviderKind::OpenAI,
+        headers,
+        std::time::SystemTime::now(),
+    );
     from_error(status, error, retry_after, || snippet(body))
 }
 

@@ -1,0 +1,248 @@
+//! One key in a pool and what each outcome does to it. Health is derived,
+//! never stored twice: `disabled` comes from the admin switch, `invalid`
+//! from a rejection, `cooling_down` from an active cooldown.
+
+use std::collections::VecDeque;
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+
+use super::cooldown::{Cooldown, CooldownPolicy};
+use super::headroom::RateLimits;
+use super::latency::LatencyWindow;
+use super::status::FailureRecord;
+use super::{FailureNote, KeyEntry, Outcome};
+
+/// How many failures each key remembers.
+pub const FAILURE_HISTORY_LEN: usize = 20;
+/// Leases remembered for `least_used`'s "fewest recent".
+const RECENT_WINDOW: Duration = Duration::from_secs(60);
+const RECENT_MAX: usize = 512;
+
+pub(super) struct KeySlot {
+    pub entry: KeyEntry,
+    /// Why the upstream rejected the key; out of rotation until reset.
+    pub invalid: Option<String>,
+    pub cooldowns: Vec<Cooldown>,
+    pub in_flight: u32,
+    pub recent: VecDeque<Instant>,
+    pub latency: LatencyWindow,
+    pub limits: Option<RateLimits>,
+    /// Smooth weighted round-robin's running score.
+    pub smooth_weight: i64,
+    /// When the key last met a provider or network fault.
+    pub last_fault: Option<Instant>,
+    pub requests: u64,
+    pub successes: u64,
+    pub failures: u64,
+    pub consecutive_failures: u64,
+    pub last_used_at: Option<SystemTime>,
+    pub last_error: Option<String>,
+    pub history: VecDeque<FailureRecord>,
+    /// Changed since the last save.
+    pub dirty: bool,
+}
+
+impl KeySlot {
+    pub fn new(entry: KeyEntry) -> Self {
+        Self {
+            entry,
+            invalid: None,
+            cooldowns: Vec::new(),
+            in_flight: 0,
+            recent: VecDeque::new(),
+            latency: LatencyWindow::default(),
+            limits: None,
+            smooth_weight: 0,
+            last_fault: None,
+            requests: 0,
+            successes: 0,
+            failures: 0,
+            consecutive_failures: 0,
+            last_used_at: None,
+            last_error: None,
+            history: VecDeque::with_capacity(FAILURE_HISTORY_LEN),
+            dirty: false,
+        }
+    }
+
+    /// Enabled and not rejected: it may serve once any cooldown ends.
+    pub fn is_usable(&self) -> bool {
+        self.entry.enabled && self.invalid.is_none()
+    }
+
+    /// When the latest active cooldown that applies to `model` ends.
+    pub fn blocked_until(&self, model: Option<&str>, now: Instant) -> Option<Instant> {
+        self.cooldowns
+            .iter()
+            .filter(|c| c.applies_to(model) && c.is_active(now))
+            .map(|c| c.until)
+            .max()
+    }
+
+    /// A half-open cooldown already has its one probe out.
+    fn probe_out(&self, model: Option<&str>, now: Instant) -> bool {
+        self.cooldowns
+            .iter()
+            .any(|c| c.applies_to(model) && !c.is_active(now) && c.probing)
+    }
+
+    pub fn can_serve(&self, model: Option<&str>, now: Instant) -> bool {
+        self.is_usable() && self.blocked_until(model, now).is_none() && !self.probe_out(model, now)
+    }
+
+    pub fn any_active_cooldown(&self, now: Instant) -> Option<Instant> {
+        self.cooldowns
+            .iter()
+            .filter(|c| c.is_active(now))
+            .map(|c| c.until)
+            .max()
+    }
+
+    pub fn recent_count(&mut self, now: Instant) -> usize {
+        while self
+            .recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > RECENT_WINDOW)
+        {
+            self.recent.pop_front();
+        }
+        self.recent.len()
+    }
+
+    pub fn lease(&mut self, model: Option<&str>, now: Instant, wall: SystemTime) {
+        self.requests += 1;
+        self.in_flight += 1;
+        self.last_used_at = Some(wall);
+        if self.recent.len() == RECENT_MAX {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(now);
+        for cooldown in &mut self.cooldowns {
+            if cooldown.applies_to(model) && !cooldown.is_active(now) {
+                cooldown.probing = true;
+            }
+        }
+        self.dirty = true;
+    }
+
+    /// Applies one attempt's outcome. `scope` is the model a rate limit
+    /// applies to (`None`: the whole key).
+    pub fn record(
+        &mut self,
+        outcome: &Outcome,
+        model: Option<&str>,
+        scope: Option<&str>,
+        policy: &CooldownPolicy,
+        now: Instant,
+        wall: SystemTime,
+    ) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.cooldowns
+            .retain(|c| c.is_active(now) || now.duration_since(c.until) < policy.memory());
+        match outcome {
+            Outcome::Success { latency } => {
+                self.successes += 1;
+                self.consecutive_failures = 0;
+                self.last_fault = None;
+                if let Some(latency) = latency {
+                    self.latency.push(*latency);
+                }
+                // The probe succeeded (or no cooldown applied): back to
+                // active, and the ladder starts again from the bottom.
+                self.cooldowns
+                    .retain(|c| !c.applies_to(model) || c.is_active(now));
+            }
+            Outcome::RateLimited { cooldown, note } => {
+                self.record_failure(note, wall);
+                self.cool_down(scope, *cooldown, policy, now);
+            }
+            Outcome::Rejected(note) => {
+                self.record_failure(note, wall);
+                self.invalid = Some(note.message.clone());
+            }
+            Outcome::Failed(note) => {
+                self.record_failure(note, wall);
+                // Only the provider's own errors (5xx, 529) hint at
+                // provider-wide trouble; network faults may be ours.
+                if note.status.is_some_and(|s| s >= 500) {
+                    self.last_fault = Some(now);
+                }
+                self.release_probe(model, now);
+            }
+            Outcome::RequestFault | Outcome::Cancelled => self.release_probe(model, now),
+        }
+        self.dirty = true;
+    }
+
+    fn cool_down(
+        &mut self,
+        scope: Option<&str>,
+        hint: Option<Duration>,
+        policy: &CooldownPolicy,
+        now: Instant,
+    ) {
+        match self
+            .cooldowns
+            .iter_mut()
+            .find(|c| c.model.as_deref() == scope)
+        {
+            Some(cooldown) => {
+                // Limited again on its probe: one rung up. Limited again
+                // while still resting (parallel requests): same rung, and
+                // the rest is only ever extended.
+                if !cooldown.is_active(now) {
+                    cooldown.level = cooldown.level.saturating_add(1);
+                }
+                let until = now + policy.length(cooldown.level, hint);
+                cooldown.until = cooldown.until.max(until);
+                cooldown.probing = false;
+            }
+            None => self.cooldowns.push(Cooldown {
+                model: scope.map(String::from),
+                until: now + policy.length(0, hint),
+                level: 0,
+                probing: false,
+            }),
+        }
+    }
+
+    fn release_probe(&mut self, model: Option<&str>, now: Instant) {
+        for cooldown in &mut self.cooldowns {
+            if cooldown.applies_to(model) && !cooldown.is_active(now) {
+                cooldown.probing = false;
+            }
+        }
+    }
+
+    fn record_failure(&mut self, note: &FailureNote, wall: SystemTime) {
+        self.failures += 1;
+        self.consecutive_failures += 1;
+        self.last_error = Some(note.message.clone());
+        if self.history.len() == FAILURE_HISTORY_LEN {
+            self.history.pop_front();
+        }
+        self.history.push_back(FailureRecord {
+            at: format_time(wall),
+            status: note.status,
+            error_type: note.error_type.clone(),
+            message: note.message.clone(),
+        });
+    }
+
+    /// Clears failures, histories, cooldowns and the invalid mark.
+    pub fn reset(&mut self) {
+        self.invalid = None;
+        self.cooldowns.clear();
+        self.failures = 0;
+        self.consecutive_failures = 0;
+        self.last_error = None;
+        self.last_fault = None;
+        self.history.clear();
+        self.dirty = true;
+    }
+}
+
+pub fn format_time(time: SystemTime) -> String {
+    humantime::format_rfc3339_millis(time).to_string()
+}
