@@ -321,3 +321,7 @@ impl PoolState {
         self.slots.iter().filter(|s| s.invalid.is_some()).count()
     }
 }
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;

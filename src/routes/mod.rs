@@ -5,6 +5,7 @@ pub mod chat;
 pub mod completions;
 pub mod health;
 pub mod keypool;
+pub mod keys;
 pub mod messages;
 pub mod models;
 mod proxy;
@@ -34,6 +35,15 @@ pub fn router(state: AppState) -> Router {
         .route("/api/keypool/stats", get(keypool::pool_stats))
         .route("/api/keypool/{provider}/status", get(keypool::pool_status))
         .route("/api/keypool/{provider}/reset", post(keypool::reset_pool))
+        .route(
+            "/api/keypool/{provider}/keys",
+            post(keys::create_key).get(keys::list_keys),
+        )
+        .route(
+            "/api/keypool/{provider}/keys/{id}",
+            axum::routing::patch(keys::update_key).delete(keys::delete_key),
+        )
+        .route("/api/keypool/{provider}/test", post(keys::test_keys))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
 
     let trace = TraceLayer::new_for_http()

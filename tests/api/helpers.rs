@@ -79,6 +79,8 @@ pub struct TestApp {
     pub keys: Vec<String>,
     pub openai_keys: Vec<String>,
     pub data_dir: Arc<TempDir>,
+    vars: HashMap<String, String>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -168,8 +170,13 @@ impl TestApp {
             .await
             .expect("keygate starts");
         let address = format!("http://{}", app.local_addr());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
-            let _ = app.run_until_stopped(std::future::pending()).await;
+            let _ = app
+                .run_until_stopped(async {
+                    let _ = stopped.await;
+                })
+                .await;
         });
         Self {
             address,
@@ -177,9 +184,36 @@ impl TestApp {
             upstream,
             keys,
             openai_keys: Vec::new(),
-            data_dir: env.data_dir,
+            data_dir: env.data_dir.clone(),
+            vars: env.vars,
+            stop: Some(stop),
             server,
         }
+    }
+
+    /// Stops keygate gracefully (requests finish, state is saved) and
+    /// starts it again on the same database and upstream.
+    pub async fn restart(mut self) -> Self {
+        self.shutdown().await;
+        self.start_again().await
+    }
+
+    pub async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.server).await;
+    }
+
+    async fn start_again(self) -> Self {
+        let env = TestEnv {
+            vars: self.vars.clone(),
+            data_dir: self.data_dir.clone(),
+        };
+        let openai_keys = self.openai_keys.clone();
+        let mut app = Self::start(env, self.upstream.clone(), self.keys.clone()).await;
+        app.openai_keys = openai_keys;
+        app
     }
 
     pub fn key(&self, index: usize) -> &str {

@@ -203,16 +203,25 @@ async fn server_errors_count_a_failure_and_move_to_the_next_key() {
 async fn attempts_never_exceed_max_attempts() {
     let app = TestApp::configured(5, |env| env.set("MAX_ATTEMPTS", "2")).await;
     for i in 0..5 {
-        app.upstream.always(app.key(i), Canned::error(500, "api_error", "Internal error"));
+        app.upstream.always(
+            app.key(i),
+            Canned::error(500, "api_error", "Internal error"),
+        );
     }
     let response = app.hello().await;
     assert_eq!(response.status(), 502);
     let (error_type, message) = error_of(response).await;
     assert_eq!(error_type, "upstream_error");
-    assert!(message.contains("all 2 upstream attempts failed") && message.contains("500"), "{message}");
+    assert!(
+        message.contains("all 2 upstream attempts failed") && message.contains("500"),
+        "{message}"
+    );
     let calls = app.upstream.calls();
     assert_eq!(calls.len(), 2);
-    assert_ne!(calls[0].key, calls[1].key, "each attempt on a different key");
+    assert_ne!(
+        calls[0].key, calls[1].key,
+        "each attempt on a different key"
+    );
     let stats = app.status().await["stats"].clone();
     assert_eq!(stats["rotations"], 1);
     assert_eq!(stats["failed_requests"], 1);
@@ -222,18 +231,27 @@ async fn attempts_never_exceed_max_attempts() {
 async fn most_keys_failing_with_5xx_is_the_providers_trouble_not_the_keys() {
     let app = TestApp::with_keys(5).await;
     for i in 0..5 {
-        app.upstream.always(app.key(i), Canned::error(529, "overloaded_error", "Overloaded"));
+        app.upstream.always(
+            app.key(i),
+            Canned::error(529, "overloaded_error", "Overloaded"),
+        );
     }
     let response = app.hello().await;
     assert_eq!(response.status(), 503);
     assert!(response.headers().contains_key("retry-after"));
     let (error_type, message) = error_of(response).await;
     assert_eq!(error_type, "overloaded_error");
-    assert!(message.contains("anthropic looks overloaded: 3 of 5 keys"), "{message}");
+    assert!(
+        message.contains("anthropic looks overloaded: 3 of 5 keys"),
+        "{message}"
+    );
     assert_eq!(app.upstream.calls().len(), 3, "still at most MAX_ATTEMPTS");
     let status = app.status().await;
     for key in status["keys"].as_array().unwrap() {
-        assert_eq!(key["state"], "active", "no key is benched for the provider's trouble");
+        assert_eq!(
+            key["state"], "active",
+            "no key is benched for the provider's trouble"
+        );
     }
     assert_eq!(status["stats"]["available_keys"], 5);
 }

@@ -1,0 +1,265 @@
+//! Live key management (behind `auth::require_admin`): add, list, change,
+//! delete and check a provider's keys without a restart. Every change is
+//! written to the database first, then told to the pool, so what is served
+//! and what survives a restart never disagree.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::extract::ApiJson;
+use crate::keypool::{KeyId, KeyPoolHandle, KeyStatus};
+use crate::keytest::{KeyCheck, check_keys};
+use crate::providers::ProviderKind;
+use crate::state::AppState;
+use crate::store::keys::StoredKey;
+use crate::vault::VaultError;
+
+const MAX_KEY_BYTES: usize = 512;
+const MAX_WEIGHT: u32 = 1000;
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a JSON object with \"key\" and optional \"label\", \"weight\""
+)]
+pub struct NewKey {
+    key: String,
+    label: Option<String>,
+    weight: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a JSON object with \"label\", \"weight\" or \"enabled\""
+)]
+pub struct KeyChange {
+    label: Option<String>,
+    weight: Option<u32>,
+    enabled: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TestQuery {
+    key: Option<String>,
+}
+
+/// `POST /api/keypool/{provider}/keys`
+pub async fn create_key(
+    State(state): State<AppState>,
+    Path(provider): Path<String>,
+    ApiJson(body): ApiJson<NewKey>,
+) -> Result<Response, ApiError> {
+    let (kind, pool) = pool_for(&state, &provider)?;
+    let key = validate_key(&body.key)?;
+    let label = body.label.map(|l| validate_label(&l)).transpose()?;
+    let weight = validate_weight(body.weight.unwrap_or(1))?;
+    let entry = match state.vault.add(kind, &key, label, weight).await {
+        Ok(entry) => entry,
+        Err(VaultError::Duplicate) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict_error",
+                format!("this key is already stored for {kind}"),
+            ));
+        }
+        Err(error) => return Err(storage_error(error)),
+    };
+    tracing::info!(provider = %kind, key = %entry.id, "admin added a key");
+    let body = json!({
+        "id": entry.id, "label": entry.label(), "masked": entry.masked,
+        "weight": entry.weight, "enabled": entry.enabled,
+    });
+    pool.add_key(entry);
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// `GET /api/keypool/{provider}/keys`: every stored key, masked, with its
+/// current state.
+pub async fn list_keys(
+    State(state): State<AppState>,
+    Path(provider): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let (kind, pool) = pool_for(&state, &provider)?;
+    let rows = state.vault.list(kind).await.map_err(storage_error)?;
+    let status = pool.status().await?;
+    let keys: Vec<Value> = rows
+        .iter()
+        .map(|row| key_json(row, find(&status.keys, &row.id)))
+        .collect();
+    Ok(Json(json!({ "provider": kind.as_str(), "keys": keys })))
+}
+
+/// `PATCH /api/keypool/{provider}/keys/{id}`
+pub async fn update_key(
+    State(state): State<AppState>,
+    Path((provider, id)): Path<(String, String)>,
+    ApiJson(change): ApiJson<KeyChange>,
+) -> Result<Json<Value>, ApiError> {
+    let (kind, pool) = pool_for(&state, &provider)?;
+    if change.label.is_none() && change.weight.is_none() && change.enabled.is_none() {
+        return Err(ApiError::bad_request(
+            "send at least one of \"label\", \"weight\", \"enabled\"",
+        ));
+    }
+    let label = change.label.map(|l| validate_label(&l)).transpose()?;
+    let weight = change.weight.map(validate_weight).transpose()?;
+    let row = state
+        .vault
+        .update(kind, &id, label.as_deref(), weight, change.enabled)
+        .await
+        .map_err(storage_error)?
+        .ok_or_else(|| no_such_key(kind, &id))?;
+    let key = KeyId::new(id.as_str());
+    pool.update_key(&key, label.map(Some), weight, change.enabled);
+    tracing::info!(provider = %kind, key = %key, "admin changed a key");
+    let status = pool.status().await?;
+    Ok(Json(key_json(&row, find(&status.keys, &row.id))))
+}
+
+/// `DELETE /api/keypool/{provider}/keys/{id}`: a request in flight on the
+/// key still finishes; no new one gets it.
+pub async fn delete_key(
+    State(state): State<AppState>,
+    Path((provider, id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let (kind, pool) = pool_for(&state, &provider)?;
+    if !state.vault.remove(kind, &id).await.map_err(storage_error)? {
+        return Err(no_such_key(kind, &id));
+    }
+    let key = KeyId::new(id.as_str());
+    pool.remove_key(&key);
+    tracing::info!(provider = %kind, key = %key, "admin deleted a key");
+    Ok(Json(json!({ "id": id, "deleted": true })))
+}
+
+/// `POST /api/keypool/{provider}/test[?key=ID]`: checks keys with a cheap
+/// upstream call; rejected keys become `invalid`, `invalid` keys that pass
+/// come back.
+pub async fn test_keys(
+    State(state): State<AppState>,
+    Path(provider): Path<String>,
+    Query(query): Query<TestQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let (kind, pool) = pool_for(&state, &provider)?;
+    let keys = match &query.key {
+        Some(id) => vec![
+            state
+                .vault
+                .open_one(kind, id)
+                .await
+                .map_err(storage_error)?
+                .ok_or_else(|| no_such_key(kind, id))?,
+        ],
+        None => state.vault.load(kind).await.map_err(storage_error)?,
+    };
+    let results = check_keys(
+        &state.upstreams,
+        kind,
+        keys,
+        state.key_test_timeout,
+        |_, _| {},
+    )
+    .await;
+    let mut answers = Vec::with_capacity(results.len());
+    for (entry, check) in results {
+        match &check {
+            KeyCheck::Ok => pool.set_invalid(&entry.id, None),
+            KeyCheck::Invalid { reason, .. } => pool.set_invalid(&entry.id, Some(reason.clone())),
+            KeyCheck::Unreachable { .. } => {}
+        }
+        let mut answer = serde_json::to_value(&check).unwrap_or_default();
+        answer["id"] = json!(entry.id);
+        answer["label"] = json!(entry.label());
+        answers.push(answer);
+    }
+    Ok(Json(
+        json!({ "provider": kind.as_str(), "results": answers }),
+    ))
+}
+
+fn key_json(row: &StoredKey, status: Option<&KeyStatus>) -> Value {
+    json!({
+        "id": row.id,
+        "label": row.name.as_deref().unwrap_or(&row.label),
+        "masked": row.label,
+        "weight": row.weight,
+        "enabled": row.enabled,
+        "state": status.map(|s| s.state),
+        "invalid_reason": status.and_then(|s| s.invalid_reason.clone()),
+    })
+}
+
+fn find<'a>(keys: &'a [KeyStatus], id: &str) -> Option<&'a KeyStatus> {
+    keys.iter().find(|k| k.id.as_str() == id)
+}
+
+fn pool_for<'a>(
+    state: &'a AppState,
+    provider: &str,
+) -> Result<(ProviderKind, &'a KeyPoolHandle), ApiError> {
+    let kind: ProviderKind = provider
+        .parse()
+        .map_err(|e| ApiError::not_found(format!("{e}")))?;
+    let pool = state
+        .pools
+        .get(kind)
+        .ok_or_else(|| ApiError::not_found(format!("provider {kind} is not configured")))?;
+    Ok((kind, pool))
+}
+
+/// Keys are opaque, but never empty, never with whitespace or control
+/// characters (a pasted newline), and never huge.
+fn validate_key(key: &str) -> Result<SecretString, ApiError> {
+    if key.trim().is_empty() {
+        return Err(ApiError::bad_request("key: must not be empty"));
+    }
+    if key.len() > MAX_KEY_BYTES {
+        return Err(ApiError::bad_request(format!(
+            "key: longer than {MAX_KEY_BYTES} bytes"
+        )));
+    }
+    if key.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(ApiError::bad_request(
+            "key: contains whitespace or control characters",
+        ));
+    }
+    Ok(SecretString::from(key))
+}
+
+fn validate_label(label: &str) -> Result<String, ApiError> {
+    let label = label.trim();
+    if label.is_empty() || label.len() > 100 || label.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "label: 1 to 100 printable characters",
+        ));
+    }
+    Ok(label.to_string())
+}
+
+fn validate_weight(weight: u32) -> Result<u32, ApiError> {
+    if !(1..=MAX_WEIGHT).contains(&weight) {
+        return Err(ApiError::bad_request(format!(
+            "weight: must be 1 to {MAX_WEIGHT}"
+        )));
+    }
+    Ok(weight)
+}
+
+fn no_such_key(provider: ProviderKind, id: &str) -> ApiError {
+    ApiError::not_found(format!(
+        "no {provider} key with id {:?}",
+        id.chars().take(64).collect::<String>()
+    ))
+}
+
+fn storage_error(error: VaultError) -> ApiError {
+    tracing::error!(%error, "key storage failed");
+    ApiError::unavailable("the key store is unavailable; nothing was changed")
+}
