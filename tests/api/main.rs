@@ -9,6 +9,7 @@ mod cli;
 mod fake;
 mod helpers;
 mod input;
+mod lifecycle;
 mod openai;
 mod outcomes;
 mod sdk_routes;
