@@ -60,6 +60,9 @@ pub struct Config {
     pub body_limit: usize,
     /// Longest silence between upstream stream events.
     pub stream_idle_timeout: Duration,
+    /// Limit on checking one key (`keygate keys test`), so a dead upstream
+    /// cannot hang the check.
+    pub key_test_timeout: Duration,
     /// `GATEWAY_API_KEYS`: keys clients must present; empty means open.
     pub client_keys: Vec<SecretString>,
     pub json_logs: bool,
@@ -104,6 +107,7 @@ impl Config {
             connect_timeout: parse_secs(&get, "UPSTREAM_CONNECT_TIMEOUT_SECS", 10.0)?,
             body_limit: parse_number(&get, "MAX_BODY_BYTES", 32 * 1024 * 1024)?,
             stream_idle_timeout: parse_secs(&get, "STREAM_IDLE_TIMEOUT_SECS", 60.0)?,
+            key_test_timeout: parse_secs(&get, "KEY_TEST_TIMEOUT_SECS", 10.0)?,
             client_keys: match get("GATEWAY_API_KEYS") {
                 Some(json) => parse_key_list("GATEWAY_API_KEYS", &json)?
                     .into_iter()
@@ -268,6 +272,7 @@ mod tests {
         assert_eq!(config.host, "127.0.0.1");
         assert_eq!(config.key_cooldown, Duration::from_secs(60));
         assert_eq!(config.max_attempts, 3);
+        assert_eq!(config.key_test_timeout, Duration::from_secs(10));
         assert_eq!(config.data_dir(), PathBuf::from("data"));
         assert!(config.encryption_key.is_none());
     }
