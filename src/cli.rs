@@ -1,6 +1,17 @@
-//! The command line: `keygate` (serve, the default) and `keygate seed`.
+//! The command line: `keygate` (serve, the default), `keygate seed`, the
+//! stored-key commands (`keygate keys …`) and `keygate rotate-encryption-key`.
+//!
+//! Secrets given on the command line (`--key`, `--new-key`) are parsed into
+//! `SecretString` with a parser that cannot fail, so neither clap's error
+//! messages nor `Debug` can echo them; they are validated by the commands,
+//! whose messages never quote them.
 
-use clap::{Parser, Subcommand};
+use std::convert::Infallible;
+
+use clap::{Args, Parser, Subcommand};
+use secrecy::SecretString;
+
+use crate::providers::ProviderKind;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -19,4 +30,69 @@ pub enum Command {
     Serve,
     /// Import the keys from the environment into the database, then exit.
     Seed,
+    /// List, add, remove, switch and test the stored provider keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Re-seal every stored key under a new encryption key, in one
+    /// transaction. Stop keygate first: a running instance keeps the old key.
+    RotateEncryptionKey {
+        /// The new key: 64 hex characters (e.g. from `openssl rand -hex 32`),
+        /// or `-` to read it from stdin and keep it out of shell history.
+        #[arg(long, value_name = "HEX", value_parser = secret)]
+        new_key: SecretString,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List stored keys (masked; nothing is decrypted).
+    List {
+        /// Only this provider's keys.
+        #[arg(long, value_name = "PROVIDER")]
+        provider: Option<ProviderKind>,
+    },
+    /// Store a new key.
+    Add {
+        #[arg(long, value_name = "PROVIDER")]
+        provider: ProviderKind,
+        /// The API key, or `-` to read it from stdin (keeps it out of shell
+        /// history and the process list).
+        #[arg(long, value_name = "KEY", value_parser = secret)]
+        key: SecretString,
+        /// A name shown instead of the masked key (e.g. team-a).
+        #[arg(long, value_name = "NAME")]
+        label: Option<String>,
+        /// Share of traffic under the weighted strategy.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        weight: u32,
+    },
+    /// Delete a stored key and its saved state.
+    Remove(KeyRef),
+    /// Switch a key on.
+    Enable(KeyRef),
+    /// Switch a key off: it is kept but never picked.
+    Disable(KeyRef),
+    /// Check keys against their upstream (GET /v1/models) and record the
+    /// verdicts; exits non-zero if any key is not ok.
+    Test {
+        /// Only this provider's keys.
+        #[arg(long, value_name = "PROVIDER")]
+        provider: Option<ProviderKind>,
+        /// Only the key with this id.
+        #[arg(long = "key", value_name = "ID")]
+        key_id: Option<String>,
+    },
+}
+
+/// A stored key, by id; the provider is looked up when not given.
+#[derive(Debug, Args)]
+pub struct KeyRef {
+    /// The key's id, as `keygate keys list` shows it (key_…).
+    pub id: String,
+    #[arg(long, value_name = "PROVIDER")]
+    pub provider: Option<ProviderKind>,
+}
+
+fn secret(text: &str) -> Result<SecretString, Infallible> {
+    Ok(SecretString::from(text))
 }

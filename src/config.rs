@@ -296,6 +296,7 @@ mod tests {
         assert_eq!(config.host, "127.0.0.1");
         assert_eq!(config.key_cooldown, Duration::from_secs(60));
         assert_eq!(config.max_attempts, 3);
+        assert_eq!(config.key_test_timeout, Duration::from_secs(10));
         assert_eq!(config.data_dir(), PathBuf::from("data"));
         assert!(config.encryption_key.is_none());
     }

@@ -99,6 +99,16 @@ impl KeyCipher {
         hex::encode(mac.finalize().into_bytes())
     }
 
+    /// Whether `other` comes from the same master key (compared in constant
+    /// time, through a derived subkey, so no master key is ever compared).
+    pub fn same_master_key(&self, other: &KeyCipher) -> bool {
+        use subtle::ConstantTimeEq;
+        self.mac_key
+            .as_slice()
+            .ct_eq(other.mac_key.as_slice())
+            .into()
+    }
+
     /// Encrypts `api_key`, binding it to `context` (provider and fingerprint)
     /// so a ciphertext copied into another row fails to open.
     pub fn seal(&self, api_key: &SecretString, context: &[&str]) -> String {
@@ -274,6 +284,12 @@ mod tests {
         ] {
             assert!(MasterKey::from_hex(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn same_master_key_is_recognised() {
+        assert!(cipher(MASTER).same_master_key(&cipher(MASTER)));
+        assert!(!cipher(MASTER).same_master_key(&cipher(OTHER)));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use anyhow::Context;
 use clap::Parser;
 use keygate::cli::{Cli, Command};
+use keygate::commands;
 use keygate::config::Config;
 use keygate::startup::{Application, open_vault_and_import};
 use keygate::{env_file, telemetry};
@@ -14,9 +15,16 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let dotenv = env_file::load(Path::new(".env"))?;
     let config = Config::from_env(&dotenv)?;
-    telemetry::init(config.json_logs, config.log_filter.as_deref());
+    let command = cli.command.unwrap_or(Command::Serve);
+    // The key commands' stdout is their result, often piped: logs go to
+    // stderr there. Serving and seeding log to stdout as they always have.
+    if matches!(command, Command::Serve | Command::Seed) {
+        telemetry::init(config.json_logs, config.log_filter.as_deref());
+    } else {
+        telemetry::init_on_stderr(config.json_logs, config.log_filter.as_deref());
+    }
 
-    match cli.command.unwrap_or(Command::Serve) {
+    match command {
         Command::Serve => {
             let app = Application::build(config)
                 .await
@@ -27,6 +35,12 @@ async fn main() -> anyhow::Result<()> {
             let (_vault, _loaded) = open_vault_and_import(&config)
                 .await
                 .context("seeding failed")?;
+        }
+        Command::Keys(command) => {
+            commands::keys::run(&config, command, &mut std::io::stdout()).await?;
+        }
+        Command::RotateEncryptionKey { new_key } => {
+            commands::rotate::run(&config, &new_key, &mut std::io::stdout()).await?;
         }
     }
     Ok(())

@@ -43,10 +43,10 @@ pub enum StartupError {
 /// The keys each provider starts with, decrypted.
 pub type LoadedKeys = Vec<(ProviderKind, Vec<KeyEntry>)>;
 
-/// Opens the database, refuses a wrong ENCRYPTION_KEY before writing
-/// anything, imports the environment's keys and loads every provider's keys.
-/// This is also all `keygate seed` does.
-pub async fn open_vault_and_import(config: &Config) -> Result<(Vault, LoadedKeys), StartupError> {
+/// Resolves the master key, opens the database and refuses a wrong
+/// ENCRYPTION_KEY (or a tampered row) before anything is written. Imports
+/// nothing: the key-management commands start here.
+pub async fn open_vault(config: &Config) -> Result<(Vault, MasterKeySource), StartupError> {
     let (cipher, source) = resolve_cipher(config.encryption_key.as_ref(), &config.data_dir())?;
     if let MasterKeySource::Generated(path) = &source {
         tracing::warn!(
@@ -56,8 +56,15 @@ pub async fn open_vault_and_import(config: &Config) -> Result<(Vault, LoadedKeys
         );
     }
     let store = Store::connect(&config.database_url).await?;
-    let vault = Vault::new(store.clone(), cipher);
+    let vault = Vault::new(store, cipher);
     vault.verify_all().await?;
+    Ok((vault, source))
+}
+
+/// Opens the vault (see `open_vault`), imports the environment's keys and
+/// loads every provider's keys. This is also all `keygate seed` does.
+pub async fn open_vault_and_import(config: &Config) -> Result<(Vault, LoadedKeys), StartupError> {
+    let (vault, _source) = open_vault(config).await?;
     let mut loaded = Vec::new();
     for provider in &config.providers {
         let added = vault.import(provider.kind, &provider.keys).await?;

@@ -4,16 +4,32 @@
 //! masked labels are logged.
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 
 const DEFAULT_FILTER: &str = "info,sqlx=warn,hyper=warn,reqwest=warn,h2=warn";
 
-/// `filter` is `RUST_LOG` from the environment or `.env`.
+/// Logs to stdout, as the server always has. `filter` is `RUST_LOG` from
+/// the environment or `.env`.
 pub fn init(json: bool, filter: Option<&str>) {
+    init_with(json, filter, std::io::stdout);
+}
+
+/// Logs to stderr, for one-shot commands whose stdout is their result (and
+/// may be piped into another program).
+pub fn init_on_stderr(json: bool, filter: Option<&str>) {
+    init_with(json, filter, std::io::stderr);
+}
+
+fn init_with<W>(json: bool, filter: Option<&str>, writer: W)
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
     let filter = filter
         .and_then(|f| EnvFilter::try_new(f).ok())
         .unwrap_or_else(|| EnvFilter::new(DEFAULT_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_writer(writer)
         .with_target(false);
     // `try_init` fails only if a subscriber is already set (e.g. by a test).
     let _ = if json {

@@ -249,6 +249,12 @@ impl Vault {
         &self.store
     }
 
+    /// Whether `cipher` uses the master key this vault seals with (rotating
+    /// to the same key is refused).
+    pub fn seals_with(&self, cipher: &KeyCipher) -> bool {
+        self.cipher.same_master_key(cipher)
+    }
+
     fn seal_new(
         &self,
         provider: ProviderKind,

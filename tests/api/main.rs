@@ -6,6 +6,7 @@
 mod admin;
 mod chat;
 mod cli;
+mod cli_keys;
 mod fake;
 mod helpers;
 mod input;

@@ -1,0 +1,227 @@
+//! `keygate keys list|add|remove|enable|disable` (and dispatch to `keys
+//! test`). Listing reads stored rows and saved health only: nothing is
+//! decrypted and no key is printed, just ids and masked forms.
+//!
+//! These commands change the database; a keygate already running keeps the
+//! keys it loaded until it restarts, so each change says so on stderr.
+
+use std::io::Write;
+
+use secrecy::SecretString;
+
+use super::key_input::{secret_or_stdin, validate_key, validate_label};
+use super::{CommandError, one_line, provider_of, providers};
+use crate::cli::{KeyRef, KeysCommand};
+use crate::config::Config;
+use crate::keypool::persist::{SavedHealth, SavedKey};
+use crate::providers::ProviderKind;
+use crate::startup::open_vault;
+use crate::store::keys::StoredKey;
+use crate::store::state;
+use crate::vault::{Vault, VaultError};
+
+const RESTART_NOTE: &str = "note: a running keygate keeps the keys it loaded until it restarts";
+
+/// Runs one `keygate keys …` command, writing its result to `out`.
+pub async fn run(
+    config: &Config,
+    command: KeysCommand,
+    out: &mut impl Write,
+) -> Result<(), CommandError> {
+    match command {
+        KeysCommand::List { provider } => list(&open_vault(config).await?.0, provider, out).await,
+        KeysCommand::Add {
+            provider,
+            key,
+            label,
+            weight,
+        } => add(config, provider, &key, label, weight, out).await,
+        KeysCommand::Remove(key) => remove(&open_vault(config).await?.0, key, out).await,
+        KeysCommand::Enable(key) => switch(&open_vault(config).await?.0, key, true, out).await,
+        KeysCommand::Disable(key) => switch(&open_vault(config).await?.0, key, false, out).await,
+        KeysCommand::Test { provider, key_id } => {
+            super::key_test::run(config, provider, key_id, out).await
+        }
+    }
+}
+
+/// One line per stored key under a header; nothing at all (and a note on
+/// stderr) when there are none.
+async fn list(
+    vault: &Vault,
+    provider: Option<ProviderKind>,
+    out: &mut impl Write,
+) -> Result<(), CommandError> {
+    let mut lines = vec![
+        [
+            "ID", "PROVIDER", "LABEL", "MASKED", "WEIGHT", "STATUS", "HEALTH",
+        ]
+        .map(String::from),
+    ];
+    for provider in providers(provider) {
+        let health = state::load_keys(vault.store().pool(), provider.as_str()).await?;
+        for row in vault.list(provider).await? {
+            let saved = health.get(&row.id).map(String::as_str);
+            lines.push(list_line(&row, saved));
+        }
+    }
+    if lines.len() == 1 {
+        eprintln!("no stored keys");
+        return Ok(());
+    }
+    write_table(&lines, out)?;
+    Ok(())
+}
+
+fn list_line(row: &StoredKey, saved_state: Option<&str>) -> [String; 7] {
+    let health = match saved_state.and_then(|json| serde_json::from_str::<SavedKey>(json).ok()) {
+        None => "-".to_string(),
+        Some(SavedKey {
+            health: SavedHealth::Active,
+            ..
+        }) => "active".to_string(),
+        Some(SavedKey {
+            health: SavedHealth::Invalid { reason },
+            ..
+        }) => format!("invalid: {}", one_line(&reason)),
+    };
+    [
+        row.id.clone(),
+        row.provider.clone(),
+        one_line(row.name.as_deref().unwrap_or(&row.label)),
+        row.label.clone(),
+        row.weight.to_string(),
+        if row.enabled { "enabled" } else { "disabled" }.to_string(),
+        health,
+    ]
+}
+
+/// Columns padded to their widest cell, two spaces apart; the last column
+/// (free text) is not padded.
+fn write_table<const N: usize>(lines: &[[String; N]], out: &mut impl Write) -> std::io::Result<()> {
+    let mut widths = [0usize; N];
+    for line in lines {
+        for (width, cell) in widths.iter_mut().zip(line) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    for line in lines {
+        let mut text = String::new();
+        for (index, (cell, width)) in line.iter().zip(widths).enumerate() {
+            if index + 1 == N {
+                text.push_str(cell);
+            } else {
+                text.push_str(&format!("{cell:<width$}  "));
+            }
+        }
+        writeln!(out, "{}", text.trim_end())?;
+    }
+    Ok(())
+}
+
+async fn add(
+    config: &Config,
+    provider: ProviderKind,
+    key: &SecretString,
+    label: Option<String>,
+    weight: u32,
+    out: &mut impl Write,
+) -> Result<(), CommandError> {
+    // Checked before the vault is opened: a bad key changes nothing on disk.
+    let key = secret_or_stdin(key, "the key", &format!("{provider} API key")).await?;
+    validate_key(&key)?;
+    let name = validate_label(label)?;
+    let (vault, _source) = open_vault(config).await?;
+    let entry = match vault.add(provider, &key, name, weight).await {
+        Ok(entry) => entry,
+        Err(VaultError::Duplicate) => return Err(CommandError::Duplicate(provider)),
+        Err(other) => return Err(other.into()),
+    };
+    writeln!(out, "added {} ({provider}, {})", entry.id, entry.masked)?;
+    eprintln!("{RESTART_NOTE}");
+    Ok(())
+}
+
+async fn remove(vault: &Vault, key: KeyRef, out: &mut impl Write) -> Result<(), CommandError> {
+    let provider = provider_of(vault, &key.id, key.provider).await?;
+    if !vault.remove(provider, &key.id).await? {
+        return Err(unknown(key));
+    }
+    writeln!(out, "removed {} ({provider})", key.id)?;
+    eprintln!("{RESTART_NOTE}");
+    Ok(())
+}
+
+async fn switch(
+    vault: &Vault,
+    key: KeyRef,
+    enabled: bool,
+    out: &mut impl Write,
+) -> Result<(), CommandError> {
+    let provider = provider_of(vault, &key.id, key.provider).await?;
+    let Some(row) = vault
+        .update(provider, &key.id, None, None, Some(enabled))
+        .await?
+    else {
+        return Err(unknown(key));
+    };
+    let done = if enabled { "enabled" } else { "disabled" };
+    let label = one_line(row.name.as_deref().unwrap_or(&row.label));
+    writeln!(out, "{done} {} ({provider}, {label})", row.id)?;
+    eprintln!("{RESTART_NOTE}");
+    Ok(())
+}
+
+fn unknown(key: KeyRef) -> CommandError {
+    CommandError::UnknownKey {
+        id: key.id,
+        provider: key.provider,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: Option<&str>, enabled: bool) -> StoredKey {
+        StoredKey {
+            id: "key_0a1b2c3d4e5f".into(),
+            provider: "anthropic".into(),
+            fingerprint: "fp".into(),
+            sealed_key: "v1:sealed".into(),
+            label: "sk-ant-api03-…Zq7k".into(),
+            name: name.map(String::from),
+            weight: 3,
+            enabled,
+        }
+    }
+
+    #[test]
+    fn a_listed_key_shows_its_name_or_masked_form_and_saved_health() {
+        let line = list_line(&row(None, true), None);
+        assert_eq!(line[2], "sk-ant-api03-…Zq7k");
+        assert_eq!(line[5], "enabled");
+        assert_eq!(line[6], "-");
+        let saved = r#"{"health":{"state":"invalid","reason":"bad\nkey"}}"#;
+        let line = list_line(&row(Some("team-a"), false), Some(saved));
+        assert_eq!(line[2], "team-a");
+        assert_eq!(line[5], "disabled");
+        assert_eq!(line[6], "invalid: bad key");
+        let line = list_line(&row(None, true), Some(r#"{"health":{"state":"active"}}"#));
+        assert_eq!(line[6], "active");
+    }
+
+    #[test]
+    fn the_table_is_aligned_and_the_last_column_unpadded() {
+        let lines = [
+            ["ID", "X", "LAST"].map(String::from),
+            ["key_1", "longer", "free text"].map(String::from),
+        ];
+        let mut out = Vec::new();
+        write_table(&lines, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "ID     X       LAST\nkey_1  longer  free text\n"
+        );
+    }
+}
