@@ -114,11 +114,13 @@ impl Application {
             pools.push(KeyPoolHandle::spawn(kind, state));
         }
         let pools = KeyPools::new(pools);
-        let persister = Persister::spawn(pools.clone(), store.clone(), config.state_flush_interval);
+        let vault = Arc::new(vault);
+        let persister =
+            Persister::start(pools.clone(), vault.clone(), config.state_flush_interval).await;
         let state = AppState {
             pools,
             upstreams: Arc::new(Upstreams::new(&config)?),
-            vault: Arc::new(vault),
+            vault,
             retry: RetryPolicy {
                 max_attempts: config.max_attempts,
                 attempt_timeout: config.upstream_timeout,

@@ -245,6 +245,11 @@ impl Vault {
         Ok(Some(entry(&row, Arc::new(secret))))
     }
 
+    /// Changes whenever keys are added, removed, switched, weighted or named.
+    pub async fn key_set_signature(&self) -> Result<String, VaultError> {
+        Ok(keys::signature(self.store.pool()).await?)
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }

@@ -2,8 +2,9 @@
 //! test`). Listing reads stored rows and saved health only: nothing is
 //! decrypted and no key is printed, just ids and masked forms.
 //!
-//! These commands change the database; a keygate already running keeps the
-//! keys it loaded until it restarts, so each change says so on stderr.
+//! These commands change the database; a keygate already running notices
+//! within one `STATE_FLUSH_SECS` and updates its pools (see
+//! `keypool::persister`), so each change says when it takes effect.
 
 use std::io::Write;
 
@@ -20,7 +21,8 @@ use crate::store::keys::StoredKey;
 use crate::store::state;
 use crate::vault::{Vault, VaultError};
 
-const RESTART_NOTE: &str = "note: a running keygate keeps the keys it loaded until it restarts";
+const RESTART_NOTE: &str =
+    "note: a running keygate picks this up within STATE_FLUSH_SECS (default 5 s)";
 
 /// Runs one `keygate keys …` command, writing its result to `out`.
 pub async fn run(

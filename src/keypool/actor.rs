@@ -39,6 +39,7 @@ pub(super) enum Message {
         rotations: u32,
     },
     AddKey(KeyEntry),
+    SyncKeys(Vec<KeyEntry>),
     RemoveKey(KeyId),
     UpdateKey {
         key: KeyId,
@@ -92,6 +93,7 @@ async fn run(mut state: PoolState, mut inbox: mpsc::UnboundedReceiver<Message>) 
                 state.request_finished(succeeded, rotations);
             }
             Message::AddKey(entry) => state.add_key(entry),
+            Message::SyncKeys(entries) => state.sync_keys(entries),
             Message::RemoveKey(key) => {
                 state.remove_key(&key);
             }

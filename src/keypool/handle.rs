@@ -71,6 +71,11 @@ impl KeyPoolHandle {
         self.tell(Message::AddKey(entry));
     }
 
+    /// Mirrors the stored key set (see `PoolState::sync_keys`).
+    pub fn sync_keys(&self, entries: Vec<KeyEntry>) {
+        self.tell(Message::SyncKeys(entries));
+    }
+
     pub fn remove_key(&self, key: &KeyId) {
         self.tell(Message::RemoveKey(key.clone()));
     }

@@ -1,8 +1,13 @@
-//! Writing pool state behind the request path: a task that flushes what
-//! changed every `STATE_FLUSH_SECS` in one transaction, and once more when
-//! told to stop (graceful shutdown). After a kill -9 at most one interval of
-//! counters is lost; keys themselves are written when they are added.
+//! Work behind the request path, on one timer (`STATE_FLUSH_SECS`):
+//! - saving what changed in the pools, in one transaction, and once more
+//!   when told to stop (graceful shutdown); after a kill -9 at most one
+//!   interval of counters is lost, and keys themselves are written when
+//!   they are added;
+//! - noticing key changes made by another process (the `keygate keys` CLI
+//!   works on the database directly) and mirroring them into the pools, so
+//!   the CLI manages keys without a restart too.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
@@ -10,7 +15,7 @@ use tokio::task::JoinHandle;
 
 use super::KeyPools;
 use super::persist::flush;
-use crate::store::Store;
+use crate::vault::Vault;
 
 pub struct Persister {
     stop: oneshot::Sender<()>,
@@ -18,7 +23,10 @@ pub struct Persister {
 }
 
 impl Persister {
-    pub fn spawn(pools: KeyPools, store: Store, interval: Duration) -> Self {
+    pub async fn start(pools: KeyPools, vault: Arc<Vault>, interval: Duration) -> Self {
+        // Taken now, not in the task: a change made before the task first
+        // runs must still count as a change.
+        let mut key_set = vault.key_set_signature().await.unwrap_or_default();
         let (stop, mut stopped) = oneshot::channel();
         let task = tokio::spawn(async move {
             let mut ticks = tokio::time::interval(interval);
@@ -28,11 +36,12 @@ impl Persister {
                     _ = ticks.tick() => {}
                     _ = &mut stopped => break,
                 }
-                if let Err(error) = flush(&pools, &store).await {
+                if let Err(error) = flush(&pools, vault.store()).await {
                     tracing::error!(%error, "saving key state failed; will retry");
                 }
+                key_set = mirror_key_changes(&pools, &vault, key_set).await;
             }
-            if let Err(error) = flush(&pools, &store).await {
+            if let Err(error) = flush(&pools, vault.store()).await {
                 tracing::error!(%error, "saving key state at shutdown failed");
             }
         });
@@ -44,4 +53,30 @@ impl Persister {
         let _ = self.stop.send(());
         let _ = self.task.await;
     }
+}
+
+/// Reloads every pool's keys if the stored set changed since `seen`;
+/// returns the signature now seen.
+async fn mirror_key_changes(pools: &KeyPools, vault: &Vault, seen: String) -> String {
+    let now = match vault.key_set_signature().await {
+        Ok(now) => now,
+        Err(error) => {
+            tracing::error!(%error, "reading the stored key set failed");
+            return seen;
+        }
+    };
+    if now == seen {
+        return seen;
+    }
+    for pool in pools.iter() {
+        match vault.load(pool.provider()).await {
+            Ok(entries) => pool.sync_keys(entries),
+            Err(error) => {
+                tracing::error!(%error, provider = %pool.provider(), "reloading keys failed");
+                return seen;
+            }
+        }
+    }
+    tracing::info!("stored keys changed; pools updated");
+    now
 }

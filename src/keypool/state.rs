@@ -183,6 +183,29 @@ impl PoolState {
         }
     }
 
+    /// Makes the pool's keys those of `entries` (the stored set): new ones
+    /// join, missing ones leave, names, weights and switches follow; the
+    /// state of keys that stay is kept.
+    pub fn sync_keys(&mut self, entries: Vec<KeyEntry>) {
+        self.slots
+            .retain(|slot| entries.iter().any(|e| e.id == slot.entry.id));
+        for entry in entries {
+            match self.slot_mut(&entry.id) {
+                Some(slot) => {
+                    slot.entry.name = entry.name;
+                    slot.entry.weight = entry.weight;
+                    slot.entry.enabled = entry.enabled;
+                }
+                None => self.slots.push(KeySlot::new(entry)),
+            }
+        }
+        self.cursor = if self.slots.is_empty() {
+            0
+        } else {
+            self.cursor % self.slots.len()
+        };
+    }
+
     /// Removes a key; a request in flight on it still finishes.
     pub fn remove_key(&mut self, key: &KeyId) -> bool {
         let before = self.slots.len();

@@ -143,3 +143,16 @@ pub async fn reseal(
         .await?;
     Ok(())
 }
+
+/// A digest of everything about the key set that a running pool mirrors
+/// (ids, switches, weights, names): when it changes, another process (the
+/// CLI) changed the keys.
+pub async fn signature(executor: impl SqliteExecutor<'_>) -> Result<String, StoreError> {
+    let signature: Option<String> = sqlx::query_scalar(
+        "SELECT group_concat(id || ':' || enabled || ':' || weight || ':' || coalesce(name, ''), ',')
+         FROM (SELECT * FROM api_keys ORDER BY rowid)",
+    )
+    .fetch_one(executor)
+    .await?;
+    Ok(signature.unwrap_or_default())
+}

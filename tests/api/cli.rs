@@ -175,3 +175,73 @@ async fn a_node_backend_env_file_works_unchanged() {
     assert!(output.status.success(), "{text}");
     assert!(text.contains("anthropic: 3 keys loaded"), "{text}");
 }
+
+#[tokio::test]
+async fn after_a_kill_9_keys_are_intact_and_at_most_one_flush_of_counters_is_lost() {
+    let upstream = FakeUpstream::start().await;
+    let keys = [planted_key("kill-a"), planted_key("kill-b")];
+    let env = TestEnv::new(&upstream, &keys).set("STATE_FLUSH_SECS", "0.2");
+    let (mut child, address) = serve(&env).await;
+    let client = reqwest::Client::new();
+    for _ in 0..6 {
+        let response = client
+            .post(format!("{address}/api/chat"))
+            .json(&json!({"messages": [{"role": "user", "content": "Hello!"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    // Longer than one flush interval: these six are on disk.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    child.start_kill().unwrap(); // SIGKILL
+    let _ = child.wait().await;
+
+    let (mut child, address) = serve(&env).await;
+    let stats: Value = client
+        .get(format!("{address}/api/keypool/anthropic/status"))
+        .bearer_auth(crate::helpers::ADMIN_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["stats"]["total_requests"], 6);
+    assert_eq!(stats["stats"]["total_keys"], 2, "every key is intact");
+    let requests: u64 = (0..2)
+        .map(|i| stats["keys"][i]["requests"].as_u64().unwrap())
+        .sum();
+    assert_eq!(requests, 6);
+    let response = client
+        .post(format!("{address}/api/chat"))
+        .json(&json!({"messages": [{"role": "user", "content": "Hello!"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "the keys still decrypt and serve");
+    child.start_kill().unwrap();
+}
+
+/// Starts the binary serving and returns it with its address.
+async fn serve(env: &TestEnv) -> (tokio::process::Child, String) {
+    let mut child = command(env, &[])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    loop {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("keygate logs its address")
+            .unwrap()
+            .expect("keygate is running");
+        if let Some(at) = line.find("listening on http://") {
+            let address = line[at + "listening on ".len()..].trim().to_string();
+            // Keep reading its output so it never blocks on a full pipe.
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            return (child, address);
+        }
+    }
+}

@@ -220,6 +220,12 @@ impl TestApp {
         &self.keys[index]
     }
 
+    /// The environment this instance was started with (for running the
+    /// CLI on the same database).
+    pub fn env_vars(&self) -> &HashMap<String, String> {
+        &self.vars
+    }
+
     pub fn openai_key(&self, index: usize) -> &str {
         &self.openai_keys[index]
     }

@@ -470,3 +470,64 @@ async fn keys_added_disabled_or_deleted_live_stay_so_after_a_restart() {
         (Some("disabled"), Some("paused"))
     );
 }
+
+#[tokio::test]
+async fn keys_changed_with_the_cli_reach_a_running_keygate_without_a_restart() {
+    let app = TestApp::configured(1, |env| env.set("STATE_FLUSH_SECS", "0.1")).await;
+    let cli = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
+            .args(args)
+            .env_clear()
+            .envs(app.env_vars())
+            .current_dir(app.data_dir.path())
+            .output()
+            .unwrap()
+    };
+    let key = planted_key("from-cli");
+    let added = cli(&[
+        "keys",
+        "add",
+        "--provider",
+        "anthropic",
+        "--key",
+        &key,
+        "--label",
+        "cli",
+    ]);
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let mut keys = Value::Null;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        keys = app.status().await["keys"].clone();
+        if keys.as_array().unwrap().len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(
+        keys.as_array().unwrap().len(),
+        2,
+        "the running pool picked up the new key"
+    );
+    assert_eq!(keys[1]["label"], "cli");
+    let first_id = keys[0]["id"].as_str().unwrap().to_string();
+    let disabled = cli(&["keys", "disable", &first_id]);
+    assert!(disabled.status.success());
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if app.status().await["keys"][0]["state"] == "disabled" {
+            break;
+        }
+    }
+    for _ in 0..3 {
+        assert_eq!(app.hello().await.status(), 200);
+    }
+    assert_eq!(
+        app.upstream.calls_with(&key),
+        3,
+        "only the CLI's key serves now"
+    );
+}
