@@ -87,6 +87,7 @@ pub struct Application {
     router: Router,
     store: Store,
     persister: Persister,
+    shutdown_grace: std::time::Duration,
 }
 
 impl Application {
@@ -153,6 +154,7 @@ impl Application {
             router: router(state),
             store,
             persister,
+            shutdown_grace: config.shutdown_grace,
         })
     }
 
@@ -174,9 +176,26 @@ impl Application {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         tracing::info!("keygate listening on http://{}", self.local_addr());
-        let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let (stopping, mut stop_seen) = tokio::sync::watch::channel(false);
+        let signal = async move {
+            shutdown.await;
+            let _ = stopping.send(true);
+        };
+        let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(signal);
+        let grace = self.shutdown_grace;
+        // Requests in flight get `grace` to finish (a long stream could
+        // otherwise hold the shutdown for its whole length); then the
+        // remaining connections are closed.
+        let served = tokio::select! {
+            served = serve => served,
+            _ = async {
+                let _ = stop_seen.wait_for(|stopped| *stopped).await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!("shutdown grace period over; closing the connections still open");
+                Ok(())
+            }
+        };
         self.persister.stop().await;
         self.store.close().await;
         served

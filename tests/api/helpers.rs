@@ -198,6 +198,11 @@ impl TestApp {
         self.start_again().await
     }
 
+    /// Starts keygate again after `shutdown`.
+    pub async fn restart_stopped(self) -> Self {
+        self.start_again().await
+    }
+
     pub async fn shutdown(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());

@@ -15,5 +15,6 @@ mod openai;
 mod outcomes;
 mod sdk_routes;
 mod secrets;
+mod shutdown;
 mod storage;
 mod streaming;
