@@ -49,7 +49,7 @@ pub struct ChaosConfig {
 impl Default for ChaosConfig {
     fn default() -> Self {
         Self {
-            seed: 0x6b65_7967_6174_65,
+            seed: 0x006b_6579_6761_7465,
             revocable: Vec::new(),
             revoke_chance: 0.005,
             stall: Duration::from_secs(3),
