@@ -49,7 +49,13 @@ async fn an_oversized_body_gets_413_and_others_are_served() {
         app.post("/api/chat").json(&body).send(),
         well_behaved(&app, 5)
     );
-    assert_eq!(oversized.unwrap().status(), 413);
+    // keygate answers 413 as soon as the declared length is past the limit
+    // and may close before the client has written the whole body; a client
+    // then sees the connection end instead of the 413. Both refuse it.
+    match oversized {
+        Ok(response) => assert_eq!(response.status(), 413),
+        Err(error) => assert!(error.is_request() || error.is_body(), "{error:?}"),
+    }
     well_behaved(&app, 2).await;
     assert_eq!(
         app.upstream.calls().len(),
