@@ -100,6 +100,12 @@ impl Canned {
         self
     }
 
+    /// Appends a raw chunk to the body (e.g. a malformed frame after good ones).
+    pub fn chunk(mut self, chunk: impl Into<Bytes>) -> Self {
+        self.chunks.push(chunk.into());
+        self
+    }
+
     /// Waits `delay` before sending the response headers.
     pub fn delayed(mut self, delay: Duration) -> Self {
         self.delay = delay;

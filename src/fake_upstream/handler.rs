@@ -2,6 +2,7 @@
 //! the route's default answer.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -12,6 +13,7 @@ use axum::routing::{get, post};
 use serde_json::Value;
 
 use super::canned::Canned;
+use super::chaos::{Dialect, Play};
 use super::{Call, Shared, anthropic, openai};
 
 #[derive(Clone, Copy, Debug)]
@@ -64,11 +66,30 @@ async fn answer(
         path: uri.path().to_string(),
         headers,
         body: request.clone().unwrap_or(Value::Null),
+        received: Instant::now(),
+        fault: None,
+    };
+    let dialect = match route {
+        Route::ChatCompletions => Dialect::OpenAi,
+        Route::Messages | Route::Models => Dialect::Anthropic,
     };
     // The guard is a temporary of this statement, so it is gone before any await.
-    let scripted = shared.script().answer(call);
-    let canned = scripted.unwrap_or_else(|| default_answer(route, request.as_ref(), shared));
-    canned.respond().await
+    let play = shared.script().answer(call, dialect);
+    match play {
+        Some(Play::Answer(canned)) => canned.respond().await,
+        Some(Play::Reset) => {
+            // Unwinding out of the handler ends hyper's connection task, so
+            // the socket closes with no response at all: what a crashed or
+            // reset upstream looks like. `resume_unwind` skips the panic hook,
+            // so nothing is printed.
+            std::panic::resume_unwind(Box::new("fake upstream: chaos connection reset"))
+        }
+        None => {
+            default_answer(route, request.as_ref(), shared)
+                .respond()
+                .await
+        }
+    }
 }
 
 fn default_answer(route: Route, request: Option<&Value>, shared: &Shared) -> Canned {

@@ -16,6 +16,7 @@
 
 mod anthropic;
 mod canned;
+mod chaos;
 mod handler;
 mod openai;
 mod sse;
@@ -23,7 +24,7 @@ mod sse;
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::http::HeaderMap;
@@ -36,6 +37,7 @@ pub use anthropic::{
     anthropic_stream_frames_for,
 };
 pub use canned::Canned;
+pub use chaos::{ChaosConfig, Fault, ResetFlavour};
 pub use openai::{
     DEFAULT_OPENAI_MODEL, openai_completion, openai_stream_frames, openai_stream_frames_for,
 };
@@ -69,6 +71,11 @@ pub struct Call {
     pub headers: HeaderMap,
     /// The JSON body, or `Null` if there was none or it was not JSON.
     pub body: Value,
+    /// When the fake had read the whole request (before answering).
+    pub received: Instant,
+    /// In chaos mode, what the fake answered; `None` for scripted and
+    /// default answers.
+    pub fault: Option<Fault>,
 }
 
 /// A fake upstream serving on 127.0.0.1, scripted per key.
@@ -122,6 +129,12 @@ impl FakeUpstream {
         self.shared.script().always.insert(key.to_string(), answer);
     }
 
+    /// Turns on chaos mode: every call no script covers gets an answer
+    /// picked by [`ChaosConfig`]'s seeded RNG, recorded in [`Call::fault`].
+    pub fn chaos(&self, config: ChaosConfig) {
+        self.shared.script().chaos = Some(chaos::Chaos::new(config));
+    }
+
     /// Every call so far, oldest first.
     pub fn calls(&self) -> Vec<Call> {
         self.shared.script().calls.clone()
@@ -135,6 +148,15 @@ impl FakeUpstream {
             .iter()
             .filter(|call| call.key == key)
             .count()
+    }
+
+    /// How many calls each key made.
+    pub fn calls_per_key(&self) -> HashMap<String, usize> {
+        let mut counts = HashMap::new();
+        for call in &self.shared.script().calls {
+            *counts.entry(call.key.clone()).or_default() += 1;
+        }
+        counts
     }
 }
 
@@ -192,16 +214,30 @@ struct Script {
     /// Whether to keep `calls`.
     record: bool,
     calls: Vec<Call>,
+    /// Chaos mode, when on.
+    chaos: Option<chaos::Chaos>,
 }
 
 impl Script {
-    /// Records `call` and returns the scripted answer for its key, if any.
-    fn answer(&mut self, call: Call) -> Option<Canned> {
+    /// Records `call` and returns what to play: the key's script, else a
+    /// chaos pick, else `None` for the route's default. Recording and
+    /// picking happen under one lock, so the record is exact under any
+    /// concurrency and lists calls in the order their answers were chosen.
+    fn answer(&mut self, mut call: Call, dialect: chaos::Dialect) -> Option<chaos::Play> {
         let queued = self.queued.get_mut(&call.key).and_then(VecDeque::pop_front);
-        let answer = queued.or_else(|| self.always.get(&call.key).cloned());
+        let scripted = queued.or_else(|| self.always.get(&call.key).cloned());
+        let play = match (scripted, &mut self.chaos) {
+            (Some(canned), _) => Some(chaos::Play::Answer(canned)),
+            (None, Some(chaos)) => {
+                let (fault, play) = chaos.decide(&call.key, dialect, &call.body);
+                call.fault = Some(fault);
+                Some(play)
+            }
+            (None, None) => None,
+        };
         if self.record {
             self.calls.push(call);
         }
-        answer
+        play
     }
 }

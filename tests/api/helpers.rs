@@ -52,11 +52,17 @@ impl Write for CaptureWriter {
 }
 
 fn init_log_capture() {
+    init_log_capture_with("trace");
+}
+
+/// Starts the capture with `filter` (the first call in a test binary wins):
+/// a binary with heavy load keeps keygate at TRACE but quiets the HTTP stack.
+pub fn init_log_capture_with(filter: &str) {
     LOGS.get_or_init(|| {
         let buffer = Arc::new(Mutex::new(Vec::new()));
         let writer = buffer.clone();
         tracing_subscriber::fmt()
-            .with_env_filter("trace")
+            .with_env_filter(filter)
             .with_ansi(false)
             .with_writer(move || CaptureWriter(writer.clone()))
             .init();

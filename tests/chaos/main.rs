@@ -1,0 +1,20 @@
+//! The chaos suite (issue 5, part 2): keygate under concurrent load while
+//! the fake upstream injects faults (`keygate::fake_upstream` chaos mode),
+//! the real binary killed and stopped under load, and bad input at the edge.
+//! Long variants run with `KEYGATE_CHAOS_LONG=1`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../api/helpers.rs"]
+#[allow(dead_code, unused_imports)]
+mod helpers;
+
+mod crash;
+mod edge;
+mod load;
+mod props;
+
+/// Whether the long variants were asked for.
+pub fn long_run() -> bool {
+    std::env::var("KEYGATE_CHAOS_LONG").is_ok_and(|v| v == "1")
+}
