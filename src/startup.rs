@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
@@ -181,7 +182,12 @@ impl Application {
             shutdown.await;
             let _ = stopping.send(true);
         };
-        let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(signal);
+        // Nagle's algorithm would hold small writes (stream frames) for
+        // up to 40 ms waiting for the client's ACK.
+        let listener = self.listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let serve = axum::serve(listener, self.router).with_graceful_shutdown(signal);
         let grace = self.shutdown_grace;
         // Requests in flight get `grace` to finish (a long stream could
         // otherwise hold the shutdown for its whole length); then the
