@@ -62,6 +62,8 @@ pub struct Config {
     pub key_test_timeout: Duration,
     /// How long requests in flight may take to finish after SIGTERM/SIGINT.
     pub shutdown_grace: Duration,
+    /// Longest time a client may take to send its request headers.
+    pub header_read_timeout: Duration,
     /// Upstream attempts per client request.
     pub max_attempts: u32,
     /// Per-attempt limit on an upstream call.
@@ -115,6 +117,8 @@ impl Config {
                 .max(Duration::from_millis(10)),
             key_test_timeout: parse_secs(&get, "KEY_TEST_TIMEOUT_SECS", 10.0)?,
             shutdown_grace: parse_secs(&get, "SHUTDOWN_GRACE_SECS", 30.0)?,
+            header_read_timeout: parse_secs(&get, "HEADER_READ_TIMEOUT_SECS", 10.0)?
+                .max(Duration::from_millis(10)),
             max_attempts: parse_number(&get, "MAX_ATTEMPTS", 3)?.max(1),
             upstream_timeout: parse_secs(&get, "UPSTREAM_TIMEOUT_SECS", 600.0)?,
             connect_timeout: parse_secs(&get, "UPSTREAM_CONNECT_TIMEOUT_SECS", 10.0)?,

@@ -23,6 +23,7 @@ pub mod providers;
 pub mod render;
 pub mod routes;
 pub mod scrub;
+pub mod server;
 pub mod startup;
 pub mod state;
 pub mod store;

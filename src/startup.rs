@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
@@ -22,6 +21,7 @@ use crate::keypool::{
 };
 use crate::providers::{ProviderKind, Upstreams};
 use crate::routes::router;
+use crate::server::{ServerSettings, serve};
 use crate::state::AppState;
 use crate::store::{Store, StoreError};
 use crate::vault::{MasterKeySource, Vault, VaultError, resolve_cipher};
@@ -89,6 +89,7 @@ pub struct Application {
     store: Store,
     persister: Persister,
     shutdown_grace: std::time::Duration,
+    header_read_timeout: std::time::Duration,
 }
 
 impl Application {
@@ -156,6 +157,7 @@ impl Application {
             store,
             persister,
             shutdown_grace: config.shutdown_grace,
+            header_read_timeout: config.header_read_timeout,
         })
     }
 
@@ -177,33 +179,13 @@ impl Application {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         tracing::info!("keygate listening on http://{}", self.local_addr());
-        let (stopping, mut stop_seen) = tokio::sync::watch::channel(false);
-        let signal = async move {
-            shutdown.await;
-            let _ = stopping.send(true);
+        let settings = ServerSettings {
+            header_read_timeout: self.header_read_timeout,
+            shutdown_grace: self.shutdown_grace,
         };
-        // Nagle's algorithm would hold small writes (stream frames) for
-        // up to 40 ms waiting for the client's ACK.
-        let listener = self.listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let serve = axum::serve(listener, self.router).with_graceful_shutdown(signal);
-        let grace = self.shutdown_grace;
-        // Requests in flight get `grace` to finish (a long stream could
-        // otherwise hold the shutdown for its whole length); then the
-        // remaining connections are closed.
-        let served = tokio::select! {
-            served = serve => served,
-            _ = async {
-                let _ = stop_seen.wait_for(|stopped| *stopped).await;
-                tokio::time::sleep(grace).await;
-            } => {
-                tracing::warn!("shutdown grace period over; closing the connections still open");
-                Ok(())
-            }
-        };
+        serve(self.listener, self.router, settings, shutdown).await;
         self.persister.stop().await;
         self.store.close().await;
-        served
+        Ok(())
     }
 }

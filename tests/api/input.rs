@@ -144,3 +144,25 @@ async fn no_configured_key_is_503() {
     let (_, message) = error_of(response).await;
     assert!(message.contains("set ANTHROPIC_API_KEYS"), "{message}");
 }
+
+#[tokio::test]
+async fn a_client_too_slow_with_its_headers_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::configured(1, |env| env.set("HEADER_READ_TIMEOUT_SECS", "0.3")).await;
+    let address = app.address.trim_start_matches("http://").to_string();
+    let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
+    slow.write_all(b"POST /api/chat HTTP/1.1\r\nHost: keygate\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buffer = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        slow.read_to_end(&mut buffer),
+    )
+    .await;
+    assert!(read.is_ok(), "the connection was closed, not held");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    // Meanwhile and afterwards, other clients are served.
+    assert_eq!(app.hello().await.status(), 200);
+}
