@@ -10,36 +10,71 @@ use reqwest::header::HeaderMap;
 use super::ProviderKind;
 use crate::keypool::{RateLimits, Window};
 
+/// Header names per window: limit, remaining, reset. Static, so reading
+/// them on every answer allocates nothing.
+const ANTHROPIC: [[&str; 3]; 4] = [
+    [
+        "anthropic-ratelimit-requests-limit",
+        "anthropic-ratelimit-requests-remaining",
+        "anthropic-ratelimit-requests-reset",
+    ],
+    [
+        "anthropic-ratelimit-tokens-limit",
+        "anthropic-ratelimit-tokens-remaining",
+        "anthropic-ratelimit-tokens-reset",
+    ],
+    [
+        "anthropic-ratelimit-input-tokens-limit",
+        "anthropic-ratelimit-input-tokens-remaining",
+        "anthropic-ratelimit-input-tokens-reset",
+    ],
+    [
+        "anthropic-ratelimit-output-tokens-limit",
+        "anthropic-ratelimit-output-tokens-remaining",
+        "anthropic-ratelimit-output-tokens-reset",
+    ],
+];
+const OPENAI: [[&str; 3]; 2] = [
+    [
+        "x-ratelimit-limit-requests",
+        "x-ratelimit-remaining-requests",
+        "x-ratelimit-reset-requests",
+    ],
+    [
+        "x-ratelimit-limit-tokens",
+        "x-ratelimit-remaining-tokens",
+        "x-ratelimit-reset-tokens",
+    ],
+];
+
 pub fn rate_limits(provider: ProviderKind, headers: &HeaderMap, now: SystemTime) -> RateLimits {
     match provider {
         ProviderKind::Anthropic => {
-            let window = |name: &str| {
-                let get = |part: &str| text(headers, &format!("anthropic-ratelimit-{name}-{part}"));
+            let window = |[limit, remaining, reset]: [&str; 3]| {
                 window_from(
-                    get("limit"),
-                    get("remaining"),
-                    get("reset").and_then(|r| humantime::parse_rfc3339_weak(r).ok()),
+                    text(headers, limit),
+                    text(headers, remaining),
+                    || text(headers, reset).and_then(|r| humantime::parse_rfc3339_weak(r).ok()),
                 )
             };
             RateLimits {
-                requests: window("requests"),
-                tokens: window("tokens"),
-                input_tokens: window("input-tokens"),
-                output_tokens: window("output-tokens"),
+                requests: window(ANTHROPIC[0]),
+                tokens: window(ANTHROPIC[1]),
+                input_tokens: window(ANTHROPIC[2]),
+                output_tokens: window(ANTHROPIC[3]),
             }
         }
         ProviderKind::OpenAI => {
-            let window = |name: &str| {
-                let get = |part: &str| text(headers, &format!("x-ratelimit-{part}-{name}"));
-                window_from(
-                    get("limit"),
-                    get("remaining"),
-                    get("reset").and_then(parse_go_duration).map(|d| now + d),
-                )
+            let window = |[limit, remaining, reset]: [&str; 3]| {
+                window_from(text(headers, limit), text(headers, remaining), || {
+                    text(headers, reset)
+                        .and_then(parse_go_duration)
+                        .map(|d| now + d)
+                })
             };
             RateLimits {
-                requests: window("requests"),
-                tokens: window("tokens"),
+                requests: window(OPENAI[0]),
+                tokens: window(OPENAI[1]),
                 ..RateLimits::default()
             }
         }
@@ -70,12 +105,12 @@ fn text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 fn window_from(
     limit: Option<&str>,
     remaining: Option<&str>,
-    reset: Option<SystemTime>,
+    reset: impl FnOnce() -> Option<SystemTime>,
 ) -> Option<Window> {
     Some(Window {
         limit: limit?.parse().ok()?,
         remaining: remaining?.parse().ok()?,
-        reset,
+        reset: reset(),
     })
 }
 
