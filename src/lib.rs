@@ -7,6 +7,7 @@
 //! integration tests can build the same application.
 
 pub mod auth;
+pub mod bench;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -1,0 +1,244 @@
+//! The bench's phases: start the fake upstream, keygate and the forwarder
+//! (pinned), then for each API and scenario (concurrency 1, high
+//! concurrency, streaming) warm every path up and measure it `runs` times,
+//! interleaving the paths run by run so drift on a shared machine hits all
+//! of them alike; report the median of the runs.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::PathBuf;
+
+use super::api::Api;
+use super::children::{Launch, Server};
+use super::load::{self, Spec};
+use super::procfs::{self, Machine};
+use super::report::{ApiFigures, Figures, PathKind, Report};
+use super::stats::{cpu_us_per_request, median};
+use super::{BenchError, Options};
+
+/// Keys keygate's pools hold (the fake accepts any key).
+const POOL_SIZE: usize = 4;
+
+/// One way to reach the fake upstream.
+struct Path {
+    kind: PathKind,
+    base_url: String,
+    /// The process whose CPU time the requests cost (none for direct).
+    pid: Option<u32>,
+}
+
+/// Runs the whole benchmark and returns its report.
+pub async fn run(options: &Options) -> Result<Report, BenchError> {
+    let machine = Machine::describe();
+    let scratch = Scratch::create()?;
+    let (server_cpu, load_cpu) = options.cpus.unzip();
+    let fake = Server::start(fake_launch(options, load_cpu)?)?;
+    let keygate = Server::start(keygate_launch(options, server_cpu, &fake.url, &scratch)?)?;
+    let forwarder = Server::start(forwarder_launch(options, server_cpu, &fake.url))?;
+    let paths = [
+        Path {
+            kind: PathKind::Direct,
+            base_url: fake.url.clone(),
+            pid: None,
+        },
+        Path {
+            kind: PathKind::Keygate,
+            base_url: keygate.url.clone(),
+            pid: Some(keygate.pid),
+        },
+        Path {
+            kind: PathKind::Forwarder,
+            base_url: forwarder.url.clone(),
+            pid: Some(forwarder.pid),
+        },
+    ];
+    let client = load::client(options.concurrency)?;
+    let mut apis = Vec::new();
+    for api in Api::ALL {
+        let one = measure(&client, &paths, api, false, 1, options).await?;
+        let many = measure(&client, &paths, api, false, options.concurrency, options).await?;
+        let stream = measure(&client, &paths, api, true, 1, options).await?;
+        apis.push(ApiFigures::combine(
+            api,
+            paths.iter().map(|path| path.kind),
+            one,
+            many,
+            stream,
+        ));
+    }
+    let peak_rss_mb = |pid| procfs::peak_rss_kib(pid).map(|kib| kib as f64 * 1024.0 / 1e6);
+    Ok(Report::build(
+        machine,
+        pinning(options),
+        options,
+        apis,
+        peak_rss_mb(keygate.pid),
+        peak_rss_mb(forwarder.pid),
+    ))
+}
+
+/// Warms each path up, then measures it `options.runs` times; one median
+/// [`Figures`] per path, in the order of `paths`.
+async fn measure(
+    client: &reqwest::Client,
+    paths: &[Path],
+    api: Api,
+    stream: bool,
+    concurrency: usize,
+    options: &Options,
+) -> Result<Vec<Figures>, BenchError> {
+    let label = format!("{} {}", api.name(), scenario(stream, concurrency));
+    eprintln!("measuring {label}");
+    let specs: Vec<Spec> = paths
+        .iter()
+        .map(|path| Spec {
+            client: client.clone(),
+            url: format!("{}{}", path.base_url, api.path()),
+            api,
+            stream,
+            concurrency,
+        })
+        .collect();
+    for spec in &specs {
+        load::run(spec, options.warmup).await?;
+    }
+    let ticks_per_sec = procfs::clock_ticks_per_sec();
+    let mut runs: Vec<Vec<Figures>> = vec![Vec::new(); paths.len()];
+    for _ in 0..options.runs {
+        for ((path, spec), figures) in paths.iter().zip(&specs).zip(&mut runs) {
+            let before = path.pid.and_then(procfs::cpu_ticks);
+            let sample = load::run(spec, options.duration).await?;
+            let after = path.pid.and_then(procfs::cpu_ticks);
+            if sample.requests == 0 {
+                return Err(BenchError::NothingServed(format!(
+                    "{label} via {}",
+                    path.kind.name()
+                )));
+            }
+            let cpu = before.zip(after).and_then(|(before, after)| {
+                cpu_us_per_request(after.saturating_sub(before), ticks_per_sec, sample.requests)
+            });
+            figures.push(Figures::from_sample(&sample, stream, cpu));
+        }
+    }
+    Ok(runs.iter().map(|figures| median_figures(figures)).collect())
+}
+
+/// The field-by-field median of repeated runs; errors are summed.
+fn median_figures(runs: &[Figures]) -> Figures {
+    let pick = |field: fn(&Figures) -> Option<f64>| {
+        median(&runs.iter().filter_map(field).collect::<Vec<_>>())
+    };
+    Figures {
+        requests_per_sec: pick(|f| Some(f.requests_per_sec)).unwrap_or_default(),
+        p50_ms: pick(|f| Some(f.p50_ms)).unwrap_or_default(),
+        p99_ms: pick(|f| Some(f.p99_ms)).unwrap_or_default(),
+        ttft_p50_ms: pick(|f| f.ttft_p50_ms),
+        errors: runs.iter().map(|f| f.errors).sum(),
+        cpu_us_per_request: pick(|f| f.cpu_us_per_request),
+    }
+}
+
+fn scenario(stream: bool, concurrency: usize) -> String {
+    if stream {
+        format!("streaming, concurrency {concurrency}")
+    } else {
+        format!("concurrency {concurrency}")
+    }
+}
+
+fn pinning(options: &Options) -> String {
+    match options.cpus {
+        Some((server, load)) => format!(
+            "keygate and the bare forwarder pinned to CPU {server}; the fake upstream and \
+             the load generator (the bench process) pinned to CPU {load} (taskset)"
+        ),
+        None => "nothing pinned (fewer than 2 CPUs available, or --no-pin)".into(),
+    }
+}
+
+fn binary(options: &Options, name: &str) -> Result<PathBuf, BenchError> {
+    let path = options.bin_dir.join(name);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(BenchError::MissingBinary(path))
+    }
+}
+
+fn fake_launch(options: &Options, cpu: Option<usize>) -> Result<Launch, BenchError> {
+    Ok(Launch {
+        name: "fake-upstream",
+        program: binary(options, "fake-upstream")?,
+        args: vec!["--port".into(), "0".into()],
+        env: BTreeMap::from([("RUST_LOG".into(), "warn".into())]),
+        dir: None,
+        cpu,
+    })
+}
+
+fn keygate_launch(
+    options: &Options,
+    cpu: Option<usize>,
+    upstream: &str,
+    scratch: &Scratch,
+) -> Result<Launch, BenchError> {
+    let keys = |prefix: &str| {
+        let keys: Vec<String> = (1..=POOL_SIZE)
+            .map(|i| format!("{prefix}-bench-key-{i:02}"))
+            .collect();
+        serde_json::Value::from(keys).to_string()
+    };
+    let database = scratch.0.join("keygate.db");
+    let env = [
+        ("HOST", "127.0.0.1".to_string()),
+        ("PORT", "0".into()),
+        ("DATABASE_URL", format!("sqlite://{}", database.display())),
+        // A throwaway master key: the database is deleted after the run.
+        ("ENCRYPTION_KEY", hex::encode(rand::random::<[u8; 32]>())),
+        ("ANTHROPIC_API_KEYS", keys("sk-ant")),
+        ("OPENAI_API_KEYS", keys("sk")),
+        ("ANTHROPIC_BASE_URL", upstream.into()),
+        ("OPENAI_BASE_URL", upstream.into()),
+        // Only the ready line and problems: logging must not dominate.
+        ("RUST_LOG", "warn,keygate::startup=info".into()),
+        ("NO_COLOR", "1".into()),
+    ];
+    Ok(Launch {
+        name: "keygate",
+        program: binary(options, "keygate")?,
+        args: Vec::new(),
+        env: env.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        // keygate reads `.env` from its working directory: give it none.
+        dir: Some(scratch.0.clone()),
+        cpu,
+    })
+}
+
+fn forwarder_launch(options: &Options, cpu: Option<usize>, upstream: &str) -> Launch {
+    Launch {
+        name: "forwarder",
+        program: options.bench_exe.clone(),
+        args: vec!["forwarder".into(), "--upstream".into(), upstream.into()],
+        env: BTreeMap::new(),
+        dir: None,
+        cpu,
+    }
+}
+
+/// A temporary directory for keygate's database, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn create() -> Result<Self, BenchError> {
+        let dir = std::env::temp_dir().join(format!("keygate-bench-{}", std::process::id()));
+        fs::create_dir_all(&dir)?;
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}

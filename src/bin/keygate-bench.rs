@@ -1,0 +1,130 @@
+//! `keygate-bench`: measures keygate against the fake upstream directly and
+//! a bare forwarder, on loopback, and prints a Markdown report (see
+//! `keygate::bench`). Build both binaries first, then run it:
+//! `cargo build --release --bins && target/release/keygate-bench`.
+//!
+//! `keygate-bench forwarder --upstream URL` is the baseline server the bench
+//! starts as its own child process (so it can be pinned and measured).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use keygate::bench::{self, Options, procfs};
+use tokio::net::TcpListener;
+
+/// Benchmark keygate against a fake upstream and a bare forwarder.
+#[derive(Debug, Parser)]
+#[command(name = "keygate-bench", version)]
+struct Args {
+    #[command(subcommand)]
+    command: Option<Sub>,
+    /// Seconds of one measured run.
+    #[arg(long, default_value_t = 3.0)]
+    duration: f64,
+    /// Seconds of warm-up per scenario and path.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Measured runs per scenario and path (medians are reported).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// The high concurrency level.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// About 10 s in all (one short run each): a smoke check, not figures.
+    #[arg(long)]
+    quick: bool,
+    /// Where to write the JSON results.
+    #[arg(long, default_value = "bench-results.json")]
+    output: PathBuf,
+    /// Do not pin processes to CPUs.
+    #[arg(long)]
+    no_pin: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Sub {
+    /// Run the bare forwarder baseline (started by the bench itself).
+    #[command(hide = true)]
+    Forwarder {
+        #[arg(long)]
+        upstream: String,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if let Some(Sub::Forwarder { upstream }) = args.command {
+        return forwarder(upstream);
+    }
+    let bench_exe = std::env::current_exe().context("cannot locate the bench binary")?;
+    let bin_dir = bench_exe
+        .parent()
+        .context("the bench binary has no directory")?
+        .to_path_buf();
+    let (duration, warmup, runs) = if args.quick {
+        (0.4, 0.1, 1)
+    } else {
+        (args.duration, args.warmup, args.runs.max(1))
+    };
+    let options = Options {
+        duration: Duration::from_secs_f64(duration),
+        warmup: Duration::from_secs_f64(warmup),
+        runs,
+        concurrency: args.concurrency.max(1),
+        bin_dir,
+        bench_exe,
+        cpus: if args.no_pin { None } else { pin_self() },
+    };
+    // Built after pinning, so the runtime sizes itself to the one CPU left.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(bench::run::run(&options))?;
+    println!("{}", report.markdown());
+    std::fs::write(&args.output, serde_json::to_string_pretty(&report)?)
+        .with_context(|| format!("cannot write {}", args.output.display()))?;
+    eprintln!("JSON written to {}", args.output.display());
+    Ok(())
+}
+
+/// Pins this process (the load generator) to the second allowed CPU and
+/// returns (servers' CPU, load CPU); `None` with fewer than two CPUs or no
+/// `taskset`.
+fn pin_self() -> Option<(usize, usize)> {
+    let cpus = procfs::allowed_cpus();
+    let (&server, &load) = (cpus.first()?, cpus.get(1)?);
+    let pinned = Command::new("taskset")
+        .args([
+            "-a",
+            "-p",
+            "-c",
+            &load.to_string(),
+            &std::process::id().to_string(),
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !pinned {
+        eprintln!("warning: taskset failed; running unpinned");
+    }
+    pinned.then_some((server, load))
+}
+
+#[tokio::main]
+async fn forwarder(upstream: String) -> anyhow::Result<()> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(
+        stdout,
+        "forwarder listening on http://{}",
+        listener.local_addr()?
+    )?;
+    stdout.flush()?;
+    drop(stdout);
+    bench::forwarder::serve(listener, upstream).await?;
+    Ok(())
+}
