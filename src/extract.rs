@@ -59,13 +59,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
-/// Reads a whole body (up to `limit` bytes) that must be a JSON object, for
-/// routes that forward the client's own bytes upstream unchanged.
-pub async fn read_object(
-    body: axum::body::Body,
-    limit: usize,
-) -> Result<(Bytes, serde_json::Map<String, serde_json::Value>), ApiError> {
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|error| {
+/// Reads a whole body, up to `limit` bytes (413 past it).
+pub async fn read_bytes(body: axum::body::Body, limit: usize) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|error| {
         let too_large = std::error::Error::source(&error)
             .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
         if too_large {
@@ -73,7 +69,5 @@ pub async fn read_object(
         } else {
             ApiError::bad_request(format!("could not read the request body: {error}"))
         }
-    })?;
-    let object = parse_json(&bytes)?;
-    Ok((bytes, object))
+    })
 }

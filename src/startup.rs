@@ -32,8 +32,8 @@ pub enum StartupError {
     Vault(#[from] VaultError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("cannot build the HTTP client: {0}")]
-    HttpClient(#[from] reqwest::Error),
+    #[error(transparent)]
+    Upstreams(#[from] crate::providers::UpstreamsError),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: String,

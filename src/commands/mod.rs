@@ -51,8 +51,8 @@ pub enum CommandError {
     },
     #[error("{failed} of {total} keys did not pass the check")]
     ChecksFailed { failed: usize, total: usize },
-    #[error("cannot build the HTTP client: {0}")]
-    HttpClient(#[from] reqwest::Error),
+    #[error(transparent)]
+    Upstreams(#[from] crate::providers::UpstreamsError),
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
     #[error("cannot write the new key file {path}: {source}; nothing was changed")]

@@ -11,8 +11,8 @@ mod upstream;
 
 pub use ratelimit::{cooldown_hint, rate_limits};
 pub use upstream::{
-    UpstreamCall, Upstreams, frame_reader, parse_reply, passthrough_headers, read_body,
-    stop_reason_normalizer,
+    UpstreamCall, Upstreams, UpstreamsError, frame_reader, parse_reply, passthrough_headers,
+    read_body, stop_reason_normalizer,
 };
 
 use std::fmt;

@@ -51,11 +51,9 @@ pub fn rate_limits(provider: ProviderKind, headers: &HeaderMap, now: SystemTime)
     match provider {
         ProviderKind::Anthropic => {
             let window = |[limit, remaining, reset]: [&str; 3]| {
-                window_from(
-                    text(headers, limit),
-                    text(headers, remaining),
-                    || text(headers, reset).and_then(|r| humantime::parse_rfc3339_weak(r).ok()),
-                )
+                window_from(text(headers, limit), text(headers, remaining), || {
+                    text(headers, reset).and_then(|r| humantime::parse_rfc3339_weak(r).ok())
+                })
             };
             RateLimits {
                 requests: window(ANTHROPIC[0]),

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use reqwest::Url;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -27,13 +28,35 @@ pub struct UpstreamCall {
     pub model: Option<std::sync::Arc<str>>,
 }
 
+/// A provider's endpoints, parsed once: reqwest would otherwise parse the
+/// URL string again on every request.
+struct Endpoints {
+    provider: ProviderKind,
+    chat: Url,
+    models: Url,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamsError {
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    #[error("invalid {variable}: {reason}")]
+    BaseUrl {
+        variable: &'static str,
+        reason: String,
+    },
+}
+
+const ANTHROPIC_VERSION: HeaderName = HeaderName::from_static("anthropic-version");
+const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+
 pub struct Upstreams {
     http: reqwest::Client,
-    base_urls: Vec<(ProviderKind, String)>,
+    endpoints: Vec<Endpoints>,
 }
 
 impl Upstreams {
-    pub fn new(config: &Config) -> Result<Self, reqwest::Error> {
+    pub fn new(config: &Config) -> Result<Self, UpstreamsError> {
         let http = reqwest::Client::builder()
             // No total timeout: it would cut long answers and streams; the
             // failover loop bounds each attempt, the relay each stream gap.
@@ -42,22 +65,37 @@ impl Upstreams {
             .tcp_nodelay(true)
             .user_agent(concat!("keygate/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self {
-            http,
-            base_urls: config
-                .providers
-                .iter()
-                .map(|p| (p.kind, p.base_url.clone()))
-                .collect(),
-        })
+        let endpoints = config
+            .providers
+            .iter()
+            .map(|p| {
+                let path = match p.kind {
+                    ProviderKind::Anthropic => anthropic::MESSAGES_PATH,
+                    ProviderKind::OpenAI => openai::CHAT_PATH,
+                };
+                let parse = |suffix: &str| {
+                    Url::parse(&format!("{}{suffix}", p.base_url)).map_err(|e| {
+                        UpstreamsError::BaseUrl {
+                            variable: p.kind.env().base_url,
+                            reason: e.to_string(),
+                        }
+                    })
+                };
+                Ok(Endpoints {
+                    provider: p.kind,
+                    chat: parse(path)?,
+                    models: parse("/v1/models")?,
+                })
+            })
+            .collect::<Result<_, UpstreamsError>>()?;
+        Ok(Self { http, endpoints })
     }
 
-    fn base_url(&self, provider: ProviderKind) -> &str {
-        self.base_urls
+    fn endpoints(&self, provider: ProviderKind) -> Result<&Endpoints, Failure> {
+        self.endpoints
             .iter()
-            .find(|(kind, _)| *kind == provider)
-            .map(|(_, url)| url.as_str())
-            .unwrap_or_default()
+            .find(|e| e.provider == provider)
+            .ok_or_else(|| Failure::malformed("the provider is not configured"))
     }
 
     /// Sends `call` with `key`. A 2xx comes back as the response (body not
@@ -68,14 +106,11 @@ impl Upstreams {
         key: &KeyLease,
     ) -> Result<reqwest::Response, Failure> {
         let (auth_header, auth_value) = authorization(call.provider, &key.secret)?;
-        let path = match call.provider {
-            ProviderKind::Anthropic => anthropic::MESSAGES_PATH,
-            ProviderKind::OpenAI => openai::CHAT_PATH,
-        };
+        let url = self.endpoints(call.provider)?.chat.clone();
         let mut headers = call.headers.clone();
-        if call.provider == ProviderKind::Anthropic && !headers.contains_key("anthropic-version") {
+        if call.provider == ProviderKind::Anthropic && !headers.contains_key(&ANTHROPIC_VERSION) {
             headers.insert(
-                "anthropic-version",
+                ANTHROPIC_VERSION,
                 HeaderValue::from_static(anthropic::API_VERSION),
             );
         }
@@ -83,7 +118,7 @@ impl Upstreams {
         headers.insert(auth_header, auth_value);
         let response = self
             .http
-            .post(format!("{}{path}", self.base_url(call.provider)))
+            .post(url)
             .headers(headers)
             .body(call.body.clone())
             .send()
@@ -108,10 +143,10 @@ impl Upstreams {
         let (auth_header, auth_value) = authorization(provider, secret)?;
         let mut request = self
             .http
-            .get(format!("{}/v1/models", self.base_url(provider)))
+            .get(self.endpoints(provider)?.models.clone())
             .header(auth_header, auth_value);
         if provider == ProviderKind::Anthropic {
-            request = request.header("anthropic-version", anthropic::API_VERSION);
+            request = request.header(ANTHROPIC_VERSION, anthropic::API_VERSION);
         }
         let response = request.send().await.map_err(|e| Failure::network(&e))?;
         let status = response.status();
@@ -192,10 +227,7 @@ fn authorization(
     secret: &SecretString,
 ) -> Result<(HeaderName, HeaderValue), Failure> {
     Ok(match provider {
-        ProviderKind::Anthropic => (
-            HeaderName::from_static("x-api-key"),
-            header_value(secret.expose_secret())?,
-        ),
+        ProviderKind::Anthropic => (X_API_KEY, header_value(secret.expose_secret())?),
         ProviderKind::OpenAI => (
             AUTHORIZATION,
             header_value(&format!("Bearer {}", secret.expose_secret()))?,

@@ -14,12 +14,13 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use crate::error::{ApiError, Dialect};
-use crate::extract::read_object;
+use crate::extract::{parse_json, read_bytes};
 use crate::gateway::relay::{RelayContext, Render, relay_body};
 use crate::providers::{ProviderKind, UpstreamCall, frame_reader, parse_reply, read_body};
 use crate::render::passthrough::Passthrough;
 use crate::render::{gateway_headers, sse_response};
 use crate::routes::proxy;
+use crate::routes::sdk_fields::SdkFields;
 use crate::state::AppState;
 use crate::translate::{AnthropicAsOpenAi, completion_from_reply, to_anthropic};
 
@@ -31,9 +32,14 @@ pub async fn create_completion(State(state): State<AppState>, body: Body) -> Res
 }
 
 async fn serve(state: &AppState, body: Body) -> Result<Response, ApiError> {
-    let (bytes, request) = read_object(body, state.body_limit).await?;
-    let (model, stream) = check(&request)?;
+    let bytes = read_bytes(body, state.body_limit).await?;
+    let fields = SdkFields::parse(&bytes)?;
+    let model = fields.model()?.to_string();
+    fields.check_messages()?;
+    let stream = fields.stream()?;
     if model.starts_with("claude-") {
+        // Translation needs the whole request; only this path builds it.
+        let request: Map<String, Value> = parse_json(&bytes)?;
         return serve_from_anthropic(state, &request).await;
     }
     let mut call = UpstreamCall {
@@ -50,9 +56,9 @@ async fn serve(state: &AppState, body: Body) -> Result<Response, ApiError> {
             body,
         ));
     }
-    let client_asked_for_usage = include_usage(&request);
+    let client_asked_for_usage = fields.include_usage();
     if !client_asked_for_usage {
-        let mut request = request;
+        let mut request: Map<String, Value> = parse_json(&call.body)?;
         let options = request.entry("stream_options").or_insert_with(|| json!({}));
         if !options.is_object() {
             *options = json!({});
@@ -113,33 +119,4 @@ fn json_response(mut headers: HeaderMap, body: Bytes) -> Response {
         HeaderValue::from_static("application/json"),
     );
     (headers, body).into_response()
-}
-
-fn include_usage(request: &Map<String, Value>) -> bool {
-    request
-        .get("stream_options")
-        .and_then(|o| o.get("include_usage"))
-        .and_then(Value::as_bool)
-        .unwrap_or(false)
-}
-
-/// The model and whether to stream; OpenAI judges the rest.
-fn check(request: &Map<String, Value>) -> Result<(String, bool), ApiError> {
-    let model = match request.get("model") {
-        Some(Value::String(model)) if !model.trim().is_empty() => model.clone(),
-        Some(Value::String(_)) => return Err(ApiError::bad_request("model: must not be empty")),
-        Some(_) => return Err(ApiError::bad_request("model: must be a string")),
-        None => return Err(ApiError::bad_request("model: field required")),
-    };
-    match request.get("messages") {
-        Some(Value::Array(messages)) if !messages.is_empty() => {}
-        Some(Value::Array(_)) => return Err(ApiError::bad_request("messages: must not be empty")),
-        _ => return Err(ApiError::bad_request("messages: must be a non-empty array")),
-    }
-    let stream = match request.get("stream") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(stream)) => *stream,
-        Some(_) => return Err(ApiError::bad_request("stream: must be a boolean")),
-    };
-    Ok((model, stream))
 }

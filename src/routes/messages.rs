@@ -7,15 +7,15 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Map, Value};
 
 use crate::error::{ApiError, Dialect};
-use crate::extract::read_object;
+use crate::extract::read_bytes;
 use crate::gateway::relay::{RelayContext, relay_body};
 use crate::providers::{ProviderKind, UpstreamCall, frame_reader};
 use crate::render::passthrough::Passthrough;
 use crate::render::{gateway_headers, sse_response};
 use crate::routes::proxy;
+use crate::routes::sdk_fields::SdkFields;
 use crate::state::AppState;
 
 /// Client headers that must reach Anthropic unchanged (its gateway contract).
@@ -37,9 +37,10 @@ async fn serve(
     client_headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (bytes, request) = read_object(body, state.body_limit).await?;
-    let stream = check(&request)?;
-    let model = request.get("model").and_then(Value::as_str).map(Into::into);
+    let bytes = read_bytes(body, state.body_limit).await?;
+    let fields = SdkFields::parse(&bytes)?;
+    let stream = check(&fields)?;
+    let model = Some(fields.model()?.into());
     let mut headers = HeaderMap::new();
     for name in FORWARDED {
         for value in client_headers.get_all(*name) {
@@ -79,19 +80,10 @@ async fn serve(
 }
 
 /// What keygate needs to route and account; Anthropic judges the rest.
-fn check(request: &Map<String, Value>) -> Result<bool, ApiError> {
-    match request.get("model") {
-        Some(Value::String(model)) if !model.trim().is_empty() => {}
-        Some(Value::String(_)) => return Err(ApiError::bad_request("model: must not be empty")),
-        Some(_) => return Err(ApiError::bad_request("model: must be a string")),
-        None => return Err(ApiError::bad_request("model: field required")),
-    }
-    match request.get("messages") {
-        Some(Value::Array(messages)) if !messages.is_empty() => {}
-        Some(Value::Array(_)) => return Err(ApiError::bad_request("messages: must not be empty")),
-        _ => return Err(ApiError::bad_request("messages: must be a non-empty array")),
-    }
-    match request.get("max_tokens") {
+fn check(fields: &SdkFields) -> Result<bool, ApiError> {
+    fields.model()?;
+    fields.check_messages()?;
+    match &fields.max_tokens {
         Some(value) if value.as_u64().is_some() => {}
         Some(_) => {
             return Err(ApiError::bad_request(
@@ -100,9 +92,5 @@ fn check(request: &Map<String, Value>) -> Result<bool, ApiError> {
         }
         None => return Err(ApiError::bad_request("max_tokens: field required")),
     }
-    match request.get("stream") {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::Bool(stream)) => Ok(*stream),
-        Some(_) => Err(ApiError::bad_request("stream: must be a boolean")),
-    }
+    fields.stream()
 }
