@@ -190,12 +190,15 @@ impl Drop for RequestTracker {
 /// One pool per configured provider.
 #[derive(Clone, Default)]
 pub struct KeyPools {
-    pools: Vec<KeyPoolHandle>,
+    /// Shared, not copied: the state is cloned for every request.
+    pools: Arc<[KeyPoolHandle]>,
 }
 
 impl KeyPools {
     pub fn new(pools: Vec<KeyPoolHandle>) -> Self {
-        Self { pools }
+        Self {
+            pools: pools.into(),
+        }
     }
 
     pub fn get(&self, provider: ProviderKind) -> Option<&KeyPoolHandle> {

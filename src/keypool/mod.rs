@@ -77,11 +77,11 @@ impl KeyEntry {
     }
 }
 
-/// The key chosen for one upstream attempt.
+/// The key chosen for one upstream attempt: its id (for reports and
+/// headers) and its secret, nothing else, so leasing allocates nothing.
 #[derive(Clone)]
 pub struct KeyLease {
     pub id: KeyId,
-    pub label: String,
     pub secret: Arc<SecretString>,
 }
 

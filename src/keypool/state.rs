@@ -96,7 +96,6 @@ impl PoolState {
         slot.lease(model, now, wall);
         Selection::Leased(KeyLease {
             id: slot.entry.id.clone(),
-            label: slot.entry.label().to_string(),
             secret: slot.entry.secret.clone(),
         })
     }
