@@ -56,8 +56,10 @@ impl Failure {
                 detail,
             },
             401..=403 => Failure::KeyRejected(detail),
-            // 408 and 409 are transient on the provider's side (the SDKs retry them).
-            408 | 409 | 500..=599 => Failure::ProviderFault(detail),
+            // 408 and 409 are transient on the provider's side (the SDKs
+            // retry them); a redirect is not followed (it would carry the
+            // key elsewhere), so it is the provider misbehaving.
+            300..=399 | 408 | 409 | 500..=599 => Failure::ProviderFault(detail),
             _ => Failure::ClientFault(detail),
         }
     }

@@ -63,6 +63,10 @@ impl Upstreams {
             .connect_timeout(config.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_nodelay(true)
+            // A redirect would re-send the request, and reqwest keeps
+            // custom headers such as `x-api-key` across hosts: a provider
+            // key must never follow a redirect anywhere.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("keygate/", env!("CARGO_PKG_VERSION")))
             .build()?;
         let endpoints = config

@@ -74,3 +74,20 @@ async fn planted_keys_appear_in_no_response_and_no_log_line() {
     }
     assert!(!logs.contains(ADMIN_KEY), "the admin key reached the logs");
 }
+
+#[tokio::test]
+async fn an_upstream_redirect_is_not_followed_with_the_key() {
+    let app = TestApp::with_keys(1).await;
+    let elsewhere = crate::helpers::FakeUpstream::start().await;
+    app.upstream.always(
+        app.key(0),
+        Canned::json(307, json!({})).header("location", &format!("{}/v1/messages", elsewhere.url)),
+    );
+    let response = app.hello().await;
+    assert_eq!(
+        response.status(),
+        502,
+        "a redirect is the upstream misbehaving"
+    );
+    assert!(elsewhere.calls().is_empty(), "the key went to another host");
+}
