@@ -17,6 +17,7 @@ pub mod error;
 pub mod extract;
 pub mod fake_upstream;
 pub mod gateway;
+pub mod key_rules;
 pub mod keypool;
 pub mod keytest;
 pub mod pricing;

@@ -10,11 +10,8 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
 use super::CommandError;
+use crate::key_rules::{check_key, check_label};
 
-/// Longest key accepted; real provider keys are around 100-200 bytes.
-pub const MAX_KEY_BYTES: usize = 512;
-/// Longest name accepted, in characters.
-pub const MAX_LABEL_CHARS: usize = 100;
 /// Most bytes read from stdin: past any valid key, so a longer line is
 /// refused as too long rather than silently cut.
 const MAX_STDIN_BYTES: u64 = 4096;
@@ -42,46 +39,20 @@ pub async fn secret_or_stdin(
 
 /// Checks a provider key (already trimmed) before it is sealed.
 pub fn validate_key(key: &SecretString) -> Result<(), CommandError> {
-    let key = key.expose_secret();
-    if key.is_empty() {
-        return Err(CommandError::BadKey("the key is empty"));
-    }
-    if key.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(CommandError::BadKey(
-            "the key contains whitespace or control characters",
-        ));
-    }
-    if key.len() > MAX_KEY_BYTES {
-        return Err(CommandError::BadKey("the key is longer than 512 bytes"));
-    }
-    Ok(())
+    check_key(key.expose_secret()).map_err(CommandError::BadKey)
 }
 
-/// A key's name, trimmed; it is shown on one line in listings and logs.
+/// Checks and trims an optional name.
 pub fn validate_label(label: Option<String>) -> Result<Option<String>, CommandError> {
-    let Some(label) = label else {
-        return Ok(None);
-    };
-    let label = label.trim();
-    if label.is_empty() {
-        return Err(CommandError::BadLabel("the name is empty"));
-    }
-    if label.chars().any(char::is_control) {
-        return Err(CommandError::BadLabel(
-            "the name contains control characters",
-        ));
-    }
-    if label.chars().count() > MAX_LABEL_CHARS {
-        return Err(CommandError::BadLabel(
-            "the name is longer than 100 characters",
-        ));
-    }
-    Ok(Some(label.to_string()))
+    label
+        .map(|label| check_label(&label).map_err(CommandError::BadLabel))
+        .transpose()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::key_rules::{MAX_KEY_BYTES, MAX_LABEL_CHARS};
 
     fn check(key: &str) -> Result<(), String> {
         validate_key(&SecretString::from(key)).map_err(|e| e.to_string())

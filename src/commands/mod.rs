@@ -32,9 +32,9 @@ pub enum CommandError {
     Duplicate(ProviderKind),
     /// Says what is wrong with a key without quoting it.
     #[error("invalid --key: {0}")]
-    BadKey(&'static str),
+    BadKey(crate::key_rules::KeyRuleError),
     #[error("invalid --label: {0}")]
-    BadLabel(&'static str),
+    BadLabel(crate::key_rules::KeyRuleError),
     #[error("{}", unknown_key_message(.id, *.provider))]
     UnknownKey {
         id: String,

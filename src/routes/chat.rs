@@ -11,12 +11,11 @@ use serde_json::{Value, json};
 
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::gateway::relay::{RelayContext, relay_body};
 use crate::gateway::{ChatMessage, ChatRequest, ChatRole};
 use crate::pricing;
-use crate::providers::{ProviderKind, UpstreamCall, frame_reader, parse_reply, read_body};
+use crate::providers::{ProviderKind, UpstreamCall, parse_reply, read_body};
 use crate::render::chat_events::ChatEvents;
-use crate::render::{gateway_headers, sse_response};
+use crate::render::gateway_headers;
 use crate::routes::proxy;
 use crate::state::AppState;
 
@@ -185,21 +184,8 @@ async fn chat_stream(
     model: String,
 ) -> Result<Response, ApiError> {
     let provider = call.provider;
-    let (answered, tracker) = proxy::run_stream(state, &call).await?;
-    let (upstream_headers, gated) = answered.value;
-    let headers = gateway_headers(upstream_headers, &answered.key, answered.attempts);
-    let render = ChatEvents::new(
-        provider,
-        model,
-        answered.key.id.to_string(),
-        answered.attempts,
-    );
-    let context = RelayContext {
-        read: frame_reader(provider),
-        idle_timeout: state.stream_idle_timeout,
-        report: answered.report,
-        tracker,
-        secret: answered.key.secret.clone(),
-    };
-    Ok(sse_response(headers, relay_body(gated, render, context)))
+    proxy::stream_response(state, &call, |key, attempts| {
+        ChatEvents::new(provider, model, key.id.to_string(), attempts)
+    })
+    .await
 }

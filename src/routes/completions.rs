@@ -8,17 +8,16 @@
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use crate::error::{ApiError, Dialect};
 use crate::extract::{parse_json, read_bytes};
-use crate::gateway::relay::{RelayContext, Render, relay_body};
-use crate::providers::{ProviderKind, UpstreamCall, frame_reader, parse_reply, read_body};
+use crate::providers::{ProviderKind, UpstreamCall, parse_reply, read_body};
+use crate::render::gateway_headers;
 use crate::render::passthrough::Passthrough;
-use crate::render::{gateway_headers, sse_response};
 use crate::routes::proxy;
 use crate::routes::sdk_fields::SdkFields;
 use crate::state::AppState;
@@ -51,7 +50,7 @@ async fn serve(state: &AppState, body: Body) -> Result<Response, ApiError> {
     if !stream {
         let answered = proxy::run_json(state, &call).await?;
         let (upstream_headers, body) = answered.value;
-        return Ok(json_response(
+        return Ok(proxy::json_response(
             gateway_headers(upstream_headers, &answered.key, answered.attempts),
             body,
         ));
@@ -66,7 +65,10 @@ async fn serve(state: &AppState, body: Body) -> Result<Response, ApiError> {
         options["include_usage"] = json!(true);
         call.body = Bytes::from(Value::Object(request).to_string());
     }
-    stream_response(state, &call, Passthrough::openai(client_asked_for_usage)).await
+    proxy::stream_response(state, &call, |_, _| {
+        Passthrough::openai(client_asked_for_usage)
+    })
+    .await
 }
 
 async fn serve_from_anthropic(
@@ -82,7 +84,7 @@ async fn serve_from_anthropic(
     };
     if translated.stream {
         let render = AnthropicAsOpenAi::new(translated.model, translated.include_usage);
-        return stream_response(state, &call, render).await;
+        return proxy::stream_response(state, &call, |_, _| render).await;
     }
     let (answered, tracker) = proxy::run(state, &call, |response| async move {
         let (headers, body) = read_body(response).await?;
@@ -93,30 +95,4 @@ async fn serve_from_anthropic(
     let (upstream_headers, reply) = answered.value;
     let headers = gateway_headers(upstream_headers, &answered.key, answered.attempts);
     Ok((headers, Json(completion_from_reply(&reply))).into_response())
-}
-
-async fn stream_response(
-    state: &AppState,
-    call: &UpstreamCall,
-    render: impl Render,
-) -> Result<Response, ApiError> {
-    let (answered, tracker) = proxy::run_stream(state, call).await?;
-    let (upstream_headers, gated) = answered.value;
-    let headers = gateway_headers(upstream_headers, &answered.key, answered.attempts);
-    let context = RelayContext {
-        read: frame_reader(call.provider),
-        idle_timeout: state.stream_idle_timeout,
-        report: answered.report,
-        tracker,
-        secret: answered.key.secret.clone(),
-    };
-    Ok(sse_response(headers, relay_body(gated, render, context)))
-}
-
-fn json_response(mut headers: HeaderMap, body: Bytes) -> Response {
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    (headers, body).into_response()
 }

@@ -8,8 +8,8 @@ use axum::extract::{Path, State};
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
-use crate::keypool::{KeyPoolHandle, PoolStatus};
-use crate::providers::ProviderKind;
+use crate::keypool::PoolStatus;
+use crate::routes::pool_for;
 use crate::state::AppState;
 
 /// `GET /api/keypool/stats`
@@ -26,7 +26,7 @@ pub async fn pool_status(
     State(state): State<AppState>,
     Path(provider): Path<String>,
 ) -> Result<Json<PoolStatus>, ApiError> {
-    Ok(Json(pool_for(&state, &provider)?.status().await?))
+    Ok(Json(pool_for(&state, &provider)?.1.status().await?))
 }
 
 /// `POST /api/keypool/{provider}/reset`
@@ -34,18 +34,8 @@ pub async fn reset_pool(
     State(state): State<AppState>,
     Path(provider): Path<String>,
 ) -> Result<Json<PoolStatus>, ApiError> {
-    let pool = pool_for(&state, &provider)?;
+    let (_, pool) = pool_for(&state, &provider)?;
     let status = pool.reset().await?;
     tracing::info!(provider = %pool.provider(), "admin reset the key pool");
     Ok(Json(status))
-}
-
-fn pool_for<'a>(state: &'a AppState, provider: &str) -> Result<&'a KeyPoolHandle, ApiError> {
-    let kind: ProviderKind = provider
-        .parse()
-        .map_err(|e| ApiError::not_found(format!("{e}")))?;
-    state
-        .pools
-        .get(kind)
-        .ok_or_else(|| ApiError::not_found(format!("provider {kind} is not configured")))
 }

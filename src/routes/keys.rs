@@ -13,15 +13,14 @@ use serde_json::{Value, json};
 
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::keypool::{KeyId, KeyPoolHandle, KeyStatus};
+use crate::key_rules::{check_key, check_label, check_weight};
+use crate::keypool::{KeyId, KeyStatus};
 use crate::keytest::{KeyCheck, check_keys};
 use crate::providers::ProviderKind;
+use crate::routes::pool_for;
 use crate::state::AppState;
 use crate::store::keys::StoredKey;
 use crate::vault::VaultError;
-
-const MAX_KEY_BYTES: usize = 512;
-const MAX_WEIGHT: u32 = 1000;
 
 #[derive(Debug, Deserialize)]
 #[serde(
@@ -200,56 +199,17 @@ fn find<'a>(keys: &'a [KeyStatus], id: &str) -> Option<&'a KeyStatus> {
     keys.iter().find(|k| k.id.as_str() == id)
 }
 
-fn pool_for<'a>(
-    state: &'a AppState,
-    provider: &str,
-) -> Result<(ProviderKind, &'a KeyPoolHandle), ApiError> {
-    let kind: ProviderKind = provider
-        .parse()
-        .map_err(|e| ApiError::not_found(format!("{e}")))?;
-    let pool = state
-        .pools
-        .get(kind)
-        .ok_or_else(|| ApiError::not_found(format!("provider {kind} is not configured")))?;
-    Ok((kind, pool))
-}
-
-/// Keys are opaque, but never empty, never with whitespace or control
-/// characters (a pasted newline), and never huge.
 fn validate_key(key: &str) -> Result<SecretString, ApiError> {
-    if key.trim().is_empty() {
-        return Err(ApiError::bad_request("key: must not be empty"));
-    }
-    if key.len() > MAX_KEY_BYTES {
-        return Err(ApiError::bad_request(format!(
-            "key: longer than {MAX_KEY_BYTES} bytes"
-        )));
-    }
-    if key.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(ApiError::bad_request(
-            "key: contains whitespace or control characters",
-        ));
-    }
+    check_key(key).map_err(|e| ApiError::bad_request(format!("key: {e}")))?;
     Ok(SecretString::from(key))
 }
 
 fn validate_label(label: &str) -> Result<String, ApiError> {
-    let label = label.trim();
-    if label.is_empty() || label.len() > 100 || label.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(
-            "label: 1 to 100 printable characters",
-        ));
-    }
-    Ok(label.to_string())
+    check_label(label).map_err(|e| ApiError::bad_request(format!("label: {e}")))
 }
 
 fn validate_weight(weight: u32) -> Result<u32, ApiError> {
-    if !(1..=MAX_WEIGHT).contains(&weight) {
-        return Err(ApiError::bad_request(format!(
-            "weight: must be 1 to {MAX_WEIGHT}"
-        )));
-    }
-    Ok(weight)
+    check_weight(weight).map_err(|e| ApiError::bad_request(format!("weight: {e}")))
 }
 
 fn no_such_key(provider: ProviderKind, id: &str) -> ApiError {

@@ -5,15 +5,14 @@
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 
 use crate::error::{ApiError, Dialect};
 use crate::extract::read_bytes;
-use crate::gateway::relay::{RelayContext, relay_body};
-use crate::providers::{ProviderKind, UpstreamCall, frame_reader};
+use crate::providers::{ProviderKind, UpstreamCall};
+use crate::render::gateway_headers;
 use crate::render::passthrough::Passthrough;
-use crate::render::{gateway_headers, sse_response};
 use crate::routes::proxy;
 use crate::routes::sdk_fields::SdkFields;
 use crate::state::AppState;
@@ -54,29 +53,14 @@ async fn serve(
         model,
     };
     if stream {
-        let (answered, tracker) = proxy::run_stream(state, &call).await?;
-        let (upstream_headers, gated) = answered.value;
-        let headers = gateway_headers(upstream_headers, &answered.key, answered.attempts);
-        let context = RelayContext {
-            read: frame_reader(ProviderKind::Anthropic),
-            idle_timeout: state.stream_idle_timeout,
-            report: answered.report,
-            tracker,
-            secret: answered.key.secret.clone(),
-        };
-        return Ok(sse_response(
-            headers,
-            relay_body(gated, Passthrough::anthropic(), context),
-        ));
+        return proxy::stream_response(state, &call, |_, _| Passthrough::anthropic()).await;
     }
     let answered = proxy::run_json(state, &call).await?;
     let (upstream_headers, body) = answered.value;
-    let mut headers = gateway_headers(upstream_headers, &answered.key, answered.attempts);
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    Ok((headers, body).into_response())
+    Ok(proxy::json_response(
+        gateway_headers(upstream_headers, &answered.key, answered.attempts),
+        body,
+    ))
 }
 
 /// What keygate needs to route and account; Anthropic judges the rest.

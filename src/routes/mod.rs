@@ -27,6 +27,8 @@ use tracing::Level;
 
 use crate::auth::{require_admin, require_client_key};
 use crate::error::ApiError;
+use crate::keypool::KeyPoolHandle;
+use crate::providers::ProviderKind;
 use crate::state::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -117,4 +119,19 @@ pub fn router(state: AppState) -> Router {
             header::COOKIE,
         ]))
         .with_state(state)
+}
+
+/// The pool named in a route's path; an unknown provider is 404 there.
+pub(crate) fn pool_for<'a>(
+    state: &'a AppState,
+    provider: &str,
+) -> Result<(ProviderKind, &'a KeyPoolHandle), ApiError> {
+    let kind: ProviderKind = provider
+        .parse()
+        .map_err(|e| ApiError::not_found(format!("{e}")))?;
+    let pool = state
+        .pools
+        .get(kind)
+        .ok_or_else(|| ApiError::not_found(format!("provider {kind} is not configured")))?;
+    Ok((kind, pool))
 }

@@ -5,14 +5,17 @@
 use std::future::Future;
 use std::time::SystemTime;
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
 use crate::error::ApiError;
+use crate::gateway::relay::{RelayContext, Render, relay_body};
 use crate::gateway::stream::{GatedStream, frames, pass_gate};
 use crate::gateway::{Answered, Failure, with_failover};
-use crate::keypool::RequestTracker;
+use crate::keypool::{KeyLease, RequestTracker};
 use crate::providers::{UpstreamCall, frame_reader, passthrough_headers, rate_limits, read_body};
+use crate::render::{gateway_headers, sse_response};
 use crate::state::AppState;
 
 /// Runs `call`, reading each 2xx attempt with `read` (inside the attempt, so
@@ -88,4 +91,35 @@ pub async fn run_stream(
         Ok((headers, gated))
     })
     .await
+}
+
+/// Runs `call` as a stream and answers with it: the headers of the
+/// answering attempt, then the frames through `render`, made once the
+/// answering key and attempt count are known.
+pub async fn stream_response<R: Render>(
+    state: &AppState,
+    call: &UpstreamCall,
+    make_render: impl FnOnce(&KeyLease, u32) -> R,
+) -> Result<Response, ApiError> {
+    let (answered, tracker) = run_stream(state, call).await?;
+    let (upstream_headers, gated) = answered.value;
+    let headers = gateway_headers(upstream_headers, &answered.key, answered.attempts);
+    let render = make_render(&answered.key, answered.attempts);
+    let context = RelayContext {
+        read: frame_reader(call.provider),
+        idle_timeout: state.stream_idle_timeout,
+        report: answered.report,
+        tracker,
+        secret: answered.key.secret.clone(),
+    };
+    Ok(sse_response(headers, relay_body(gated, render, context)))
+}
+
+/// A whole upstream JSON body passed through, with the gateway's headers.
+pub fn json_response(mut headers: HeaderMap, body: Bytes) -> Response {
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    (headers, body).into_response()
 }
