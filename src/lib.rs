@@ -7,7 +7,6 @@
 //! integration tests can build the same application.
 
 pub mod auth;
-pub mod bench;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -15,7 +14,6 @@ pub mod crypto;
 pub mod env_file;
 pub mod error;
 pub mod extract;
-pub mod fake_upstream;
 pub mod gateway;
 pub mod key_rules;
 pub mod keypool;

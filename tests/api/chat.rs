@@ -1,7 +1,7 @@
 //! `POST /api/chat` on the happy path: request conversion, answer shape,
 //! cost, headers; plus the models and health routes.
 
-use keygate::fake_upstream::anthropic_message;
+use fake_upstream::anthropic_message;
 use serde_json::{Value, json};
 
 use crate::helpers::{Canned, TestApp};

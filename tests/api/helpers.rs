@@ -1,5 +1,5 @@
 //! Test harness: `TestApp` starts keygate on port 0 against a `FakeUpstream`
-//! (`keygate::fake_upstream`: an axum app on port 0 that plays scripted
+//! (`fake_upstream`: an axum app on port 0 that plays scripted
 //! answers per key and records every call), with a temporary database. Logs
 //! of every test in this binary are captured (at TRACE) so leak tests can
 //! search them.
@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
+pub use fake_upstream::{Canned, FakeUpstream, SseFrame, anthropic_stream_frames};
 use keygate::config::Config;
-pub use keygate::fake_upstream::{Canned, FakeUpstream, SseFrame, anthropic_stream_frames};
 use keygate::startup::Application;
 use serde_json::{Value, json};
 use tempfile::TempDir;

@@ -7,7 +7,6 @@ mod admin;
 mod chat;
 mod cli;
 mod cli_keys;
-mod fake;
 mod helpers;
 mod input;
 mod lifecycle;

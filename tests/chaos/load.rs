@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use keygate::fake_upstream::{Call, ChaosConfig, Fault};
+use fake_upstream::{Call, ChaosConfig, Fault};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;

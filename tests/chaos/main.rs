@@ -1,5 +1,5 @@
 //! The chaos suite (issue 5, part 2): keygate under concurrent load while
-//! the fake upstream injects faults (`keygate::fake_upstream` chaos mode),
+//! the fake upstream injects faults (`fake_upstream` chaos mode),
 //! the real binary killed and stopped under load, and bad input at the edge.
 //! Long variants run with `KEYGATE_CHAOS_LONG=1`.
 

@@ -7,8 +7,8 @@
 use std::convert::Infallible;
 
 use axum::body::Bytes;
+use fake_upstream::SseFrame;
 use keygate::extract::parse_json;
-use keygate::fake_upstream::SseFrame;
 use keygate::gateway::stream::{Frame, frames};
 use keygate::routes::chat::ChatBody;
 use proptest::prelude::*;

@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 //! The fake upstream itself: streams are really streamed, broken and stalled
 //! on request, the default OpenAI stream is complete, and the standalone
 //! binary announces itself and answers.
@@ -6,8 +8,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use fake_upstream::{Canned, FakeUpstream, SseFrame, anthropic_stream_frames};
 use futures::StreamExt;
-use keygate::fake_upstream::{Canned, FakeUpstream, SseFrame, anthropic_stream_frames};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;

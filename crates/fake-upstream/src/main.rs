@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use keygate::fake_upstream::{self, Settings};
+use fake_upstream::Settings;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 

@@ -101,7 +101,7 @@ impl Lines {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fake_upstream::{anthropic_stream_frames, openai_stream_frames};
+    use fake_upstream::{anthropic_stream_frames, openai_stream_frames};
 
     /// The index of the frame at which each API's first content is seen.
     fn first_content_frame(api: Api, frames: &[Bytes]) -> Option<usize> {

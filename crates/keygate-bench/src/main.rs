@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use keygate::bench::{self, Options, procfs};
+use keygate_bench::{self as bench, Options, procfs};
 use tokio::net::TcpListener;
 
 /// Benchmark keygate against a fake upstream and a bare forwarder.
