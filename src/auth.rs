@@ -11,8 +11,8 @@ use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::app_state::AppState;
 use crate::error::{ApiError, Dialect};
-use crate::state::AppState;
 
 pub async fn require_admin(
     State(state): State<AppState>,

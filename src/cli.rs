@@ -8,10 +8,9 @@
 
 use std::convert::Infallible;
 
+use crate::domain::ProviderKind;
 use clap::{Args, Parser, Subcommand};
 use secrecy::SecretString;
-
-use crate::providers::ProviderKind;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -12,8 +12,8 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use crate::crypto::MasterKey;
+use crate::domain::ProviderKind;
 use crate::keypool::Strategy;
-use crate::providers::ProviderKind;
 
 /// A variable that is present but unusable; startup stops and names it.
 #[derive(Debug, thiserror::Error)]

@@ -10,9 +10,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::gateway::{Failure, GatewayError};
-use crate::keypool::PoolUnavailable;
-
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -60,10 +57,10 @@ impl ApiError {
         )
     }
 
-    fn with_retry_after(mut self, wait: Duration) -> Self {
+    pub fn with_retry_after(mut self, wait: Duration) -> Self {
         // Whole seconds, rounded up, and never 0: "retry now" would just hit
         // the same cooling keys again.
-        self.retry_after = Some(crate::keypool::ceil_secs(wait).max(1));
+        self.retry_after = Some(crate::domain::ceil_secs(wait).max(1));
         self
     }
 }
@@ -134,92 +131,5 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         self.into_response_in(Dialect::Gateway)
-    }
-}
-
-impl From<PoolUnavailable> for ApiError {
-    fn from(_: PoolUnavailable) -> Self {
-        ApiError::unavailable("keygate is shutting down")
-    }
-}
-
-impl From<GatewayError> for ApiError {
-    fn from(error: GatewayError) -> Self {
-        match error {
-            GatewayError::AllKeysCoolingDown {
-                provider,
-                retry_after,
-            } => ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limit_error",
-                format!(
-                    "every {provider} key is cooling down after a rate limit; retry in {} s",
-                    crate::keypool::ceil_secs(retry_after).max(1)
-                ),
-            )
-            .with_retry_after(retry_after),
-            GatewayError::NoUsableKey {
-                provider, total: 0, ..
-            } => ApiError::unavailable(format!(
-                "no {provider} API key is configured; set {} or add one",
-                provider.env().keys
-            )),
-            GatewayError::NoUsableKey {
-                provider,
-                total,
-                invalid,
-            } => ApiError::unavailable(format!(
-                "{provider} has no usable key: {invalid} of {total} were rejected by the upstream; \
-                 fix them, then POST /api/keypool/{provider}/reset"
-            )),
-            GatewayError::AttemptsExhausted { attempts, last } => exhausted(attempts, last),
-            GatewayError::ProviderOverloaded {
-                provider,
-                failing,
-                usable,
-                last,
-            } => {
-                let detail = last.detail();
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "overloaded_error",
-                    format!(
-                        "{provider} looks overloaded: {failing} of {usable} keys met upstream errors in the last 30 s \
-                         (last: {}); no key was benched for it, retry later",
-                        detail.message
-                    ),
-                )
-                .with_retry_after(Duration::from_secs(5))
-            }
-            GatewayError::RequestRejected(detail) => ApiError::new(
-                detail
-                    .status
-                    .and_then(|s| StatusCode::from_u16(s).ok())
-                    .unwrap_or(StatusCode::BAD_REQUEST),
-                detail.error_type,
-                detail.message,
-            ),
-            GatewayError::PoolUnavailable => PoolUnavailable.into(),
-        }
-    }
-}
-
-fn exhausted(attempts: u32, last: Failure) -> ApiError {
-    let detail = last.detail();
-    let said = match detail.status {
-        Some(status) => format!("{status} {}: {}", detail.error_type, detail.message),
-        None => format!("{}: {}", detail.error_type, detail.message),
-    };
-    let summary = format!("all {attempts} upstream attempts failed; the last one: {said}");
-    match last {
-        Failure::RateLimited { retry_after, .. } => {
-            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", summary)
-                .with_retry_after(retry_after.unwrap_or(Duration::from_secs(1)))
-        }
-        Failure::Timeout(_) => ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout_error", summary),
-        // A rejected key is our problem, not the client's: never a 401 to them.
-        Failure::KeyRejected(_) | Failure::ProviderFault(_) | Failure::ClientFault(_) => {
-            ApiError::new(StatusCode::BAD_GATEWAY, "upstream_error", summary)
-        }
     }
 }

@@ -9,8 +9,8 @@ use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
+use crate::app_state::AppState;
 use crate::error::ApiError;
-use crate::state::AppState;
 
 pub struct ApiJson<T>(pub T);
 

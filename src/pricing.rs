@@ -7,10 +7,8 @@
 //! Prices are stored as integer nano-dollars per token ($/MTok × 1000), so
 //! the arithmetic is exact and only the final division rounds.
 
+use crate::domain::{ProviderKind, Usage};
 use serde::Serialize;
-
-use crate::gateway::Usage;
-use crate::providers::ProviderKind;
 
 /// Nano-dollars per token, i.e. USD per million tokens × 1000.
 #[derive(Debug, Clone, Copy)]
@@ -234,6 +232,32 @@ pub fn cost(price: &Price, usage: &Usage) -> Cost {
 /// Cost of `usage` on `model`, or `None` for a model with no known price.
 pub fn cost_of(provider: ProviderKind, model: &str, usage: &Usage) -> Option<Cost> {
     find(provider, model).map(|entry| cost(&entry.price, usage))
+}
+
+/// Usage as keygate reports it, with its total and what it cost. This is
+/// the one place an answer's usage is priced, for every route, streamed or
+/// not, so the same upstream reply is always given the same cost.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct BilledUsage {
+    #[serde(flatten)]
+    pub usage: Usage,
+    pub total_tokens: u64,
+    #[serde(skip)]
+    pub cost: Option<Cost>,
+}
+
+impl BilledUsage {
+    /// Prices `usage` by the model that answered; when the upstream names a
+    /// model keygate has no price for (a new dated snapshot, say), by the
+    /// model that was asked for.
+    pub fn new(provider: ProviderKind, answered: &str, requested: &str, usage: Usage) -> Self {
+        Self {
+            usage,
+            total_tokens: usage.total_tokens(),
+            cost: cost_of(provider, answered, &usage)
+                .or_else(|| cost_of(provider, requested, &usage)),
+        }
+    }
 }
 
 /// $/MTok as the models endpoint shows it.

@@ -5,24 +5,22 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use axum::Router;
 use tokio::net::TcpListener;
-
-use crate::config::Config;
-use crate::gateway::RetryPolicy;
-use std::time::SystemTime;
-
 use tokio::time::Instant;
 
-use crate::keypool::persist::load_saved;
-use crate::keypool::{
-    CooldownPolicy, KeyEntry, KeyPoolHandle, KeyPools, Persister, PoolSettings, PoolState,
-};
-use crate::providers::{ProviderKind, Upstreams};
+use crate::app_state::AppState;
+use crate::config::Config;
+use crate::domain::{KeyEntry, ProviderKind};
+use crate::gateway::{Gateway, RetryPolicy};
+use crate::keypool::{CooldownPolicy, KeyPoolHandle, KeyPools, PoolSettings, PoolState};
+use crate::providers::Upstreams;
 use crate::routes::router;
 use crate::server::{ServerSettings, serve};
-use crate::state::AppState;
+use crate::state_saver::StateSaver;
+use crate::store::pool_state::load_saved;
 use crate::store::{Store, StoreError};
 use crate::vault::{MasterKeySource, Vault, VaultError, resolve_cipher};
 
@@ -87,7 +85,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     store: Store,
-    persister: Persister,
+    state_saver: StateSaver,
     shutdown_grace: std::time::Duration,
     header_read_timeout: std::time::Duration,
 }
@@ -102,7 +100,7 @@ impl Application {
                 continue;
             };
             let settings = PoolSettings {
-                provider: kind.as_str(),
+                provider: kind,
                 strategy: provider.strategy,
                 cooldown: CooldownPolicy {
                     default: config.key_cooldown,
@@ -112,25 +110,32 @@ impl Application {
                 per_model_cooldowns: kind.limits_per_model(),
             };
             let mut state = PoolState::new(settings, keys);
-            let (stats, saved_keys) = load_saved(&store, kind.as_str()).await?;
+            let (stats, saved_keys) = load_saved(&store, kind).await?;
             state.restore(stats, &saved_keys, Instant::now(), SystemTime::now());
             pools.push(KeyPoolHandle::spawn(kind, state));
         }
         let pools = KeyPools::new(pools);
         let vault = Arc::new(vault);
-        let persister =
-            Persister::start(pools.clone(), vault.clone(), config.state_flush_interval).await;
+        let state_saver =
+            StateSaver::start(pools.clone(), vault.clone(), config.state_flush_interval).await;
+        let upstreams = Arc::new(Upstreams::new(&config)?);
+        let retry = RetryPolicy {
+            max_attempts: config.max_attempts,
+            attempt_timeout: config.upstream_timeout,
+        };
+        let gateway = Gateway::new(
+            pools.clone(),
+            upstreams.clone(),
+            retry,
+            config.stream_idle_timeout,
+        );
         let state = AppState {
+            gateway: Arc::new(gateway),
             pools,
-            upstreams: Arc::new(Upstreams::new(&config)?),
+            upstreams,
             vault,
-            retry: RetryPolicy {
-                max_attempts: config.max_attempts,
-                attempt_timeout: config.upstream_timeout,
-            },
             admin_key: config.admin_api_key.map(Arc::new),
             body_limit: config.body_limit,
-            stream_idle_timeout: config.stream_idle_timeout,
             key_test_timeout: config.key_test_timeout,
             client_keys: Arc::new(config.client_keys),
         };
@@ -155,7 +160,7 @@ impl Application {
             listener,
             router: router(state),
             store,
-            persister,
+            state_saver,
             shutdown_grace: config.shutdown_grace,
             header_read_timeout: config.header_read_timeout,
         })
@@ -184,7 +189,7 @@ impl Application {
             shutdown_grace: self.shutdown_grace,
         };
         serve(self.listener, self.router, settings, shutdown).await;
-        self.persister.stop().await;
+        self.state_saver.stop().await;
         self.store.close().await;
         Ok(())
     }

@@ -13,8 +13,7 @@ use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::crypto::{CryptoError, KeyCipher, MasterKey};
-use crate::keypool::{KeyEntry, KeyId};
-use crate::providers::ProviderKind;
+use crate::domain::{KeyEntry, KeyId, ProviderKind};
 use crate::scrub::mask_key;
 use crate::store::keys::{self, StoredKey};
 use crate::store::{Store, StoreError};

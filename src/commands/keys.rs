@@ -10,15 +10,15 @@ use std::io::Write;
 
 use secrecy::SecretString;
 
-use super::key_input::{secret_or_stdin, validate_key, validate_label};
+use super::secret_input::{secret_or_stdin, validate_key, validate_label};
 use super::{CommandError, one_line, provider_of, providers};
 use crate::cli::{KeyRef, KeysCommand};
 use crate::config::Config;
-use crate::keypool::persist::{SavedHealth, SavedKey};
-use crate::providers::ProviderKind;
+use crate::domain::ProviderKind;
+use crate::keypool::snapshot::{SavedHealth, SavedKey};
 use crate::startup::open_vault;
 use crate::store::keys::StoredKey;
-use crate::store::state;
+use crate::store::pool_state::load_saved;
 use crate::vault::{Vault, VaultError};
 
 const RESTART_NOTE: &str =
@@ -42,7 +42,7 @@ pub async fn run(
         KeysCommand::Enable(key) => switch(&open_vault(config).await?.0, key, true, out).await,
         KeysCommand::Disable(key) => switch(&open_vault(config).await?.0, key, false, out).await,
         KeysCommand::Test { provider, key_id } => {
-            super::key_test::run(config, provider, key_id, out).await
+            super::test_keys::run(config, provider, key_id, out).await
         }
     }
 }
@@ -61,10 +61,9 @@ async fn list(
         .map(String::from),
     ];
     for provider in providers(provider) {
-        let health = state::load_keys(vault.store().pool(), provider.as_str()).await?;
+        let (_, saved) = load_saved(vault.store(), provider).await?;
         for row in vault.list(provider).await? {
-            let saved = health.get(&row.id).map(String::as_str);
-            lines.push(list_line(&row, saved));
+            lines.push(list_line(&row, saved.get(&row.id)));
         }
     }
     if lines.len() == 1 {
@@ -75,8 +74,8 @@ async fn list(
     Ok(())
 }
 
-fn list_line(row: &StoredKey, saved_state: Option<&str>) -> [String; 7] {
-    let health = match saved_state.and_then(|json| serde_json::from_str::<SavedKey>(json).ok()) {
+fn list_line(row: &StoredKey, saved_state: Option<&SavedKey>) -> [String; 7] {
+    let health = match saved_state {
         None => "-".to_string(),
         Some(SavedKey {
             health: SavedHealth::Active,
@@ -205,11 +204,13 @@ mod tests {
         assert_eq!(line[5], "enabled");
         assert_eq!(line[6], "-");
         let saved = r#"{"health":{"state":"invalid","reason":"bad\nkey"}}"#;
-        let line = list_line(&row(Some("team-a"), false), Some(saved));
+        let saved: SavedKey = serde_json::from_str(saved).unwrap();
+        let line = list_line(&row(Some("team-a"), false), Some(&saved));
         assert_eq!(line[2], "team-a");
         assert_eq!(line[5], "disabled");
         assert_eq!(line[6], "invalid: bad key");
-        let line = list_line(&row(None, true), Some(r#"{"health":{"state":"active"}}"#));
+        let active: SavedKey = serde_json::from_str(r#"{"health":{"state":"active"}}"#).unwrap();
+        let line = list_line(&row(None, true), Some(&active));
         assert_eq!(line[6], "active");
     }
 

@@ -9,13 +9,13 @@
 //! notes go to stderr; nothing printed ever holds a key, only ids and masked
 //! forms.
 
-mod key_input;
-pub mod key_test;
 pub mod keys;
 pub mod rotate;
+mod secret_input;
+pub mod test_keys;
 
 use crate::crypto::CryptoError;
-use crate::providers::ProviderKind;
+use crate::domain::ProviderKind;
 use crate::startup::StartupError;
 use crate::store::StoreError;
 use crate::vault::{Vault, VaultError};
@@ -32,9 +32,9 @@ pub enum CommandError {
     Duplicate(ProviderKind),
     /// Says what is wrong with a key without quoting it.
     #[error("invalid --key: {0}")]
-    BadKey(crate::key_rules::KeyRuleError),
+    BadKey(crate::domain::key_fields::KeyRuleError),
     #[error("invalid --label: {0}")]
-    BadLabel(crate::key_rules::KeyRuleError),
+    BadLabel(crate::domain::key_fields::KeyRuleError),
     #[error("{}", unknown_key_message(.id, *.provider))]
     UnknownKey {
         id: String,

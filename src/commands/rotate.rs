@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::CommandError;
-use super::key_input::secret_or_stdin;
+use super::secret_input::secret_or_stdin;
 use crate::config::Config;
 use crate::crypto::{KeyCipher, MasterKey};
 use crate::startup::open_vault;

@@ -11,10 +11,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::keypool::{KeyId, KeyLease, KeyPoolHandle, Outcome, RequestTracker, Selection};
-use crate::providers::ProviderKind;
-
-use super::failure::{Failure, UpstreamDetail};
+use crate::domain::{Failure, KeyId, KeyLease, Outcome, ProviderKind, UpstreamDetail};
+use crate::keypool::{KeyPoolHandle, RequestTracker, Selection};
 
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {

@@ -1,14 +1,21 @@
-//! The provider-neutral part of serving a request: the gateway's own chat
-//! shapes, how an upstream failure is classified, and the failover loop that
-//! moves a request across keys.
+//! The request path, provider-neutral: everything between a parsed client
+//! request and the answer a route renders.
+//!
+//! - `proxy`: `Gateway`, the one entry point: pick keys, attempt, classify,
+//!   relay, finish the request's tracker, add the gateway's headers.
+//! - `failover`: the retry loop across keys, and `KeyReport`, which reports
+//!   each attempt's outcome to the pool exactly once (from `Drop`).
+//! - `stream`: reading an upstream SSE stream up to the first-content gate.
+//! - `relay`: relaying a gated stream to the client frame by frame.
+//! - `render`: how frames and answers reach each kind of client.
+//! - `error`: how a gateway failure becomes the client's status and body.
 
-pub mod chat;
+mod error;
 pub mod failover;
-pub mod failure;
+mod proxy;
 pub mod relay;
-pub mod retry_after;
+pub mod render;
 pub mod stream;
 
-pub use chat::{ChatMessage, ChatReply, ChatRequest, ChatRole, Usage};
 pub use failover::{Answered, GatewayError, KeyReport, RetryPolicy, with_failover};
-pub use failure::{Failure, UpstreamDetail};
+pub use proxy::{Gateway, Proxied};

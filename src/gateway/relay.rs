@@ -15,8 +15,8 @@ use futures::StreamExt;
 use secrecy::SecretString;
 
 use super::failover::KeyReport;
-use super::failure::{Failure, UpstreamDetail};
-use super::stream::{Frame, FrameKind, FrameStream, GatedStream, Reading, ended_early};
+use super::stream::{FrameStream, GatedStream, ended_early};
+use crate::domain::{Failure, Frame, FrameKind, Reading, UpstreamDetail};
 use crate::keypool::RequestTracker;
 
 /// Writes the client's side of a stream.

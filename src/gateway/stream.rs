@@ -12,75 +12,7 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use sse_stream::SseByteStream;
 
-use super::chat::Usage;
-use super::failure::{Failure, UpstreamDetail};
-
-/// One SSE event as the upstream sent it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Frame {
-    pub event: Option<String>,
-    pub data: String,
-}
-
-/// What a frame means to the gateway, whatever the provider.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub enum FrameKind {
-    /// Bookkeeping (message start, ping, role-only chunk).
-    #[default]
-    Meta,
-    /// Part of the answer: text, a tool call, a stop reason.
-    Content,
-    /// The upstream's own end of the message.
-    Finished,
-    /// The upstream reported an error inside the stream.
-    Error(Box<Failure>),
-}
-
-/// A frame as read by its provider module.
-#[derive(Debug, Clone, Default)]
-pub struct Reading {
-    pub kind: FrameKind,
-    pub text: Option<String>,
-    pub message_id: Option<String>,
-    pub model: Option<String>,
-    pub stop_reason: Option<String>,
-    pub usage: UsagePatch,
-}
-
-/// Token counts a frame reports. Providers send cumulative totals, so the
-/// latest value of each field wins.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct UsagePatch {
-    pub input_tokens: Option<u64>,
-    pub output_tokens: Option<u64>,
-    pub cache_creation_input_tokens: Option<u64>,
-    pub cache_creation_1h_tokens: Option<u64>,
-    pub cache_read_input_tokens: Option<u64>,
-}
-
-impl Usage {
-    pub fn apply(&mut self, patch: &UsagePatch) {
-        let set = |field: &mut u64, value: Option<u64>| {
-            if let Some(value) = value {
-                *field = value;
-            }
-        };
-        set(&mut self.input_tokens, patch.input_tokens);
-        set(&mut self.output_tokens, patch.output_tokens);
-        set(
-            &mut self.cache_creation_input_tokens,
-            patch.cache_creation_input_tokens,
-        );
-        set(
-            &mut self.cache_creation_1h_tokens,
-            patch.cache_creation_1h_tokens,
-        );
-        set(
-            &mut self.cache_read_input_tokens,
-            patch.cache_read_input_tokens,
-        );
-    }
-}
+use crate::domain::{Failure, Frame, FrameKind, Reading, UpstreamDetail};
 
 pub type FrameStream = Pin<Box<dyn Stream<Item = Result<Frame, Failure>> + Send>>;
 

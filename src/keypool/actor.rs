@@ -10,13 +10,13 @@ use std::time::SystemTime;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::headroom::RateLimits;
-use super::persist::{SavedKey, SavedProvider};
-use super::state::PoolState;
+use super::Selection;
+use super::machine::PoolState;
+use super::snapshot::{SavedKey, SavedProvider};
 use super::status::{PoolStats, PoolStatus};
-use super::{KeyEntry, KeyId, Outcome, Selection};
+use crate::domain::{KeyEntry, KeyId, Outcome, RateLimits};
 
-pub(super) type Changes = (Option<SavedProvider>, Vec<(KeyId, SavedKey)>);
+pub type Changes = (Option<SavedProvider>, Vec<(KeyId, SavedKey)>);
 
 pub(super) enum Message {
     Acquire {

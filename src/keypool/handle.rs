@@ -5,12 +5,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use std::sync::Arc;
 
+use super::Selection;
 use super::actor::{self, Changes, Message};
-use super::headroom::RateLimits;
-use super::state::PoolState;
+use super::machine::PoolState;
 use super::status::{PoolStats, PoolStatus};
-use super::{KeyEntry, KeyId, Outcome, Selection};
-use crate::providers::ProviderKind;
+use crate::domain::{KeyEntry, KeyId, Outcome, ProviderKind, RateLimits};
 
 /// The pool's actor has stopped (only during shutdown); callers answer 503.
 #[derive(Debug, thiserror::Error)]
@@ -120,8 +119,9 @@ impl KeyPoolHandle {
         self.ask(Message::Overloaded).await
     }
 
-    /// The state changed since the last call, for saving.
-    pub(super) async fn take_changes(&self) -> Result<Changes, PoolUnavailable> {
+    /// What changed since the last call: the provider counters (if they
+    /// did) and each changed key, in their saved form.
+    pub async fn take_changes(&self) -> Result<Changes, PoolUnavailable> {
         self.ask(Message::TakeChanges).await
     }
 

@@ -8,10 +8,9 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
 use super::cooldown::{Cooldown, CooldownPolicy};
-use super::headroom::RateLimits;
 use super::latency::LatencyWindow;
 use super::status::FailureRecord;
-use super::{FailureNote, KeyEntry, Outcome};
+use crate::domain::{FailureNote, KeyEntry, Outcome, RateLimits};
 
 /// How many failures each key remembers.
 pub const FAILURE_HISTORY_LEN: usize = 20;

@@ -6,10 +6,9 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 use tokio::time::Instant;
 
-use super::KeyId;
-use super::headroom::RateLimits;
 use super::latency::LatencySummary;
 use super::slot::{KeySlot, format_time};
+use crate::domain::{KeyId, ProviderKind, RateLimits, ceil_secs};
 
 /// Provider-level counters, the body of `GET /api/keypool/stats`.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -81,7 +80,7 @@ pub struct KeyStatus {
 /// The body of `GET /api/keypool/{provider}/status`.
 #[derive(Debug, Clone, Serialize)]
 pub struct PoolStatus {
-    pub provider: &'static str,
+    pub provider: ProviderKind,
     pub strategy: &'static str,
     pub cooldown_secs: f64,
     pub cooldown_max_secs: f64,
@@ -135,9 +134,4 @@ pub(super) fn key_status(slot: &KeySlot, now: Instant, _wall: SystemTime) -> Key
         latency: slot.latency.summary(),
         failure_history: slot.history.iter().cloned().collect(),
     }
-}
-
-/// Whole seconds, rounded up, so "0" only ever means "now".
-pub fn ceil_secs(duration: Duration) -> u64 {
-    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
 }

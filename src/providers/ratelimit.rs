@@ -5,10 +5,8 @@
 
 use std::time::{Duration, SystemTime};
 
+use crate::domain::{ProviderKind, RateLimits, Window};
 use reqwest::header::HeaderMap;
-
-use super::ProviderKind;
-use crate::keypool::{RateLimits, Window};
 
 /// Header names per window: limit, remaining, reset. Static, so reading
 /// them on every answer allocates nothing.
@@ -87,7 +85,7 @@ pub fn cooldown_hint(
     headers: &HeaderMap,
     now: SystemTime,
 ) -> Option<Duration> {
-    crate::gateway::retry_after::parse_retry_after(headers, now)
+    super::retry_after::parse_retry_after(headers, now)
         .or_else(|| rate_limits(provider, headers, now).exhausted_for(now))
 }
 

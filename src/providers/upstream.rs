@@ -10,11 +10,11 @@ use reqwest::Url;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{ProviderKind, anthropic, openai};
+use super::{anthropic, openai};
 use crate::config::Config;
-use crate::gateway::stream::{Frame, Reading};
-use crate::gateway::{ChatReply, ChatRequest, Failure, UpstreamDetail};
-use crate::keypool::KeyLease;
+use crate::domain::{
+    ChatReply, ChatRequest, Failure, Frame, KeyLease, ProviderKind, Reading, UpstreamDetail,
+};
 
 /// One request to send upstream, the same for every attempt.
 #[derive(Clone)]
@@ -26,6 +26,23 @@ pub struct UpstreamCall {
     /// The requested model: cooldowns are scoped to it where the provider
     /// limits per model.
     pub model: Option<std::sync::Arc<str>>,
+}
+
+impl UpstreamCall {
+    /// The call for a gateway chat request, in the provider's own API; the
+    /// body is serialised once and reused for every attempt.
+    pub fn chat(provider: ProviderKind, request: &ChatRequest) -> Self {
+        let body = match provider {
+            ProviderKind::Anthropic => anthropic::request_body(request),
+            ProviderKind::OpenAI => openai::request_body(request),
+        };
+        Self {
+            provider,
+            body,
+            headers: HeaderMap::new(),
+            model: Some(request.model.as_str().into()),
+        }
+    }
 }
 
 /// A provider's endpoints, parsed once: reqwest would otherwise parse the
@@ -160,14 +177,6 @@ impl Upstreams {
             return Ok(());
         }
         Err(classify(provider, status.as_u16(), &headers, &body))
-    }
-
-    /// The provider's request body for a gateway chat request.
-    pub fn chat_body(&self, provider: ProviderKind, request: &ChatRequest) -> Bytes {
-        match provider {
-            ProviderKind::Anthropic => anthropic::request_body(request),
-            ProviderKind::OpenAI => openai::request_body(request),
-        }
     }
 }
 

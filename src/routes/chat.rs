@@ -1,25 +1,19 @@
 //! `POST /api/chat`: the Node backend's chat route. Validates the body,
-//! converts it to the provider's API, runs it through the failover loop and
-//! answers in the gateway's own shape with usage, cost and the key used.
+//! converts it to the provider's API, hands it to the gateway and answers in
+//! keygate's own shape with usage, cost and the key used.
 
-use axum::Json;
 use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use crate::app_state::AppState;
+use crate::domain::{ChatMessage, ChatParts, ChatRequest, ChatRole, ProviderKind};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::gateway::{ChatMessage, ChatRequest, ChatRole};
-use crate::pricing;
-use crate::providers::{ProviderKind, UpstreamCall, parse_reply, read_body};
-use crate::render::chat_events::ChatEvents;
-use crate::render::gateway_headers;
-use crate::routes::proxy;
-use crate::state::AppState;
-
-const DEFAULT_MAX_TOKENS: u32 = 1024;
+use crate::gateway::render::chat_answer::ChatAnswer;
+use crate::gateway::render::chat_events::ChatEvents;
+use crate::providers::UpstreamCall;
 
 #[derive(Debug, Deserialize)]
 #[serde(expecting = "a JSON object with a \"messages\" array")]
@@ -95,15 +89,10 @@ impl ChatBody {
             }
             Some(model) => model,
         };
-        let max_tokens = self.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
-        if max_tokens == 0 {
-            return Err(ApiError::bad_request("max_tokens: must be at least 1"));
-        }
         if self.messages.is_empty() {
             return Err(ApiError::bad_request("messages: must not be empty"));
         }
-        // Anthropic has no system role: system messages are lifted into `system`.
-        let mut system: Vec<String> = self.system.into_iter().filter(|s| !s.is_empty()).collect();
+        let mut system: Vec<String> = self.system.into_iter().collect();
         let mut messages = Vec::with_capacity(self.messages.len());
         for message in self.messages {
             let role = match message.role {
@@ -119,21 +108,17 @@ impl ChatBody {
                 content: message.content.into_value(),
             });
         }
-        if messages.is_empty() {
-            return Err(ApiError::bad_request(
-                "messages: must contain at least one user or assistant message",
-            ));
-        }
-        let request = ChatRequest {
+        let request = ChatRequest::assemble(ChatParts {
             model,
-            max_tokens,
-            system: (!system.is_empty()).then(|| system.join("\n\n")),
+            max_tokens: self.max_tokens,
+            system,
             messages,
             temperature: self.temperature,
             top_p: self.top_p,
             stop_sequences: self.stop_sequences,
             stream: self.stream.unwrap_or(false),
-        };
+        })
+        .map_err(ApiError::bad_request)?;
         Ok((provider, request))
     }
 }
@@ -143,49 +128,16 @@ pub async fn chat(
     ApiJson(body): ApiJson<ChatBody>,
 ) -> Result<Response, ApiError> {
     let (provider, request) = body.into_request()?;
-    let call = UpstreamCall {
-        provider,
-        body: state.upstreams.chat_body(provider, &request),
-        headers: HeaderMap::new(),
-        model: Some(request.model.as_str().into()),
-    };
+    let call = UpstreamCall::chat(provider, &request);
     if request.stream {
-        return chat_stream(&state, call, request.model).await;
+        let model = request.model;
+        return state
+            .gateway
+            .stream(&call, |key, attempts| {
+                ChatEvents::new(provider, model, key.clone(), attempts)
+            })
+            .await;
     }
-    let (answered, tracker) = proxy::run(&state, &call, |response| async move {
-        let (headers, body) = read_body(response).await?;
-        Ok((headers, parse_reply(provider, &body)?))
-    })
-    .await?;
-    tracker.finish(true);
-    let (upstream_headers, reply) = answered.value;
-    let cost = pricing::cost_of(provider, &reply.model, &reply.usage)
-        .or_else(|| pricing::cost_of(provider, &request.model, &reply.usage));
-    let mut usage = serde_json::to_value(reply.usage).unwrap_or_default();
-    usage["total_tokens"] = json!(reply.usage.total_tokens());
-    let body = json!({
-        "id": reply.id,
-        "provider": provider.as_str(),
-        "model": reply.model,
-        "content": reply.content,
-        "stop_reason": reply.stop_reason,
-        "usage": usage,
-        "cost": cost,
-        "key": answered.key.id,
-        "attempts": answered.attempts,
-    });
-    let headers = gateway_headers(upstream_headers, &answered.key, answered.attempts);
-    Ok((headers, Json(body)).into_response())
-}
-
-async fn chat_stream(
-    state: &AppState,
-    call: UpstreamCall,
-    model: String,
-) -> Result<Response, ApiError> {
-    let provider = call.provider;
-    proxy::stream_response(state, &call, |key, attempts| {
-        ChatEvents::new(provider, model, key.id.to_string(), attempts)
-    })
-    .await
+    let reply = state.gateway.chat(&call).await?;
+    Ok(ChatAnswer::respond(provider, &request.model, reply))
 }

@@ -13,15 +13,15 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
+use crate::app_state::AppState;
+use crate::domain::ProviderKind;
 use crate::error::{ApiError, Dialect};
 use crate::extract::{parse_json, read_bytes};
-use crate::providers::{ProviderKind, UpstreamCall, parse_reply, read_body};
-use crate::render::gateway_headers;
-use crate::render::passthrough::Passthrough;
-use crate::routes::proxy;
+use crate::gateway::render::json_response;
+use crate::gateway::render::passthrough::Passthrough;
+use crate::providers::UpstreamCall;
 use crate::routes::sdk_fields::SdkFields;
-use crate::state::AppState;
-use crate::translate::{AnthropicAsOpenAi, completion_from_reply, to_anthropic};
+use crate::translate::{AnthropicAsOpenAi, Translated, completion_from_reply, to_anthropic};
 
 pub async fn create_completion(State(state): State<AppState>, body: Body) -> Response {
     match serve(&state, body).await {
@@ -48,12 +48,7 @@ async fn serve(state: &AppState, body: Body) -> Result<Response, ApiError> {
         model: Some(model.as_str().into()),
     };
     if !stream {
-        let answered = proxy::run_json(state, &call).await?;
-        let (upstream_headers, body) = answered.value;
-        return Ok(proxy::json_response(
-            gateway_headers(upstream_headers, &answered.key, answered.attempts),
-            body,
-        ));
+        return Ok(json_response(state.gateway.json(&call).await?));
     }
     let client_asked_for_usage = fields.include_usage();
     if !client_asked_for_usage {
@@ -65,34 +60,26 @@ async fn serve(state: &AppState, body: Body) -> Result<Response, ApiError> {
         options["include_usage"] = json!(true);
         call.body = Bytes::from(Value::Object(request).to_string());
     }
-    proxy::stream_response(state, &call, |_, _| {
-        Passthrough::openai(client_asked_for_usage)
-    })
-    .await
+    state
+        .gateway
+        .stream(&call, |_, _| Passthrough::openai(client_asked_for_usage))
+        .await
 }
 
 async fn serve_from_anthropic(
     state: &AppState,
     request: &Map<String, Value>,
 ) -> Result<Response, ApiError> {
-    let translated = to_anthropic(request)?;
-    let call = UpstreamCall {
-        provider: ProviderKind::Anthropic,
-        body: translated.body,
-        headers: HeaderMap::new(),
-        model: Some(translated.model.as_str().into()),
-    };
-    if translated.stream {
-        let render = AnthropicAsOpenAi::new(translated.model, translated.include_usage);
-        return proxy::stream_response(state, &call, |_, _| render).await;
+    let Translated {
+        request,
+        include_usage,
+    } = to_anthropic(request)?;
+    let call = UpstreamCall::chat(ProviderKind::Anthropic, &request);
+    if request.stream {
+        let render = AnthropicAsOpenAi::new(request.model, include_usage);
+        return state.gateway.stream(&call, |_, _| render).await;
     }
-    let (answered, tracker) = proxy::run(state, &call, |response| async move {
-        let (headers, body) = read_body(response).await?;
-        Ok((headers, parse_reply(ProviderKind::Anthropic, &body)?))
-    })
-    .await?;
-    tracker.finish(true);
-    let (upstream_headers, reply) = answered.value;
-    let headers = gateway_headers(upstream_headers, &answered.key, answered.attempts);
-    Ok((headers, Json(completion_from_reply(&reply))).into_response())
+    let reply = state.gateway.chat(&call).await?;
+    let body = completion_from_reply(&reply.value);
+    Ok((reply.headers, Json(body)).into_response())
 }

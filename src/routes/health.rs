@@ -8,8 +8,8 @@ use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
 
+use crate::app_state::AppState;
 use crate::error::ApiError;
-use crate::state::AppState;
 
 pub async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let mut providers = BTreeMap::new();

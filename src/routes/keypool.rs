@@ -7,10 +7,10 @@ use axum::Json;
 use axum::extract::{Path, State};
 use serde_json::{Value, json};
 
+use crate::app_state::AppState;
 use crate::error::ApiError;
 use crate::keypool::PoolStatus;
 use crate::routes::pool_for;
-use crate::state::AppState;
 
 /// `GET /api/keypool/stats`
 pub async fn pool_stats(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {

@@ -11,14 +11,14 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::app_state::AppState;
+use crate::domain::key_fields::{check_key, check_label, check_weight};
+use crate::domain::{KeyId, ProviderKind};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::key_rules::{check_key, check_label, check_weight};
-use crate::keypool::{KeyId, KeyStatus};
-use crate::keytest::{KeyCheck, check_keys};
-use crate::providers::ProviderKind;
+use crate::key_check::{KeyCheck, check_keys};
+use crate::keypool::KeyStatus;
 use crate::routes::pool_for;
-use crate::state::AppState;
 use crate::store::keys::StoredKey;
 use crate::vault::VaultError;
 

@@ -8,14 +8,14 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 
+use crate::app_state::AppState;
+use crate::domain::ProviderKind;
 use crate::error::{ApiError, Dialect};
 use crate::extract::read_bytes;
-use crate::providers::{ProviderKind, UpstreamCall};
-use crate::render::gateway_headers;
-use crate::render::passthrough::Passthrough;
-use crate::routes::proxy;
+use crate::gateway::render::json_response;
+use crate::gateway::render::passthrough::Passthrough;
+use crate::providers::UpstreamCall;
 use crate::routes::sdk_fields::SdkFields;
-use crate::state::AppState;
 
 /// Client headers that must reach Anthropic unchanged (its gateway contract).
 const FORWARDED: &[&str] = &["anthropic-version", "anthropic-beta"];
@@ -53,14 +53,12 @@ async fn serve(
         model,
     };
     if stream {
-        return proxy::stream_response(state, &call, |_, _| Passthrough::anthropic()).await;
+        return state
+            .gateway
+            .stream(&call, |_, _| Passthrough::anthropic())
+            .await;
     }
-    let answered = proxy::run_json(state, &call).await?;
-    let (upstream_headers, body) = answered.value;
-    Ok(proxy::json_response(
-        gateway_headers(upstream_headers, &answered.key, answered.attempts),
-        body,
-    ))
+    Ok(json_response(state.gateway.json(&call).await?))
 }
 
 /// What keygate needs to route and account; Anthropic judges the rest.

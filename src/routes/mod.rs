@@ -8,7 +8,6 @@ pub mod keypool;
 pub mod keys;
 pub mod messages;
 pub mod models;
-mod proxy;
 mod sdk_fields;
 pub mod v1_models;
 
@@ -25,11 +24,11 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
+use crate::app_state::AppState;
 use crate::auth::{require_admin, require_client_key};
+use crate::domain::ProviderKind;
 use crate::error::ApiError;
 use crate::keypool::KeyPoolHandle;
-use crate::providers::ProviderKind;
-use crate::state::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 

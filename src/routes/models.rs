@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use axum::Json;
 use serde_json::{Value, json};
 
+use crate::domain::ProviderKind;
 use crate::pricing::{PRICES, per_million};
-use crate::providers::ProviderKind;
 
 pub async fn list_models() -> Json<Value> {
     let mut providers = BTreeMap::new();

@@ -7,8 +7,8 @@ use axum::Json;
 use axum::http::HeaderMap;
 use serde_json::{Value, json};
 
+use crate::domain::ProviderKind;
 use crate::pricing::{ModelPrice, PRICES};
-use crate::providers::ProviderKind;
 
 pub async fn list_models(headers: HeaderMap) -> Json<Value> {
     if headers.contains_key("anthropic-version") {

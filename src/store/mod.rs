@@ -3,7 +3,7 @@
 //! file per table holds its queries.
 
 pub mod keys;
-pub mod state;
+pub mod pool_state;
 
 use std::str::FromStr;
 use std::time::Duration;

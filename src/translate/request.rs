@@ -1,20 +1,20 @@
-//! An OpenAI Chat Completions request as an Anthropic Messages request.
+//! An OpenAI Chat Completions request as the gateway's `ChatRequest`, which
+//! the Anthropic provider module then writes in its own API, as it does for
+//! `/api/chat`. Fields keygate translates are checked as `/api/chat` checks
+//! them; a wrong type is a 400 naming the field, never silently dropped.
 
-use bytes::Bytes;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
+use crate::domain::{ChatMessage, ChatParts, ChatRequest, ChatRole};
 use crate::error::ApiError;
 
-/// What the translated call needs besides the body.
+/// The translated request and what the answer's rendering needs.
 pub struct Translated {
-    pub body: Bytes,
-    pub stream: bool,
+    pub request: ChatRequest,
     /// The client asked for the usage chunk (`stream_options.include_usage`).
     pub include_usage: bool,
-    pub model: String,
 }
 
-const DEFAULT_MAX_TOKENS: u64 = 1024;
 const UNSUPPORTED: &[&str] = &["tools", "tool_choice", "functions", "function_call"];
 
 pub fn to_anthropic(request: &Map<String, Value>) -> Result<Translated, ApiError> {
@@ -41,55 +41,85 @@ pub fn to_anthropic(request: &Map<String, Value>) -> Result<Translated, ApiError
         .unwrap_or_default()
         .to_string();
     let (system, messages) = convert_messages(request.get("messages"))?;
-    let max_tokens = ["max_completion_tokens", "max_tokens"]
+    let max_tokens = match ["max_completion_tokens", "max_tokens"]
         .iter()
-        .find_map(|f| request.get(*f).and_then(Value::as_u64))
-        .unwrap_or(DEFAULT_MAX_TOKENS);
-    let stream = request
-        .get("stream")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+        .find_map(|field| present(request, field).map(|value| (*field, value)))
+    {
+        None => None,
+        Some((field, value)) => Some(
+            value
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .filter(|n| *n > 0)
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!("{field}: must be a positive integer"))
+                })?,
+        ),
+    };
+    let stream = match present(request, "stream") {
+        None => false,
+        Some(value) => value
+            .as_bool()
+            .ok_or_else(|| ApiError::bad_request("stream: must be true or false"))?,
+    };
     let include_usage = request
         .get("stream_options")
         .and_then(|o| o.get("include_usage"))
         .and_then(Value::as_bool)
         .unwrap_or(false);
-
-    let mut body = Map::new();
-    body.insert("model".into(), json!(model));
-    body.insert("max_tokens".into(), json!(max_tokens));
-    body.insert("messages".into(), Value::Array(messages));
-    if !system.is_empty() {
-        body.insert("system".into(), json!(system.join("\n\n")));
-    }
-    for field in ["temperature", "top_p"] {
-        if let Some(value) = request.get(field).filter(|v| !v.is_null()) {
-            body.insert(field.into(), value.clone());
+    let stop_sequences = match present(request, "stop") {
+        None => None,
+        Some(Value::String(stop)) => Some(vec![stop.clone()]),
+        Some(Value::Array(stops)) => Some(
+            stops
+                .iter()
+                .map(|s| s.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| {
+                    ApiError::bad_request("stop: must be a string or an array of strings")
+                })?,
+        ),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "stop: must be a string or an array of strings",
+            ));
         }
-    }
-    match request.get("stop") {
-        Some(Value::String(stop)) => {
-            body.insert("stop_sequences".into(), json!([stop]));
-        }
-        Some(Value::Array(stops)) => {
-            body.insert("stop_sequences".into(), Value::Array(stops.clone()));
-        }
-        _ => {}
-    }
-    if stream {
-        body.insert("stream".into(), json!(true));
-    }
-    Ok(Translated {
-        body: Bytes::from(Value::Object(body).to_string()),
-        stream,
-        include_usage,
+    };
+    let request = ChatRequest::assemble(ChatParts {
         model,
+        max_tokens,
+        system,
+        messages,
+        temperature: number(request, "temperature")?,
+        top_p: number(request, "top_p")?,
+        stop_sequences,
+        stream,
     })
+    .map_err(ApiError::bad_request)?;
+    Ok(Translated {
+        request,
+        include_usage,
+    })
+}
+
+/// A field that is there and not `null`.
+fn present<'a>(request: &'a Map<String, Value>, field: &str) -> Option<&'a Value> {
+    request.get(field).filter(|v| !v.is_null())
+}
+
+fn number(request: &Map<String, Value>, field: &str) -> Result<Option<f64>, ApiError> {
+    present(request, field)
+        .map(|value| {
+            value
+                .as_f64()
+                .ok_or_else(|| ApiError::bad_request(format!("{field}: must be a number")))
+        })
+        .transpose()
 }
 
 /// System and developer messages become the system prompt; user and
 /// assistant turns keep their text.
-fn convert_messages(messages: Option<&Value>) -> Result<(Vec<String>, Vec<Value>), ApiError> {
+fn convert_messages(messages: Option<&Value>) -> Result<(Vec<String>, Vec<ChatMessage>), ApiError> {
     let mut system = Vec::new();
     let mut turns = Vec::new();
     for (index, message) in messages
@@ -114,18 +144,20 @@ fn convert_messages(messages: Option<&Value>) -> Result<(Vec<String>, Vec<Value>
             .map_err(|what| ApiError::bad_request(format!("messages[{index}].content: {what}")))?;
         match role {
             "system" | "developer" => system.push(text),
-            "user" | "assistant" => turns.push(json!({"role": role, "content": text})),
+            "user" => turns.push(ChatMessage {
+                role: ChatRole::User,
+                content: Value::String(text),
+            }),
+            "assistant" => turns.push(ChatMessage {
+                role: ChatRole::Assistant,
+                content: Value::String(text),
+            }),
             other => {
                 return Err(ApiError::bad_request(format!(
                     "messages[{index}].role: {other:?} is not one of system, developer, user, assistant"
                 )));
             }
         }
-    }
-    if turns.is_empty() {
-        return Err(ApiError::bad_request(
-            "messages: must contain at least one user or assistant message",
-        ));
     }
     Ok((system, turns))
 }
@@ -149,12 +181,15 @@ fn text_of(content: Option<&Value>) -> Result<String, &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn translate(request: Value) -> Result<Value, ApiError> {
         let Value::Object(map) = request else {
             panic!()
         };
-        to_anthropic(&map).map(|t| serde_json::from_slice(&t.body).unwrap())
+        to_anthropic(&map).map(|t| {
+            serde_json::from_slice(&crate::providers::anthropic::request_body(&t.request)).unwrap()
+        })
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::{finish_reason, unix_now};
-use crate::gateway::{ChatReply, Usage};
+use crate::domain::{ChatReply, Usage};
 
 pub fn completion_from_reply(reply: &ChatReply) -> Value {
     json!({

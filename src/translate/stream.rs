@@ -7,10 +7,9 @@ use serde_json::{Value, json};
 
 use super::response::openai_usage;
 use super::{finish_reason, unix_now};
+use crate::domain::{Frame, Reading, UpstreamDetail, Usage};
 use crate::error::{Dialect, error_body};
 use crate::gateway::relay::{Render, write_event};
-use crate::gateway::stream::{Frame, Reading};
-use crate::gateway::{UpstreamDetail, Usage};
 
 pub struct AnthropicAsOpenAi {
     id: String,

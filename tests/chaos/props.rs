@@ -8,8 +8,9 @@ use std::convert::Infallible;
 
 use axum::body::Bytes;
 use fake_upstream::SseFrame;
+use keygate::domain::Frame;
 use keygate::extract::parse_json;
-use keygate::gateway::stream::{Frame, frames};
+use keygate::gateway::stream::frames;
 use keygate::routes::chat::ChatBody;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};

@@ -4,7 +4,7 @@
 use reqwest::header::HeaderMap;
 
 use super::wire::{ErrorBody, ErrorEnvelope};
-use crate::gateway::Failure;
+use crate::domain::Failure;
 use crate::providers::error_text::snippet;
 
 /// A non-2xx answer (or whatever a proxy in front of the API sent).
@@ -18,7 +18,7 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &[u8]) -> Failure {
         .and_then(|e| e.error.message)
         .unwrap_or_else(|| snippet(body));
     let retry_after = crate::providers::cooldown_hint(
-        crate::providers::ProviderKind::Anthropic,
+        crate::domain::ProviderKind::Anthropic,
         headers,
         std::time::SystemTime::now(),
     );

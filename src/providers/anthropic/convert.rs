@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 use super::wire::{Message, MessagesRequest, MessagesResponse};
-use crate::gateway::{ChatReply, ChatRequest, ChatRole, Failure, Usage};
+use crate::domain::{ChatReply, ChatRequest, ChatRole, Failure, Usage};
 
 /// The upstream request body, serialised once and reused for every attempt.
 pub fn request_body(request: &ChatRequest) -> Bytes {
@@ -68,7 +68,7 @@ pub fn reply_from_wire(response: MessagesResponse) -> ChatReply {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gateway::ChatMessage;
+    use crate::domain::ChatMessage;
     use serde_json::{Value, json};
 
     #[test]

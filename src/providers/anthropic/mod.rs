@@ -10,7 +10,6 @@ pub use classify::{classify, classify_stream_error};
 pub use convert::{reply_from_bytes, reply_from_wire, request_body};
 pub use stream::read_frame;
 
-pub const DEFAULT_MODEL: &str = "claude-sonnet-4-20250514";
 /// The API version keygate speaks upstream when the client names none.
 pub const API_VERSION: &str = "2023-06-01";
 pub const MESSAGES_PATH: &str = "/v1/messages";

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::classify_stream_error;
 use super::wire::{ErrorBody, WireUsage};
-use crate::gateway::stream::{Frame, FrameKind, Reading, UsagePatch};
+use crate::domain::{Frame, FrameKind, Reading, UsagePatch};
 
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -122,7 +122,7 @@ fn start_usage(usage: &WireUsage) -> UsagePatch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gateway::Failure;
+    use crate::domain::Failure;
 
     fn frame(data: &str) -> Frame {
         Frame {

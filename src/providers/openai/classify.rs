@@ -5,7 +5,7 @@
 use reqwest::header::HeaderMap;
 
 use super::wire::{ErrorBody, ErrorEnvelope};
-use crate::gateway::{Failure, UpstreamDetail};
+use crate::domain::{Failure, UpstreamDetail};
 use crate::providers::error_text::snippet;
 
 const INSUFFICIENT_QUOTA: &str = "insufficient_quota";
@@ -16,7 +16,7 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &[u8]) -> Failure {
         .ok()
         .map(|e| e.error);
     let retry_after = crate::providers::cooldown_hint(
-        crate::providers::ProviderKind::OpenAI,
+        crate::domain::ProviderKind::OpenAI,
         headers,
         std::time::SystemTime::now(),
     );

@@ -5,8 +5,7 @@
 use bytes::Bytes;
 
 use super::wire::{ChatCompletion, ChatCompletionRequest, Message, StreamOptions, WireUsage};
-use crate::gateway::stream::UsagePatch;
-use crate::gateway::{ChatReply, ChatRequest, ChatRole, Failure, Usage};
+use crate::domain::{ChatReply, ChatRequest, ChatRole, Failure, Usage, UsagePatch};
 
 pub fn request_body(request: &ChatRequest) -> Bytes {
     let system = request
@@ -95,7 +94,7 @@ pub fn stop_reason(finish_reason: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gateway::ChatMessage;
+    use crate::domain::ChatMessage;
     use serde_json::{Value, json};
 
     #[test]

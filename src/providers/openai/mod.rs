@@ -11,5 +11,4 @@ pub use classify::{classify, classify_stream_error};
 pub use convert::{reply_from_bytes, request_body, stop_reason};
 pub use stream::read_frame;
 
-pub const DEFAULT_MODEL: &str = "gpt-4o-mini";
 pub const CHAT_PATH: &str = "/v1/chat/completions";

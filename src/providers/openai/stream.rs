@@ -5,7 +5,7 @@
 use super::classify_stream_error;
 use super::convert::usage_patch;
 use super::wire::{Chunk, ErrorEnvelope};
-use crate::gateway::stream::{Frame, FrameKind, Reading};
+use crate::domain::{Frame, FrameKind, Reading};
 
 pub const DONE: &str = "[DONE]";
 

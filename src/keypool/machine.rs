@@ -12,13 +12,13 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
+use super::Selection;
 use super::cooldown::CooldownPolicy;
-use super::headroom::RateLimits;
-use super::persist::{SavedKey, SavedProvider};
 use super::select::{Strategy, pick};
 use super::slot::KeySlot;
+use super::snapshot::{SavedKey, SavedProvider};
 use super::status::{PoolStats, PoolStatus};
-use super::{KeyEntry, KeyId, KeyLease, Outcome, Selection};
+use crate::domain::{KeyEntry, KeyId, KeyLease, Outcome, ProviderKind, RateLimits};
 
 /// How recent a provider fault must be to count towards "overloaded".
 const OVERLOAD_WINDOW: Duration = Duration::from_secs(30);
@@ -26,7 +26,7 @@ const OVERLOAD_WINDOW: Duration = Duration::from_secs(30);
 /// A pool's fixed settings.
 #[derive(Debug, Clone, Copy)]
 pub struct PoolSettings {
-    pub provider: &'static str,
+    pub provider: ProviderKind,
     pub strategy: Strategy,
     pub cooldown: CooldownPolicy,
     pub max_attempts: u32,
@@ -345,5 +345,5 @@ impl PoolState {
 }
 
 #[cfg(test)]
-#[path = "state_tests.rs"]
+#[path = "machine_tests.rs"]
 mod tests;

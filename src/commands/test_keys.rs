@@ -8,11 +8,12 @@ use std::io::{IsTerminal, Write};
 
 use super::{CommandError, one_line, provider_of, providers};
 use crate::config::Config;
-use crate::keypool::KeyEntry;
-use crate::keypool::persist::record_check;
-use crate::keytest::{KeyCheck, check_keys};
-use crate::providers::{ProviderKind, Upstreams};
+use crate::domain::{KeyEntry, ProviderKind};
+use crate::key_check::{KeyCheck, check_keys};
+use crate::keypool::snapshot::SavedHealth;
+use crate::providers::Upstreams;
 use crate::startup::open_vault;
+use crate::store::pool_state::save_health;
 use crate::vault::Vault;
 
 /// Checks the keys of `provider` (or all providers), or only the key
@@ -44,7 +45,16 @@ pub async fn run(
         .await;
         progress.finish();
         for (key, check) in &results {
-            record_check(vault.store(), provider.as_str(), key.id.as_str(), check).await?;
+            let health = match check {
+                KeyCheck::Ok => Some(SavedHealth::Active),
+                KeyCheck::Invalid { reason, .. } => Some(SavedHealth::Invalid {
+                    reason: reason.clone(),
+                }),
+                KeyCheck::Unreachable { .. } => None,
+            };
+            if let Some(health) = health {
+                save_health(vault.store(), provider, &key.id, health).await?;
+            }
             writeln!(
                 out,
                 "{}  {}  {}",

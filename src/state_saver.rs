@@ -13,16 +13,18 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::KeyPools;
-use super::persist::flush;
+use crate::keypool::KeyPools;
+use crate::store::pool_state::{PoolChanges, save_changes};
+use crate::store::{Store, StoreError};
 use crate::vault::Vault;
 
-pub struct Persister {
+/// The background task; `stop` flushes one last time.
+pub struct StateSaver {
     stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
 }
 
-impl Persister {
+impl StateSaver {
     pub async fn start(pools: KeyPools, vault: Arc<Vault>, interval: Duration) -> Self {
         // Taken now, not in the task: a change made before the task first
         // runs must still count as a change.
@@ -79,4 +81,21 @@ async fn mirror_key_changes(pools: &KeyPools, vault: &Vault, seen: String) -> St
     }
     tracing::info!("stored keys changed; pools updated");
     now
+}
+
+/// Writes what changed in every pool since the last flush, in one
+/// transaction.
+async fn flush(pools: &KeyPools, store: &Store) -> Result<(), StoreError> {
+    let mut changes = Vec::new();
+    for pool in pools.iter() {
+        let Ok((provider_stats, keys)) = pool.take_changes().await else {
+            continue;
+        };
+        changes.push(PoolChanges {
+            provider: pool.provider(),
+            provider_stats,
+            keys,
+        });
+    }
+    save_changes(store, changes).await
 }

@@ -3,10 +3,9 @@
 //! with an error in that API's shape (Anthropic: `event: error`; OpenAI: a
 //! `data:` line holding `{"error": ...}`).
 
+use crate::domain::{Frame, FrameKind, Reading, UpstreamDetail};
 use crate::error::{Dialect, error_body};
-use crate::gateway::UpstreamDetail;
 use crate::gateway::relay::{Render, write_event};
-use crate::gateway::stream::{Frame, FrameKind, Reading};
 
 pub struct Passthrough {
     dialect: Dialect,

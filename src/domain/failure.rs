@@ -2,13 +2,13 @@
 //! is: the key's (rate limit, rejection), the provider's or the network's
 //! (5xx, 529, resets, timeouts), or the request's own (400, 404, 413, 422).
 //! The class decides what happens to the key and whether another key is
-//! tried; see the outcome table in the README.
+//! tried; see the outcome table in the README. `Outcome` is what a failure
+//! (or a success) does to the key, as the pool records it.
 
 use std::time::Duration;
 
 use secrecy::SecretString;
 
-use crate::keypool::{FailureNote, Outcome};
 use crate::scrub::scrub;
 
 /// What the upstream said, in its own terms (message scrubbed before use).
@@ -153,6 +153,34 @@ impl Failure {
             Failure::ClientFault(_) => Outcome::RequestFault,
         }
     }
+}
+
+/// What one upstream attempt did, as far as the key is concerned.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Answered; `latency` to the answer (or a stream's first content).
+    Success { latency: Option<Duration> },
+    /// 429: cool the key for `cooldown` (or the configured default).
+    RateLimited {
+        cooldown: Option<Duration>,
+        note: FailureNote,
+    },
+    /// 401/402/403: the upstream refuses this key; out of rotation until reset.
+    Rejected(FailureNote),
+    /// 5xx, network error, timeout: counted, no cooldown for a single one.
+    Failed(FailureNote),
+    /// The request's own fault (400, 404, …): the key did nothing wrong.
+    RequestFault,
+    /// The attempt was abandoned (the client went away): no verdict.
+    Cancelled,
+}
+
+/// A failed attempt as recorded in a key's history (message already scrubbed).
+#[derive(Debug, Clone)]
+pub struct FailureNote {
+    pub status: Option<u16>,
+    pub error_type: String,
+    pub message: String,
 }
 
 #[cfg(test)]

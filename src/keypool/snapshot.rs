@@ -1,21 +1,16 @@
-//! The pool's state as it is saved: one JSON document per key and one per
-//! provider (tables `key_state`, `provider_stats`). Cooldown deadlines are
-//! saved as wall-clock times, since an `Instant` means nothing after a
-//! restart. Also the one write made outside a running pool: recording a key
-//! check from the CLI.
+//! The pool's state in its saved form: one document per key and one per
+//! provider (the store keeps them, see `store::pool_state`). Cooldown
+//! deadlines are saved as wall-clock times, since an `Instant` means nothing
+//! after a restart. Pure data and conversion; no I/O here.
 
-use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::KeyPools;
 use super::cooldown::Cooldown;
 use super::slot::{KeySlot, format_time};
 use super::status::{FailureRecord, PoolStats};
-use crate::keytest::KeyCheck;
-use crate::store::{Store, StoreError, state};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
@@ -155,92 +150,4 @@ fn until_instant(until_ms: u64, now: Instant, wall: SystemTime) -> Instant {
 fn unix_ms(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-/// Records a key check made with the database alone (`keygate keys test`):
-/// a rejected key becomes `invalid`, an accepted `invalid` one `active`. A
-/// running keygate keeps its own view until it restarts.
-pub async fn record_check(
-    store: &Store,
-    provider: &str,
-    key_id: &str,
-    check: &KeyCheck,
-) -> Result<(), StoreError> {
-    let mut saved: SavedKey = state::load_keys(store.pool(), provider)
-        .await?
-        .get(key_id)
-        .and_then(|json| serde_json::from_str(json).ok())
-        .unwrap_or_default();
-    match check {
-        KeyCheck::Ok => saved.health = SavedHealth::Active,
-        KeyCheck::Invalid { reason, .. } => {
-            saved.health = SavedHealth::Invalid {
-                reason: reason.clone(),
-            };
-        }
-        KeyCheck::Unreachable { .. } => return Ok(()),
-    }
-    let batch = state::StateBatch {
-        provider: provider.to_string(),
-        provider_stats: None,
-        keys: vec![(
-            key_id.to_string(),
-            serde_json::to_string(&saved).unwrap_or_default(),
-        )],
-    };
-    state::save(store.pool(), &[batch]).await
-}
-
-/// What was saved for `provider`: its counters and each key's state. A
-/// document that no longer parses is skipped (with a warning), never fatal.
-pub async fn load_saved(
-    store: &Store,
-    provider: &str,
-) -> Result<(Option<SavedProvider>, HashMap<String, SavedKey>), StoreError> {
-    let stats = state::load_provider_stats(store.pool(), provider)
-        .await?
-        .and_then(|json| serde_json::from_str(&json).ok());
-    let keys = state::load_keys(store.pool(), provider)
-        .await?
-        .into_iter()
-        .filter_map(|(id, json)| match serde_json::from_str(&json) {
-            Ok(saved) => Some((id, saved)),
-            Err(error) => {
-                tracing::warn!(key = %id, %error, "ignoring unreadable saved key state");
-                None
-            }
-        })
-        .collect();
-    Ok((stats, keys))
-}
-
-/// Writes what changed in every pool since the last flush, in one
-/// transaction.
-pub async fn flush(pools: &KeyPools, store: &Store) -> Result<(), StoreError> {
-    let mut batches = Vec::new();
-    for pool in pools.iter() {
-        let Ok((provider_stats, keys)) = pool.take_changes().await else {
-            continue;
-        };
-        if provider_stats.is_none() && keys.is_empty() {
-            continue;
-        }
-        batches.push(state::StateBatch {
-            provider: pool.provider().as_str().to_string(),
-            provider_stats: provider_stats.map(|s| serde_json::to_string(&s).unwrap_or_default()),
-            keys: keys
-                .into_iter()
-                .map(|(id, saved)| {
-                    (
-                        id.to_string(),
-                        serde_json::to_string(&saved).unwrap_or_default(),
-                    )
-                })
-                .collect(),
-        });
-    }
-    if batches.is_empty() {
-        return Ok(());
-    }
-    state::save(store.pool(), &batches).await
 }

@@ -10,7 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
 use super::CommandError;
-use crate::key_rules::{check_key, check_label};
+use crate::domain::key_fields::{check_key, check_label};
 
 /// Most bytes read from stdin: past any valid key, so a longer line is
 /// refused as too long rather than silently cut.
@@ -52,7 +52,7 @@ pub fn validate_label(label: Option<String>) -> Result<Option<String>, CommandEr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key_rules::{MAX_KEY_BYTES, MAX_LABEL_CHARS};
+    use crate::domain::key_fields::{MAX_KEY_BYTES, MAX_LABEL_CHARS};
 
     fn check(key: &str) -> Result<(), String> {
         validate_key(&SecretString::from(key)).map_err(|e| e.to_string())

@@ -1,24 +1,27 @@
-//! Stream renderers: how frames that passed the gate reach each kind of
-//! client. `chat_events` speaks keygate's own `/api/chat` events;
-//! `passthrough` re-sends the provider's events as they came (for the
-//! SDK-compatible routes); translation to another API lives in `translate`.
+//! What the client receives. `chat_answer` and `chat_events` speak keygate's
+//! own `/api/chat` shapes; `passthrough` re-sends the provider's events as
+//! they came (for the SDK-compatible routes); translation to another API
+//! lives in `translate`.
 
+pub mod chat_answer;
 pub mod chat_events;
 pub mod passthrough;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 
-use crate::keypool::KeyLease;
+use super::Proxied;
+use crate::domain::KeyId;
 
 /// `x-keygate-attempts` and `x-keygate-key`, plus the upstream's
 /// rate-limit headers from the answering attempt.
-pub fn gateway_headers(mut upstream: HeaderMap, key: &KeyLease, attempts: u32) -> HeaderMap {
+pub fn gateway_headers(mut upstream: HeaderMap, key: &KeyId, attempts: u32) -> HeaderMap {
     upstream.insert(
         HeaderName::from_static("x-keygate-attempts"),
         HeaderValue::from(attempts),
     );
-    if let Ok(id) = HeaderValue::from_str(key.id.as_str()) {
+    if let Ok(id) = HeaderValue::from_str(key.as_str()) {
         upstream.insert(HeaderName::from_static("x-keygate-key"), id);
     }
     upstream
@@ -36,4 +39,14 @@ pub fn sse_response(mut headers: HeaderMap, body: axum::body::Body) -> Response 
         HeaderValue::from_static("no"),
     );
     (headers, body).into_response()
+}
+
+/// A whole upstream JSON body passed through, with the gateway's headers.
+pub fn json_response(answer: Proxied<Bytes>) -> Response {
+    let mut headers = answer.headers;
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    (headers, answer.value).into_response()
 }

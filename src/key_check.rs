@@ -8,9 +8,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde::Serialize;
 
-use crate::gateway::Failure;
-use crate::keypool::KeyEntry;
-use crate::providers::{ProviderKind, Upstreams};
+use crate::domain::{Failure, KeyEntry, ProviderKind};
+use crate::providers::Upstreams;
 
 /// Keys checked at once.
 pub const CONCURRENCY: usize = 4;

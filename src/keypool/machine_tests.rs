@@ -9,7 +9,8 @@ use secrecy::SecretString;
 use tokio::time::Instant;
 
 use super::*;
-use crate::keypool::{CooldownPolicy, FailureNote, RateLimits, Window};
+use crate::domain::{FailureNote, RateLimits, Window};
+use crate::keypool::CooldownPolicy;
 
 const MODEL: Option<&str> = Some("claude-sonnet-4-20250514");
 const OTHER_MODEL: Option<&str> = Some("claude-haiku-4-5");
@@ -27,7 +28,7 @@ fn entry(i: usize, weight: u32) -> KeyEntry {
 
 fn pool_with(n: usize, strategy: Strategy) -> PoolState {
     let settings = PoolSettings {
-        provider: "anthropic",
+        provider: crate::domain::ProviderKind::Anthropic,
         strategy,
         cooldown: CooldownPolicy {
             default: Duration::from_secs(60),

@@ -1,0 +1,106 @@
+//! `ProviderKind`: the providers keygate can route to. Text becomes a
+//! `ProviderKind` once, at the edge (request body, path, config); everything
+//! past that matches on the enum.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A provider keygate can route to. Adding one is adding a variant, its
+/// `ProviderEnv` and its module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProviderKind {
+    Anthropic,
+    OpenAI,
+}
+
+/// The environment variables that configure one provider.
+pub struct ProviderEnv {
+    pub keys: &'static str,
+    pub key: &'static str,
+    pub base_url: &'static str,
+    pub default_base_url: &'static str,
+    /// Overrides `KEY_STRATEGY` for this provider.
+    pub strategy: &'static str,
+}
+
+impl ProviderKind {
+    pub const ALL: &'static [ProviderKind] = &[ProviderKind::Anthropic, ProviderKind::OpenAI];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::OpenAI => "openai",
+        }
+    }
+
+    pub fn env(self) -> ProviderEnv {
+        match self {
+            ProviderKind::Anthropic => ProviderEnv {
+                keys: "ANTHROPIC_API_KEYS",
+                key: "ANTHROPIC_API_KEY",
+                base_url: "ANTHROPIC_BASE_URL",
+                default_base_url: "https://api.anthropic.com",
+                strategy: "KEY_STRATEGY_ANTHROPIC",
+            },
+            ProviderKind::OpenAI => ProviderEnv {
+                keys: "OPENAI_API_KEYS",
+                key: "OPENAI_API_KEY",
+                base_url: "OPENAI_BASE_URL",
+                default_base_url: "https://api.openai.com",
+                strategy: "KEY_STRATEGY_OPENAI",
+            },
+        }
+    }
+
+    /// The upstream rate-limits each model separately (Anthropic does), so a
+    /// 429 benches the key for that model only.
+    pub fn limits_per_model(self) -> bool {
+        match self {
+            ProviderKind::Anthropic => true,
+            ProviderKind::OpenAI => false,
+        }
+    }
+
+    pub const fn default_model(self) -> &'static str {
+        match self {
+            ProviderKind::Anthropic => "claude-sonnet-4-20250514",
+            ProviderKind::OpenAI => "gpt-4o-mini",
+        }
+    }
+}
+
+impl serde::Serialize for ProviderKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("unknown provider {0:?}; known providers: {known}", known = known_providers())]
+pub struct UnknownProvider(pub String);
+
+fn known_providers() -> String {
+    ProviderKind::ALL
+        .iter()
+        .map(|p| p.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl FromStr for ProviderKind {
+    type Err = UnknownProvider;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        ProviderKind::ALL
+            .iter()
+            .copied()
+            .find(|p| p.as_str() == text)
+            .ok_or_else(|| UnknownProvider(text.chars().take(64).collect()))
+    }
+}
