@@ -9,6 +9,7 @@
 use std::convert::Infallible;
 
 use crate::domain::ProviderKind;
+use crate::domain::key_fields::KeyWeight;
 use clap::{Args, Parser, Subcommand};
 use secrecy::SecretString;
 
@@ -62,8 +63,8 @@ pub enum KeysCommand {
         #[arg(long, value_name = "NAME")]
         label: Option<String>,
         /// Share of traffic under the weighted strategy.
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
-        weight: u32,
+        #[arg(long, default_value = "1", value_parser = weight)]
+        weight: KeyWeight,
     },
     /// Delete a stored key and its saved state.
     Remove(KeyRef),
@@ -94,4 +95,10 @@ pub struct KeyRef {
 
 fn secret(text: &str) -> Result<SecretString, Infallible> {
     Ok(SecretString::from(text))
+}
+
+/// `--weight`, checked by the same rule as the admin API's.
+fn weight(text: &str) -> Result<KeyWeight, String> {
+    text.parse::<KeyWeight>()
+        .map_err(|e| format!("{e} (a whole number)"))
 }

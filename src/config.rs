@@ -13,6 +13,7 @@ use secrecy::SecretString;
 
 use crate::crypto::MasterKey;
 use crate::domain::ProviderKind;
+use crate::domain::key_fields::{KeyRuleError, KeySecret};
 use crate::keypool::Strategy;
 
 /// A variable that is present but unusable; startup stops and names it.
@@ -37,7 +38,7 @@ pub struct ProviderConfig {
     pub kind: ProviderKind,
     /// Keys from `<PROVIDER>_API_KEYS` and `<PROVIDER>_API_KEY`, deduplicated,
     /// imported into the store at startup.
-    pub keys: Vec<SecretString>,
+    pub keys: Vec<KeySecret>,
     pub base_url: String,
     /// How this provider's pool picks keys.
     pub strategy: Strategy,
@@ -197,7 +198,11 @@ fn provider_config(
     }
     Ok(ProviderConfig {
         kind,
-        keys: unique.into_iter().map(SecretString::from).collect(),
+        keys: unique
+            .into_iter()
+            .map(|key| KeySecret::parse(SecretString::from(key)))
+            .collect::<Result<_, _>>()
+            .map_err(|e| ConfigError::new(env.keys, format!("a key {e}")))?,
         base_url: base_url.trim_end_matches('/').to_string(),
         strategy,
     })
@@ -240,16 +245,11 @@ fn unquoted_list(text: &str) -> Option<Vec<String>> {
 }
 
 fn validate_key(variable: &'static str, key: &str) -> Result<String, ConfigError> {
-    if key.is_empty() {
-        return Err(ConfigError::new(variable, "contains an empty key"));
+    match KeySecret::parse(SecretString::from(key)) {
+        Ok(_) => Ok(key.to_string()),
+        Err(KeyRuleError::EmptyKey) => Err(ConfigError::new(variable, "contains an empty key")),
+        Err(error) => Err(ConfigError::new(variable, format!("a key {error}"))),
     }
-    if key.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(ConfigError::new(
-            variable,
-            "a key contains whitespace or control characters",
-        ));
-    }
-    Ok(key.to_string())
 }
 
 fn parse_number<T: std::str::FromStr>(
@@ -318,7 +318,7 @@ mod tests {
         let keys: Vec<&str> = config.providers[0]
             .keys
             .iter()
-            .map(|k| k.expose_secret())
+            .map(|k| k.secret().expose_secret())
             .collect();
         assert_eq!(keys, ["sk-ant-a", "sk-ant-b"]);
     }

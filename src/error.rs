@@ -17,6 +17,9 @@ pub struct ApiError {
     pub message: String,
     /// Seconds for a `Retry-After` header.
     pub retry_after: Option<u64>,
+    /// What went wrong inside keygate, for the log line only; clients get
+    /// `message`.
+    pub cause: Option<String>,
 }
 
 impl ApiError {
@@ -30,7 +33,14 @@ impl ApiError {
             error_type: error_type.into(),
             message: message.into(),
             retry_after: None,
+            cause: None,
         }
+    }
+
+    /// Adds the internal reason to the (single) log line of this error.
+    pub fn caused_by(mut self, cause: impl Into<String>) -> Self {
+        self.cause = Some(cause.into());
+        self
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -110,12 +120,16 @@ pub fn error_body(dialect: Dialect, error_type: &str, message: &str) -> serde_js
 }
 
 impl ApiError {
-    /// The response in `dialect`'s shape; logged here, once.
+    /// The response in `dialect`'s shape. This is the one log line of the
+    /// error (the request span adds the request id; the access log skips
+    /// error responses, so nothing is said twice).
     pub fn into_response_in(self, dialect: Dialect) -> Response {
+        let status = self.status.as_u16();
+        let cause = self.cause.as_deref().unwrap_or("");
         if self.status.is_server_error() {
-            tracing::error!(status = self.status.as_u16(), error_type = %self.error_type, message = %self.message, "request failed");
+            tracing::error!(status, error_type = %self.error_type, message = %self.message, cause, "request failed");
         } else {
-            tracing::info!(status = self.status.as_u16(), error_type = %self.error_type, message = %self.message, "request refused");
+            tracing::info!(status, error_type = %self.error_type, message = %self.message, "request refused");
         }
         let body = error_body(dialect, &self.error_type, &self.message);
         let mut response = (self.status, Json(body)).into_response();

@@ -13,6 +13,7 @@ use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::crypto::{CryptoError, KeyCipher, MasterKey};
+use crate::domain::key_fields::{KeyLabel, KeySecret, KeyWeight};
 use crate::domain::{KeyEntry, KeyId, ProviderKind};
 use crate::scrub::mask_key;
 use crate::store::keys::{self, StoredKey};
@@ -126,12 +127,12 @@ impl Vault {
     pub async fn import(
         &self,
         provider: ProviderKind,
-        api_keys: &[SecretString],
+        api_keys: &[KeySecret],
     ) -> Result<usize, VaultError> {
         let mut tx = self.store.pool().begin().await.map_err(StoreError::from)?;
         let mut added = 0;
         for api_key in api_keys {
-            let row = self.seal_new(provider, api_key, None, 1);
+            let row = self.seal_new(provider, api_key.secret(), None, KeyWeight::DEFAULT);
             if keys::insert_if_new(&mut tx, &row).await? {
                 added += 1;
             }
@@ -144,17 +145,17 @@ impl Vault {
     pub async fn add(
         &self,
         provider: ProviderKind,
-        api_key: &SecretString,
-        name: Option<String>,
-        weight: u32,
+        api_key: &KeySecret,
+        name: Option<KeyLabel>,
+        weight: KeyWeight,
     ) -> Result<KeyEntry, VaultError> {
-        let row = self.seal_new(provider, api_key, name, weight);
+        let row = self.seal_new(provider, api_key.secret(), name, weight);
         let mut tx = self.store.pool().begin().await.map_err(StoreError::from)?;
         if !keys::insert_if_new(&mut tx, &row).await? {
             return Err(VaultError::Duplicate);
         }
         tx.commit().await.map_err(StoreError::from)?;
-        Ok(entry(&row, Arc::new(api_key.clone())))
+        Ok(entry(&row, Arc::new(api_key.secret().clone())))
     }
 
     /// Stored keys of `provider` as listed to people: never decrypted.
@@ -167,8 +168,8 @@ impl Vault {
         &self,
         provider: ProviderKind,
         id: &str,
-        name: Option<&str>,
-        weight: Option<u32>,
+        name: Option<&KeyLabel>,
+        weight: Option<KeyWeight>,
         enabled: Option<bool>,
     ) -> Result<Option<StoredKey>, VaultError> {
         let pool = self.store.pool();
@@ -176,8 +177,8 @@ impl Vault {
             pool,
             provider.as_str(),
             id,
-            name,
-            weight.map(i64::from),
+            name.map(KeyLabel::as_str),
+            weight.map(|w| i64::from(w.get())),
             enabled,
         )
         .await?
@@ -263,8 +264,8 @@ impl Vault {
         &self,
         provider: ProviderKind,
         api_key: &SecretString,
-        name: Option<String>,
-        weight: u32,
+        name: Option<KeyLabel>,
+        weight: KeyWeight,
     ) -> StoredKey {
         let fingerprint = self.cipher.fingerprint(provider.as_str(), api_key);
         let id = new_key_id();
@@ -275,9 +276,9 @@ impl Vault {
             id,
             provider: provider.as_str().to_string(),
             fingerprint,
-            label: mask_key(api_key),
-            name,
-            weight: i64::from(weight),
+            masked: mask_key(api_key),
+            name: name.map(KeyLabel::into_string),
+            weight: i64::from(weight.get()),
             enabled: true,
         }
     }
@@ -292,7 +293,7 @@ impl Vault {
 pub fn entry(row: &StoredKey, secret: Arc<SecretString>) -> KeyEntry {
     KeyEntry {
         id: KeyId::new(row.id.as_str()),
-        masked: row.label.clone(),
+        masked: row.masked.clone(),
         name: row.name.clone(),
         weight: u32::try_from(row.weight.max(0)).unwrap_or(1),
         enabled: row.enabled,

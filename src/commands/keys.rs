@@ -10,11 +10,12 @@ use std::io::Write;
 
 use secrecy::SecretString;
 
-use super::secret_input::{secret_or_stdin, validate_key, validate_label};
+use super::secret_input::{parse_key, parse_label, secret_or_stdin};
 use super::{CommandError, one_line, provider_of, providers};
 use crate::cli::{KeyRef, KeysCommand};
 use crate::config::Config;
 use crate::domain::ProviderKind;
+use crate::domain::key_fields::KeyWeight;
 use crate::keypool::snapshot::{SavedHealth, SavedKey};
 use crate::startup::open_vault;
 use crate::store::keys::StoredKey;
@@ -89,8 +90,8 @@ fn list_line(row: &StoredKey, saved_state: Option<&SavedKey>) -> [String; 7] {
     [
         row.id.clone(),
         row.provider.clone(),
-        one_line(row.name.as_deref().unwrap_or(&row.label)),
-        row.label.clone(),
+        one_line(row.name.as_deref().unwrap_or(&row.masked)),
+        row.masked.clone(),
         row.weight.to_string(),
         if row.enabled { "enabled" } else { "disabled" }.to_string(),
         health,
@@ -125,13 +126,13 @@ async fn add(
     provider: ProviderKind,
     key: &SecretString,
     label: Option<String>,
-    weight: u32,
+    weight: KeyWeight,
     out: &mut impl Write,
 ) -> Result<(), CommandError> {
     // Checked before the vault is opened: a bad key changes nothing on disk.
     let key = secret_or_stdin(key, "the key", &format!("{provider} API key")).await?;
-    validate_key(&key)?;
-    let name = validate_label(label)?;
+    let key = parse_key(key)?;
+    let name = parse_label(label)?;
     let (vault, _source) = open_vault(config).await?;
     let entry = match vault.add(provider, &key, name, weight).await {
         Ok(entry) => entry,
@@ -167,7 +168,7 @@ async fn switch(
         return Err(unknown(key));
     };
     let done = if enabled { "enabled" } else { "disabled" };
-    let label = one_line(row.name.as_deref().unwrap_or(&row.label));
+    let label = one_line(row.name.as_deref().unwrap_or(&row.masked));
     writeln!(out, "{done} {} ({provider}, {label})", row.id)?;
     eprintln!("{RESTART_NOTE}");
     Ok(())
@@ -190,7 +191,7 @@ mod tests {
             provider: "anthropic".into(),
             fingerprint: "fp".into(),
             sealed_key: "v1:sealed".into(),
-            label: "sk-ant-api03-…Zq7k".into(),
+            masked: "sk-ant-api03-…Zq7k".into(),
             name: name.map(String::from),
             weight: 3,
             enabled,

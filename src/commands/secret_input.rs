@@ -10,7 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
 use super::CommandError;
-use crate::domain::key_fields::{check_key, check_label};
+use crate::domain::key_fields::{KeyLabel, KeySecret};
 
 /// Most bytes read from stdin: past any valid key, so a longer line is
 /// refused as too long rather than silently cut.
@@ -38,14 +38,14 @@ pub async fn secret_or_stdin(
 }
 
 /// Checks a provider key (already trimmed) before it is sealed.
-pub fn validate_key(key: &SecretString) -> Result<(), CommandError> {
-    check_key(key.expose_secret()).map_err(CommandError::BadKey)
+pub fn parse_key(key: SecretString) -> Result<KeySecret, CommandError> {
+    KeySecret::parse(key).map_err(CommandError::BadKey)
 }
 
 /// Checks and trims an optional name.
-pub fn validate_label(label: Option<String>) -> Result<Option<String>, CommandError> {
+pub fn parse_label(label: Option<String>) -> Result<Option<KeyLabel>, CommandError> {
     label
-        .map(|label| check_label(&label).map_err(CommandError::BadLabel))
+        .map(|label| KeyLabel::parse(&label).map_err(CommandError::BadLabel))
         .transpose()
 }
 
@@ -55,7 +55,9 @@ mod tests {
     use crate::domain::key_fields::{MAX_KEY_BYTES, MAX_LABEL_CHARS};
 
     fn check(key: &str) -> Result<(), String> {
-        validate_key(&SecretString::from(key)).map_err(|e| e.to_string())
+        parse_key(SecretString::from(key))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -82,12 +84,15 @@ mod tests {
     #[test]
     fn names_are_trimmed_and_kept_on_one_line() {
         assert_eq!(
-            validate_label(Some(" team-a ".into())).unwrap(),
-            Some("team-a".to_string())
+            parse_label(Some(" team-a ".into()))
+                .unwrap()
+                .unwrap()
+                .as_str(),
+            "team-a"
         );
-        assert_eq!(validate_label(None).unwrap(), None);
-        assert!(validate_label(Some("  ".into())).is_err());
-        assert!(validate_label(Some("a\nb".into())).is_err());
-        assert!(validate_label(Some("n".repeat(MAX_LABEL_CHARS + 1))).is_err());
+        assert_eq!(parse_label(None).unwrap(), None);
+        assert!(parse_label(Some("  ".into())).is_err());
+        assert!(parse_label(Some("a\nb".into())).is_err());
+        assert!(parse_label(Some("n".repeat(MAX_LABEL_CHARS + 1))).is_err());
     }
 }

@@ -9,17 +9,16 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use secrecy::SecretString;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use crate::app_state::AppState;
-use crate::domain::key_fields::{check_key, check_label, check_weight};
+use crate::domain::key_fields::{KeyLabel, KeySecret, KeyWeight};
 use crate::domain::{KeyId, ProviderKind};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::key_check::{KeyCheck, check_keys};
 use crate::keypool::KeyStatus;
+use crate::routes::key_views::{AddedKey, CheckResults, CheckedKey, DeletedKey, KeyList, KeyView};
 use crate::routes::pool_for;
-use crate::store::keys::StoredKey;
 use crate::vault::VaultError;
 
 #[derive(Debug, Deserialize)]
@@ -56,9 +55,10 @@ pub async fn create_key(
     ApiJson(body): ApiJson<NewKey>,
 ) -> Result<Response, ApiError> {
     let (kind, pool) = pool_for(&state, &provider)?;
-    let key = validate_key(&body.key)?;
-    let label = body.label.map(|l| validate_label(&l)).transpose()?;
-    let weight = validate_weight(body.weight.unwrap_or(1))?;
+    let key = KeySecret::parse(SecretString::from(body.key))
+        .map_err(|e| ApiError::bad_request(format!("key: {e}")))?;
+    let label = body.label.as_deref().map(parse_label).transpose()?;
+    let weight = body.weight.map_or(Ok(KeyWeight::DEFAULT), parse_weight)?;
     let entry = match state.vault.add(kind, &key, label, weight).await {
         Ok(entry) => entry,
         Err(VaultError::Duplicate) => {
@@ -71,12 +71,9 @@ pub async fn create_key(
         Err(error) => return Err(storage_error(error)),
     };
     tracing::info!(provider = %kind, key = %entry.id, "admin added a key");
-    let body = json!({
-        "id": entry.id, "label": entry.label(), "masked": entry.masked,
-        "weight": entry.weight, "enabled": entry.enabled,
-    });
+    let response = (StatusCode::CREATED, Json(AddedKey::new(&entry))).into_response();
     pool.add_key(entry);
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    Ok(response)
 }
 
 /// `GET /api/keypool/{provider}/keys`: every stored key, masked, with its
@@ -84,15 +81,19 @@ pub async fn create_key(
 pub async fn list_keys(
     State(state): State<AppState>,
     Path(provider): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let (kind, pool) = pool_for(&state, &provider)?;
     let rows = state.vault.list(kind).await.map_err(storage_error)?;
     let status = pool.status().await?;
-    let keys: Vec<Value> = rows
+    let keys = rows
         .iter()
-        .map(|row| key_json(row, find(&status.keys, &row.id)))
+        .map(|row| KeyView::new(row, find(&status.keys, &row.id)))
         .collect();
-    Ok(Json(json!({ "provider": kind.as_str(), "keys": keys })))
+    Ok(Json(KeyList {
+        provider: kind,
+        keys,
+    })
+    .into_response())
 }
 
 /// `PATCH /api/keypool/{provider}/keys/{id}`
@@ -100,26 +101,31 @@ pub async fn update_key(
     State(state): State<AppState>,
     Path((provider, id)): Path<(String, String)>,
     ApiJson(change): ApiJson<KeyChange>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let (kind, pool) = pool_for(&state, &provider)?;
     if change.label.is_none() && change.weight.is_none() && change.enabled.is_none() {
         return Err(ApiError::bad_request(
             "send at least one of \"label\", \"weight\", \"enabled\"",
         ));
     }
-    let label = change.label.map(|l| validate_label(&l)).transpose()?;
-    let weight = change.weight.map(validate_weight).transpose()?;
+    let label = change.label.as_deref().map(parse_label).transpose()?;
+    let weight = change.weight.map(parse_weight).transpose()?;
     let row = state
         .vault
-        .update(kind, &id, label.as_deref(), weight, change.enabled)
+        .update(kind, &id, label.as_ref(), weight, change.enabled)
         .await
         .map_err(storage_error)?
         .ok_or_else(|| no_such_key(kind, &id))?;
     let key = KeyId::new(id.as_str());
-    pool.update_key(&key, label.map(Some), weight, change.enabled);
+    pool.update_key(
+        &key,
+        label.map(|l| Some(l.into_string())),
+        weight.map(KeyWeight::get),
+        change.enabled,
+    );
     tracing::info!(provider = %kind, key = %key, "admin changed a key");
     let status = pool.status().await?;
-    Ok(Json(key_json(&row, find(&status.keys, &row.id))))
+    Ok(Json(KeyView::new(&row, find(&status.keys, &row.id))).into_response())
 }
 
 /// `DELETE /api/keypool/{provider}/keys/{id}`: a request in flight on the
@@ -127,7 +133,7 @@ pub async fn update_key(
 pub async fn delete_key(
     State(state): State<AppState>,
     Path((provider, id)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let (kind, pool) = pool_for(&state, &provider)?;
     if !state.vault.remove(kind, &id).await.map_err(storage_error)? {
         return Err(no_such_key(kind, &id));
@@ -135,7 +141,11 @@ pub async fn delete_key(
     let key = KeyId::new(id.as_str());
     pool.remove_key(&key);
     tracing::info!(provider = %kind, key = %key, "admin deleted a key");
-    Ok(Json(json!({ "id": id, "deleted": true })))
+    Ok(Json(DeletedKey {
+        id: &id,
+        deleted: true,
+    })
+    .into_response())
 }
 
 /// `POST /api/keypool/{provider}/test[?key=ID]`: checks keys with a cheap
@@ -145,7 +155,7 @@ pub async fn test_keys(
     State(state): State<AppState>,
     Path(provider): Path<String>,
     Query(query): Query<TestQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let (kind, pool) = pool_for(&state, &provider)?;
     let keys = match &query.key {
         Some(id) => vec![
@@ -166,50 +176,38 @@ pub async fn test_keys(
         |_, _| {},
     )
     .await;
-    let mut answers = Vec::with_capacity(results.len());
-    for (entry, check) in results {
-        match &check {
+    for (entry, check) in &results {
+        match check {
             KeyCheck::Ok => pool.set_invalid(&entry.id, None),
             KeyCheck::Invalid { reason, .. } => pool.set_invalid(&entry.id, Some(reason.clone())),
             KeyCheck::Unreachable { .. } => {}
         }
-        let mut answer = serde_json::to_value(&check).unwrap_or_default();
-        answer["id"] = json!(entry.id);
-        answer["label"] = json!(entry.label());
-        answers.push(answer);
     }
-    Ok(Json(
-        json!({ "provider": kind.as_str(), "results": answers }),
-    ))
-}
-
-fn key_json(row: &StoredKey, status: Option<&KeyStatus>) -> Value {
-    json!({
-        "id": row.id,
-        "label": row.name.as_deref().unwrap_or(&row.label),
-        "masked": row.label,
-        "weight": row.weight,
-        "enabled": row.enabled,
-        "state": status.map(|s| s.state),
-        "invalid_reason": status.and_then(|s| s.invalid_reason.clone()),
+    let results = results
+        .iter()
+        .map(|(entry, check)| CheckedKey {
+            check,
+            id: &entry.id,
+            label: entry.label(),
+        })
+        .collect();
+    Ok(Json(CheckResults {
+        provider: kind,
+        results,
     })
+    .into_response())
 }
 
 fn find<'a>(keys: &'a [KeyStatus], id: &str) -> Option<&'a KeyStatus> {
     keys.iter().find(|k| k.id.as_str() == id)
 }
 
-fn validate_key(key: &str) -> Result<SecretString, ApiError> {
-    check_key(key).map_err(|e| ApiError::bad_request(format!("key: {e}")))?;
-    Ok(SecretString::from(key))
+fn parse_label(label: &str) -> Result<KeyLabel, ApiError> {
+    KeyLabel::parse(label).map_err(|e| ApiError::bad_request(format!("label: {e}")))
 }
 
-fn validate_label(label: &str) -> Result<String, ApiError> {
-    check_label(label).map_err(|e| ApiError::bad_request(format!("label: {e}")))
-}
-
-fn validate_weight(weight: u32) -> Result<u32, ApiError> {
-    check_weight(weight).map_err(|e| ApiError::bad_request(format!("weight: {e}")))
+fn parse_weight(weight: u32) -> Result<KeyWeight, ApiError> {
+    KeyWeight::parse(weight).map_err(|e| ApiError::bad_request(format!("weight: {e}")))
 }
 
 fn no_such_key(provider: ProviderKind, id: &str) -> ApiError {
@@ -220,6 +218,6 @@ fn no_such_key(provider: ProviderKind, id: &str) -> ApiError {
 }
 
 fn storage_error(error: VaultError) -> ApiError {
-    tracing::error!(%error, "key storage failed");
     ApiError::unavailable("the key store is unavailable; nothing was changed")
+        .caused_by(error.to_string())
 }

@@ -4,6 +4,7 @@
 pub mod chat;
 pub mod completions;
 pub mod health;
+pub mod key_views;
 pub mod keypool;
 pub mod keys;
 pub mod messages;
@@ -21,8 +22,7 @@ use axum::routing::{get, post};
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::Level;
+use tower_http::trace::TraceLayer;
 
 use crate::app_state::AppState;
 use crate::auth::{require_admin, require_client_key};
@@ -59,8 +59,15 @@ pub fn router(state: AppState) -> Router {
             tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
         })
         .on_request(())
-        .on_response(DefaultOnResponse::new().level(Level::INFO))
-        // ApiError logs failures once, with their reason; no second line here.
+        // ApiError logs every error answer once, with its reason; the access
+        // log line is for answers that are not errors.
+        .on_response(
+            |response: &axum::http::Response<_>, latency: Duration, _: &tracing::Span| {
+                if response.status().as_u16() < 400 {
+                    tracing::info!(status = response.status().as_u16(), latency_ms = latency.as_millis() as u64, "finished processing request");
+                }
+            },
+        )
         .on_failure(());
 
     // The Node backend answered browsers from any origin (`cors()`); so do we.

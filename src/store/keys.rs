@@ -11,8 +11,10 @@ pub struct StoredKey {
     pub provider: String,
     pub fingerprint: String,
     pub sealed_key: String,
-    /// The key's masked form, e.g. `sk-ant-…Xa1b`.
-    pub label: String,
+    /// The key's masked form, e.g. `sk-ant-…Xa1b` (stored in the column
+    /// `label`, named before admins could give keys names).
+    #[sqlx(rename = "label")]
+    pub masked: String,
     /// A free-form name given by an admin (`team-a`).
     pub name: Option<String>,
     pub weight: i64,
@@ -80,7 +82,7 @@ pub async fn insert_if_new(
     .bind(&key.provider)
     .bind(&key.fingerprint)
     .bind(&key.sealed_key)
-    .bind(&key.label)
+    .bind(&key.masked)
     .bind(&key.name)
     .bind(key.weight)
     .bind(key.enabled)

@@ -1,10 +1,10 @@
 //! `POST /api/chat` on the happy path: request conversion, answer shape,
 //! cost, headers; plus the models and health routes.
 
-use fake_upstream::anthropic_message;
+use fake_upstream::{anthropic_message, anthropic_stream_frames_for};
 use serde_json::{Value, json};
 
-use crate::helpers::{Canned, TestApp};
+use crate::helpers::{Canned, TestApp, data_events};
 
 #[tokio::test]
 async fn answers_with_content_usage_cost_and_the_key_used() {
@@ -100,6 +100,34 @@ async fn an_unknown_model_is_served_without_a_cost() {
     assert_eq!(body["model"], "claude-future-9");
     assert!(body["cost"].is_null());
     assert_eq!(body["usage"]["total_tokens"], 111);
+}
+
+/// The upstream may answer with a dated model id keygate has no price for;
+/// the streamed and the plain answer to that same reply must agree on the
+/// cost (both price it as the model that was asked for).
+#[tokio::test]
+async fn streamed_and_plain_answers_price_an_unpriced_dated_model_alike() {
+    let app = TestApp::with_keys(1).await;
+    let answered_as = "claude-sonnet-9-20990101";
+    app.upstream.queue(
+        app.key(0),
+        [
+            Canned::json(200, anthropic_message("ok", answered_as)),
+            Canned::sse(anthropic_stream_frames_for(answered_as, &["o", "k"])),
+        ],
+    );
+    let request = json!({"model": "claude-sonnet-4-20250514",
+                         "messages": [{"role": "user", "content": "Hi"}]});
+    let plain: Value = app.chat(request.clone()).await.json().await.unwrap();
+    let mut streamed_request = request;
+    streamed_request["stream"] = json!(true);
+    let events = data_events(app.chat(streamed_request).await).await;
+    let done = events.iter().find(|e| e["type"] == "done").unwrap();
+
+    assert_eq!(plain["model"], answered_as);
+    assert_eq!(plain["cost"]["total"].as_f64(), Some(0.001365));
+    assert_eq!(done["cost"], plain["cost"]);
+    assert_eq!(done["usage"], plain["usage"]);
 }
 
 #[tokio::test]
