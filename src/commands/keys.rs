@@ -85,7 +85,7 @@ fn list_line(row: &StoredKey, saved_state: Option<&SavedKey>) -> [String; 7] {
         Some(SavedKey {
             health: SavedHealth::Invalid { reason },
             ..
-        }) => format!("invalid: {}", one_line(&reason)),
+        }) => format!("invalid: {}", one_line(reason)),
     };
     [
         row.id.clone(),
