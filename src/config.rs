@@ -103,7 +103,7 @@ impl Config {
         Ok(Self {
             host: get("HOST").unwrap_or_else(|| "127.0.0.1".into()),
             port: parse_number(&get, "PORT", 3001)?,
-            database_url: get("DATABASE_URL").unwrap_or_else(|| "sqlite://data/keygate.db".into()),
+            database_url: database_url(get("DATABASE_URL"))?,
             encryption_key: get("ENCRYPTION_KEY")
                 .map(|hex| {
                     MasterKey::from_hex(&hex)
@@ -252,6 +252,38 @@ fn validate_key(variable: &'static str, key: &str) -> Result<String, ConfigError
     }
 }
 
+/// `DATABASE_URL`: SQLite only, for now. Any other scheme is refused rather
+/// than read as a file name (a `postgres://…` URL used to create a folder
+/// called `postgres:` holding a SQLite file).
+fn database_url(value: Option<String>) -> Result<String, ConfigError> {
+    let Some(url) = value.map(|v| v.trim().to_string()) else {
+        return Ok("sqlite://data/keygate.db".into());
+    };
+    if url.starts_with("sqlite:") {
+        return Ok(url);
+    }
+    let scheme = url
+        .split_once(':')
+        .map(|(scheme, _)| scheme)
+        .filter(|scheme| {
+            !scheme.is_empty()
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '+')
+        });
+    match scheme {
+        // No scheme: a path, as sqlx reads it.
+        None => Ok(url),
+        Some(scheme) => Err(ConfigError::new(
+            "DATABASE_URL",
+            format!(
+                "the {scheme:?} database is not supported; keygate stores its data in SQLite: \
+                 use sqlite://path/to/keygate.db (or leave DATABASE_URL unset)"
+            ),
+        )),
+    }
+}
+
 fn parse_number<T: std::str::FromStr>(
     get: &impl Fn(&str) -> Option<String>,
     variable: &'static str,
@@ -321,6 +353,26 @@ mod tests {
             .map(|k| k.secret().expose_secret())
             .collect();
         assert_eq!(keys, ["sk-ant-a", "sk-ant-b"]);
+    }
+
+    #[test]
+    fn a_database_url_other_than_sqlite_is_refused_by_name() {
+        for url in [
+            "postgres://keygate@db/keygate",
+            "mysql://x",
+            "postgresql:rest",
+        ] {
+            let error = config(&[("DATABASE_URL", url)]).err().unwrap().to_string();
+            assert!(error.starts_with("invalid DATABASE_URL"), "{error}");
+            assert!(error.contains("not supported"), "{error}");
+        }
+        for url in ["sqlite://data/k.db", "sqlite:k.db?mode=rwc"] {
+            assert_eq!(config(&[("DATABASE_URL", url)]).unwrap().database_url, url);
+        }
+        assert_eq!(
+            config(&[]).unwrap().database_url,
+            "sqlite://data/keygate.db"
+        );
     }
 
     #[test]

@@ -1,3 +1,56 @@
+//! keygate: an LLM API gateway that holds a pool of provider API keys per
+//! provider, rotates between them on rate limits and rejections, and keeps
+//! exact per-key statistics. The `keygate` binary (`main.rs`) only parses
+//! the command line; everything else lives here, so integration tests build
+//! the same application.
+//!
+//! # A request's path, in order
+//!
+//! 1. `server` accepts the connection (timeouts, shutdown); `routes` matches
+//!    the route behind its layers (request id, CORS, body limit), `auth`
+//!    checks client or admin keys, `extract` reads the JSON body.
+//! 2. A route handler (`routes::chat`, `routes::messages`,
+//!    `routes::completions`) parses its input into a `providers::UpstreamCall`
+//!    (via `domain::ChatRequest` for `/api/chat`, via `translate` for a
+//!    `claude-` model on `/v1/chat/completions`) and calls the gateway once.
+//! 3. `gateway::Gateway` runs it: `gateway::failover` asks the provider's
+//!    `keypool` for a key, `providers::Upstreams::send` makes the attempt,
+//!    and a non-2xx answer is classified by the provider's `classify`
+//!    module into a `domain::Failure` (a 429 becomes `RateLimited`, with the
+//!    cooldown hint read by `providers::ratelimit`). Each attempt's outcome
+//!    goes back to the pool from `gateway::KeyReport`'s `Drop`.
+//! 4. In the pool, `keypool::machine` applies the outcome to the key's slot;
+//!    `keypool::cooldown` decides how long a rate-limited key rests (the
+//!    hint clamped, then the ladder).
+//! 5. The answer is read whole, or streamed past the first-content gate
+//!    (`gateway::stream`) and relayed frame by frame (`gateway::relay`),
+//!    rendered by `gateway::render` (or `translate`). The gateway finishes
+//!    the request's tracker; `pricing` prices the usage.
+//! 6. Behind the request path, `state_saver` takes each pool's changes every
+//!    `STATE_FLUSH_SECS` and `store::pool_state` writes them (cooldowns
+//!    included) to SQLite.
+//!
+//! # Modules, from the leaves up
+//!
+//! Dependencies point one way (`tests/architecture.rs` fails on a cycle).
+//!
+//! - `scrub`, `domain`: the vocabulary every module shares (provider kind,
+//!   key id and lease, failure and outcome, chat request and usage, stream
+//!   frames, checked key fields); they depend on nothing else here.
+//! - `error`: `ApiError`, every error answer, logged once.
+//! - `crypto`: sealing keys at rest (AES-256-CBC + HMAC-SHA256).
+//! - `keypool`: one actor per provider over a pure state machine.
+//! - `config`, `env_file`: typed configuration from the environment.
+//! - `pricing`: list prices and the one usage-and-cost builder.
+//! - `providers`: each upstream's wire format, classification, endpoints.
+//! - `key_check`: checking a key with a cheap upstream call.
+//! - `store`: everything SQL; `vault`: stored keys, sealed and opened.
+//! - `gateway`: the request path (above); `translate`: OpenAI ⇄ Anthropic.
+//! - `state_saver`: saving pool state and picking up CLI key changes.
+//! - `app_state`, `auth`, `extract`, `routes`: the HTTP surface.
+//! - `server`, `startup`, `telemetry`: serving, assembling, logging.
+//! - `cli`, `commands`: the command line and its one-shot commands.
+
 pub mod app_state;
 pub mod auth;
 pub mod cli;

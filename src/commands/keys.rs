@@ -4,7 +4,7 @@
 //!
 //! These commands change the database; a keygate already running notices
 //! within one `STATE_FLUSH_SECS` and updates its pools (see
-//! `keypool::persister`), so each change says when it takes effect.
+//! `state_saver`), so each change says when it takes effect.
 
 use std::io::Write;
 

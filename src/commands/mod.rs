@@ -1,6 +1,11 @@
 //! The one-shot commands run by the `keygate` binary besides serving:
-//! managing stored keys (`keys`), checking them (`key_test`) and rotating the
-//! master key (`rotate`).
+//! managing stored keys, checking them and rotating the master key.
+//!
+//! - `keys`: `keygate keys list|add|remove|enable|disable`.
+//! - `test_keys`: `keygate keys test`, checking keys against their upstream.
+//! - `rotate`: `keygate rotate-encryption-key`, all or nothing.
+//! - `secret_input`: secrets and labels as the commands take them (`-`
+//!   reads stdin).
 //!
 //! Every command opens the vault with `startup::open_vault`, so a wrong
 //! ENCRYPTION_KEY or a tampered row is refused before anything is read or

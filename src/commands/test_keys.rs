@@ -1,5 +1,5 @@
 //! `keygate keys test`: opens the chosen keys, checks each against its
-//! upstream (`keytest::check_keys`: bounded concurrency, a timeout per key),
+//! upstream (`key_check::check_keys`: bounded concurrency, a timeout per key),
 //! prints one verdict line per key and records the verdict as the key's
 //! saved health, so the next start (and `keys list`) knows it. Progress goes
 //! to stderr so stdout holds only the verdicts.
@@ -102,7 +102,7 @@ async fn keys_to_test(
 }
 
 /// How a check reads in the output; upstream reasons arrive scrubbed of key
-/// material (`keytest::check_key`).
+/// material (`key_check::check_key`).
 fn verdict(check: &KeyCheck) -> String {
     match check {
         KeyCheck::Ok => "ok".to_string(),

@@ -1,5 +1,17 @@
 //! The HTTP surface: `router(state)` assembles every route with its layers,
-//! so tests can drive it with `oneshot` or over a real socket.
+//! so tests can drive it with `oneshot` or over a real socket. A handler
+//! parses its input, calls the gateway (or the pool, for admin routes) once
+//! and renders the answer.
+//!
+//! - `chat`: `POST /api/chat`, the Node backend's route.
+//! - `messages`: `POST /v1/messages`, Anthropic's API, passed through.
+//! - `completions`: `POST /v1/chat/completions`, OpenAI's API (a `claude-`
+//!   model is translated to Anthropic).
+//! - `sdk_fields`: the few fields of an SDK body keygate reads.
+//! - `v1_models`, `models`: model lists for the SDKs and for people.
+//! - `health`: `GET /health`.
+//! - `keypool`: stats, status and reset of the pools (admin).
+//! - `keys`, `key_views`: live key management (admin) and its answers.
 
 pub mod chat;
 pub mod completions;

@@ -1,6 +1,9 @@
 //! Everything SQL. `Store` opens the SQLite database (created if missing,
 //! WAL, busy timeout, foreign keys) and runs the embedded migrations; one
 //! file per table holds its queries.
+//!
+//! - `keys`: `api_keys`, the sealed keys and their names, weights, switches.
+//! - `pool_state`: `key_state` and `provider_stats`, the pools' saved state.
 
 pub mod keys;
 pub mod pool_state;

@@ -3,6 +3,10 @@
 //! answer (whole or streamed) back. Text, system prompt, stop sequences,
 //! temperature, top_p, max tokens and usage are translated; tool calls and
 //! non-text inputs are refused with a clear 400 rather than half-served.
+//!
+//! - `request`: an OpenAI request as the gateway's `ChatRequest`.
+//! - `response`: an Anthropic reply as a `chat.completion`.
+//! - `stream`: Anthropic stream events as `chat.completion.chunk`s.
 
 mod request;
 mod response;

@@ -197,3 +197,29 @@ async fn browsers_from_another_origin_are_allowed() {
     assert!(response.status().is_success());
     assert_eq!(response.headers()["access-control-allow-origin"], "*");
 }
+
+/// An error answer is logged exactly once, at the level its status calls
+/// for, with the request id; the access log does not repeat it.
+#[tokio::test]
+async fn a_refused_request_is_logged_once_with_its_request_id() {
+    let app = TestApp::with_keys(0).await;
+    let response = app.hello().await;
+    assert_eq!(response.status(), 503);
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    // The log line is written as the answer is built, before it is sent.
+    let logs = crate::helpers::captured_logs();
+    let lines: Vec<&str> = logs
+        .lines()
+        .filter(|line| line.contains(&request_id))
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(lines[0].contains("ERROR"), "{}", lines[0]);
+    assert!(
+        lines[0].contains("no anthropic API key is configured"),
+        "{}",
+        lines[0]
+    );
+}

@@ -70,6 +70,33 @@ async fn a_malformed_encryption_key_stops_startup_naming_the_variable() {
 }
 
 #[tokio::test]
+async fn a_postgres_database_url_is_refused_and_no_folder_is_made() {
+    let upstream = FakeUpstream::start().await;
+    let env = TestEnv::new(&upstream, &[planted_key("pg")])
+        .set("DATABASE_URL", "postgres://keygate@127.0.0.1/keygate");
+    let (ok, output) = run(&env, &["seed"]).await;
+    assert!(!ok, "{output}");
+    assert!(
+        output.contains("invalid DATABASE_URL: the \"postgres\" database is not supported"),
+        "{output}"
+    );
+    assert!(!env.data_dir.path().join("postgres:").exists());
+}
+
+#[tokio::test]
+async fn logs_written_to_a_pipe_carry_no_colour_codes() {
+    let upstream = FakeUpstream::start().await;
+    let env = TestEnv::new(&upstream, &[planted_key("colour")]);
+    let (ok, output) = run(&env, &["seed"]).await;
+    assert!(ok, "{output}");
+    assert!(output.contains("keys loaded"), "{output}");
+    assert!(
+        !output.contains('\u{1b}'),
+        "escape codes in piped logs: {output:?}"
+    );
+}
+
+#[tokio::test]
 async fn serving_with_the_wrong_encryption_key_is_refused() {
     let upstream = FakeUpstream::start().await;
     let env = TestEnv::new(&upstream, &[planted_key("w")]);

@@ -1,7 +1,10 @@
-//! What the client receives. `chat_answer` and `chat_events` speak keygate's
-//! own `/api/chat` shapes; `passthrough` re-sends the provider's events as
-//! they came (for the SDK-compatible routes); translation to another API
-//! lives in `translate`.
+//! What the client receives; translation to another API lives in
+//! `translate`.
+//!
+//! - `chat_answer`: the non-streamed `/api/chat` answer.
+//! - `chat_events`: the `/api/chat` stream events.
+//! - `passthrough`: the provider's own events re-sent as they came (the
+//!   SDK-compatible routes).
 
 pub mod chat_answer;
 pub mod chat_events;

@@ -1,5 +1,11 @@
 //! Anthropic's Messages API: wire types, conversion from the gateway's chat
 //! shape, error classification and stream reading.
+//!
+//! - `wire`: the API's JSON shapes.
+//! - `convert`: a `ChatRequest` as a request body; a reply as a `ChatReply`.
+//! - `classify`: a non-2xx answer (429, 401, 529, …) or a stream `error`
+//!   event as a `Failure`, with the cooldown hint from its headers.
+//! - `stream`: one stream event as a `Reading`.
 
 mod classify;
 mod convert;

@@ -1,6 +1,11 @@
 //! OpenAI's Chat Completions API: wire types, conversion from the gateway's
 //! chat shape, error classification (including `insufficient_quota`, an
 //! exhausted account rather than a rate limit) and stream reading.
+//!
+//! - `wire`: the API's JSON shapes.
+//! - `convert`: a `ChatRequest` as a request body; a reply as a `ChatReply`.
+//! - `classify`: a non-2xx answer or a stream error as a `Failure`.
+//! - `stream`: one stream chunk as a `Reading`.
 
 mod classify;
 mod convert;
