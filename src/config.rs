@@ -72,6 +72,9 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// `MAX_UPSTREAM_BODY_BYTES`: the largest successful upstream answer
+    /// read whole; past it the attempt is the provider's fault.
+    pub max_upstream_body: usize,
     /// Longest silence between upstream stream events.
     pub stream_idle_timeout: Duration,
     /// `GATEWAY_API_KEYS`: keys clients must present; empty means open.
@@ -124,6 +127,7 @@ impl Config {
             upstream_timeout: parse_secs(&get, "UPSTREAM_TIMEOUT_SECS", 600.0)?,
             connect_timeout: parse_secs(&get, "UPSTREAM_CONNECT_TIMEOUT_SECS", 10.0)?,
             body_limit: parse_number(&get, "MAX_BODY_BYTES", 32 * 1024 * 1024)?,
+            max_upstream_body: parse_number(&get, "MAX_UPSTREAM_BODY_BYTES", 64 * 1024 * 1024)?,
             stream_idle_timeout: parse_secs(&get, "STREAM_IDLE_TIMEOUT_SECS", 60.0)?,
             client_keys: match get("GATEWAY_API_KEYS") {
                 Some(json) => parse_key_list("GATEWAY_API_KEYS", &json)?

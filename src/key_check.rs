@@ -34,7 +34,7 @@ pub async fn check_key(
     let outcome = tokio::time::timeout(timeout, upstreams.probe(provider, &key.secret))
         .await
         .unwrap_or(Err(Failure::timeout(timeout)));
-    match outcome.map_err(|failure| failure.scrubbed(&key.secret)) {
+    match outcome.map_err(|failure| failure.scrubbed(upstreams.scrubber())) {
         Ok(()) | Err(Failure::RateLimited { .. }) => KeyCheck::Ok,
         Err(Failure::KeyRejected(detail)) => KeyCheck::Invalid {
             status: detail.status,

@@ -18,6 +18,7 @@ use crate::gateway::{Gateway, RetryPolicy};
 use crate::keypool::{CooldownPolicy, KeyPoolHandle, KeyPools, PoolSettings, PoolState};
 use crate::providers::Upstreams;
 use crate::routes::router;
+use crate::scrub::Scrubber;
 use crate::server::{ServerSettings, serve};
 use crate::state_saver::StateSaver;
 use crate::store::pool_state::load_saved;
@@ -94,6 +95,7 @@ impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let (vault, loaded) = open_vault_and_import(&config).await?;
         let store = vault.store().clone();
+        let scrubber = Arc::new(Scrubber::new());
         let mut pools = Vec::new();
         for (kind, keys) in loaded {
             let Some(provider) = config.provider(kind) else {
@@ -112,13 +114,13 @@ impl Application {
             let mut state = PoolState::new(settings, keys);
             let (stats, saved_keys) = load_saved(&store, kind).await?;
             state.restore(stats, &saved_keys, Instant::now(), SystemTime::now());
-            pools.push(KeyPoolHandle::spawn(kind, state));
+            pools.push(KeyPoolHandle::spawn(kind, state, scrubber.clone()));
         }
         let pools = KeyPools::new(pools);
         let vault = Arc::new(vault);
         let state_saver =
             StateSaver::start(pools.clone(), vault.clone(), config.state_flush_interval).await;
-        let upstreams = Arc::new(Upstreams::new(&config)?);
+        let upstreams = Arc::new(Upstreams::new(&config, scrubber.clone())?);
         let retry = RetryPolicy {
             max_attempts: config.max_attempts,
             attempt_timeout: config.upstream_timeout,
@@ -128,6 +130,7 @@ impl Application {
             upstreams.clone(),
             retry,
             config.stream_idle_timeout,
+            scrubber,
         );
         let state = AppState {
             gateway: Arc::new(gateway),

@@ -5,6 +5,7 @@
 //! to stderr so stdout holds only the verdicts.
 
 use std::io::{IsTerminal, Write};
+use std::sync::Arc;
 
 use super::{CommandError, one_line, provider_of, providers};
 use crate::config::Config;
@@ -12,6 +13,7 @@ use crate::domain::{KeyEntry, ProviderKind};
 use crate::key_check::{KeyCheck, check_keys};
 use crate::keypool::snapshot::SavedHealth;
 use crate::providers::Upstreams;
+use crate::scrub::Scrubber;
 use crate::startup::open_vault;
 use crate::store::pool_state::save_health;
 use crate::vault::Vault;
@@ -31,7 +33,15 @@ pub async fn run(
         eprintln!("no stored keys to test");
         return Ok(());
     }
-    let upstreams = Upstreams::new(config)?;
+    // The scrubber learns every key under test, so no upstream echo of one
+    // reaches the verdicts printed or stored.
+    let scrubber = Arc::new(Scrubber::new());
+    for (_, keys) in &batches {
+        for key in keys {
+            scrubber.learn(&key.secret);
+        }
+    }
+    let upstreams = Upstreams::new(config, scrubber)?;
     let mut failed = 0;
     for (provider, keys) in batches {
         let progress = Progress::new(provider);

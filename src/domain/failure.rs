@@ -7,9 +7,64 @@
 
 use std::time::Duration;
 
-use secrecy::SecretString;
+use std::borrow::Cow;
 
-use crate::scrub::scrub;
+use crate::scrub::Scrubber;
+
+/// Error types keygate passes on: Anthropic's, OpenAI's common types and
+/// codes, and keygate's own. Anything else an upstream says is replaced by
+/// the type its status stands for.
+const KNOWN_ERROR_TYPES: &[&str] = &[
+    // Anthropic
+    "invalid_request_error",
+    "authentication_error",
+    "billing_error",
+    "permission_error",
+    "not_found_error",
+    "request_too_large",
+    "rate_limit_error",
+    "api_error",
+    "overloaded_error",
+    "timeout_error",
+    // OpenAI
+    "insufficient_quota",
+    "rate_limit_exceeded",
+    "invalid_api_key",
+    "server_error",
+    "model_not_found",
+    "context_length_exceeded",
+    "unsupported_parameter",
+    "unsupported_value",
+    "invalid_prompt",
+    "tokens",
+    "requests",
+    // keygate's own
+    "network_error",
+    "malformed_response",
+    "empty_stream",
+    "incomplete_stream",
+    "invalid_key",
+    "upstream_error",
+];
+
+/// `error_type` if it is a known word, else the type `status` stands for.
+pub fn known_error_type(error_type: &str, status: Option<u16>) -> &'static str {
+    if let Some(known) = KNOWN_ERROR_TYPES.iter().find(|k| **k == error_type) {
+        return known;
+    }
+    match status {
+        Some(400 | 422) => "invalid_request_error",
+        Some(401) => "authentication_error",
+        Some(402) => "billing_error",
+        Some(403) => "permission_error",
+        Some(404) => "not_found_error",
+        Some(413) => "request_too_large",
+        Some(429) => "rate_limit_error",
+        Some(529) => "overloaded_error",
+        Some(504) => "timeout_error",
+        _ => "upstream_error",
+    }
+}
 
 /// What the upstream said, in its own terms (message scrubbed before use).
 #[derive(Debug, Clone, PartialEq)]
@@ -123,14 +178,22 @@ impl Failure {
         }
     }
 
-    /// Removes the attempt's key (and anything key-shaped) from the message.
-    pub fn scrubbed(mut self, secret: &SecretString) -> Self {
+    /// The failure as anyone may see it: the message without any fragment
+    /// of any pool key (or anything key-shaped), and the error type one of
+    /// the known words, never the upstream's own string (which could carry
+    /// a key, or anything else).
+    pub fn scrubbed(mut self, scrubber: &Scrubber) -> Self {
         match &mut self {
             Failure::RateLimited { detail, .. }
             | Failure::KeyRejected(detail)
             | Failure::ProviderFault(detail)
             | Failure::Timeout(detail)
-            | Failure::ClientFault(detail) => detail.message = scrub(&detail.message, secret),
+            | Failure::ClientFault(detail) => {
+                detail.error_type = known_error_type(&detail.error_type, detail.status).into();
+                if let Cow::Owned(clean) = scrubber.scrub(&detail.message) {
+                    detail.message = clean;
+                }
+            }
         }
         self
     }

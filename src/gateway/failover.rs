@@ -171,7 +171,7 @@ where
                 });
             }
             Err(failure) => {
-                let failure = failure.scrubbed(&lease.secret);
+                let failure = failure.scrubbed(pool.scrubber());
                 let detail = failure.detail();
                 tracing::warn!(
                     %provider,

@@ -20,9 +20,8 @@ use super::stream::{frames, pass_gate};
 use crate::domain::{ChatReply, Failure, KeyId};
 use crate::error::ApiError;
 use crate::keypool::{KeyPools, RequestTracker};
-use crate::providers::{
-    UpstreamCall, Upstreams, frame_reader, parse_reply, passthrough_headers, rate_limits, read_body,
-};
+use crate::providers::{UpstreamCall, Upstreams, frame_reader, parse_reply, rate_limits};
+use crate::scrub::Scrubber;
 
 /// What the request path needs, built once at start and shared.
 pub struct Gateway {
@@ -34,6 +33,8 @@ pub struct Gateway {
     retry: RetryPolicy,
     /// Longest silence between upstream stream events.
     stream_idle_timeout: Duration,
+    /// Knows every pool's keys; scrubs what an upstream says mid-stream.
+    scrubber: Arc<Scrubber>,
 }
 
 /// An answered request: what the answering attempt gave, and what the
@@ -53,20 +54,23 @@ impl Gateway {
         upstreams: Arc<Upstreams>,
         retry: RetryPolicy,
         stream_idle_timeout: Duration,
+        scrubber: Arc<Scrubber>,
     ) -> Self {
         Self {
             pools,
             upstreams,
             retry,
             stream_idle_timeout,
+            scrubber,
         }
     }
 
     /// A whole JSON answer passed through: the raw body, checked to be
     /// JSON so a garbled 2xx counts against the attempt.
     pub async fn json(&self, call: &UpstreamCall) -> Result<Proxied<Bytes>, ApiError> {
+        let upstreams = &self.upstreams;
         self.whole(call, |response| async move {
-            let (headers, body) = read_body(response).await?;
+            let (headers, body) = upstreams.read_body(response).await?;
             serde_json::from_slice::<serde::de::IgnoredAny>(&body)
                 .map_err(|e| Failure::malformed(&e.to_string()))?;
             Ok((headers, body))
@@ -77,8 +81,9 @@ impl Gateway {
     /// A whole answer read as the gateway's chat reply.
     pub async fn chat(&self, call: &UpstreamCall) -> Result<Proxied<ChatReply>, ApiError> {
         let provider = call.provider;
+        let upstreams = &self.upstreams;
         self.whole(call, |response| async move {
-            let (headers, body) = read_body(response).await?;
+            let (headers, body) = upstreams.read_body(response).await?;
             Ok((headers, parse_reply(provider, &body)?))
         })
         .await
@@ -95,9 +100,10 @@ impl Gateway {
     ) -> Result<Response, ApiError> {
         let reader = frame_reader(call.provider);
         let idle_timeout = self.stream_idle_timeout;
+        let upstreams = &self.upstreams;
         let (answered, tracker) = self
             .run(call, |response| async move {
-                let headers = passthrough_headers(response.headers());
+                let headers = upstreams.passthrough_headers(response.headers());
                 let gated = pass_gate(frames(response), reader, idle_timeout).await?;
                 Ok((headers, gated))
             })
@@ -115,7 +121,7 @@ impl Gateway {
             idle_timeout,
             report,
             tracker,
-            secret: key.secret,
+            scrubber: self.scrubber.clone(),
         };
         Ok(sse_response(headers, relay_body(gated, render, context)))
     }

@@ -9,10 +9,10 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::scrub::Scrubber;
 use axum::body::Body;
 use bytes::Bytes;
 use futures::StreamExt;
-use secrecy::SecretString;
 
 use super::failover::KeyReport;
 use super::stream::{FrameStream, GatedStream, ended_early};
@@ -35,8 +35,8 @@ pub struct RelayContext {
     pub idle_timeout: Duration,
     pub report: KeyReport,
     pub tracker: RequestTracker,
-    /// The answering key, scrubbed from any upstream error text.
-    pub secret: Arc<SecretString>,
+    /// Removes every pool key from upstream error text.
+    pub scrubber: Arc<Scrubber>,
 }
 
 struct Relay<R> {
@@ -48,7 +48,7 @@ struct Relay<R> {
     /// Taken when the stream ends; if the client hangs up first, dropping
     /// it counts the request as failed.
     tracker: Option<RequestTracker>,
-    secret: Arc<SecretString>,
+    scrubber: Arc<Scrubber>,
     opening: Option<Vec<u8>>,
     done: bool,
 }
@@ -62,7 +62,7 @@ pub fn relay_body<R: Render>(gated: GatedStream, render: R, context: RelayContex
         idle_timeout: context.idle_timeout,
         report: context.report,
         tracker: Some(context.tracker),
-        secret: context.secret,
+        scrubber: context.scrubber,
         opening: None,
         done: false,
     };
@@ -117,7 +117,7 @@ impl<R: Render> Relay<R> {
     }
 
     fn fail(&mut self, failure: Failure, out: &mut Vec<u8>) {
-        let failure = failure.scrubbed(&self.secret);
+        let failure = failure.scrubbed(&self.scrubber);
         tracing::warn!(error_type = %failure.detail().error_type, "stream failed after it started");
         self.render.fail(&failure.detail(), out);
         self.report.failed(failure);

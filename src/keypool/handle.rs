@@ -10,6 +10,7 @@ use super::actor::{self, Changes, Message};
 use super::machine::PoolState;
 use super::status::{PoolStats, PoolStatus};
 use crate::domain::{KeyEntry, KeyId, Outcome, ProviderKind, RateLimits};
+use crate::scrub::Scrubber;
 
 /// The pool's actor has stopped (only during shutdown); callers answer 503.
 #[derive(Debug, thiserror::Error)]
@@ -20,14 +21,27 @@ pub struct PoolUnavailable;
 pub struct KeyPoolHandle {
     provider: ProviderKind,
     sender: mpsc::UnboundedSender<Message>,
+    /// Learns every key that enters the pool, so no echo of it is ever
+    /// shown; shared by all pools.
+    scrubber: Arc<Scrubber>,
 }
 
 impl KeyPoolHandle {
-    pub fn spawn(provider: ProviderKind, state: PoolState) -> Self {
+    /// Starts the pool's actor over `state`, teaching `scrubber` its keys.
+    pub fn spawn(provider: ProviderKind, state: PoolState, scrubber: Arc<Scrubber>) -> Self {
+        for secret in state.secrets() {
+            scrubber.learn(secret);
+        }
         Self {
             provider,
             sender: actor::spawn(state),
+            scrubber,
         }
+    }
+
+    /// The scrubber that knows every pool's keys.
+    pub fn scrubber(&self) -> &Arc<Scrubber> {
+        &self.scrubber
     }
 
     pub fn provider(&self) -> ProviderKind {
@@ -67,11 +81,15 @@ impl KeyPoolHandle {
     }
 
     pub fn add_key(&self, entry: KeyEntry) {
+        self.scrubber.learn(&entry.secret);
         self.tell(Message::AddKey(entry));
     }
 
     /// Mirrors the stored key set (see `PoolState::sync_keys`).
     pub fn sync_keys(&self, entries: Vec<KeyEntry>) {
+        for entry in &entries {
+            self.scrubber.learn(&entry.secret);
+        }
         self.tell(Message::SyncKeys(entries));
     }
 

@@ -281,6 +281,11 @@ impl PoolState {
         }
     }
 
+    /// Every key's secret, for the scrubber.
+    pub fn secrets(&self) -> impl Iterator<Item = &secrecy::SecretString> {
+        self.slots.iter().map(|slot| slot.entry.secret.as_ref())
+    }
+
     pub fn status(&self, now: Instant, wall: SystemTime) -> PoolStatus {
         PoolStatus {
             provider: self.settings.provider,

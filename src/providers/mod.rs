@@ -19,6 +19,6 @@ mod upstream;
 pub use ratelimit::{cooldown_hint, rate_limits};
 pub use retry_after::parse_retry_after;
 pub use upstream::{
-    UpstreamCall, Upstreams, UpstreamsError, frame_reader, parse_reply, passthrough_headers,
-    read_body, stop_reason_normalizer,
+    ERROR_BODY_LIMIT, UpstreamCall, Upstreams, UpstreamsError, frame_reader, parse_reply,
+    stop_reason_normalizer,
 };

@@ -3,12 +3,15 @@
 //! where to send, how to read errors, replies and stream frames. Adding a
 //! provider means adding arms here, not across the tree.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::Url;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
+
+use crate::scrub::Scrubber;
 
 use super::{anthropic, openai};
 use crate::config::Config;
@@ -67,13 +70,22 @@ pub enum UpstreamsError {
 const ANTHROPIC_VERSION: HeaderName = HeaderName::from_static("anthropic-version");
 const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 
+/// Most of an error body that is read: past it, only 200 characters of the
+/// message are kept anyway, and a hostile upstream could send gigabytes.
+pub const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
 pub struct Upstreams {
     http: reqwest::Client,
     endpoints: Vec<Endpoints>,
+    /// Knows every pool's keys: whatever an upstream says is scrubbed here,
+    /// before anyone (client, log, pool history, database) sees it.
+    scrubber: Arc<Scrubber>,
+    /// Largest successful body read whole (`MAX_UPSTREAM_BODY_BYTES`).
+    max_body: usize,
 }
 
 impl Upstreams {
-    pub fn new(config: &Config) -> Result<Self, UpstreamsError> {
+    pub fn new(config: &Config, scrubber: Arc<Scrubber>) -> Result<Self, UpstreamsError> {
         let http = reqwest::Client::builder()
             // No total timeout: it would cut long answers and streams; the
             // failover loop bounds each attempt, the relay each stream gap.
@@ -109,7 +121,12 @@ impl Upstreams {
                 })
             })
             .collect::<Result<_, UpstreamsError>>()?;
-        Ok(Self { http, endpoints })
+        Ok(Self {
+            http,
+            endpoints,
+            scrubber,
+            max_body: config.max_upstream_body,
+        })
     }
 
     fn endpoints(&self, provider: ProviderKind) -> Result<&Endpoints, Failure> {
@@ -149,9 +166,57 @@ impl Upstreams {
         if status.is_success() {
             return Ok(response);
         }
+        Err(self.failure(call.provider, response).await)
+    }
+
+    /// A non-2xx answer read (at most `ERROR_BODY_LIMIT` of it), classified
+    /// and scrubbed.
+    async fn failure(&self, provider: ProviderKind, response: reqwest::Response) -> Failure {
+        let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(|e| Failure::network(&e))?;
-        Err(classify(call.provider, status.as_u16(), &headers, &body))
+        let body = match read_capped(response, ERROR_BODY_LIMIT).await {
+            Ok(Capped::Whole(body) | Capped::Cut(body)) => body,
+            Err(failure) => return failure,
+        };
+        classify(provider, status, &headers, &body).scrubbed(&self.scrubber)
+    }
+
+    /// The scrubber that knows every pool's keys.
+    pub fn scrubber(&self) -> &Scrubber {
+        &self.scrubber
+    }
+
+    /// Reads a whole 2xx body (at most `MAX_UPSTREAM_BODY_BYTES`), keeping
+    /// the headers worth passing on.
+    pub async fn read_body(
+        &self,
+        response: reqwest::Response,
+    ) -> Result<(HeaderMap, Bytes), Failure> {
+        let headers = self.passthrough_headers(response.headers());
+        match read_capped(response, self.max_body).await? {
+            Capped::Whole(body) => Ok((headers, body)),
+            Capped::Cut(_) => Err(Failure::malformed(&format!(
+                "the answer is larger than MAX_UPSTREAM_BODY_BYTES ({} bytes)",
+                self.max_body
+            ))),
+        }
+    }
+
+    /// The provider headers a client may see: rate-limit state and the
+    /// upstream's request id (for reconciling bills), nothing else, and
+    /// none that echoes a key.
+    pub fn passthrough_headers(&self, upstream: &HeaderMap) -> HeaderMap {
+        upstream
+            .iter()
+            .filter(|(name, value)| {
+                let name = name.as_str();
+                (name.starts_with("anthropic-ratelimit-")
+                    || name.starts_with("x-ratelimit-")
+                    || name == "request-id")
+                    && !self.scrubber.holds_key(value.as_bytes())
+            })
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect()
     }
 
     /// A cheap authenticated call (`GET /v1/models`) to check that a key
@@ -170,13 +235,10 @@ impl Upstreams {
             request = request.header(ANTHROPIC_VERSION, anthropic::API_VERSION);
         }
         let response = request.send().await.map_err(|e| Failure::network(&e))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(|e| Failure::network(&e))?;
-        if status.is_success() {
+        if response.status().is_success() {
             return Ok(());
         }
-        Err(classify(provider, status.as_u16(), &headers, &body))
+        Err(self.failure(provider, response).await)
     }
 }
 
@@ -204,26 +266,30 @@ pub fn stop_reason_normalizer(provider: ProviderKind) -> fn(&str) -> String {
     }
 }
 
-/// Reads a whole 2xx body, keeping the headers worth passing on.
-pub async fn read_body(response: reqwest::Response) -> Result<(HeaderMap, Bytes), Failure> {
-    let headers = passthrough_headers(response.headers());
-    let body = response.bytes().await.map_err(|e| Failure::network(&e))?;
-    Ok((headers, body))
+enum Capped {
+    Whole(Bytes),
+    /// The first `limit` bytes; the rest was not read.
+    Cut(Bytes),
 }
 
-/// The provider headers a client may see: rate-limit state and the
-/// upstream's request id (for reconciling bills), nothing else.
-pub fn passthrough_headers(upstream: &HeaderMap) -> HeaderMap {
-    upstream
-        .iter()
-        .filter(|(name, _)| {
-            let name = name.as_str();
-            name.starts_with("anthropic-ratelimit-")
-                || name.starts_with("x-ratelimit-")
-                || name == "request-id"
-        })
-        .map(|(name, value)| (name.clone(), value.clone()))
-        .collect()
+/// Reads a body chunk by chunk, stopping at `limit` bytes.
+async fn read_capped(mut response: reqwest::Response, limit: usize) -> Result<Capped, Failure> {
+    if response
+        .content_length()
+        .is_some_and(|length| length > limit as u64)
+    {
+        return Ok(Capped::Cut(Bytes::new()));
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| Failure::network(&e))? {
+        let room = limit - body.len();
+        if chunk.len() > room {
+            body.extend_from_slice(&chunk[..room]);
+            return Ok(Capped::Cut(body.freeze()));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Capped::Whole(body.freeze()))
 }
 
 fn classify(provider: ProviderKind, status: u16, headers: &HeaderMap, body: &[u8]) -> Failure {
