@@ -52,10 +52,12 @@ pub fn presented_credential(headers: &HeaderMap) -> Option<&str> {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim);
+            // RFC 7235: the scheme is case-insensitive (`BEARER` is Bearer).
+            let (scheme, credential) = v.trim_start().split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| credential.trim())
+        });
     bearer.or_else(|| {
         headers
             .get("x-api-key")

@@ -79,6 +79,9 @@ pub struct Config {
     pub stream_idle_timeout: Duration,
     /// `GATEWAY_API_KEYS`: keys clients must present; empty means open.
     pub client_keys: Vec<SecretString>,
+    /// Whether `GATEWAY_API_KEYS` was given at all (`[]` is given, and
+    /// open; the log says which).
+    pub client_keys_given: bool,
     pub json_logs: bool,
     /// `RUST_LOG`-style filter; `None` uses the quiet default.
     pub log_filter: Option<String>,
@@ -113,7 +116,7 @@ impl Config {
                         .map_err(|e| ConfigError::new("ENCRYPTION_KEY", e.to_string()))
                 })
                 .transpose()?,
-            admin_api_key: get("ADMIN_API_KEY").map(SecretString::from),
+            admin_api_key: admin_api_key(get("ADMIN_API_KEY"))?,
             providers,
             key_cooldown: parse_secs(&get, "KEY_COOLDOWN_SECS", 60.0)?,
             key_cooldown_max: parse_secs(&get, "KEY_COOLDOWN_MAX_SECS", 900.0)?,
@@ -136,6 +139,7 @@ impl Config {
                     .collect(),
                 None => Vec::new(),
             },
+            client_keys_given: get("GATEWAY_API_KEYS").is_some(),
             json_logs: get("LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")),
             log_filter: get("RUST_LOG"),
         })
@@ -254,6 +258,29 @@ fn validate_key(variable: &'static str, key: &str) -> Result<String, ConfigError
         Err(KeyRuleError::EmptyKey) => Err(ConfigError::new(variable, "contains an empty key")),
         Err(error) => Err(ConfigError::new(variable, format!("a key {error}"))),
     }
+}
+
+/// Shortest admin key accepted: the admin API can read and change every
+/// key, so a guessable secret is refused rather than warned about.
+pub const MIN_ADMIN_KEY_CHARS: usize = 16;
+
+/// `ADMIN_API_KEY`, trimmed (a padded value would otherwise lock the admin
+/// out: clients trim what they send), at least `MIN_ADMIN_KEY_CHARS` long.
+fn admin_api_key(value: Option<String>) -> Result<Option<SecretString>, ConfigError> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let key = value.trim();
+    if key.chars().count() < MIN_ADMIN_KEY_CHARS {
+        return Err(ConfigError::new(
+            "ADMIN_API_KEY",
+            format!(
+                "must be at least {MIN_ADMIN_KEY_CHARS} characters (e.g. `openssl rand -hex 24`), \
+                 or unset to disable the admin API"
+            ),
+        ));
+    }
+    Ok(Some(SecretString::from(key)))
 }
 
 /// `DATABASE_URL`: SQLite only, for now. Any other scheme is refused rather

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::Router;
+use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
@@ -67,6 +68,20 @@ pub async fn open_vault_and_import(config: &Config) -> Result<(Vault, LoadedKeys
     let (vault, _source) = open_vault(config).await?;
     let mut loaded = Vec::new();
     for provider in &config.providers {
+        for key in &provider.keys {
+            if let Some(owner) = provider
+                .kind
+                .foreign_key_owner(key.secret().expose_secret())
+            {
+                tracing::warn!(
+                    "{}: a key in {} ({}) looks like a key for {owner}; it will be sent to {}",
+                    provider.kind,
+                    provider.kind.env().keys,
+                    crate::scrub::mask_key(key.secret()),
+                    provider.kind
+                );
+            }
+        }
         let added = vault.import(provider.kind, &provider.keys).await?;
         let keys = vault.load(provider.kind).await?;
         tracing::info!(new = added, "{}: {} keys loaded", provider.kind, keys.len());
@@ -143,8 +158,13 @@ impl Application {
             client_keys: Arc::new(config.client_keys),
         };
         if state.client_keys.is_empty() {
+            let why = if config.client_keys_given {
+                "GATEWAY_API_KEYS is an empty list"
+            } else {
+                "GATEWAY_API_KEYS is not set"
+            };
             tracing::warn!(
-                "GATEWAY_API_KEYS is not set: the proxy routes are open to any client that can reach this address"
+                "{why}: the proxy routes are open to any client that can reach this address"
             );
         } else {
             tracing::info!(

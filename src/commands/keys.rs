@@ -8,7 +8,7 @@
 
 use std::io::Write;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use super::secret_input::{parse_key, parse_label, secret_or_stdin};
 use super::{CommandError, one_line, provider_of, providers};
@@ -140,6 +140,9 @@ async fn add(
         Err(other) => return Err(other.into()),
     };
     writeln!(out, "added {} ({provider}, {})", entry.id, entry.masked)?;
+    if let Some(owner) = provider.foreign_key_owner(key.secret().expose_secret()) {
+        eprintln!("warning: this key looks like a key for {owner}; it will be sent to {provider}");
+    }
     eprintln!("{RESTART_NOTE}");
     Ok(())
 }

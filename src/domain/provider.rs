@@ -61,6 +61,20 @@ impl ProviderKind {
         }
     }
 
+    /// The provider whose keys look like `key`, if it is another one than
+    /// `self` (an `sk-ant-` key pasted into the OpenAI pool, say). Keys are
+    /// opaque, so this warns; it never refuses.
+    pub fn foreign_key_owner(self, key: &str) -> Option<ProviderKind> {
+        let looks_like = if key.starts_with("sk-ant-") {
+            ProviderKind::Anthropic
+        } else if key.starts_with("sk-") {
+            ProviderKind::OpenAI
+        } else {
+            return None;
+        };
+        (looks_like != self).then_some(looks_like)
+    }
+
     pub const fn default_model(self) -> &'static str {
         match self {
             ProviderKind::Anthropic => "claude-sonnet-4-20250514",

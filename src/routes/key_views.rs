@@ -43,16 +43,20 @@ pub struct AddedKey<'a> {
     pub masked: &'a str,
     pub weight: u32,
     pub enabled: bool,
+    /// Set when the key looks like another provider's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 impl<'a> AddedKey<'a> {
-    pub fn new(entry: &'a KeyEntry) -> Self {
+    pub fn new(entry: &'a KeyEntry, warning: Option<String>) -> Self {
         Self {
             id: &entry.id,
             label: entry.label(),
             masked: &entry.masked,
             weight: entry.weight,
             enabled: entry.enabled,
+            warning,
         }
     }
 }

@@ -71,7 +71,11 @@ pub async fn create_key(
         Err(error) => return Err(storage_error(error)),
     };
     tracing::info!(provider = %kind, key = %entry.id, "admin added a key");
-    let response = (StatusCode::CREATED, Json(AddedKey::new(&entry))).into_response();
+    let warning = foreign_key_warning(kind, &key);
+    if let Some(warning) = &warning {
+        tracing::warn!(provider = %kind, key = %entry.id, "{warning}");
+    }
+    let response = (StatusCode::CREATED, Json(AddedKey::new(&entry, warning))).into_response();
     pool.add_key(entry);
     Ok(response)
 }
@@ -200,6 +204,16 @@ pub async fn test_keys(
 
 fn find<'a>(keys: &'a [KeyStatus], id: &str) -> Option<&'a KeyStatus> {
     keys.iter().find(|k| k.id.as_str() == id)
+}
+
+/// A warning when `key` looks like another provider's key.
+pub fn foreign_key_warning(provider: ProviderKind, key: &KeySecret) -> Option<String> {
+    use secrecy::ExposeSecret;
+    provider
+        .foreign_key_owner(key.secret().expose_secret())
+        .map(|owner| {
+            format!("this key looks like a key for {owner}, but was added to the {provider} pool; it will be sent to {provider}")
+        })
 }
 
 fn parse_label(label: &str) -> Result<KeyLabel, ApiError> {

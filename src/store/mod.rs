@@ -52,6 +52,7 @@ impl Store {
         {
             std::fs::create_dir_all(parent).map_err(|e| open_error(sqlx::Error::Io(e)))?;
         }
+        owner_only(options.get_filename()).map_err(|e| open_error(sqlx::Error::Io(e)))?;
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
@@ -61,6 +62,7 @@ impl Store {
         Ok(Self { pool })
     }
 
+    /// The pool of connections, for the query modules.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
@@ -68,4 +70,29 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// The database holds sealed keys, saved state and (soon) usage: readable
+/// by its owner only. The file is created 0600 before SQLite opens it, and
+/// SQLite gives its `-wal` and `-shm` files the database file's mode; files
+/// left 0644 by an older keygate are tightened.
+fn owner_only(database: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if database.as_os_str().is_empty() || database.as_os_str() == ":memory:" {
+        return Ok(());
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(database)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = database.as_os_str().to_owned();
+        path.push(suffix);
+        let path = std::path::PathBuf::from(path);
+        if path.exists() {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    Ok(())
 }

@@ -43,6 +43,50 @@ async fn status_lists_every_key_masked() {
 }
 
 #[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let app = TestApp::with_keys(1).await;
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let response = app
+            .client
+            .get(format!("{}/api/keypool/stats", app.address))
+            .header("authorization", format!("{scheme} {ADMIN_KEY}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{scheme}");
+    }
+}
+
+#[tokio::test]
+async fn a_padded_admin_key_is_trimmed_and_a_short_one_refused() {
+    let app = TestApp::configured(1, |env| {
+        env.set("ADMIN_API_KEY", &format!("  {ADMIN_KEY}\t"))
+    })
+    .await;
+    let response = app
+        .client
+        .get(format!("{}/api/keypool/stats", app.address))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    let upstream = crate::helpers::FakeUpstream::start().await;
+    let env = crate::helpers::TestEnv::new(&upstream, &[]).set("ADMIN_API_KEY", "a");
+    let Err(error) = keygate::config::Config::from_lookup(|name| env.vars.get(name).cloned())
+    else {
+        panic!("a one-character admin key was accepted");
+    };
+    assert!(
+        error
+            .to_string()
+            .contains("ADMIN_API_KEY: must be at least 16 characters"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
 async fn missing_and_wrong_credentials_get_the_same_401() {
     let app = TestApp::with_keys(1).await;
     let url = format!("{}/api/keypool/stats", app.address);

@@ -531,3 +531,62 @@ async fn keys_changed_with_the_cli_reach_a_running_keygate_without_a_restart() {
         "only the CLI's key serves now"
     );
 }
+
+#[tokio::test]
+async fn keys_with_invisible_or_non_ascii_characters_are_refused() {
+    let app = TestApp::with_keys(0).await;
+    for key in [
+        "sk-ant-api03-abc\u{200B}def",
+        "sk-ant-api03-abc\u{202E}def",
+        "sk-ant-api03-🔑🔑🔑",
+        "sk-ant-api03-\u{00A0}abc",
+    ] {
+        let response = admin(
+            &app,
+            "POST",
+            "/api/keypool/anthropic/keys",
+            Some(json!({ "key": key })),
+        )
+        .await;
+        assert_eq!(response.status(), 400, "{key:?}");
+        let (_, message) = error_of(response).await;
+        assert!(
+            message.starts_with("key: must be printable ASCII"),
+            "{message}"
+        );
+        assert!(!message.contains("abc"), "the key is not quoted: {message}");
+    }
+    let listed: Value = admin(&app, "GET", "/api/keypool/anthropic/keys", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(listed["keys"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_key_that_looks_like_another_providers_is_added_with_a_warning() {
+    let app = TestApp::with_both(1, 1).await;
+    let response = admin(
+        &app,
+        "POST",
+        "/api/keypool/openai/keys",
+        Some(json!({ "key": planted_key("misplaced") })),
+    )
+    .await;
+    assert_eq!(response.status(), 201);
+    let created: Value = response.json().await.unwrap();
+    assert_eq!(
+        created["warning"],
+        "this key looks like a key for anthropic, but was added to the openai pool; it will be sent to openai"
+    );
+    let fitting = admin(
+        &app,
+        "POST",
+        "/api/keypool/anthropic/keys",
+        Some(json!({ "key": planted_key("fitting") })),
+    )
+    .await;
+    let created: Value = fitting.json().await.unwrap();
+    assert!(created.get("warning").is_none(), "{created}");
+}

@@ -147,3 +147,29 @@ async fn without_encryption_key_one_is_generated_privately_and_reused() {
         crate::helpers::captured_logs().contains("ENCRYPTION_KEY is not set: generated a new one")
     );
 }
+
+#[tokio::test]
+async fn the_database_files_are_readable_by_their_owner_only() {
+    let app = TestApp::with_keys(1).await;
+    assert_eq!(app.hello().await.status(), 200);
+    let mut checked = 0;
+    for entry in std::fs::read_dir(app.data_dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if name.starts_with("keygate.db") {
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{name} is {mode:o}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 2, "the database and its WAL were checked");
+}
+
+#[tokio::test]
+async fn an_explicitly_empty_client_key_list_is_logged_as_open() {
+    let _app = TestApp::configured(1, |env| env.set("GATEWAY_API_KEYS", "[]")).await;
+    assert!(
+        crate::helpers::captured_logs()
+            .contains("GATEWAY_API_KEYS is an empty list: the proxy routes are open to any client")
+    );
+}

@@ -50,7 +50,7 @@ def gateway():
         "PORT": "0",
         "DATABASE_URL": f"sqlite://{data}/keygate.db",
         "ENCRYPTION_KEY": "3c" * 32,
-        "ADMIN_API_KEY": "sdk-admin",
+        "ADMIN_API_KEY": "sdk-admin-key-0123456789",
         "GATEWAY_API_KEYS": json.dumps([CLIENT_KEY]),
         "ANTHROPIC_API_KEYS": json.dumps(ANTHROPIC_KEYS),
         "OPENAI_API_KEYS": json.dumps(OPENAI_KEYS),
