@@ -72,6 +72,12 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// `KEY_NO_ACCESS_SECS`: how long a key sits out a model it has no
+    /// access to.
+    pub key_no_access: Duration,
+    /// `KEY_RECHECK_SECS`: how often invalid keys are checked again (and
+    /// revived when they pass); `None` turns the checks off.
+    pub key_recheck: Option<Duration>,
     /// `MAX_UPSTREAM_BODY_BYTES`: the largest successful upstream answer
     /// read whole; past it the attempt is the provider's fault.
     pub max_upstream_body: usize,
@@ -130,6 +136,9 @@ impl Config {
             upstream_timeout: parse_secs(&get, "UPSTREAM_TIMEOUT_SECS", 600.0)?,
             connect_timeout: parse_secs(&get, "UPSTREAM_CONNECT_TIMEOUT_SECS", 10.0)?,
             body_limit: parse_number(&get, "MAX_BODY_BYTES", 32 * 1024 * 1024)?,
+            key_no_access: parse_secs(&get, "KEY_NO_ACCESS_SECS", 3600.0)?,
+            key_recheck: Some(parse_secs(&get, "KEY_RECHECK_SECS", 3600.0)?)
+                .filter(|interval| !interval.is_zero()),
             max_upstream_body: parse_number(&get, "MAX_UPSTREAM_BODY_BYTES", 64 * 1024 * 1024)?,
             stream_idle_timeout: parse_secs(&get, "STREAM_IDLE_TIMEOUT_SECS", 60.0)?,
             client_keys: match get("GATEWAY_API_KEYS") {

@@ -36,7 +36,8 @@ pub async fn check_key(
         .unwrap_or(Err(Failure::timeout(timeout)));
     match outcome.map_err(|failure| failure.scrubbed(upstreams.scrubber())) {
         Ok(()) | Err(Failure::RateLimited { .. }) => KeyCheck::Ok,
-        Err(Failure::KeyRejected(detail)) => KeyCheck::Invalid {
+        // The models list needs no special access: a 403 there is the key's.
+        Err(Failure::KeyRejected(detail) | Failure::AccessDenied(detail)) => KeyCheck::Invalid {
             status: detail.status,
             reason: detail.message,
         },

@@ -46,7 +46,8 @@
 //! - `key_check`: checking a key with a cheap upstream call.
 //! - `store`: everything SQL; `vault`: stored keys, sealed and opened.
 //! - `gateway`: the request path (above); `translate`: OpenAI ⇄ Anthropic.
-//! - `state_saver`: saving pool state and picking up CLI key changes.
+//! - `state_saver`: saving pool state and picking up CLI key changes;
+//!   `key_rechecker`: giving invalid keys another chance.
 //! - `app_state`, `auth`, `extract`, `routes`: the HTTP surface.
 //! - `server`, `startup`, `telemetry`: serving, assembling, logging.
 //! - `cli`, `commands`: the command line and its one-shot commands.
@@ -63,6 +64,7 @@ pub mod error;
 pub mod extract;
 pub mod gateway;
 pub mod key_check;
+pub mod key_rechecker;
 pub mod keypool;
 pub mod pricing;
 pub mod providers;

@@ -16,6 +16,7 @@ use crate::app_state::AppState;
 use crate::config::Config;
 use crate::domain::{KeyEntry, ProviderKind};
 use crate::gateway::{Gateway, RetryPolicy};
+use crate::key_rechecker::KeyRechecker;
 use crate::keypool::{CooldownPolicy, KeyPoolHandle, KeyPools, PoolSettings, PoolState};
 use crate::providers::Upstreams;
 use crate::routes::router;
@@ -102,6 +103,7 @@ pub struct Application {
     router: Router,
     store: Store,
     state_saver: StateSaver,
+    key_rechecker: Option<KeyRechecker>,
     shutdown_grace: std::time::Duration,
     header_read_timeout: std::time::Duration,
 }
@@ -122,6 +124,7 @@ impl Application {
                 cooldown: CooldownPolicy {
                     default: config.key_cooldown,
                     max: config.key_cooldown_max,
+                    no_access: config.key_no_access,
                 },
                 max_attempts: config.max_attempts,
                 per_model_cooldowns: kind.limits_per_model(),
@@ -140,12 +143,22 @@ impl Application {
             max_attempts: config.max_attempts,
             attempt_timeout: config.upstream_timeout,
         };
+        let key_rechecker = config.key_recheck.map(|interval| {
+            KeyRechecker::start(
+                pools.clone(),
+                vault.clone(),
+                upstreams.clone(),
+                interval,
+                config.key_test_timeout,
+            )
+        });
         let gateway = Gateway::new(
             pools.clone(),
             upstreams.clone(),
             retry,
             config.stream_idle_timeout,
             scrubber,
+            config.key_test_timeout,
         );
         let state = AppState {
             gateway: Arc::new(gateway),
@@ -184,6 +197,7 @@ impl Application {
             router: router(state),
             store,
             state_saver,
+            key_rechecker,
             shutdown_grace: config.shutdown_grace,
             header_read_timeout: config.header_read_timeout,
         })
@@ -212,6 +226,9 @@ impl Application {
             shutdown_grace: self.shutdown_grace,
         };
         serve(self.listener, self.router, settings, shutdown).await;
+        if let Some(rechecker) = self.key_rechecker {
+            rechecker.stop();
+        }
         self.state_saver.stop().await;
         self.store.close().await;
         Ok(())

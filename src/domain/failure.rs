@@ -66,6 +66,12 @@ pub fn known_error_type(error_type: &str, status: Option<u16>) -> &'static str {
     }
 }
 
+/// A 404 about a model (`model_not_found`, "model: claude-x"): for a key
+/// without access to a model, some upstreams answer 404 rather than 403.
+fn names_a_model(detail: &UpstreamDetail) -> bool {
+    detail.error_type == "model_not_found" || detail.message.to_ascii_lowercase().contains("model")
+}
+
 /// What the upstream said, in its own terms (message scrubbed before use).
 #[derive(Debug, Clone, PartialEq)]
 pub struct UpstreamDetail {
@@ -81,8 +87,19 @@ pub enum Failure {
         retry_after: Option<Duration>,
         detail: UpstreamDetail,
     },
-    /// 401/402/403: the upstream refuses this key; take it out of rotation.
+    /// 401/402: the upstream refuses this key; take it out of rotation.
     KeyRejected(UpstreamDetail),
+    /// 403, or a 404 that names a model: the key may be fine and merely
+    /// lack access to this model or feature. Never condemns a key before
+    /// a check of the key itself says which (see `Gateway`).
+    AccessDenied(UpstreamDetail),
+    /// Confirmed: the key works but has no access to this model; it sits
+    /// out for this model only, and another key is tried.
+    NoAccess(UpstreamDetail),
+    /// A 429 for a request larger than the key's whole per-minute token
+    /// limit: it can never fit that key, so no cooldown; another key (with
+    /// a larger limit) may still serve it.
+    Unfit(UpstreamDetail),
     /// 5xx/529 or a network error: count it, try another key.
     ProviderFault(UpstreamDetail),
     /// No complete answer in time (per-attempt timeout, or a stream that
@@ -110,7 +127,9 @@ impl Failure {
                 retry_after,
                 detail,
             },
-            401..=403 => Failure::KeyRejected(detail),
+            401 | 402 => Failure::KeyRejected(detail),
+            403 => Failure::AccessDenied(detail),
+            404 if names_a_model(&detail) => Failure::AccessDenied(detail),
             // 408 and 409 are transient on the provider's side (the SDKs
             // retry them); a redirect is not followed (it would carry the
             // key elsewhere), so it is the provider misbehaving.
@@ -172,6 +191,9 @@ impl Failure {
         match self {
             Failure::RateLimited { detail, .. }
             | Failure::KeyRejected(detail)
+            | Failure::AccessDenied(detail)
+            | Failure::NoAccess(detail)
+            | Failure::Unfit(detail)
             | Failure::ProviderFault(detail)
             | Failure::Timeout(detail)
             | Failure::ClientFault(detail) => detail.clone(),
@@ -186,6 +208,9 @@ impl Failure {
         match &mut self {
             Failure::RateLimited { detail, .. }
             | Failure::KeyRejected(detail)
+            | Failure::AccessDenied(detail)
+            | Failure::NoAccess(detail)
+            | Failure::Unfit(detail)
             | Failure::ProviderFault(detail)
             | Failure::Timeout(detail)
             | Failure::ClientFault(detail) => {
@@ -212,8 +237,11 @@ impl Failure {
                 note,
             },
             Failure::KeyRejected(_) => Outcome::Rejected(note),
+            // Unconfirmed, it is treated as confirmed: a key is never
+            // condemned for what may be the request's model.
+            Failure::AccessDenied(_) | Failure::NoAccess(_) => Outcome::NoAccess(note),
             Failure::ProviderFault(_) | Failure::Timeout(_) => Outcome::Failed(note),
-            Failure::ClientFault(_) => Outcome::RequestFault,
+            Failure::ClientFault(_) | Failure::Unfit(_) => Outcome::RequestFault,
         }
     }
 }
@@ -228,8 +256,11 @@ pub enum Outcome {
         cooldown: Option<Duration>,
         note: FailureNote,
     },
-    /// 401/402/403: the upstream refuses this key; out of rotation until reset.
+    /// 401/402: the upstream refuses this key; out of rotation until reset
+    /// (or a background check finds it working again).
     Rejected(FailureNote),
+    /// The key works but cannot use this model: it sits out for the model.
+    NoAccess(FailureNote),
     /// 5xx, network error, timeout: counted, no cooldown for a single one.
     Failed(FailureNote),
     /// The request's own fault (400, 404, …): the key did nothing wrong.
@@ -254,6 +285,9 @@ mod tests {
         match Failure::from_status(status, None, String::new(), String::new()) {
             Failure::RateLimited { .. } => "rate_limited",
             Failure::KeyRejected(_) => "key_rejected",
+            Failure::AccessDenied(_) => "access_denied",
+            Failure::NoAccess(_) => "no_access",
+            Failure::Unfit(_) => "unfit",
             Failure::ProviderFault(_) => "provider",
             Failure::Timeout(_) => "timeout",
             Failure::ClientFault(_) => "client",
@@ -263,9 +297,10 @@ mod tests {
     #[test]
     fn statuses_follow_the_outcome_table() {
         assert_eq!(class(429), "rate_limited");
-        for status in [401, 402, 403] {
+        for status in [401, 402] {
             assert_eq!(class(status), "key_rejected", "{status}");
         }
+        assert_eq!(class(403), "access_denied");
         for status in [500, 502, 503, 504, 529] {
             assert_eq!(class(status), "provider", "{status}");
         }

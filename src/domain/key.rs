@@ -50,9 +50,12 @@ impl KeyEntry {
 }
 
 /// The key chosen for one upstream attempt: its id (for reports and
-/// headers) and its secret, nothing else, so leasing allocates nothing.
+/// headers), its secret, and its per-minute input-token limit if the
+/// upstream has told us (to recognise a request that can never fit it);
+/// nothing else, so leasing allocates nothing.
 #[derive(Clone)]
 pub struct KeyLease {
     pub id: KeyId,
     pub secret: Arc<SecretString>,
+    pub token_limit: Option<u64>,
 }

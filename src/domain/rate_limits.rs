@@ -32,6 +32,15 @@ pub struct RateLimits {
 }
 
 impl RateLimits {
+    /// The whole per-minute budget of input tokens, as far as known (the
+    /// input-token window, else the combined token window).
+    pub fn token_limit(&self) -> Option<u64> {
+        self.input_tokens
+            .or(self.tokens)
+            .map(|w| w.limit)
+            .filter(|limit| *limit > 0)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.windows().next().is_none()
     }

@@ -90,6 +90,20 @@ fn exhausted(attempts: u32, last: Failure) -> ApiError {
                 .with_retry_after(retry_after.unwrap_or(Duration::from_secs(1)))
         }
         Failure::Timeout(_) => ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout_error", summary),
+        // Every key tried lacks access to the model: the upstream's answer.
+        Failure::AccessDenied(detail) | Failure::NoAccess(detail) => ApiError::new(
+            detail
+                .status
+                .and_then(|s| StatusCode::from_u16(s).ok())
+                .unwrap_or(StatusCode::FORBIDDEN),
+            detail.error_type,
+            detail.message,
+        ),
+        Failure::Unfit(detail) => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request_too_large",
+            detail.message,
+        ),
         // A rejected key is our problem, not the client's: never a 401 to them.
         Failure::KeyRejected(_) | Failure::ProviderFault(_) | Failure::ClientFault(_) => {
             ApiError::new(StatusCode::BAD_GATEWAY, "upstream_error", summary)

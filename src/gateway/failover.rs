@@ -129,10 +129,11 @@ where
 {
     let provider = pool.provider();
     let mut tried: Vec<KeyId> = Vec::with_capacity(policy.max_attempts as usize);
+    let mut spent: Vec<KeyId> = Vec::new();
     let mut last_failure = None;
     for number in 1..=policy.max_attempts {
         let lease = match pool
-            .acquire(&tried, model)
+            .acquire(&tried, &spent, model)
             .await
             .map_err(|_| GatewayError::PoolUnavailable)?
         {
@@ -149,6 +150,16 @@ where
                     total,
                     invalid,
                 });
+            }
+            // No key can use this model: the upstream's own refusal, as
+            // the client would have had it from one key.
+            Selection::Spent => break,
+            Selection::NoAccess(note) => {
+                return Err(GatewayError::RequestRejected(UpstreamDetail {
+                    status: note.status,
+                    error_type: note.error_type,
+                    message: note.message,
+                }));
             }
         };
         if tried.last().is_some_and(|previous| *previous != lease.id) {
@@ -185,6 +196,9 @@ where
                 drop(report);
                 if let Failure::ClientFault(detail) = failure {
                     return Err(GatewayError::RequestRejected(detail));
+                }
+                if matches!(failure, Failure::Unfit(_)) {
+                    spent.push(lease.id.clone());
                 }
                 last_failure = Some(failure);
             }

@@ -17,7 +17,7 @@ use super::failover::{Answered, RetryPolicy, with_failover};
 use super::relay::{RelayContext, Render, relay_body};
 use super::render::{gateway_headers, sse_response};
 use super::stream::{frames, pass_gate};
-use crate::domain::{ChatReply, Failure, KeyId};
+use crate::domain::{ChatReply, Failure, KeyId, KeyLease, UpstreamDetail};
 use crate::error::ApiError;
 use crate::keypool::{KeyPools, RequestTracker};
 use crate::providers::{UpstreamCall, Upstreams, frame_reader, parse_reply, rate_limits};
@@ -35,6 +35,16 @@ pub struct Gateway {
     stream_idle_timeout: Duration,
     /// Knows every pool's keys; scrubs what an upstream says mid-stream.
     scrubber: Arc<Scrubber>,
+    /// Limit on the check that decides whether a 403 is the key's fault.
+    probe_timeout: Duration,
+}
+
+/// A lower bound on the tokens of a request of `bytes` bytes. Tokens run
+/// at about four bytes of English each, fewer for code and other scripts;
+/// six bytes per token undercounts nearly any text, so a request judged
+/// too large by it really is.
+fn at_least_tokens(bytes: usize) -> u64 {
+    (bytes / 6) as u64
 }
 
 /// An answered request: what the answering attempt gave, and what the
@@ -55,6 +65,7 @@ impl Gateway {
         retry: RetryPolicy,
         stream_idle_timeout: Duration,
         scrubber: Arc<Scrubber>,
+        probe_timeout: Duration,
     ) -> Self {
         Self {
             pools,
@@ -62,6 +73,7 @@ impl Gateway {
             retry,
             stream_idle_timeout,
             scrubber,
+            probe_timeout,
         }
     }
 
@@ -144,6 +156,49 @@ impl Gateway {
         })
     }
 
+    /// Decides whose fault a failed attempt really was, where the status
+    /// alone cannot say:
+    /// - a 403 (or a 404 naming a model) may be the key's or the model's:
+    ///   a cheap check of the key itself (`GET /v1/models`) decides. If the
+    ///   key passes, it merely lacks this model and sits out for it alone;
+    ///   if not, it is rejected. Without a verdict, the key is spared.
+    /// - a 429 for a request larger than the key's whole per-minute token
+    ///   limit is the request's fault: waiting would not help.
+    async fn judge(&self, call: &UpstreamCall, key: &KeyLease, failure: Failure) -> Failure {
+        match failure {
+            Failure::AccessDenied(detail) => {
+                let check = tokio::time::timeout(
+                    self.probe_timeout,
+                    self.upstreams.probe(call.provider, &key.secret),
+                )
+                .await;
+                match check {
+                    Ok(Err(Failure::KeyRejected(_) | Failure::AccessDenied(_))) => {
+                        Failure::KeyRejected(detail)
+                    }
+                    _ => Failure::NoAccess(detail),
+                }
+            }
+            Failure::RateLimited { detail, .. }
+                if key
+                    .token_limit
+                    .is_some_and(|limit| at_least_tokens(call.body.len()) > limit) =>
+            {
+                Failure::Unfit(UpstreamDetail {
+                    message: format!(
+                        "the request is at least {} tokens, more than the key's whole per-minute \
+                         limit of {} tokens; it can never be served by that key (upstream said: {})",
+                        at_least_tokens(call.body.len()),
+                        key.token_limit.unwrap_or_default(),
+                        detail.message
+                    ),
+                    ..detail
+                })
+            }
+            other => other,
+        }
+    }
+
     /// Runs `call` through the failover loop, reading each 2xx attempt with
     /// `read` (inside the attempt, so a malformed answer still moves on to
     /// the next key). On failure the tracker is finished here; on success it
@@ -169,7 +224,10 @@ impl Gateway {
             call.model.as_ref(),
             &mut tracker,
             |key| async move {
-                let response = upstreams.send(call, &key).await?;
+                let response = match upstreams.send(call, &key).await {
+                    Ok(response) => response,
+                    Err(failure) => return Err(self.judge(call, &key, failure).await),
+                };
                 // Every answer's rate-limit windows feed the headroom strategy.
                 let limits = rate_limits(call.provider, response.headers(), SystemTime::now());
                 if !limits.is_empty() {

@@ -21,6 +21,7 @@ pub type Changes = (Option<SavedProvider>, Vec<(KeyId, SavedKey)>);
 pub(super) enum Message {
     Acquire {
         tried: Vec<KeyId>,
+        spent: Vec<KeyId>,
         model: Option<Arc<str>>,
         reply: oneshot::Sender<Selection>,
     },
@@ -72,10 +73,12 @@ async fn run(mut state: PoolState, mut inbox: mpsc::UnboundedReceiver<Message>) 
         match message {
             Message::Acquire {
                 tried,
+                spent,
                 model,
                 reply,
             } => {
-                let _ = reply.send(state.select(now, wall, &tried, model.as_deref()));
+                let selection = state.select_excluding(now, wall, &tried, &spent, model.as_deref());
+                let _ = reply.send(selection);
             }
             Message::Report {
                 key,

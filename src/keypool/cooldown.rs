@@ -38,6 +38,9 @@ impl Cooldown {
 pub struct CooldownPolicy {
     pub default: Duration,
     pub max: Duration,
+    /// How long a key sits out a model it was found to have no access to
+    /// (`KEY_NO_ACCESS_SECS`).
+    pub no_access: Duration,
 }
 
 impl CooldownPolicy {
@@ -66,6 +69,7 @@ mod tests {
 
     fn policy() -> CooldownPolicy {
         CooldownPolicy {
+            no_access: Duration::from_secs(3600),
             default: Duration::from_secs(60),
             max: Duration::from_secs(900),
         }

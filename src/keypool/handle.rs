@@ -49,14 +49,17 @@ impl KeyPoolHandle {
     }
 
     /// Asks for a key for the next attempt at `model`; `tried` are the
-    /// keys this request already used.
+    /// keys this request already used, `spent` those it must not use again
+    /// (they can never serve it).
     pub async fn acquire(
         &self,
         tried: &[KeyId],
+        spent: &[KeyId],
         model: Option<&Arc<str>>,
     ) -> Result<Selection, PoolUnavailable> {
         self.ask(|reply| Message::Acquire {
             tried: tried.to_vec(),
+            spent: spent.to_vec(),
             model: model.cloned(),
             reply,
         })

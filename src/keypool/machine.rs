@@ -18,7 +18,7 @@ use super::select::{Strategy, pick};
 use super::slot::KeySlot;
 use super::snapshot::{SavedKey, SavedProvider};
 use super::status::{PoolStats, PoolStatus};
-use crate::domain::{KeyEntry, KeyId, KeyLease, Outcome, ProviderKind, RateLimits};
+use crate::domain::{FailureNote, KeyEntry, KeyId, KeyLease, Outcome, ProviderKind, RateLimits};
 
 /// How recent a provider fault must be to count towards "overloaded".
 const OVERLOAD_WINDOW: Duration = Duration::from_secs(30);
@@ -65,6 +65,19 @@ impl PoolState {
         tried: &[KeyId],
         model: Option<&str>,
     ) -> Selection {
+        self.select_excluding(now, wall, tried, &[], model)
+    }
+
+    /// `select`, never picking a key in `spent`; when only spent keys
+    /// could serve, `Selection::Spent`.
+    pub fn select_excluding(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        tried: &[KeyId],
+        spent: &[KeyId],
+        model: Option<&str>,
+    ) -> Selection {
         let count = self.slots.len();
         let headroom = self.settings.strategy == Strategy::Headroom;
         let order: Vec<usize> = (0..count)
@@ -84,6 +97,13 @@ impl PoolState {
         if candidates.is_empty() {
             return self.why_none(model, now, wall);
         }
+        let candidates: Vec<usize> = candidates
+            .into_iter()
+            .filter(|&i| !spent.contains(&self.slots[i].entry.id))
+            .collect();
+        if candidates.is_empty() {
+            return Selection::Spent;
+        }
         let index = pick(
             self.settings.strategy,
             &candidates,
@@ -97,6 +117,7 @@ impl PoolState {
         Selection::Leased(KeyLease {
             id: slot.entry.id.clone(),
             secret: slot.entry.secret.clone(),
+            token_limit: slot.limits.and_then(|l| l.token_limit()),
         })
     }
 
@@ -107,6 +128,24 @@ impl PoolState {
                 total: self.slots.len(),
                 invalid: self.invalid_count(),
             };
+        }
+        // Keys without access to the model will not get it by waiting.
+        let usable: Vec<&KeySlot> = usable
+            .into_iter()
+            .filter(|s| s.lacks_access(model, now).is_none())
+            .collect();
+        if usable.is_empty() {
+            let note = self
+                .slots
+                .iter()
+                .find_map(|s| s.lacks_access(model, now))
+                .cloned()
+                .unwrap_or_else(|| FailureNote {
+                    status: Some(403),
+                    error_type: "permission_error".into(),
+                    message: "no key has access to this model".into(),
+                });
+            return Selection::NoAccess(note);
         }
         // Every usable key is resting, probing, or out of room: the first
         // to come back decides the wait.

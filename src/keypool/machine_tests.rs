@@ -31,6 +31,7 @@ fn pool_with(n: usize, strategy: Strategy) -> PoolState {
         provider: crate::domain::ProviderKind::Anthropic,
         strategy,
         cooldown: CooldownPolicy {
+            no_access: Duration::from_secs(3600),
             default: Duration::from_secs(60),
             max: Duration::from_secs(900),
         },

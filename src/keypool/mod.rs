@@ -24,7 +24,7 @@ mod slot;
 pub mod snapshot;
 mod status;
 
-use crate::domain::KeyLease;
+use crate::domain::{FailureNote, KeyLease};
 use std::time::Duration;
 
 pub use actor::Changes;
@@ -48,4 +48,9 @@ pub enum Selection {
         total: usize,
         invalid: usize,
     },
+    /// Every usable key was found to have no access to this model; what
+    /// the upstream said the last time.
+    NoAccess(FailureNote),
+    /// Only keys the request has found unable to serve it are left.
+    Spent,
 }

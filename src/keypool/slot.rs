@@ -38,8 +38,25 @@ pub(super) struct KeySlot {
     pub last_used_at: Option<SystemTime>,
     pub last_error: Option<String>,
     pub history: VecDeque<FailureRecord>,
+    /// Models this key was found to have no access to (its own check
+    /// passed), until when, and what the upstream said.
+    pub no_access: Vec<NoAccessMark>,
     /// Changed since the last save.
     pub dirty: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct NoAccessMark {
+    /// `None`: every model (a feature the key lacks).
+    pub model: Option<String>,
+    pub until: Instant,
+    pub note: FailureNote,
+}
+
+impl NoAccessMark {
+    fn applies_to(&self, model: Option<&str>, now: Instant) -> bool {
+        self.until > now && (self.model.is_none() || self.model.as_deref() == model)
+    }
 }
 
 impl KeySlot {
@@ -61,6 +78,7 @@ impl KeySlot {
             last_used_at: None,
             last_error: None,
             history: VecDeque::with_capacity(FAILURE_HISTORY_LEN),
+            no_access: Vec::new(),
             dirty: false,
         }
     }
@@ -87,7 +105,19 @@ impl KeySlot {
     }
 
     pub fn can_serve(&self, model: Option<&str>, now: Instant) -> bool {
-        self.is_usable() && self.blocked_until(model, now).is_none() && !self.probe_out(model, now)
+        self.is_usable()
+            && self.blocked_until(model, now).is_none()
+            && !self.probe_out(model, now)
+            && self.lacks_access(model, now).is_none()
+    }
+
+    /// What the upstream said when this key turned out to have no access
+    /// to `model`, while that holds.
+    pub fn lacks_access(&self, model: Option<&str>, now: Instant) -> Option<&FailureNote> {
+        self.no_access
+            .iter()
+            .find(|mark| mark.applies_to(model, now))
+            .map(|mark| &mark.note)
     }
 
     pub fn any_active_cooldown(&self, now: Instant) -> Option<Instant> {
@@ -159,6 +189,17 @@ impl KeySlot {
             Outcome::Rejected(note) => {
                 self.record_failure(note, wall);
                 self.invalid = Some(note.message.clone());
+            }
+            Outcome::NoAccess(note) => {
+                self.record_failure(note, wall);
+                self.no_access
+                    .retain(|mark| mark.until > now && mark.model.as_deref() != model);
+                self.no_access.push(NoAccessMark {
+                    model: model.map(String::from),
+                    until: now + policy.no_access,
+                    note: note.clone(),
+                });
+                self.release_probe(model, now);
             }
             Outcome::Failed(note) => {
                 self.record_failure(note, wall);
@@ -233,6 +274,7 @@ impl KeySlot {
     pub fn reset(&mut self) {
         self.invalid = None;
         self.cooldowns.clear();
+        self.no_access.clear();
         self.failures = 0;
         self.consecutive_failures = 0;
         self.last_error = None;

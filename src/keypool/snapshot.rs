@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::cooldown::Cooldown;
-use super::slot::{KeySlot, format_time};
+use super::slot::{KeySlot, NoAccessMark, format_time};
 use super::status::{FailureRecord, PoolStats};
+use crate::domain::FailureNote;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
@@ -44,6 +45,18 @@ pub struct SavedKey {
     pub last_used_at: Option<String>,
     pub last_error: Option<String>,
     pub failure_history: Vec<FailureRecord>,
+    /// Models the key was found to have no access to.
+    pub no_access: Vec<SavedNoAccess>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedNoAccess {
+    pub model: Option<String>,
+    /// Unix time in milliseconds when the mark ends.
+    pub until_ms: u64,
+    pub status: Option<u16>,
+    pub error_type: String,
+    pub message: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -80,6 +93,18 @@ impl SavedKey {
             last_used_at: slot.last_used_at.map(format_time),
             last_error: slot.last_error.clone(),
             failure_history: slot.history.iter().cloned().collect(),
+            no_access: slot
+                .no_access
+                .iter()
+                .filter(|mark| mark.until > now)
+                .map(|mark| SavedNoAccess {
+                    model: mark.model.clone(),
+                    until_ms: unix_ms(until_wall(mark.until, now, wall)),
+                    status: mark.note.status,
+                    error_type: mark.note.error_type.clone(),
+                    message: mark.note.message.clone(),
+                })
+                .collect(),
         }
     }
 
@@ -108,6 +133,20 @@ impl SavedKey {
             .and_then(|t| humantime::parse_rfc3339_weak(t).ok());
         slot.last_error = self.last_error.clone();
         slot.history = self.failure_history.iter().cloned().collect();
+        slot.no_access = self
+            .no_access
+            .iter()
+            .map(|saved| NoAccessMark {
+                model: saved.model.clone(),
+                until: until_instant(saved.until_ms, now, wall),
+                note: FailureNote {
+                    status: saved.status,
+                    error_type: saved.error_type.clone(),
+                    message: saved.message.clone(),
+                },
+            })
+            .filter(|mark| mark.until > now)
+            .collect();
     }
 }
 

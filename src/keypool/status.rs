@@ -75,6 +75,16 @@ pub struct KeyStatus {
     pub latency: Option<LatencySummary>,
     /// The last failures, newest last.
     pub failure_history: Vec<FailureRecord>,
+    /// Models this key works for but has no access to, for now.
+    pub no_access: Vec<NoAccessStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NoAccessStatus {
+    /// `null`: every model.
+    pub model: Option<String>,
+    pub remaining_secs: u64,
+    pub reason: String,
 }
 
 /// The body of `GET /api/keypool/{provider}/status`.
@@ -133,5 +143,15 @@ pub(super) fn key_status(slot: &KeySlot, now: Instant, _wall: SystemTime) -> Key
         rate_limits: slot.limits,
         latency: slot.latency.summary(),
         failure_history: slot.history.iter().cloned().collect(),
+        no_access: slot
+            .no_access
+            .iter()
+            .filter(|mark| mark.until > now)
+            .map(|mark| NoAccessStatus {
+                model: mark.model.clone(),
+                remaining_secs: ceil_secs(mark.until - now),
+                reason: mark.note.message.clone(),
+            })
+            .collect(),
     }
 }

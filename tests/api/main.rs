@@ -7,6 +7,7 @@ mod admin;
 mod chat;
 mod cli;
 mod cli_keys;
+mod condemnation;
 mod echoes;
 mod helpers;
 mod input;

@@ -153,8 +153,21 @@ async fn rejected_keys_401_402_403_become_invalid_and_are_never_used_again() {
     for _ in 0..5 {
         assert_eq!(app.hello().await.status(), 200);
     }
+    // A 403 is confirmed with a check of the key itself (GET /v1/models)
+    // before the key is condemned: that check failed too.
+    let paths: Vec<String> = app
+        .upstream
+        .calls()
+        .iter()
+        .filter(|call| call.key == app.key(2))
+        .map(|call| call.path.clone())
+        .collect();
+    assert_eq!(paths, ["/v1/messages", "/v1/models"]);
     for rejected in 0..3 {
-        assert_eq!(app.upstream.calls_with(app.key(rejected)), 1);
+        assert_eq!(
+            app.upstream.calls_with(app.key(rejected)),
+            1 + usize::from(rejected == 2)
+        );
         let key = app.key_status(rejected).await;
         assert_eq!(key["state"], "invalid");
         assert!(key["invalid_reason"].is_string());
