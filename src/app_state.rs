@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use crate::domain::browser::{AllowedHosts, CorsOrigins};
 use crate::gateway::Gateway;
 use crate::keypool::KeyPools;
 use crate::providers::Upstreams;
@@ -31,4 +32,9 @@ pub struct AppState {
     pub key_test_timeout: Duration,
     /// Keys clients must present on the proxy routes; empty means open.
     pub client_keys: Arc<Vec<SecretString>>,
+    /// Pages browsers may call from (`CORS_ORIGINS`), for the CORS layer
+    /// and the body-type check.
+    pub cors_origins: Arc<CorsOrigins>,
+    /// `Host` names answered; `None` leaves `Host` unchecked.
+    pub allowed_hosts: Option<Arc<AllowedHosts>>,
 }

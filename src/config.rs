@@ -13,6 +13,7 @@ use secrecy::SecretString;
 
 use crate::crypto::MasterKey;
 use crate::domain::ProviderKind;
+use crate::domain::browser::{AllowedHosts, CorsOrigins, is_loopback_name};
 use crate::domain::key_fields::{KeyRuleError, KeySecret};
 use crate::keypool::Strategy;
 
@@ -88,6 +89,13 @@ pub struct Config {
     /// Whether `GATEWAY_API_KEYS` was given at all (`[]` is given, and
     /// open; the log says which).
     pub client_keys_given: bool,
+    /// `CORS_ORIGINS`: the pages browsers may call keygate from (unset:
+    /// pages served from this machine, on any port).
+    pub cors_origins: CorsOrigins,
+    /// The `Host` names keygate answers to (`ALLOWED_HOSTS` and loopback
+    /// names). `None` leaves `Host` unchecked: bound to a non-loopback
+    /// address with `ALLOWED_HOSTS` unset, or `ALLOWED_HOSTS=["*"]`.
+    pub allowed_hosts: Option<AllowedHosts>,
     pub json_logs: bool,
     /// `RUST_LOG`-style filter; `None` uses the quiet default.
     pub log_filter: Option<String>,
@@ -112,8 +120,10 @@ impl Config {
             .iter()
             .map(|&kind| provider_config(kind, &get))
             .collect::<Result<Vec<_>, _>>()?;
+        let host = get("HOST").unwrap_or_else(|| "127.0.0.1".into());
+        let allowed_hosts = allowed_hosts(&get, &host)?;
         Ok(Self {
-            host: get("HOST").unwrap_or_else(|| "127.0.0.1".into()),
+            host,
             port: parse_number(&get, "PORT", 3001)?,
             database_url: database_url(get("DATABASE_URL"))?,
             encryption_key: get("ENCRYPTION_KEY")
@@ -149,6 +159,8 @@ impl Config {
                 None => Vec::new(),
             },
             client_keys_given: get("GATEWAY_API_KEYS").is_some(),
+            cors_origins: cors_origins(&get)?,
+            allowed_hosts,
             json_logs: get("LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")),
             log_filter: get("RUST_LOG"),
         })
@@ -259,6 +271,48 @@ fn unquoted_list(text: &str) -> Option<Vec<String>> {
             .filter(|item| !item.is_empty())
             .collect(),
     )
+}
+
+/// `CORS_ORIGINS`, a JSON array of origins (`"*"` for any).
+fn cors_origins(get: &impl Fn(&str) -> Option<String>) -> Result<CorsOrigins, ConfigError> {
+    let Some(json) = get("CORS_ORIGINS") else {
+        return Ok(CorsOrigins::loopback());
+    };
+    let origins = string_list("CORS_ORIGINS", &json)?;
+    CorsOrigins::parse(origins.iter().map(String::as_str))
+        .map_err(|e| ConfigError::new("CORS_ORIGINS", e.to_string()))
+}
+
+/// `ALLOWED_HOSTS`, a JSON array of host names. Unset, `Host` is checked
+/// only when keygate listens on loopback, where DNS rebinding is the way
+/// in; there it must name loopback.
+fn allowed_hosts(
+    get: &impl Fn(&str) -> Option<String>,
+    bind_host: &str,
+) -> Result<Option<AllowedHosts>, ConfigError> {
+    match get("ALLOWED_HOSTS") {
+        Some(json) => {
+            let names = string_list("ALLOWED_HOSTS", &json)?;
+            AllowedHosts::parse(names.iter().map(String::as_str))
+                .map_err(|e| ConfigError::new("ALLOWED_HOSTS", e.to_string()))
+        }
+        None if is_loopback_name(bind_host) => Ok(Some(AllowedHosts::loopback())),
+        None => Ok(None),
+    }
+}
+
+/// A JSON array of strings that are not secrets (also read unquoted, as
+/// dotenvy leaves it).
+fn string_list(variable: &'static str, text: &str) -> Result<Vec<String>, ConfigError> {
+    serde_json::from_str(text)
+        .ok()
+        .or_else(|| unquoted_list(text))
+        .ok_or_else(|| {
+            ConfigError::new(
+                variable,
+                format!("must be a JSON array of strings, got {text:?}"),
+            )
+        })
 }
 
 fn validate_key(variable: &'static str, key: &str) -> Result<String, ConfigError> {
@@ -455,6 +509,26 @@ mod tests {
 
     fn config_err(vars: &[(&str, &str)]) -> ConfigError {
         config(vars).err().unwrap()
+    }
+
+    #[test]
+    fn browser_settings_default_to_this_machine() {
+        let default = config(&[]).unwrap();
+        assert_eq!(default.cors_origins, CorsOrigins::loopback());
+        assert_eq!(default.allowed_hosts, Some(AllowedHosts::loopback()));
+        // Bound to every interface, Host is checked only if ALLOWED_HOSTS says so.
+        let everywhere = config(&[("HOST", "0.0.0.0")]).unwrap();
+        assert_eq!(everywhere.allowed_hosts, None);
+        let named = config(&[("HOST", "0.0.0.0"), ("ALLOWED_HOSTS", r#"["gw.example"]"#)]).unwrap();
+        let hosts = named.allowed_hosts.unwrap();
+        assert!(hosts.allows("gw.example:3001") && !hosts.allows("evil.example"));
+        let open = config(&[("ALLOWED_HOSTS", "[*]"), ("CORS_ORIGINS", "[*]")]).unwrap();
+        assert_eq!(open.allowed_hosts, None);
+        assert!(open.cors_origins.any());
+        let err = config_err(&[("CORS_ORIGINS", r#"["app.example"]"#)]);
+        assert_eq!(err.variable, "CORS_ORIGINS");
+        let err = config_err(&[("ALLOWED_HOSTS", "gw.example")]);
+        assert_eq!(err.variable, "ALLOWED_HOSTS");
     }
 
     #[test]

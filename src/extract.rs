@@ -1,8 +1,8 @@
 //! `ApiJson<T>`: a JSON body extractor whose every rejection is an
 //! `ApiError` with a message that says what is wrong and where
-//! (`messages[0].role: unknown variant ...`). The content type is not
-//! checked, so `curl -d` without `-H 'content-type: application/json'`
-//! works as it did with the Node backend.
+//! (`messages[0].role: unknown variant ...`). The content type is checked
+//! before, by `routes::browser_guard`: JSON or none (a body without one is
+//! read as JSON, as the Node backend did).
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};

@@ -169,6 +169,8 @@ impl Application {
             body_limit: config.body_limit,
             key_test_timeout: config.key_test_timeout,
             client_keys: Arc::new(config.client_keys),
+            cors_origins: Arc::new(config.cors_origins),
+            allowed_hosts: config.allowed_hosts.map(Arc::new),
         };
         if state.client_keys.is_empty() {
             let why = if config.client_keys_given {
@@ -183,6 +185,11 @@ impl Application {
             tracing::info!(
                 "client authentication on: {} gateway keys accepted",
                 state.client_keys.len()
+            );
+        }
+        if state.cors_origins.any() {
+            tracing::warn!(
+                "CORS_ORIGINS lists \"*\": any web page may call the proxy routes from a visitor's browser"
             );
         }
         if state.admin_key.is_none() {

@@ -12,7 +12,9 @@
 //! - `usage`: token counts of an answer and of a stream frame.
 //! - `frame`: one upstream SSE event and its reading.
 //! - `rate_limits`: what an upstream's rate-limit headers say is left.
+//! - `browser`: the origins CORS allows and the `Host` names answered.
 
+pub mod browser;
 pub mod chat;
 pub mod failure;
 pub mod frame;

@@ -12,9 +12,13 @@
 //! - `health`: `GET /health`.
 //! - `keypool`: stats, status and reset of the pools (admin).
 //! - `keys`, `key_views`: live key management (admin) and its answers.
+//! - `cors`, `browser_guard`: what web pages may read, and what they may
+//!   not send (untyped or non-JSON bodies, foreign `Host` names).
 
+pub mod browser_guard;
 pub mod chat;
 pub mod completions;
+mod cors;
 pub mod health;
 pub mod key_views;
 pub mod keypool;
@@ -31,11 +35,11 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request, header};
 use axum::middleware;
 use axum::routing::{get, post};
-use tower_http::cors::{Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
+use self::browser_guard::{check_host, require_json_body};
 use crate::app_state::AppState;
 use crate::auth::{require_admin, require_client_key};
 use crate::domain::ProviderKind;
@@ -82,20 +86,6 @@ pub fn router(state: AppState) -> Router {
         )
         .on_failure(());
 
-    // The Node backend answered browsers from any origin (`cors()`); so do we.
-    let cors = CorsLayer::new()
-        .allow_origin(Any)
-        .allow_methods(Any)
-        .allow_headers(Any)
-        .expose_headers([
-            REQUEST_ID,
-            HeaderName::from_static("x-keygate-attempts"),
-            HeaderName::from_static("x-keygate-key"),
-            header::RETRY_AFTER,
-            HeaderName::from_static("request-id"),
-        ])
-        .max_age(Duration::from_secs(600));
-
     // The proxy routes; with GATEWAY_API_KEYS set, clients must authenticate.
     let proxy = Router::new()
         .route("/api/chat", post(chat::chat))
@@ -113,7 +103,7 @@ pub fn router(state: AppState) -> Router {
         ))
     };
 
-    Router::new()
+    let router = Router::new()
         .merge(proxy)
         .route("/api/models", get(models::list_models))
         .route("/health", get(health::health))
@@ -127,7 +117,19 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(state.body_limit))
-        .layer(cors)
+        // Inside CORS, so a page CORS admits can read why it was refused.
+        .layer(middleware::from_fn_with_state(
+            state.cors_origins.clone(),
+            require_json_body,
+        ))
+        .layer(cors::cors_layer(state.cors_origins.clone()));
+    // Outside CORS: a foreign Host gets no answer but the 421, preflights
+    // included.
+    let router = match state.allowed_hosts.clone() {
+        Some(hosts) => router.layer(middleware::from_fn_with_state(hosts, check_host)),
+        None => router,
+    };
+    router
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(trace)
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
@@ -137,6 +139,12 @@ pub fn router(state: AppState) -> Router {
             header::COOKIE,
         ]))
         .with_state(state)
+}
+
+/// Whether `path` is an admin route's (all under `/api/keypool`); CORS
+/// admits only listed origins there.
+pub(crate) fn is_admin_path(path: &str) -> bool {
+    path == "/api/keypool" || path.starts_with("/api/keypool/")
 }
 
 /// The pool named in a route's path; an unknown provider is 404 there.
