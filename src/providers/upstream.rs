@@ -274,12 +274,6 @@ enum Capped {
 
 /// Reads a body chunk by chunk, stopping at `limit` bytes.
 async fn read_capped(mut response: reqwest::Response, limit: usize) -> Result<Capped, Failure> {
-    if response
-        .content_length()
-        .is_some_and(|length| length > limit as u64)
-    {
-        return Ok(Capped::Cut(Bytes::new()));
-    }
     let mut body = bytes::BytesMut::new();
     while let Some(chunk) = response.chunk().await.map_err(|e| Failure::network(&e))? {
         let room = limit - body.len();

@@ -20,3 +20,4 @@ mod secrets;
 mod shutdown;
 mod storage;
 mod streaming;
+mod upstream_bounds;
