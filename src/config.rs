@@ -73,6 +73,11 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// `OUTLIER_CONSECUTIVE_FAILURES`: provider faults in a row that eject
+    /// a key while its siblings succeed; 0 turns ejection off.
+    pub outlier_consecutive_failures: u32,
+    /// `OUTLIER_EJECTION_SECS`: the first ejection's length (doubling).
+    pub outlier_ejection: Duration,
     /// `KEY_NO_ACCESS_SECS`: how long a key sits out a model it has no
     /// access to.
     pub key_no_access: Duration,
@@ -147,6 +152,8 @@ impl Config {
             connect_timeout: parse_secs(&get, "UPSTREAM_CONNECT_TIMEOUT_SECS", 10.0)?,
             body_limit: parse_number(&get, "MAX_BODY_BYTES", 32 * 1024 * 1024)?,
             key_no_access: parse_secs(&get, "KEY_NO_ACCESS_SECS", 3600.0)?,
+            outlier_consecutive_failures: parse_number(&get, "OUTLIER_CONSECUTIVE_FAILURES", 5)?,
+            outlier_ejection: parse_secs(&get, "OUTLIER_EJECTION_SECS", 30.0)?,
             key_recheck: Some(parse_secs(&get, "KEY_RECHECK_SECS", 3600.0)?)
                 .filter(|interval| !interval.is_zero()),
             max_upstream_body: parse_number(&get, "MAX_UPSTREAM_BODY_BYTES", 64 * 1024 * 1024)?,

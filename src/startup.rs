@@ -17,7 +17,9 @@ use crate::config::Config;
 use crate::domain::{KeyEntry, ProviderKind};
 use crate::gateway::{Gateway, RetryPolicy};
 use crate::key_rechecker::KeyRechecker;
-use crate::keypool::{CooldownPolicy, KeyPoolHandle, KeyPools, PoolSettings, PoolState};
+use crate::keypool::{
+    CooldownPolicy, KeyPoolHandle, KeyPools, OutlierPolicy, PoolSettings, PoolState,
+};
 use crate::providers::Upstreams;
 use crate::routes::router;
 use crate::scrub::Scrubber;
@@ -128,6 +130,11 @@ impl Application {
                 },
                 max_attempts: config.max_attempts,
                 per_model_cooldowns: kind.limits_per_model(),
+                outlier: OutlierPolicy {
+                    consecutive_faults: config.outlier_consecutive_failures,
+                    base: config.outlier_ejection,
+                    max: config.key_cooldown_max,
+                },
             };
             let mut state = PoolState::new(settings, keys);
             let (stats, saved_keys) = load_saved(&store, kind).await?;

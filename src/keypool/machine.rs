@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use super::Selection;
 use super::cooldown::CooldownPolicy;
+use super::ejection::OutlierPolicy;
 use super::select::{Strategy, pick};
 use super::slot::KeySlot;
 use super::snapshot::{SavedKey, SavedProvider};
@@ -33,6 +34,8 @@ pub struct PoolSettings {
     /// The upstream limits per model (Anthropic): a 429 benches the key for
     /// that model only.
     pub per_model_cooldowns: bool,
+    /// When a key that keeps failing is ejected, and for how long.
+    pub outlier: OutlierPolicy,
 }
 
 pub struct PoolState {
@@ -152,7 +155,15 @@ impl PoolState {
         let wait = usable
             .iter()
             .filter_map(|slot| {
-                let cooling = slot.blocked_until(model, now).map(|until| until - now);
+                let ejected = slot
+                    .ejection
+                    .as_ref()
+                    .filter(|e| e.is_active(now))
+                    .map(|e| e.until);
+                let cooling = slot
+                    .blocked_until(model, now)
+                    .max(ejected)
+                    .map(|until| until - now);
                 let room = slot.limits.and_then(|l| l.exhausted_for(wall));
                 match (cooling, room) {
                     (Some(a), Some(b)) => Some(a.max(b)),
@@ -180,8 +191,48 @@ impl PoolState {
             None
         };
         let policy = self.settings.cooldown;
-        if let Some(slot) = self.slot_mut(key) {
-            slot.record(outcome, model, scope, &policy, now, wall);
+        let Some(index) = self.slots.iter().position(|s| s.entry.id == *key) else {
+            return;
+        };
+        let probe_failed = self.slots[index].failed_its_probe();
+        self.slots[index].record(outcome, model, scope, &policy, now, wall);
+        if let Outcome::Failed(note) = outcome {
+            self.consider_ejecting(index, probe_failed, &note.message, now);
+        }
+    }
+
+    /// Ejects the key at `index` if it has become an outlier: its probe
+    /// after an ejection failed, or it met `consecutive_faults` provider
+    /// faults in a row while the pool as a whole is not in trouble, and
+    /// ejecting it leaves at least half of the usable keys in rotation.
+    fn consider_ejecting(&mut self, index: usize, probe_failed: bool, reason: &str, now: Instant) {
+        let policy = self.settings.outlier;
+        if policy.consecutive_faults == 0 {
+            return;
+        }
+        if probe_failed {
+            self.slots[index].eject(&policy, reason.to_string(), now);
+            return;
+        }
+        if self.slots[index].consecutive_faults < policy.consecutive_faults
+            || self.overloaded(now).is_some()
+        {
+            return;
+        }
+        let usable = self.slots.iter().filter(|s| s.is_usable()).count();
+        let out = self
+            .slots
+            .iter()
+            .filter(|s| s.is_usable() && s.ejection.as_ref().is_some_and(|e| e.blocks(now)))
+            .count();
+        let siblings_succeed = self.slots.iter().enumerate().any(|(i, s)| {
+            i != index
+                && s.is_usable()
+                && s.ejection.is_none()
+                && s.consecutive_faults < policy.consecutive_faults
+        });
+        if siblings_succeed && (out + 1) * 2 <= usable {
+            self.slots[index].eject(&policy, reason.to_string(), now);
         }
     }
 
@@ -307,12 +358,21 @@ impl PoolState {
             available_keys: self
                 .slots
                 .iter()
-                .filter(|s| s.is_usable() && s.any_active_cooldown(now).is_none())
+                .filter(|s| {
+                    s.is_usable() && !s.is_ejected(now) && s.any_active_cooldown(now).is_none()
+                })
                 .count(),
             cooling_down_keys: self
                 .slots
                 .iter()
-                .filter(|s| s.is_usable() && s.any_active_cooldown(now).is_some())
+                .filter(|s| {
+                    s.is_usable() && !s.is_ejected(now) && s.any_active_cooldown(now).is_some()
+                })
+                .count(),
+            ejected_keys: self
+                .slots
+                .iter()
+                .filter(|s| s.is_usable() && s.is_ejected(now))
                 .count(),
             invalid_keys: self.invalid_count(),
             disabled_keys: self.slots.iter().filter(|s| !s.entry.enabled).count(),

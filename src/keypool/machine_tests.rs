@@ -37,6 +37,11 @@ fn pool_with(n: usize, strategy: Strategy) -> PoolState {
         },
         max_attempts: 3,
         per_model_cooldowns: true,
+        outlier: crate::keypool::OutlierPolicy {
+            consecutive_faults: 5,
+            base: Duration::from_secs(30),
+            max: Duration::from_secs(900),
+        },
     };
     PoolState::new(settings, (0..n).map(|i| entry(i, 1)).collect())
 }
@@ -522,4 +527,151 @@ fn an_empty_pool_has_no_usable_key() {
         pool.select(clock.at(0).0, clock.at(0).1, &[], MODEL),
         Selection::NoUsableKey { total: 0, .. }
     ));
+}
+
+fn fault() -> Outcome {
+    Outcome::Failed(note(500))
+}
+
+#[test]
+fn a_key_that_keeps_failing_while_its_siblings_succeed_is_ejected_then_probed() {
+    let clock = Clock::new();
+    let mut pool = pool(4);
+    let bad = KeyId::new("key0");
+    for other in 1..4 {
+        record(
+            &mut pool,
+            &KeyId::new(format!("key{other}")),
+            MODEL,
+            ok(),
+            clock.at(0),
+        );
+    }
+    for _ in 0..4 {
+        record(&mut pool, &bad, MODEL, fault(), clock.at(0));
+    }
+    assert_eq!(
+        pool.status(clock.at(0).0, clock.at(0).1).keys[0].state,
+        "active"
+    );
+    record(&mut pool, &bad, MODEL, fault(), clock.at(0));
+    let status = pool.status(clock.at(0).0, clock.at(0).1);
+    assert_eq!(status.keys[0].state, "ejected");
+    assert_eq!(status.keys[0].ejections, 1);
+    assert_eq!(status.stats.ejected_keys, 1);
+    let ejection = status.keys[0].ejection.clone().unwrap();
+    assert_eq!(ejection.returns_in_secs, 30);
+    // Out of rotation for 30 s.
+    for _ in 0..30 {
+        assert_ne!(
+            lease_at(&mut pool, clock.at(29), &[], MODEL),
+            Some(bad.clone())
+        );
+    }
+    // Then one probe; while it is out, no other request gets the key.
+    let leased: Vec<KeyId> = (0..8)
+        .filter_map(|_| lease_at(&mut pool, clock.at(31), &[], MODEL))
+        .collect();
+    assert_eq!(leased.iter().filter(|id| **id == bad).count(), 1);
+    // A failed probe ejects it again, for twice as long.
+    record(&mut pool, &bad, MODEL, fault(), clock.at(31));
+    let status = pool.status(clock.at(31).0, clock.at(31).1);
+    assert_eq!(status.keys[0].state, "ejected");
+    assert_eq!(status.keys[0].ejection.clone().unwrap().returns_in_secs, 60);
+    assert_eq!(status.keys[0].ejections, 2);
+    // A successful probe brings it back for good.
+    let probe = (0..8)
+        .filter_map(|_| lease_at(&mut pool, clock.at(92), &[], MODEL))
+        .find(|id| *id == bad);
+    assert!(probe.is_some());
+    record(&mut pool, &bad, MODEL, ok(), clock.at(92));
+    let status = pool.status(clock.at(92).0, clock.at(92).1);
+    assert_eq!(status.keys[0].state, "active");
+    assert!(status.keys[0].ejection.is_none());
+    let leased: Vec<KeyId> = (0..8)
+        .filter_map(|_| lease_at(&mut pool, clock.at(93), &[], MODEL))
+        .collect();
+    assert_eq!(leased.iter().filter(|id| **id == bad).count(), 2);
+}
+
+#[test]
+fn when_every_key_fails_none_is_ejected() {
+    let clock = Clock::new();
+    let mut pool = pool(4);
+    for round in 0..10 {
+        for i in 0..4 {
+            record(
+                &mut pool,
+                &KeyId::new(format!("key{i}")),
+                MODEL,
+                fault(),
+                clock.at(round),
+            );
+        }
+    }
+    let status = pool.status(clock.at(10).0, clock.at(10).1);
+    assert!(
+        status.keys.iter().all(|k| k.state == "active"),
+        "{:?}",
+        status.keys.iter().map(|k| k.state).collect::<Vec<_>>()
+    );
+    assert!(pool.overloaded(clock.at(10).0).is_some());
+}
+
+#[test]
+fn no_more_than_half_of_the_usable_keys_are_ejected() {
+    let clock = Clock::new();
+    let mut pool = pool(5);
+    for i in 3..5 {
+        record(
+            &mut pool,
+            &KeyId::new(format!("key{i}")),
+            MODEL,
+            ok(),
+            clock.at(0),
+        );
+    }
+    // Three keys keep failing with network errors (no status: they do not
+    // count towards "overloaded"), two succeed.
+    let network = || {
+        Outcome::Failed(FailureNote {
+            status: None,
+            error_type: "network_error".into(),
+            message: "reset".into(),
+        })
+    };
+    for _ in 0..6 {
+        for i in 0..3 {
+            record(
+                &mut pool,
+                &KeyId::new(format!("key{i}")),
+                MODEL,
+                network(),
+                clock.at(0),
+            );
+        }
+    }
+    let status = pool.status(clock.at(0).0, clock.at(0).1);
+    assert_eq!(status.stats.ejected_keys, 2, "floor(5 / 2) at most");
+}
+
+#[test]
+fn an_ejection_survives_a_restart() {
+    let clock = Clock::new();
+    let mut pool = pool(2);
+    record(&mut pool, &KeyId::new("key1"), MODEL, ok(), clock.at(0));
+    for _ in 0..5 {
+        record(&mut pool, &KeyId::new("key0"), MODEL, fault(), clock.at(0));
+    }
+    let (_, saved) = pool.take_changes(clock.at(0).0, clock.at(0).1);
+    let saved: HashMap<String, SavedKey> = saved
+        .into_iter()
+        .map(|(id, key)| (id.to_string(), key))
+        .collect();
+    let mut restarted = pool_with(2, Strategy::RoundRobin);
+    restarted.restore(None, &saved, clock.at(10).0, clock.at(10).1);
+    let status = restarted.status(clock.at(10).0, clock.at(10).1);
+    assert_eq!(status.keys[0].state, "ejected");
+    assert_eq!(status.keys[0].ejections, 1);
+    assert_eq!(status.keys[0].ejection.clone().unwrap().returns_in_secs, 20);
 }

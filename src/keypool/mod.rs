@@ -6,6 +6,7 @@
 //!   statistics), unit-tested without tokio (`machine_tests`).
 //! - `slot`: one key and what each outcome does to it.
 //! - `cooldown`: the cooldown ladder and its half-open probes.
+//! - `ejection`: taking a key that keeps failing out of rotation.
 //! - `select`: the selection strategies.
 //! - `latency`: each key's recent latencies (p50/p95).
 //! - `actor`: the task that owns one `PoolState` and serves messages.
@@ -16,6 +17,7 @@
 
 mod actor;
 mod cooldown;
+mod ejection;
 mod handle;
 mod latency;
 mod machine;
@@ -29,6 +31,7 @@ use std::time::Duration;
 
 pub use actor::Changes;
 pub use cooldown::CooldownPolicy;
+pub use ejection::OutlierPolicy;
 pub use handle::{KeyPoolHandle, KeyPools, PoolUnavailable, RequestTracker};
 pub use latency::LatencySummary;
 pub use machine::{PoolSettings, PoolState};

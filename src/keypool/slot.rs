@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
 use super::cooldown::{Cooldown, CooldownPolicy};
+use super::ejection::{Ejection, OutlierPolicy};
 use super::latency::LatencyWindow;
 use super::status::FailureRecord;
 use crate::domain::{FailureNote, KeyEntry, Outcome, RateLimits};
@@ -38,6 +39,13 @@ pub(super) struct KeySlot {
     pub last_used_at: Option<SystemTime>,
     pub last_error: Option<String>,
     pub history: VecDeque<FailureRecord>,
+    /// Provider faults (5xx, 529, timeouts, network) in a row; any
+    /// success resets it.
+    pub consecutive_faults: u32,
+    /// Out of rotation as an outlier, if it is (see `ejection`).
+    pub ejection: Option<Ejection>,
+    /// Times this key was ejected, in all.
+    pub ejections: u32,
     /// Models this key was found to have no access to (its own check
     /// passed), until when, and what the upstream said.
     pub no_access: Vec<NoAccessMark>,
@@ -79,6 +87,9 @@ impl KeySlot {
             last_error: None,
             history: VecDeque::with_capacity(FAILURE_HISTORY_LEN),
             no_access: Vec::new(),
+            consecutive_faults: 0,
+            ejection: None,
+            ejections: 0,
             dirty: false,
         }
     }
@@ -106,6 +117,7 @@ impl KeySlot {
 
     pub fn can_serve(&self, model: Option<&str>, now: Instant) -> bool {
         self.is_usable()
+            && !self.ejection.as_ref().is_some_and(|e| e.blocks(now))
             && self.blocked_until(model, now).is_none()
             && !self.probe_out(model, now)
             && self.lacks_access(model, now).is_none()
@@ -152,7 +164,38 @@ impl KeySlot {
                 cooldown.probing = true;
             }
         }
+        if let Some(ejection) = &mut self.ejection {
+            ejection.probing = true;
+        }
         self.dirty = true;
+    }
+
+    /// Whether the key is ejected now (its rest not over).
+    pub fn is_ejected(&self, now: Instant) -> bool {
+        self.ejection.as_ref().is_some_and(|e| e.is_active(now))
+    }
+
+    /// Takes the key out of rotation for `policy`'s time at its level.
+    pub fn eject(&mut self, policy: &OutlierPolicy, reason: String, now: Instant) {
+        let level = self
+            .ejection
+            .as_ref()
+            .map_or(0, |e| e.level.saturating_add(1));
+        self.ejection = Some(Ejection {
+            until: now + policy.length(level),
+            level,
+            reason,
+            probing: false,
+        });
+        self.ejections += 1;
+        self.consecutive_faults = 0;
+        self.dirty = true;
+    }
+
+    /// A fault on the half-open probe of an ejected key: the probe has
+    /// failed, so it goes straight back out.
+    pub fn failed_its_probe(&self) -> bool {
+        self.ejection.as_ref().is_some_and(|e| e.probing)
     }
 
     /// Applies one attempt's outcome. `scope` is the model a rate limit
@@ -173,6 +216,8 @@ impl KeySlot {
             Outcome::Success { latency } => {
                 self.successes += 1;
                 self.consecutive_failures = 0;
+                self.consecutive_faults = 0;
+                self.ejection = None;
                 self.last_fault = None;
                 if let Some(latency) = latency {
                     self.latency.push(*latency);
@@ -203,6 +248,7 @@ impl KeySlot {
             }
             Outcome::Failed(note) => {
                 self.record_failure(note, wall);
+                self.consecutive_faults = self.consecutive_faults.saturating_add(1);
                 // Only the provider's own errors (5xx, 529) hint at
                 // provider-wide trouble; network faults may be ours.
                 if note.status.is_some_and(|s| s >= 500) {
@@ -210,7 +256,12 @@ impl KeySlot {
                 }
                 self.release_probe(model, now);
             }
-            Outcome::RequestFault | Outcome::Cancelled => self.release_probe(model, now),
+            Outcome::RequestFault | Outcome::Cancelled => {
+                self.release_probe(model, now);
+                if let Some(ejection) = &mut self.ejection {
+                    ejection.probing = false;
+                }
+            }
         }
         self.dirty = true;
     }
@@ -275,6 +326,8 @@ impl KeySlot {
         self.invalid = None;
         self.cooldowns.clear();
         self.no_access.clear();
+        self.ejection = None;
+        self.consecutive_faults = 0;
         self.failures = 0;
         self.consecutive_failures = 0;
         self.last_error = None;

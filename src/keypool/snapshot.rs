@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::cooldown::Cooldown;
+use super::ejection::Ejection;
 use super::slot::{KeySlot, NoAccessMark, format_time};
 use super::status::{FailureRecord, PoolStats};
 use crate::domain::FailureNote;
@@ -47,6 +48,18 @@ pub struct SavedKey {
     pub failure_history: Vec<FailureRecord>,
     /// Models the key was found to have no access to.
     pub no_access: Vec<SavedNoAccess>,
+    /// Its current ejection, if it is ejected.
+    pub ejection: Option<SavedEjection>,
+    /// Times it was ejected, in all.
+    pub ejections: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedEjection {
+    /// Unix time in milliseconds when the ejection ends.
+    pub until_ms: u64,
+    pub level: u8,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -105,6 +118,12 @@ impl SavedKey {
                     message: mark.note.message.clone(),
                 })
                 .collect(),
+            ejection: slot.ejection.as_ref().map(|e| SavedEjection {
+                until_ms: unix_ms(until_wall(e.until, now, wall)),
+                level: e.level,
+                reason: e.reason.clone(),
+            }),
+            ejections: slot.ejections,
         }
     }
 
@@ -147,6 +166,14 @@ impl SavedKey {
             })
             .filter(|mark| mark.until > now)
             .collect();
+        // Past its end it comes back half-open, as it would have.
+        slot.ejection = self.ejection.as_ref().map(|saved| Ejection {
+            until: until_instant(saved.until_ms, now, wall),
+            level: saved.level,
+            reason: saved.reason.clone(),
+            probing: false,
+        });
+        slot.ejections = self.ejections;
     }
 }
 

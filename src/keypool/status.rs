@@ -18,6 +18,8 @@ pub struct PoolStats {
     pub cooling_down_keys: usize,
     pub invalid_keys: usize,
     pub disabled_keys: usize,
+    /// Keys out of rotation for failing again and again.
+    pub ejected_keys: usize,
     /// Client requests, not upstream attempts.
     pub total_requests: u64,
     pub successful_requests: u64,
@@ -53,7 +55,7 @@ pub struct KeyStatus {
     pub label: String,
     /// Always the masked form, e.g. `sk-ant-…Xa1b`.
     pub masked: String,
-    /// `active`, `cooling_down`, `invalid` or `disabled`.
+    /// `active`, `cooling_down`, `ejected`, `invalid` or `disabled`.
     pub state: &'static str,
     pub weight: u32,
     pub enabled: bool,
@@ -77,6 +79,22 @@ pub struct KeyStatus {
     pub failure_history: Vec<FailureRecord>,
     /// Models this key works for but has no access to, for now.
     pub no_access: Vec<NoAccessStatus>,
+    /// Out of rotation for failing again and again (`null` when not).
+    pub ejection: Option<EjectionStatus>,
+    /// Times the key was ejected, in all.
+    pub ejections: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EjectionStatus {
+    /// What its last fault said.
+    pub reason: String,
+    /// Seconds until it returns (0: its one probe is due or out).
+    pub returns_in_secs: u64,
+    /// RFC 3339 time it returns.
+    pub returns_at: String,
+    /// Ejections in a row; each doubles the time out.
+    pub level: u8,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -99,12 +117,14 @@ pub struct PoolStatus {
     pub keys: Vec<KeyStatus>,
 }
 
-pub(super) fn key_status(slot: &KeySlot, now: Instant, _wall: SystemTime) -> KeyStatus {
+pub(super) fn key_status(slot: &KeySlot, now: Instant, wall: SystemTime) -> KeyStatus {
     let cooling_until = slot.any_active_cooldown(now);
     let state = if !slot.entry.enabled {
         "disabled"
     } else if slot.invalid.is_some() {
         "invalid"
+    } else if slot.is_ejected(now) {
+        "ejected"
     } else if cooling_until.is_some() {
         "cooling_down"
     } else {
@@ -153,5 +173,12 @@ pub(super) fn key_status(slot: &KeySlot, now: Instant, _wall: SystemTime) -> Key
                 reason: mark.note.message.clone(),
             })
             .collect(),
+        ejection: slot.ejection.as_ref().map(|e| EjectionStatus {
+            reason: e.reason.clone(),
+            returns_in_secs: ceil_secs(e.until.saturating_duration_since(now)),
+            returns_at: format_time(wall + e.until.saturating_duration_since(now)),
+            level: e.level,
+        }),
+        ejections: slot.ejections,
     }
 }

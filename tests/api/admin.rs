@@ -12,7 +12,7 @@ async fn stats_have_the_node_backend_shape() {
     assert_eq!(
         stats["providers"]["anthropic"],
         json!({
-            "total_keys": 2, "available_keys": 2, "cooling_down_keys": 0, "invalid_keys": 0, "disabled_keys": 0,
+            "total_keys": 2, "available_keys": 2, "cooling_down_keys": 0, "invalid_keys": 0, "disabled_keys": 0, "ejected_keys": 0,
             "total_requests": 1, "successful_requests": 1, "failed_requests": 0, "rotations": 0
         })
     );

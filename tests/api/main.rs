@@ -10,6 +10,7 @@ mod cli;
 mod cli_keys;
 mod condemnation;
 mod echoes;
+mod ejection;
 mod helpers;
 mod input;
 mod lifecycle;
