@@ -50,7 +50,7 @@ impl KeyRechecker {
 }
 
 async fn recheck(pool: &KeyPoolHandle, vault: &Vault, upstreams: &Upstreams, timeout: Duration) {
-    let Ok(status) = pool.status().await else {
+    let Ok(status) = pool.status() else {
         return;
     };
     let provider = pool.provider();

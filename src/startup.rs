@@ -139,7 +139,7 @@ impl Application {
             let mut state = PoolState::new(settings, keys);
             let (stats, saved_keys) = load_saved(&store, kind).await?;
             state.restore(stats, &saved_keys, Instant::now(), SystemTime::now());
-            pools.push(KeyPoolHandle::spawn(kind, state, scrubber.clone()));
+            pools.push(KeyPoolHandle::new(kind, state, scrubber.clone()));
         }
         let pools = KeyPools::new(pools);
         let vault = Arc::new(vault);

@@ -88,7 +88,7 @@ async fn mirror_key_changes(pools: &KeyPools, vault: &Vault, seen: String) -> St
 async fn flush(pools: &KeyPools, store: &Store) -> Result<(), StoreError> {
     let mut changes = Vec::new();
     for pool in pools.iter() {
-        let Ok((provider_stats, keys)) = pool.take_changes().await else {
+        let Ok((provider_stats, keys)) = pool.take_changes() else {
             continue;
         };
         changes.push(PoolChanges {

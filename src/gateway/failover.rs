@@ -134,7 +134,6 @@ where
     for number in 1..=policy.max_attempts {
         let lease = match pool
             .acquire(&tried, &spent, model)
-            .await
             .map_err(|_| GatewayError::PoolUnavailable)?
         {
             Selection::Leased(lease) => lease,
@@ -209,7 +208,7 @@ where
         return Err(GatewayError::PoolUnavailable);
     };
     if matches!(last, Failure::ProviderFault(_) | Failure::Timeout(_))
-        && let Ok(Some((failing, usable))) = pool.overloaded().await
+        && let Ok(Some((failing, usable))) = pool.overloaded()
     {
         return Err(GatewayError::ProviderOverloaded {
             provider,

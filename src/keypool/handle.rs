@@ -1,40 +1,55 @@
-//! The request path's view of a key pool: cheap to clone, every method either
-//! fire-and-forget (reports) or a short round trip to the actor.
+//! The pool's owner and the request path's view of it: cheap to clone, one
+//! provider's `PoolState` behind a short synchronous lock.
+//!
+//! Why a lock and not an actor: every attempt asks for a key and reports its
+//! outcome, and a round trip to an actor task costs two task wake-ups and a
+//! channel allocation per question, which under load was the largest share
+//! of keygate's own CPU. The state machine is pure and fast (microseconds),
+//! the lock is never held across an `.await`, and so it is never contended
+//! for longer than one decision. Ordering is kept: an outcome reported
+//! before the next key request is applied before it, so a 429'd key is
+//! never handed out again by a race.
 
-use tokio::sync::{mpsc, oneshot};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
 
-use std::sync::Arc;
+use tokio::time::Instant;
 
 use super::Selection;
-use super::actor::{self, Changes, Message};
 use super::machine::PoolState;
+use super::snapshot::{SavedKey, SavedProvider};
 use super::status::{PoolStats, PoolStatus};
 use crate::domain::{KeyEntry, KeyId, Outcome, ProviderKind, RateLimits};
 use crate::scrub::Scrubber;
 
-/// The pool's actor has stopped (only during shutdown); callers answer 503.
+/// What changed since the last save: the provider counters (if they did)
+/// and each changed key, in their saved form.
+pub type Changes = (Option<SavedProvider>, Vec<(KeyId, SavedKey)>);
+
+/// The pool's state can no longer be trusted: code panicked while changing
+/// it. Callers answer 503 rather than serve from a half-applied decision.
 #[derive(Debug, thiserror::Error)]
-#[error("the key pool is not running")]
+#[error("the key pool is not available")]
 pub struct PoolUnavailable;
 
 #[derive(Clone)]
 pub struct KeyPoolHandle {
     provider: ProviderKind,
-    sender: mpsc::UnboundedSender<Message>,
+    state: Arc<Mutex<PoolState>>,
     /// Learns every key that enters the pool, so no echo of it is ever
     /// shown; shared by all pools.
     scrubber: Arc<Scrubber>,
 }
 
 impl KeyPoolHandle {
-    /// Starts the pool's actor over `state`, teaching `scrubber` its keys.
-    pub fn spawn(provider: ProviderKind, state: PoolState, scrubber: Arc<Scrubber>) -> Self {
+    /// Takes ownership of `state`, teaching `scrubber` its keys.
+    pub fn new(provider: ProviderKind, state: PoolState, scrubber: Arc<Scrubber>) -> Self {
         for secret in state.secrets() {
             scrubber.learn(secret);
         }
         Self {
             provider,
-            sender: actor::spawn(state),
+            state: Arc::new(Mutex::new(state)),
             scrubber,
         }
     }
@@ -48,44 +63,49 @@ impl KeyPoolHandle {
         self.provider
     }
 
+    /// Runs `f` on the state with the current time. A poisoned lock (a
+    /// panic inside the state machine) makes the pool unavailable.
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut PoolState, Instant, SystemTime) -> T,
+    ) -> Result<T, PoolUnavailable> {
+        let mut state: MutexGuard<'_, PoolState> =
+            self.state.lock().map_err(|_| PoolUnavailable)?;
+        Ok(f(&mut state, Instant::now(), SystemTime::now()))
+    }
+
+    /// Changes that need no answer: a poisoned pool has nothing to keep.
+    fn tell(&self, f: impl FnOnce(&mut PoolState, Instant, SystemTime)) {
+        let _ = self.with(f);
+    }
+
     /// Asks for a key for the next attempt at `model`; `tried` are the
     /// keys this request already used, `spent` those it must not use again
     /// (they can never serve it).
-    pub async fn acquire(
+    pub fn acquire(
         &self,
         tried: &[KeyId],
         spent: &[KeyId],
         model: Option<&Arc<str>>,
     ) -> Result<Selection, PoolUnavailable> {
-        self.ask(|reply| Message::Acquire {
-            tried: tried.to_vec(),
-            spent: spent.to_vec(),
-            model: model.cloned(),
-            reply,
+        self.with(|state, now, wall| {
+            state.select_excluding(now, wall, tried, spent, model.map(|m| &**m))
         })
-        .await
     }
 
-    /// Records an attempt's outcome; never waits.
+    /// Records an attempt's outcome.
     pub fn report(&self, key: &KeyId, model: Option<&Arc<str>>, outcome: Outcome) {
-        self.tell(Message::Report {
-            key: key.clone(),
-            model: model.cloned(),
-            outcome,
-        });
+        self.tell(|state, now, wall| state.record(key, model.map(|m| &**m), &outcome, now, wall));
     }
 
-    /// Records the rate-limit windows an answer reported; never waits.
+    /// Records the rate-limit windows an answer reported.
     pub fn observe(&self, key: &KeyId, limits: RateLimits) {
-        self.tell(Message::Observe {
-            key: key.clone(),
-            limits,
-        });
+        self.tell(|state, _, _| state.observe(key, limits));
     }
 
     pub fn add_key(&self, entry: KeyEntry) {
         self.scrubber.learn(&entry.secret);
-        self.tell(Message::AddKey(entry));
+        self.tell(|state, _, _| state.add_key(entry));
     }
 
     /// Mirrors the stored key set (see `PoolState::sync_keys`).
@@ -93,11 +113,13 @@ impl KeyPoolHandle {
         for entry in &entries {
             self.scrubber.learn(&entry.secret);
         }
-        self.tell(Message::SyncKeys(entries));
+        self.tell(|state, _, _| state.sync_keys(entries));
     }
 
     pub fn remove_key(&self, key: &KeyId) {
-        self.tell(Message::RemoveKey(key.clone()));
+        self.tell(|state, _, _| {
+            state.remove_key(key);
+        });
     }
 
     /// `name: Some(None)` clears the name.
@@ -108,58 +130,36 @@ impl KeyPoolHandle {
         weight: Option<u32>,
         enabled: Option<bool>,
     ) {
-        self.tell(Message::UpdateKey {
-            key: key.clone(),
-            name,
-            weight,
-            enabled,
-        });
+        self.tell(|state, _, _| state.update_key(key, name, weight, enabled));
     }
 
     pub fn set_invalid(&self, key: &KeyId, reason: Option<String>) {
-        self.tell(Message::SetInvalid {
-            key: key.clone(),
-            reason,
-        });
+        self.tell(|state, _, _| state.set_invalid(key, reason));
     }
 
-    pub async fn stats(&self) -> Result<PoolStats, PoolUnavailable> {
-        self.ask(Message::Stats).await
+    pub fn stats(&self) -> Result<PoolStats, PoolUnavailable> {
+        self.with(|state, now, _| state.stats(now))
     }
 
-    pub async fn status(&self) -> Result<PoolStatus, PoolUnavailable> {
-        self.ask(Message::Status).await
+    pub fn status(&self) -> Result<PoolStatus, PoolUnavailable> {
+        self.with(|state, now, wall| state.status(now, wall))
     }
 
-    pub async fn reset(&self) -> Result<PoolStatus, PoolUnavailable> {
-        self.ask(Message::Reset).await
+    pub fn reset(&self) -> Result<PoolStatus, PoolUnavailable> {
+        self.with(|state, now, wall| {
+            state.reset();
+            state.status(now, wall)
+        })
     }
 
     /// `Some((failing, usable))` when most keys just met provider faults.
-    pub async fn overloaded(&self) -> Result<Option<(usize, usize)>, PoolUnavailable> {
-        self.ask(Message::Overloaded).await
+    pub fn overloaded(&self) -> Result<Option<(usize, usize)>, PoolUnavailable> {
+        self.with(|state, now, _| state.overloaded(now))
     }
 
-    /// What changed since the last call: the provider counters (if they
-    /// did) and each changed key, in their saved form.
-    pub async fn take_changes(&self) -> Result<Changes, PoolUnavailable> {
-        self.ask(Message::TakeChanges).await
-    }
-
-    fn tell(&self, message: Message) {
-        // Only fails when the actor is gone, i.e. during shutdown.
-        let _ = self.sender.send(message);
-    }
-
-    async fn ask<T>(
-        &self,
-        message: impl FnOnce(oneshot::Sender<T>) -> Message,
-    ) -> Result<T, PoolUnavailable> {
-        let (reply, answer) = oneshot::channel();
-        self.sender
-            .send(message(reply))
-            .map_err(|_| PoolUnavailable)?;
-        answer.await.map_err(|_| PoolUnavailable)
+    /// What changed since the last call, in saved form.
+    pub fn take_changes(&self) -> Result<Changes, PoolUnavailable> {
+        self.with(|state, now, wall| state.take_changes(now, wall))
     }
 }
 
@@ -175,7 +175,7 @@ pub struct RequestTracker {
 
 impl RequestTracker {
     pub fn start(pool: &KeyPoolHandle) -> Self {
-        pool.tell(Message::RequestStarted);
+        pool.tell(|state, _, _| state.request_started());
         Self {
             pool: pool.clone(),
             rotations: 0,
@@ -194,10 +194,9 @@ impl RequestTracker {
     fn send(&mut self, succeeded: bool) {
         if !self.finished {
             self.finished = true;
-            self.pool.tell(Message::RequestFinished {
-                succeeded,
-                rotations: self.rotations,
-            });
+            let rotations = self.rotations;
+            self.pool
+                .tell(|state, _, _| state.request_finished(succeeded, rotations));
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The key pool: one owner of key state per provider. It is pure state plus
-//! its actor; saving that state is the job of `store::pool_state` and the
-//! `state_saver` task, outside the pool.
+//! the handle that owns it; saving that state is the job of
+//! `store::pool_state` and the `state_saver` task, outside the pool.
 //!
 //! - `machine`: the pure, synchronous state machine (selection, cooldowns,
 //!   statistics), unit-tested without tokio (`machine_tests`).
@@ -9,13 +9,12 @@
 //! - `ejection`: taking a key that keeps failing out of rotation.
 //! - `select`: the selection strategies.
 //! - `latency`: each key's recent latencies (p50/p95).
-//! - `actor`: the task that owns one `PoolState` and serves messages.
-//! - `handle`: the cheap, cloneable API the request path uses, and the
-//!   request tracker that counts each client request exactly once.
+//! - `handle`: the owner of one `PoolState` (behind a short lock, never
+//!   held across an await) and the cheap, cloneable API the request path
+//!   uses, with the request tracker that counts each request exactly once.
 //! - `status`: the serialisable snapshots the admin routes return.
 //! - `snapshot`: the pool's state in its saved form, and back.
 
-mod actor;
 mod cooldown;
 mod ejection;
 mod handle;
@@ -29,10 +28,9 @@ mod status;
 use crate::domain::{FailureNote, KeyLease};
 use std::time::Duration;
 
-pub use actor::Changes;
 pub use cooldown::CooldownPolicy;
 pub use ejection::OutlierPolicy;
-pub use handle::{KeyPoolHandle, KeyPools, PoolUnavailable, RequestTracker};
+pub use handle::{Changes, KeyPoolHandle, KeyPools, PoolUnavailable, RequestTracker};
 pub use latency::LatencySummary;
 pub use machine::{PoolSettings, PoolState};
 pub use select::Strategy;

@@ -14,7 +14,7 @@ use crate::error::ApiError;
 pub async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let mut providers = BTreeMap::new();
     for pool in state.pools.iter() {
-        let stats = pool.stats().await?;
+        let stats = pool.stats()?;
         providers.insert(
             pool.provider().as_str(),
             json!({ "total_keys": stats.total_keys, "available_keys": stats.available_keys }),

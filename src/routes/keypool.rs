@@ -16,7 +16,7 @@ use crate::routes::pool_for;
 pub async fn pool_stats(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let mut providers = BTreeMap::new();
     for pool in state.pools.iter() {
-        providers.insert(pool.provider().as_str(), pool.stats().await?);
+        providers.insert(pool.provider().as_str(), pool.stats()?);
     }
     Ok(Json(json!({ "providers": providers })))
 }
@@ -26,7 +26,7 @@ pub async fn pool_status(
     State(state): State<AppState>,
     Path(provider): Path<String>,
 ) -> Result<Json<PoolStatus>, ApiError> {
-    Ok(Json(pool_for(&state, &provider)?.1.status().await?))
+    Ok(Json(pool_for(&state, &provider)?.1.status()?))
 }
 
 /// `POST /api/keypool/{provider}/reset`
@@ -35,7 +35,7 @@ pub async fn reset_pool(
     Path(provider): Path<String>,
 ) -> Result<Json<PoolStatus>, ApiError> {
     let (_, pool) = pool_for(&state, &provider)?;
-    let status = pool.reset().await?;
+    let status = pool.reset()?;
     tracing::info!(provider = %pool.provider(), "admin reset the key pool");
     Ok(Json(status))
 }

@@ -88,7 +88,7 @@ pub async fn list_keys(
 ) -> Result<Response, ApiError> {
     let (kind, pool) = pool_for(&state, &provider)?;
     let rows = state.vault.list(kind).await.map_err(storage_error)?;
-    let status = pool.status().await?;
+    let status = pool.status()?;
     let keys = rows
         .iter()
         .map(|row| KeyView::new(row, find(&status.keys, &row.id)))
@@ -128,7 +128,7 @@ pub async fn update_key(
         change.enabled,
     );
     tracing::info!(provider = %kind, key = %key, "admin changed a key");
-    let status = pool.status().await?;
+    let status = pool.status()?;
     Ok(Json(KeyView::new(&row, find(&status.keys, &row.id))).into_response())
 }
 
