@@ -40,6 +40,7 @@ use crate::app_state::AppState;
 use crate::auth::{require_admin, require_client_key};
 use crate::domain::ProviderKind;
 use crate::error::ApiError;
+use crate::extract::refuse_oversized;
 use crate::keypool::KeyPoolHandle;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -127,6 +128,10 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(state.body_limit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            refuse_oversized,
+        ))
         .layer(cors)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(trace)
