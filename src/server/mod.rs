@@ -1,23 +1,21 @@
 //! The HTTP server loop. axum's own `serve` bounds nothing about a
 //! connection; this loop is the same hyper machinery with every wait a
-//! client can impose bounded, so hostile clients cannot hold descriptors,
-//! memory or shutdown:
+//! client can impose bounded, so hostile clients cannot hold descriptors
+//! or shutdown: a complete request head within HEADER_READ_TIMEOUT_SECS of
+//! the accept or the last response, whatever the protocol (hyper's own
+//! HTTP/1 header-read timeout also stops slow-loris headers); a request
+//! body within BODY_READ_TIMEOUT_SECS of its head; at most MAX_CONNECTIONS
+//! open; HTTP/2 peers pinged. On shutdown, connections with nothing in
+//! flight close at once and the others get the grace period. Responses,
+//! streams included, have no limit here. TCP_NODELAY is on for every
+//! connection (small stream frames are not held back by Nagle).
 //!
-//! - a connection must bring a complete request head within
-//!   HEADER_READ_TIMEOUT_SECS of being accepted or of its last response,
-//!   whatever its protocol (`connection`); hyper's HTTP/1 header-read
-//!   timeout also stops slow-loris clients that dribble their headers;
-//! - a request body must arrive within BODY_READ_TIMEOUT_SECS of its head
-//!   (`service`); responses, streams included, are not limited here;
-//! - at most MAX_CONNECTIONS are open; at the cap the longest-waiting idle
-//!   connection makes room, so a flood cannot lock out `/health` (`slots`,
-//!   sized from the descriptor limit by `limits`);
-//! - HTTP/2 peers are pinged, so a vanished client's streams end;
-//! - on shutdown, connections with nothing in flight close at once, the
-//!   others get the grace period.
-//!
-//! TCP_NODELAY is on for every connection (small stream frames are not held
-//! back by Nagle).
+//! - `connection`: one connection's task: the head deadline, and closing
+//!   when idle too long, on shutdown, or to make room.
+//! - `service`: the service hyper calls per request: requests in flight per
+//!   connection, and the body deadline.
+//! - `slots`: MAX_CONNECTIONS, and which connection makes room at the cap.
+//! - `limits`: the descriptor limit, and the default cap sized from it.
 
 mod connection;
 pub mod limits;
