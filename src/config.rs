@@ -64,8 +64,14 @@ pub struct Config {
     pub key_test_timeout: Duration,
     /// How long requests in flight may take to finish after SIGTERM/SIGINT.
     pub shutdown_grace: Duration,
-    /// Longest time a client may take to send its request headers.
+    /// Longest time a connection may wait for a complete request head,
+    /// from its accept or its last response.
     pub header_read_timeout: Duration,
+    /// Longest time a request body may take to arrive after its head.
+    pub body_read_timeout: Duration,
+    /// Most client connections open at once; `None`: sized from the
+    /// descriptor limit at start (`server::limits`).
+    pub max_connections: Option<usize>,
     /// Upstream attempts per client request.
     pub max_attempts: u32,
     /// Per-attempt limit on an upstream call.
@@ -147,6 +153,12 @@ impl Config {
             shutdown_grace: parse_secs(&get, "SHUTDOWN_GRACE_SECS", 30.0)?,
             header_read_timeout: parse_secs(&get, "HEADER_READ_TIMEOUT_SECS", 10.0)?
                 .max(Duration::from_millis(10)),
+            body_read_timeout: parse_secs(&get, "BODY_READ_TIMEOUT_SECS", 30.0)?
+                .max(Duration::from_millis(10)),
+            max_connections: get("MAX_CONNECTIONS")
+                .map(|_| parse_number(&get, "MAX_CONNECTIONS", 1_usize))
+                .transpose()?
+                .map(|cap| cap.max(1)),
             max_attempts: parse_number(&get, "MAX_ATTEMPTS", 3)?.max(1),
             upstream_timeout: parse_secs(&get, "UPSTREAM_TIMEOUT_SECS", 600.0)?,
             connect_timeout: parse_secs(&get, "UPSTREAM_CONNECT_TIMEOUT_SECS", 10.0)?,
@@ -439,6 +451,24 @@ mod tests {
         assert_eq!(config.key_test_timeout, Duration::from_secs(10));
         assert_eq!(config.data_dir(), PathBuf::from("data"));
         assert!(config.encryption_key.is_none());
+    }
+
+    #[test]
+    fn connection_limits_default_and_parse() {
+        let defaults = config(&[]).unwrap();
+        assert_eq!(defaults.body_read_timeout, Duration::from_secs(30));
+        assert_eq!(
+            defaults.max_connections, None,
+            "sized from the descriptor limit"
+        );
+        let set = config(&[("BODY_READ_TIMEOUT_SECS", "1.5"), ("MAX_CONNECTIONS", "20")]);
+        let set = set.unwrap();
+        assert_eq!(set.body_read_timeout, Duration::from_millis(1500));
+        assert_eq!(set.max_connections, Some(20));
+        assert_eq!(
+            config_err(&[("MAX_CONNECTIONS", "lots")]).variable,
+            "MAX_CONNECTIONS"
+        );
     }
 
     #[test]

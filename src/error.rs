@@ -59,6 +59,15 @@ impl ApiError {
         )
     }
 
+    /// 408: the request body did not arrive in time (see `BodyReadTimeout`).
+    pub fn body_timeout(timeout: &BodyReadTimeout) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout_error",
+            timeout.to_string(),
+        )
+    }
+
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -72,6 +81,23 @@ impl ApiError {
         // the same cooling keys again.
         self.retry_after = Some(crate::domain::ceil_secs(wait).max(1));
         self
+    }
+}
+
+/// A request body that had not arrived whole by its deadline
+/// (BODY_READ_TIMEOUT_SECS after its head): the error the server's body
+/// deadline raises inside the body, which extractors turn into a 408.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the request body did not arrive within {} s", after.as_secs_f64())]
+pub struct BodyReadTimeout {
+    pub after: Duration,
+}
+
+impl BodyReadTimeout {
+    /// The timeout behind `error`, however deep in its chain of sources.
+    pub fn find_in<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a Self> {
+        std::iter::successors(Some(error), |error| error.source())
+            .find_map(|error| error.downcast_ref::<Self>())
     }
 }
 

@@ -6,10 +6,11 @@
 //!
 //! # A request's path, in order
 //!
-//! 1. `server` accepts the connection (timeouts, shutdown); `routes` matches
-//!    the route behind its layers (request id, `Host` check, CORS, body
-//!    type, body limit), `auth` checks client or admin keys, `extract`
-//!    reads the JSON body.
+//! 1. `server` accepts the connection (deadlines on the request head and
+//!    body, the connection cap, shutdown); `routes` matches the route
+//!    behind its layers (request id, `Host` check, CORS, body type, body
+//!    limit), `auth` checks client or admin keys, `extract` reads the JSON
+//!    body.
 //! 2. A route handler (`routes::chat`, `routes::messages`,
 //!    `routes::completions`) parses its input into a `providers::UpstreamCall`
 //!    (via `domain::ChatRequest` for `/api/chat`, via `translate` for a

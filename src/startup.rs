@@ -23,6 +23,9 @@ use crate::keypool::{
 use crate::providers::Upstreams;
 use crate::routes::router;
 use crate::scrub::Scrubber;
+use crate::server::limits::{
+    cap_crowds_descriptors, default_max_connections, raise_descriptor_limit,
+};
 use crate::server::{ServerSettings, serve};
 use crate::state_saver::StateSaver;
 use crate::store::pool_state::load_saved;
@@ -106,8 +109,7 @@ pub struct Application {
     store: Store,
     state_saver: StateSaver,
     key_rechecker: Option<KeyRechecker>,
-    shutdown_grace: std::time::Duration,
-    header_read_timeout: std::time::Duration,
+    server: ServerSettings,
 }
 
 impl Application {
@@ -202,6 +204,12 @@ impl Application {
         if state.admin_key.is_none() {
             tracing::warn!("ADMIN_API_KEY is not set: the admin routes answer 403");
         }
+        let server = ServerSettings {
+            header_read_timeout: config.header_read_timeout,
+            body_read_timeout: config.body_read_timeout,
+            max_connections: connection_cap(config.max_connections),
+            shutdown_grace: config.shutdown_grace,
+        };
         let address = format!("{}:{}", config.host, config.port);
         let listener = TcpListener::bind(&address)
             .await
@@ -212,8 +220,7 @@ impl Application {
             store,
             state_saver,
             key_rechecker,
-            shutdown_grace: config.shutdown_grace,
-            header_read_timeout: config.header_read_timeout,
+            server,
         })
     }
 
@@ -235,11 +242,7 @@ impl Application {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         tracing::info!("keygate listening on http://{}", self.local_addr());
-        let settings = ServerSettings {
-            header_read_timeout: self.header_read_timeout,
-            shutdown_grace: self.shutdown_grace,
-        };
-        serve(self.listener, self.router, settings, shutdown).await;
+        serve(self.listener, self.router, self.server, shutdown).await;
         if let Some(rechecker) = self.key_rechecker {
             rechecker.stop();
         }
@@ -247,4 +250,25 @@ impl Application {
         self.store.close().await;
         Ok(())
     }
+}
+
+/// Raises the descriptor limit and settles MAX_CONNECTIONS (by default,
+/// three quarters of the descriptors: the rest stay for upstream
+/// connections and the database).
+fn connection_cap(configured: Option<usize>) -> usize {
+    let limit = raise_descriptor_limit();
+    let cap = configured.unwrap_or_else(|| default_max_connections(limit));
+    tracing::info!(
+        "open-file limit {} (was {}); serving up to {cap} connections at once",
+        limit.soft,
+        limit.before
+    );
+    if cap_crowds_descriptors(cap, limit) {
+        tracing::warn!(
+            "MAX_CONNECTIONS={cap} leaves less than a quarter of the {} descriptors for \
+             upstream connections and the database",
+            limit.soft
+        );
+    }
+    cap
 }

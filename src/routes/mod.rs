@@ -44,6 +44,7 @@ use crate::app_state::AppState;
 use crate::auth::{require_admin, require_client_key};
 use crate::domain::ProviderKind;
 use crate::error::ApiError;
+use crate::extract::refuse_oversized;
 use crate::keypool::KeyPoolHandle;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -117,6 +118,10 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(state.body_limit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            refuse_oversized,
+        ))
         // Inside CORS, so a page CORS admits can read why it was refused.
         .layer(middleware::from_fn_with_state(
             state.cors_origins.clone(),
