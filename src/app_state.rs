@@ -1,5 +1,7 @@
-//! `AppState`: what every handler can reach. Only cheap handles live here;
-//! mutable key state is owned by each pool's actor, never by a lock in here.
+//! `AppState`: what every handler can reach. axum clones the state for
+//! every request, so it is one `Arc` around the parts (one atomic increment
+//! per request, not one per field). Mutable key state is owned by each
+//! pool's handle, never by a lock in here.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +15,23 @@ use crate::providers::Upstreams;
 use crate::vault::Vault;
 
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppParts>);
+
+impl AppState {
+    pub fn new(parts: AppParts) -> Self {
+        Self(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
+pub struct AppParts {
     /// The request path: every proxied request goes through it.
     pub gateway: Arc<Gateway>,
     /// One pool per provider (the same pools the gateway uses), for the

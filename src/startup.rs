@@ -12,7 +12,7 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
-use crate::app_state::AppState;
+use crate::app_state::{AppParts, AppState};
 use crate::config::Config;
 use crate::domain::{KeyEntry, ProviderKind};
 use crate::gateway::{Gateway, RetryPolicy};
@@ -169,7 +169,7 @@ impl Application {
             scrubber,
             config.key_test_timeout,
         );
-        let state = AppState {
+        let state = AppState::new(AppParts {
             gateway: Arc::new(gateway),
             pools,
             upstreams,
@@ -180,7 +180,7 @@ impl Application {
             client_keys: Arc::new(config.client_keys),
             cors_origins: Arc::new(config.cors_origins),
             allowed_hosts: config.allowed_hosts.map(Arc::new),
-        };
+        });
         if state.client_keys.is_empty() {
             let why = if config.client_keys_given {
                 "GATEWAY_API_KEYS is an empty list"
