@@ -188,6 +188,11 @@ impl Failure {
     }
 
     pub fn detail(&self) -> UpstreamDetail {
+        self.detail_ref().clone()
+    }
+
+    /// What the upstream said, whatever the class.
+    pub fn detail_ref(&self) -> &UpstreamDetail {
         match self {
             Failure::RateLimited { detail, .. }
             | Failure::KeyRejected(detail)
@@ -196,7 +201,20 @@ impl Failure {
             | Failure::Unfit(detail)
             | Failure::ProviderFault(detail)
             | Failure::Timeout(detail)
-            | Failure::ClientFault(detail) => detail.clone(),
+            | Failure::ClientFault(detail) => detail,
+        }
+    }
+
+    fn detail_mut(&mut self) -> &mut UpstreamDetail {
+        match self {
+            Failure::RateLimited { detail, .. }
+            | Failure::KeyRejected(detail)
+            | Failure::AccessDenied(detail)
+            | Failure::NoAccess(detail)
+            | Failure::Unfit(detail)
+            | Failure::ProviderFault(detail)
+            | Failure::Timeout(detail)
+            | Failure::ClientFault(detail) => detail,
         }
     }
 
@@ -205,20 +223,10 @@ impl Failure {
     /// the known words, never the upstream's own string (which could carry
     /// a key, or anything else).
     pub fn scrubbed(mut self, scrubber: &Scrubber) -> Self {
-        match &mut self {
-            Failure::RateLimited { detail, .. }
-            | Failure::KeyRejected(detail)
-            | Failure::AccessDenied(detail)
-            | Failure::NoAccess(detail)
-            | Failure::Unfit(detail)
-            | Failure::ProviderFault(detail)
-            | Failure::Timeout(detail)
-            | Failure::ClientFault(detail) => {
-                detail.error_type = known_error_type(&detail.error_type, detail.status).into();
-                if let Cow::Owned(clean) = scrubber.scrub(&detail.message) {
-                    detail.message = clean;
-                }
-            }
+        let detail = self.detail_mut();
+        detail.error_type = known_error_type(&detail.error_type, detail.status).into();
+        if let Cow::Owned(clean) = scrubber.scrub(&detail.message) {
+            detail.message = clean;
         }
         self
     }
