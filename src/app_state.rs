@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use crate::domain::ClientKeys;
 use crate::domain::browser::{AllowedHosts, CorsOrigins};
 use crate::gateway::Gateway;
 use crate::keypool::KeyPools;
@@ -49,7 +50,7 @@ pub struct AppParts {
     /// Limit on checking one key against its upstream.
     pub key_test_timeout: Duration,
     /// Keys clients must present on the proxy routes; empty means open.
-    pub client_keys: Arc<Vec<SecretString>>,
+    pub client_keys: Arc<ClientKeys>,
     /// Pages browsers may call from (`CORS_ORIGINS`), for the CORS layer
     /// and the body-type check.
     pub cors_origins: Arc<CorsOrigins>,

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::app_state::AppState;
+use crate::domain::ClientKeys;
 use crate::error::{ApiError, Dialect};
 
 pub async fn require_admin(
@@ -46,19 +47,23 @@ pub async fn require_admin(
     }
 }
 
-/// The credential from `Authorization: Bearer …`, else from `X-API-Key`.
-pub fn presented_credential(headers: &HeaderMap) -> Option<&str> {
-    let bearer = headers
+/// The credential of `Authorization: Bearer …`; RFC 7235 makes the scheme
+/// case-insensitive (`BEARER` is Bearer).
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
-            // RFC 7235: the scheme is case-insensitive (`BEARER` is Bearer).
             let (scheme, credential) = v.trim_start().split_once(' ')?;
             scheme
                 .eq_ignore_ascii_case("bearer")
                 .then(|| credential.trim())
-        });
-    bearer.or_else(|| {
+        })
+}
+
+/// The credential from `Authorization: Bearer …`, else from `X-API-Key`.
+pub fn presented_credential(headers: &HeaderMap) -> Option<&str> {
+    bearer(headers).or_else(|| {
         headers
             .get("x-api-key")
             .and_then(|v| v.to_str().ok())
@@ -72,34 +77,25 @@ pub fn same_secret(presented: &str, expected: &str) -> bool {
     presented.ct_eq(&expected).into()
 }
 
-/// Client authentication on the proxy routes when `GATEWAY_API_KEYS` is set:
-/// one of those keys as `x-api-key` (Anthropic SDKs) or `Authorization:
-/// Bearer` (OpenAI SDKs). The client's key is never forwarded upstream: the
-/// upstream request is built anew with a pool key.
-pub async fn require_client_key(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if state.client_keys.is_empty() {
-        return next.run(request).await;
+/// Client authentication on the proxy routes when `GATEWAY_API_KEYS` is set
+/// (a check for `routes::guard`): one of those keys as `x-api-key`
+/// (Anthropic SDKs) or `Authorization: Bearer` (OpenAI SDKs). The client's
+/// key is never forwarded upstream: the upstream request is built anew with
+/// a pool key.
+pub fn client_key_refusal(keys: &ClientKeys, request: &Request) -> Option<Response> {
+    if keys.is_empty()
+        || presented_client_key(request.headers()).is_some_and(|presented| keys.accepts(presented))
+    {
+        return None;
     }
-    let accepted = presented_client_key(request.headers()).is_some_and(|presented| {
-        // Check every key, so timing does not tell which one nearly matched.
-        state.client_keys.iter().fold(false, |found, key| {
-            found | same_secret(presented, key.expose_secret())
-        })
-    });
-    if accepted {
-        return next.run(request).await;
-    }
-    let dialect = Dialect::of_request(&request);
-    ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        "authentication_error",
-        "missing or invalid gateway API key: send it as x-api-key or Authorization: Bearer",
+    Some(
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            "missing or invalid gateway API key: send it as x-api-key or Authorization: Bearer",
+        )
+        .into_response_in(Dialect::of_request(request)),
     )
-    .into_response_in(dialect)
 }
 
 /// Unlike the admin check, `x-api-key` comes first: that is where the
@@ -109,14 +105,5 @@ fn presented_client_key(headers: &HeaderMap) -> Option<&str> {
         .get("x-api-key")
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
-        .or_else(|| {
-            headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| {
-                    v.strip_prefix("Bearer ")
-                        .or_else(|| v.strip_prefix("bearer "))
-                })
-                .map(str::trim)
-        })
+        .or_else(|| bearer(headers))
 }

@@ -5,18 +5,17 @@
 //! read as JSON, as the Node backend did).
 //!
 //! Reading a body fails with 413 past `MAX_BODY_BYTES` (before any of it is
-//! read when the declared length is already too large: `refuse_oversized`)
+//! read when the declared length is already too large:
+//! `routes::browser_guard::body_refusal_response`)
 //! and with 408 when it does not arrive in time (`BodyReadTimeout`).
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request, State};
-use axum::http::{StatusCode, header};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
 use crate::app_state::AppState;
-use crate::error::{ApiError, BodyReadTimeout, Dialect};
+use crate::error::{ApiError, BodyReadTimeout};
 
 pub struct ApiJson<T>(pub T);
 
@@ -80,26 +79,4 @@ pub async fn read_bytes(body: axum::body::Body, limit: usize) -> Result<Bytes, A
             ApiError::bad_request(format!("could not read the request body: {error}"))
         }
     })
-}
-
-/// Middleware for every route: a request whose declared `Content-Length`
-/// is past the limit gets 413 before anything reads its body. Reading is
-/// what makes hyper answer `Expect: 100-continue` with `100 Continue`, so a
-/// client that asked first is told no before it uploads a byte.
-pub async fn refuse_oversized(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.trim().parse::<u64>().ok());
-    let limit = u64::try_from(state.body_limit).unwrap_or(u64::MAX);
-    if declared.is_some_and(|length| length > limit) {
-        return ApiError::payload_too_large(state.body_limit)
-            .into_response_in(Dialect::of_request(&request));
-    }
-    next.run(request).await
 }

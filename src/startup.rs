@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use crate::app_state::{AppParts, AppState};
 use crate::config::Config;
+use crate::domain::ClientKeys;
 use crate::domain::{KeyEntry, ProviderKind};
 use crate::gateway::{Gateway, RetryPolicy};
 use crate::key_rechecker::KeyRechecker;
@@ -177,7 +178,7 @@ impl Application {
             admin_key: config.admin_api_key.map(Arc::new),
             body_limit: config.body_limit,
             key_test_timeout: config.key_test_timeout,
-            client_keys: Arc::new(config.client_keys),
+            client_keys: Arc::new(ClientKeys::new(&config.client_keys)),
             cors_origins: Arc::new(config.cors_origins),
             allowed_hosts: config.allowed_hosts.map(Arc::new),
         });

@@ -9,6 +9,7 @@
 //! - `failure`: `Failure` (whose fault an attempt's failure was) and the
 //!   `Outcome` the pool records for the key.
 //! - `chat`: the provider-neutral chat request and reply.
+//! - `client_keys`: the keys clients present, kept as digests.
 //! - `usage`: token counts of an answer and of a stream frame.
 //! - `frame`: one upstream SSE event and its reading.
 //! - `rate_limits`: what an upstream's rate-limit headers say is left.
@@ -16,6 +17,7 @@
 
 pub mod browser;
 pub mod chat;
+pub mod client_keys;
 pub mod failure;
 pub mod frame;
 pub mod key;
@@ -27,6 +29,7 @@ pub mod usage;
 use std::time::Duration;
 
 pub use chat::{ChatMessage, ChatParts, ChatReply, ChatRequest, ChatRole, DEFAULT_MAX_TOKENS};
+pub use client_keys::ClientKeys;
 pub use failure::{Failure, FailureNote, Outcome, UpstreamDetail};
 pub use frame::{Frame, FrameKind, Reading};
 pub use key::{KeyEntry, KeyId, KeyLease};

@@ -3,33 +3,30 @@
 //! sends without asking first (no preflight) has already done its work by
 //! then, so it is refused here, before any route runs.
 //!
-//! - `check_host`: when keygate listens on loopback (or `ALLOWED_HOSTS` is
+//! Both are checks for `routes::guard` (no per-request boxing).
+//!
+//! - `host_refusal`: when keygate listens on loopback (or `ALLOWED_HOSTS` is
 //!   set), `Host` must name loopback or an allowed host. A page that points
 //!   its own DNS name at 127.0.0.1 (DNS rebinding) still sends its own
 //!   name: 421.
-//! - `require_json_body`: a body must be declared JSON. `text/plain`, form
+//! - `body_refusal_response`: a declared length past `MAX_BODY_BYTES` is
+//!   413 before the upload; a body must be declared JSON. `text/plain`, form
 //!   and multipart bodies are exactly what a page may POST anywhere without
 //!   a preflight: 415. A body with no content type is read as JSON (`curl`
 //!   without `-H`), except from a page CORS does not admit: a page can send
 //!   one too (a `Blob` or `ArrayBuffer` body), but the browser always adds
 //!   its `Origin`.
 
-use std::sync::Arc;
-
 use axum::body::HttpBody;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::Response;
 
 use crate::domain::browser::{AllowedHosts, CorsOrigins};
 use crate::error::{ApiError, Dialect};
 
-pub async fn check_host(
-    State(hosts): State<Arc<AllowedHosts>>,
-    request: Request,
-    next: Next,
-) -> Response {
+/// The 421 for a request whose `Host` keygate does not answer to.
+pub fn host_refusal(hosts: &AllowedHosts, request: &Request) -> Option<Response> {
     // Host, else the HTTP/2 `:authority` (or an absolute request target).
     let host = match request.headers().get(header::HOST) {
         Some(value) => Some(value.to_str().unwrap_or("")),
@@ -43,38 +40,51 @@ pub async fn check_host(
                  (localhost, 127.0.0.1, [::1]) nor listed in ALLOWED_HOSTS; if the name is \
                  keygate's, add it to ALLOWED_HOSTS (a JSON array of host names)"
             );
-            let dialect = Dialect::of_request(&request);
-            ApiError::new(
-                StatusCode::MISDIRECTED_REQUEST,
-                "misdirected_request",
-                message,
+            let dialect = Dialect::of_request(request);
+            Some(
+                ApiError::new(
+                    StatusCode::MISDIRECTED_REQUEST,
+                    "misdirected_request",
+                    message,
+                )
+                .into_response_in(dialect),
             )
-            .into_response_in(dialect)
         }
-        _ => next.run(request).await,
+        _ => None,
     }
 }
 
-pub async fn require_json_body(
-    State(origins): State<Arc<CorsOrigins>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if !has_body(&request) {
-        return next.run(request).await;
+/// The 413 for a declared `Content-Length` past `limit`, answered before
+/// anything reads the body: reading is what makes hyper answer `Expect:
+/// 100-continue` with `100 Continue`, so a client that asked first is told
+/// no before it uploads a byte. Else the 415 for a body that is not JSON.
+pub fn body_refusal_response(
+    origins: &CorsOrigins,
+    limit: usize,
+    request: &Request,
+) -> Option<Response> {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > u64::try_from(limit).unwrap_or(u64::MAX)) {
+        return Some(
+            ApiError::payload_too_large(limit).into_response_in(Dialect::of_request(request)),
+        );
     }
-    match body_refusal(request.headers(), request.uri().path(), &origins) {
-        None => next.run(request).await,
-        Some(message) => {
-            let dialect = Dialect::of_request(&request);
-            ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "invalid_request_error",
-                message,
-            )
-            .into_response_in(dialect)
-        }
+    if !has_body(request) {
+        return None;
     }
+    let message = body_refusal(request.headers(), request.uri().path(), origins)?;
+    Some(
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "invalid_request_error",
+            message,
+        )
+        .into_response_in(Dialect::of_request(request)),
+    )
 }
 
 /// A declared length above zero, a chunked body, or (HTTP/2, or a body

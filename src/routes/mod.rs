@@ -10,6 +10,8 @@
 //! - `sdk_fields`: the few fields of an SDK body keygate reads.
 //! - `v1_models`, `models`: model lists for the SDKs and for people.
 //! - `health`: `GET /health`.
+//! - `guard`: checks that may answer a request before its route runs;
+//!   `browser_guard` (Host, body type and size) and `cors`.
 //! - `keypool`: stats, status and reset of the pools (admin).
 //! - `keys`, `key_views`: live key management (admin) and its answers.
 //! - `cors`, `browser_guard`: what web pages may read, and what they may
@@ -19,6 +21,7 @@ pub mod browser_guard;
 pub mod chat;
 pub mod completions;
 mod cors;
+mod guard;
 pub mod health;
 pub mod key_views;
 pub mod keypool;
@@ -39,12 +42,12 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
-use self::browser_guard::{check_host, require_json_body};
+use self::browser_guard::{body_refusal_response, host_refusal};
+use self::guard::GuardLayer;
 use crate::app_state::AppState;
-use crate::auth::{require_admin, require_client_key};
+use crate::auth::{client_key_refusal, require_admin};
 use crate::domain::ProviderKind;
 use crate::error::ApiError;
-use crate::extract::refuse_oversized;
 use crate::keypool::KeyPoolHandle;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -98,10 +101,10 @@ pub fn router(state: AppState) -> Router {
     let proxy = if state.client_keys.is_empty() {
         proxy
     } else {
-        proxy.route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            require_client_key,
-        ))
+        let keys = state.client_keys.clone();
+        proxy.route_layer(GuardLayer::new(move |request| {
+            client_key_refusal(&keys, request)
+        }))
     };
 
     let router = Router::new()
@@ -118,20 +121,19 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(state.body_limit))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            refuse_oversized,
-        ))
         // Inside CORS, so a page CORS admits can read why it was refused.
-        .layer(middleware::from_fn_with_state(
-            state.cors_origins.clone(),
-            require_json_body,
-        ))
+        .layer(GuardLayer::new({
+            let origins = state.cors_origins.clone();
+            let limit = state.body_limit;
+            move |request| body_refusal_response(&origins, limit, request)
+        }))
         .layer(cors::cors_layer(state.cors_origins.clone()));
     // Outside CORS: a foreign Host gets no answer but the 421, preflights
     // included.
     let router = match state.allowed_hosts.clone() {
-        Some(hosts) => router.layer(middleware::from_fn_with_state(hosts, check_host)),
+        Some(hosts) => router.layer(GuardLayer::new(move |request| {
+            host_refusal(&hosts, request)
+        })),
         None => router,
     };
     router

@@ -1,0 +1,40 @@
+//! The keys clients must present on the proxy routes (`GATEWAY_API_KEYS`).
+
+use secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// The keys clients must present on the proxy routes (`GATEWAY_API_KEYS`),
+/// kept as SHA-256 digests: a request costs one hash of what it presents,
+/// not one per configured key.
+pub struct ClientKeys {
+    digests: Vec<[u8; 32]>,
+}
+
+impl ClientKeys {
+    pub fn new(keys: &[secrecy::SecretString]) -> Self {
+        Self {
+            digests: keys
+                .iter()
+                .map(|key| Sha256::digest(key.expose_secret().as_bytes()).into())
+                .collect(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.digests.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.digests.len()
+    }
+
+    /// Whether `presented` is one of the keys. Every digest is compared,
+    /// in constant time, so timing does not tell which one nearly matched.
+    pub fn accepts(&self, presented: &str) -> bool {
+        let presented: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        self.digests.iter().fold(false, |found, expected| {
+            found | bool::from(presented.ct_eq(expected))
+        })
+    }
+}
