@@ -14,6 +14,7 @@ use crate::extract::ApiJson;
 use crate::gateway::render::chat_answer::ChatAnswer;
 use crate::gateway::render::chat_events::ChatEvents;
 use crate::providers::UpstreamCall;
+use crate::routes::fields;
 
 #[derive(Debug, Deserialize)]
 #[serde(expecting = "a JSON object with a \"messages\" array")]
@@ -21,12 +22,14 @@ pub struct ChatBody {
     messages: Vec<BodyMessage>,
     provider: Option<String>,
     model: Option<String>,
-    max_tokens: Option<u32>,
     system: Option<String>,
-    temperature: Option<f64>,
-    top_p: Option<f64>,
-    stop_sequences: Option<Vec<String>>,
-    stream: Option<bool>,
+    // Read as JSON values and checked by `routes::fields`, so each gets the
+    // same 400 here as on the SDK routes.
+    max_tokens: Option<Value>,
+    temperature: Option<Value>,
+    top_p: Option<Value>,
+    stop_sequences: Option<Value>,
+    stream: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -108,15 +111,27 @@ impl ChatBody {
                 content: message.content.into_value(),
             });
         }
+        let checked = |value: Option<Value>| value.filter(|v| !v.is_null());
         let request = ChatRequest::assemble(ChatParts {
             model,
-            max_tokens: self.max_tokens,
+            max_tokens: checked(self.max_tokens)
+                .map(|v| fields::max_tokens("max_tokens", &v))
+                .transpose()?,
             system,
             messages,
-            temperature: self.temperature,
-            top_p: self.top_p,
-            stop_sequences: self.stop_sequences,
-            stream: self.stream.unwrap_or(false),
+            temperature: checked(self.temperature)
+                .map(|v| fields::number("temperature", &v))
+                .transpose()?,
+            top_p: checked(self.top_p)
+                .map(|v| fields::number("top_p", &v))
+                .transpose()?,
+            stop_sequences: checked(self.stop_sequences)
+                .map(|v| fields::stop_sequences(&v))
+                .transpose()?,
+            stream: checked(self.stream)
+                .map(|v| fields::stream(&v))
+                .transpose()?
+                .unwrap_or(false),
         })
         .map_err(ApiError::bad_request)?;
         Ok((provider, request))

@@ -35,6 +35,7 @@ async fn serve(state: &AppState, body: Body) -> Result<Response, ApiError> {
     let fields = SdkFields::parse(&bytes)?;
     let model = fields.model()?.to_string();
     fields.check_messages()?;
+    fields.check_common()?;
     let stream = fields.stream()?;
     if model.starts_with("claude-") {
         // Translation needs the whole request; only this path builds it.

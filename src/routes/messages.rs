@@ -64,15 +64,10 @@ async fn serve(
 /// What keygate needs to route and account; Anthropic judges the rest.
 fn check(fields: &SdkFields) -> Result<bool, ApiError> {
     fields.model()?;
-    fields.check_messages()?;
-    match &fields.max_tokens {
-        Some(value) if value.as_u64().is_some() => {}
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "max_tokens: must be a non-negative integer",
-            ));
-        }
-        None => return Err(ApiError::bad_request("max_tokens: field required")),
+    fields.check_anthropic_messages()?;
+    if fields.max_tokens.is_none() {
+        return Err(ApiError::bad_request("max_tokens: field required"));
     }
+    fields.check_common()?;
     fields.stream()
 }

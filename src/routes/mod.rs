@@ -8,6 +8,7 @@
 //! - `completions`: `POST /v1/chat/completions`, OpenAI's API (a `claude-`
 //!   model is translated to Anthropic).
 //! - `sdk_fields`: the few fields of an SDK body keygate reads.
+//! - `fields`: one check per field, shared by every route.
 //! - `v1_models`, `models`: model lists for the SDKs and for people.
 //! - `health`: `GET /health`.
 //! - `guard`: checks that may answer a request before its route runs;
@@ -21,6 +22,7 @@ pub mod browser_guard;
 pub mod chat;
 pub mod completions;
 mod cors;
+pub(crate) mod fields;
 mod guard;
 pub mod health;
 pub mod key_views;

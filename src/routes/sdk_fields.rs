@@ -1,5 +1,6 @@
-//! The few fields of an SDK request that keygate itself reads (model,
-//! messages, max_tokens, stream, stream_options). The rest of the body (the
+//! The few fields of an SDK request that keygate itself reads or checks
+//! (model, the messages' shape, max_tokens, sampling, stop, stream,
+//! stream_options). The rest of the body (the
 //! conversation) is skipped without being built into a JSON tree: the
 //! client's bytes go upstream unchanged, so there is no need to.
 
@@ -9,6 +10,7 @@ use serde::Deserialize;
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
+use super::fields;
 use crate::error::ApiError;
 
 #[derive(Debug, Default, Deserialize)]
@@ -17,15 +19,134 @@ pub struct SdkFields {
     pub model: Option<Value>,
     pub messages: Option<Shape>,
     pub max_tokens: Option<Value>,
+    pub max_completion_tokens: Option<Value>,
+    pub temperature: Option<Value>,
+    pub top_p: Option<Value>,
+    pub stop_sequences: Option<Value>,
+    pub stop: Option<Value>,
     pub stream: Option<Value>,
     pub stream_options: Option<Value>,
 }
 
-/// Whether a value is an array, and how long, without keeping it.
+/// Whether a value is an array of readable messages, and how long, without
+/// keeping it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shape {
     Array(usize),
+    /// An array whose message at this index cannot be read: what is wrong.
+    BadMessage(usize, &'static str),
     Other,
+}
+
+/// One message's shape: an object with a string `role` and a `content` that
+/// is a string or an array. Nothing of it is kept.
+struct MessageShape(Option<&'static str>);
+
+impl<'de> Deserialize<'de> for MessageShape {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MessageVisitor;
+        impl<'de> Visitor<'de> for MessageVisitor {
+            type Value = MessageShape;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a message")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<MessageShape, A::Error> {
+                let (mut role, mut content) = (false, false);
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    match key.as_ref() {
+                        "role" => role = map.next_value::<Kind>()? == Kind::Text,
+                        "content" => {
+                            content = matches!(map.next_value::<Kind>()?, Kind::Text | Kind::List)
+                        }
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(MessageShape(if !role {
+                    Some("role: must be a string")
+                } else if !content {
+                    Some("content: must be a string or an array of content blocks")
+                } else {
+                    None
+                }))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<MessageShape, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(not_an_object())
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<MessageShape, E> {
+                Ok(not_an_object())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<MessageShape, E> {
+                Ok(not_an_object())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<MessageShape, E> {
+                Ok(not_an_object())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<MessageShape, E> {
+                Ok(not_an_object())
+            }
+            fn visit_str<E>(self, _: &str) -> Result<MessageShape, E> {
+                Ok(not_an_object())
+            }
+            fn visit_unit<E>(self) -> Result<MessageShape, E> {
+                Ok(not_an_object())
+            }
+        }
+        deserializer.deserialize_any(MessageVisitor)
+    }
+}
+
+fn not_an_object() -> MessageShape {
+    MessageShape(Some(r#"must be an object with "role" and "content""#))
+}
+
+/// What kind of JSON value a field holds, without keeping it.
+#[derive(Debug, PartialEq, Eq)]
+enum Kind {
+    Text,
+    List,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Kind {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KindVisitor;
+        impl<'de> Visitor<'de> for KindVisitor {
+            type Value = Kind;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Kind, E> {
+                Ok(Kind::Text)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Kind, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Kind::List)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Kind, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Kind::Other)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Kind, E> {
+                Ok(Kind::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Kind, E> {
+                Ok(Kind::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Kind, E> {
+                Ok(Kind::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Kind, E> {
+                Ok(Kind::Other)
+            }
+            fn visit_unit<E>(self) -> Result<Kind, E> {
+                Ok(Kind::Other)
+            }
+        }
+        deserializer.deserialize_any(KindVisitor)
+    }
 }
 
 impl<'de> Deserialize<'de> for Shape {
@@ -38,10 +159,17 @@ impl<'de> Deserialize<'de> for Shape {
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Shape, A::Error> {
                 let mut len = 0;
-                while seq.next_element::<IgnoredAny>()?.is_some() {
+                let mut problem = None;
+                while let Some(MessageShape(wrong)) = seq.next_element::<MessageShape>()? {
+                    if let (None, Some(wrong)) = (problem, wrong) {
+                        problem = Some((len, wrong));
+                    }
                     len += 1;
                 }
-                Ok(Shape::Array(len))
+                Ok(match problem {
+                    Some((index, wrong)) => Shape::BadMessage(index, wrong),
+                    None => Shape::Array(len),
+                })
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shape, A::Error> {
                 while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
@@ -93,13 +221,55 @@ impl SdkFields {
         }
     }
 
-    /// `messages`: a non-empty array.
+    /// `messages`: a non-empty array. (OpenAI's messages may have a `null`
+    /// content, an assistant turn that only calls tools.)
     pub fn check_messages(&self) -> Result<(), ApiError> {
         match self.messages {
             Some(Shape::Array(0)) => Err(ApiError::bad_request("messages: must not be empty")),
-            Some(Shape::Array(_)) => Ok(()),
+            Some(Shape::Array(_) | Shape::BadMessage(..)) => Ok(()),
             _ => Err(ApiError::bad_request("messages: must be a non-empty array")),
         }
+    }
+
+    /// Anthropic's `messages`: a non-empty array of objects with a string
+    /// `role` and a string or array `content` (the upstream cannot read
+    /// anything else, and may drop the connection rather than say so).
+    pub fn check_anthropic_messages(&self) -> Result<(), ApiError> {
+        match self.messages {
+            Some(Shape::BadMessage(index, wrong)) => {
+                let separator = if wrong.starts_with("must") { ": " } else { "." };
+                Err(ApiError::bad_request(format!(
+                    "messages[{index}]{separator}{wrong}"
+                )))
+            }
+            _ => self.check_messages(),
+        }
+    }
+
+    /// The sampling and length fields keygate checks as every route does;
+    /// `max_tokens` only if present (Anthropic's route requires it: see
+    /// `routes::messages`).
+    pub fn check_common(&self) -> Result<(), ApiError> {
+        for (field, value) in [
+            ("max_tokens", &self.max_tokens),
+            ("max_completion_tokens", &self.max_completion_tokens),
+        ] {
+            if let Some(value) = value.as_ref().filter(|v| !v.is_null()) {
+                fields::max_tokens(field, value)?;
+            }
+        }
+        for (field, value) in [("temperature", &self.temperature), ("top_p", &self.top_p)] {
+            if let Some(value) = value.as_ref().filter(|v| !v.is_null()) {
+                fields::number(field, value)?;
+            }
+        }
+        if let Some(value) = self.stop_sequences.as_ref().filter(|v| !v.is_null()) {
+            fields::stop_sequences(value)?;
+        }
+        if let Some(value) = self.stop.as_ref().filter(|v| !v.is_null()) {
+            fields::stop(value)?;
+        }
+        Ok(())
     }
 
     /// `stream`: a boolean, false if absent.
@@ -107,7 +277,7 @@ impl SdkFields {
         match &self.stream {
             None | Some(Value::Null) => Ok(false),
             Some(Value::Bool(stream)) => Ok(*stream),
-            Some(_) => Err(ApiError::bad_request("stream: must be a boolean")),
+            Some(other) => super::fields::stream(other),
         }
     }
 

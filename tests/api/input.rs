@@ -58,19 +58,19 @@ async fn malformed_bodies_are_400_with_a_message_that_says_what_is_wrong() {
         ),
         (
             r#"{"max_tokens": -5, "messages": [{"role": "user", "content": "hi"}]}"#,
-            "max_tokens: invalid value",
+            "max_tokens: must be a positive integer",
         ),
         (
             r#"{"max_tokens": 1.5, "messages": [{"role": "user", "content": "hi"}]}"#,
-            "max_tokens: invalid type",
+            "max_tokens: must be a positive integer",
         ),
         (
             r#"{"stream": "yes", "messages": [{"role": "user", "content": "hi"}]}"#,
-            "stream: invalid type",
+            "stream: must be true or false",
         ),
         (
             r#"{"temperature": "hot", "messages": [{"role": "user", "content": "hi"}]}"#,
-            "temperature: invalid type",
+            "temperature: must be a number",
         ),
     ];
     for (body, expected) in cases {

@@ -22,3 +22,4 @@ mod shutdown;
 mod storage;
 mod streaming;
 mod upstream_bounds;
+mod validation;
