@@ -6,7 +6,14 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-/// An API under test, served by the fake, keygate and the forwarder alike.
+/// The gateway keys keygate (`GATEWAY_API_KEYS`) and the baseline accept.
+pub const CLIENT_KEYS: [&str; 2] = ["kg-bench-client-1", "kg-bench-client-2"];
+
+/// The one the load generator presents: the last, so a check that walks the
+/// list walks all of it.
+pub const CLIENT_KEY: &str = CLIENT_KEYS[1];
+
+/// An API under test, served by the fake, keygate and the baseline alike.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Api {
@@ -46,16 +53,18 @@ impl Api {
         Bytes::from(body.to_string())
     }
 
-    /// The client's credential headers. keygate runs open (no gateway keys)
-    /// and swaps in a pool key; the forwarder swaps in its own; the fake
-    /// accepts anything.
+    /// The client's headers: [`CLIENT_KEY`] as each SDK sends it. keygate
+    /// and the baseline check it and swap in an upstream key; the fake
+    /// accepts anything, so the direct path sends the same headers and the
+    /// generator's work is the same on every path.
     pub fn headers(self) -> &'static [(&'static str, &'static str)] {
         match self {
             Api::Anthropic => &[
-                ("x-api-key", "bench-client"),
+                ("x-api-key", CLIENT_KEY),
                 ("anthropic-version", "2023-06-01"),
             ],
-            Api::OpenAi => &[("authorization", "Bearer bench-client")],
+            // `concat!` takes literals only: a test checks it is CLIENT_KEY.
+            Api::OpenAi => &[("authorization", "Bearer kg-bench-client-2")],
         }
     }
 
@@ -125,6 +134,21 @@ mod tests {
             .collect();
         // Frame 0 carries the role and empty content: not content yet.
         assert_eq!(first_content_frame(Api::OpenAi, &openai), Some(1));
+    }
+
+    #[test]
+    fn both_apis_present_the_client_key() {
+        let presented = |api: Api, name: &str| {
+            api.headers()
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, value)| *value)
+        };
+        assert_eq!(presented(Api::Anthropic, "x-api-key"), Some(CLIENT_KEY));
+        assert_eq!(
+            presented(Api::OpenAi, "authorization"),
+            Some(format!("Bearer {CLIENT_KEY}").as_str())
+        );
     }
 
     #[test]

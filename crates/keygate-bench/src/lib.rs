@@ -1,15 +1,17 @@
 //! `keygate-bench`: a reproducible, loopback-only benchmark of keygate
-//! against the fake upstream directly and a bare forwarder baseline, for
-//! the Anthropic Messages and OpenAI Chat Completions APIs (issue 5, part 1).
+//! against the fake upstream directly and against an honest baseline (the
+//! least any gateway must do, written lean), for the Anthropic Messages and
+//! OpenAI Chat Completions APIs (issue 5, part 1; issue 10).
 //!
-//! Layout: `api` (requests and first-content detection), `load` (the
-//! closed-loop generator), `children` (pinned server processes), `forwarder`
-//! (the baseline), `procfs` (CPU, RSS, machine), `run` (phases and medians),
-//! `stats` (pure arithmetic and targets), `report` (Markdown and JSON).
+//! Layout: `api` (requests, client keys and first-content detection), `load`
+//! (the closed-loop generator), `children` (pinned server processes),
+//! `baseline` (the minimal gateway keygate is compared with), `procfs` (CPU,
+//! RSS, machine), `run` (phases and medians), `stats` (pure arithmetic and
+//! targets), `report` (Markdown and JSON).
 
 pub mod api;
+pub mod baseline;
 pub mod children;
-pub mod forwarder;
 pub mod load;
 pub mod procfs;
 pub mod report;
@@ -32,10 +34,17 @@ pub struct Options {
     pub concurrency: usize,
     /// Where `keygate` and `fake-upstream` are (next to the bench binary).
     pub bin_dir: PathBuf,
-    /// The bench binary itself, re-run as `forwarder`.
+    /// The bench binary itself, re-run as `baseline`.
     pub bench_exe: PathBuf,
     /// (servers' CPU, load generator's and fake's CPU), when pinning.
     pub cpus: Option<(usize, usize)>,
+    /// The tokio workers keygate gets under this pinning; the baseline is
+    /// given exactly as many.
+    pub server_workers: usize,
+    /// Upstream keys per provider (keygate's pools and the baseline's).
+    pub keys_per_provider: usize,
+    /// Passed to keygate as `KEY_STRATEGY` when set.
+    pub strategy: Option<String>,
 }
 
 /// Why a bench run stopped.

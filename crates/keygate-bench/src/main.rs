@@ -1,10 +1,10 @@
 //! `keygate-bench`: measures keygate against the fake upstream directly and
-//! a bare forwarder, on loopback, and prints a Markdown report (see
-//! `keygate::bench`). Build both binaries first, then run it:
+//! against the honest baseline (`keygate_bench::baseline`), on loopback, and
+//! prints a Markdown report. Build the binaries first, then run it:
 //! `cargo build --release --bins && target/release/keygate-bench`.
 //!
-//! `keygate-bench forwarder --upstream URL` is the baseline server the bench
-//! starts as its own child process (so it can be pinned and measured).
+//! `keygate-bench baseline …` is the baseline server the bench starts as its
+//! own child process (so it can be pinned and measured).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -13,10 +13,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use keygate_bench::baseline::BaselineConfig;
 use keygate_bench::{self as bench, Options, procfs};
 use tokio::net::TcpListener;
 
-/// Benchmark keygate against a fake upstream and a bare forwarder.
+/// Benchmark keygate against a fake upstream and a minimal gateway baseline.
 #[derive(Debug, Parser)]
 #[command(name = "keygate-bench", version)]
 struct Args {
@@ -43,22 +44,50 @@ struct Args {
     /// Do not pin processes to CPUs.
     #[arg(long)]
     no_pin: bool,
+    /// Upstream keys per provider, for keygate's pools and the baseline.
+    #[arg(long, default_value_t = 3)]
+    keys: usize,
+    /// keygate's KEY_STRATEGY (default: keygate's own default).
+    #[arg(long)]
+    strategy: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Sub {
-    /// Run the bare forwarder baseline (started by the bench itself).
+    /// Run the baseline gateway (started by the bench itself).
     #[command(hide = true)]
-    Forwarder {
+    Baseline {
         #[arg(long)]
         upstream: String,
+        /// Tokio worker threads: as many as keygate gets.
+        #[arg(long)]
+        workers: usize,
+        #[arg(long = "client-key", required = true)]
+        client_keys: Vec<String>,
+        #[arg(long = "anthropic-key", required = true)]
+        anthropic_keys: Vec<String>,
+        #[arg(long = "openai-key", required = true)]
+        openai_keys: Vec<String>,
     },
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if let Some(Sub::Forwarder { upstream }) = args.command {
-        return forwarder(upstream);
+    if let Some(Sub::Baseline {
+        upstream,
+        workers,
+        client_keys,
+        anthropic_keys,
+        openai_keys,
+    }) = args.command
+    {
+        let config = BaselineConfig {
+            upstream,
+            client_keys,
+            anthropic_keys,
+            openai_keys,
+        };
+        return baseline(config, workers);
     }
     let bench_exe = std::env::current_exe().context("cannot locate the bench binary")?;
     let bin_dir = bench_exe
@@ -70,6 +99,12 @@ fn main() -> anyhow::Result<()> {
     } else {
         (args.duration, args.warmup, args.runs.max(1))
     };
+    // keygate runs `#[tokio::main]`: one worker per CPU it may use, which
+    // is the one server CPU when pinned. Counted before this process pins
+    // itself, since pinning narrows what it sees.
+    let unpinned_cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    let cpus = if args.no_pin { None } else { pin_self() };
+    let server_workers = if cpus.is_some() { 1 } else { unpinned_cpus };
     let options = Options {
         duration: Duration::from_secs_f64(duration),
         warmup: Duration::from_secs_f64(warmup),
@@ -77,7 +112,10 @@ fn main() -> anyhow::Result<()> {
         concurrency: args.concurrency.max(1),
         bin_dir,
         bench_exe,
-        cpus: if args.no_pin { None } else { pin_self() },
+        cpus,
+        server_workers,
+        keys_per_provider: args.keys.max(1),
+        strategy: args.strategy,
     };
     // Built after pinning, so the runtime sizes itself to the one CPU left.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -114,17 +152,25 @@ fn pin_self() -> Option<(usize, usize)> {
     pinned.then_some((server, load))
 }
 
-#[tokio::main]
-async fn forwarder(upstream: String) -> anyhow::Result<()> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let mut stdout = std::io::stdout().lock();
-    writeln!(
-        stdout,
-        "forwarder listening on http://{}",
-        listener.local_addr()?
-    )?;
-    stdout.flush()?;
-    drop(stdout);
-    bench::forwarder::serve(listener, upstream).await?;
-    Ok(())
+/// Serves the baseline on a runtime of exactly `workers` threads (keygate's
+/// count under the same pinning, set explicitly rather than left to the
+/// default).
+fn baseline(config: BaselineConfig, workers: usize) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers.max(1))
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let mut stdout = std::io::stdout().lock();
+        writeln!(
+            stdout,
+            "baseline listening on http://{}",
+            listener.local_addr()?
+        )?;
+        stdout.flush()?;
+        drop(stdout);
+        bench::baseline::serve(listener, config).await?;
+        Ok(())
+    })
 }

@@ -1,6 +1,6 @@
 //! The bench's results: the figures per API and path, what each proxy adds
-//! to the direct path, the issue's targets, and their Markdown and JSON
-//! forms.
+//! to the direct path, the issue's targets (keygate against the honest
+//! baseline), and their Markdown and JSON forms.
 
 use std::fmt::Write;
 
@@ -10,7 +10,7 @@ use super::Options;
 use super::api::Api;
 use super::load::Sample;
 use super::procfs::Machine;
-use super::stats::{Bound, TargetCheck, ratio};
+use super::stats::{Bound, Limit, TargetCheck, paired, ratio, spread};
 
 /// How the load reached the fake upstream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -18,7 +18,7 @@ use super::stats::{Bound, TargetCheck, ratio};
 pub enum PathKind {
     Direct,
     Keygate,
-    Forwarder,
+    Baseline,
 }
 
 impl PathKind {
@@ -26,12 +26,12 @@ impl PathKind {
         match self {
             PathKind::Direct => "direct",
             PathKind::Keygate => "keygate",
-            PathKind::Forwarder => "forwarder",
+            PathKind::Baseline => "baseline",
         }
     }
 }
 
-/// One scenario on one path: the median over runs.
+/// One scenario on one path, one run or the median over runs.
 #[derive(Clone, Copy, Debug, Default, Serialize)]
 pub struct Figures {
     pub requests_per_sec: f64,
@@ -39,7 +39,7 @@ pub struct Figures {
     pub p99_ms: f64,
     /// Streaming only: send to first content event.
     pub ttft_p50_ms: Option<f64>,
-    /// Failed requests, summed over runs.
+    /// Failed requests (summed over runs in a median).
     pub errors: u64,
     /// CPU time of the proxy process per request (none for direct).
     pub cpu_us_per_request: Option<f64>,
@@ -59,7 +59,15 @@ impl Figures {
     }
 }
 
-/// What a proxy adds to the direct path (ms), and its throughput ratios.
+/// A scenario on a path: the median of its runs, and the runs themselves
+/// (in round order, so run `i` of two paths were taken side by side).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Measured {
+    pub median: Figures,
+    pub runs: Vec<Figures>,
+}
+
+/// What a proxy adds to the direct path (ms), and its throughput ratio.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct Added {
     pub c1_p50_ms: f64,
@@ -74,9 +82,9 @@ pub struct Added {
 #[derive(Clone, Debug, Serialize)]
 pub struct PathFigures {
     pub path: PathKind,
-    pub concurrency_1: Figures,
-    pub concurrency_high: Figures,
-    pub streaming: Figures,
+    pub concurrency_1: Measured,
+    pub concurrency_high: Measured,
+    pub streaming: Measured,
     /// None for the direct path itself.
     pub added: Option<Added>,
 }
@@ -93,9 +101,9 @@ impl ApiFigures {
     pub fn combine(
         api: Api,
         kinds: impl Iterator<Item = PathKind>,
-        one: Vec<Figures>,
-        many: Vec<Figures>,
-        stream: Vec<Figures>,
+        one: Vec<Measured>,
+        many: Vec<Measured>,
+        stream: Vec<Measured>,
     ) -> Self {
         let mut paths: Vec<PathFigures> = kinds
             .zip(one)
@@ -124,21 +132,23 @@ impl ApiFigures {
 }
 
 fn added(path: &PathFigures, direct: &PathFigures) -> Added {
-    let (one, high) = (&path.concurrency_1, &path.concurrency_high);
+    let (one, high) = (&path.concurrency_1.median, &path.concurrency_high.median);
+    let (d_one, d_high) = (
+        &direct.concurrency_1.median,
+        &direct.concurrency_high.median,
+    );
     Added {
-        c1_p50_ms: one.p50_ms - direct.concurrency_1.p50_ms,
-        c1_p99_ms: one.p99_ms - direct.concurrency_1.p99_ms,
-        high_p50_ms: high.p50_ms - direct.concurrency_high.p50_ms,
-        high_p99_ms: high.p99_ms - direct.concurrency_high.p99_ms,
+        c1_p50_ms: one.p50_ms - d_one.p50_ms,
+        c1_p99_ms: one.p99_ms - d_one.p99_ms,
+        high_p50_ms: high.p50_ms - d_high.p50_ms,
+        high_p99_ms: high.p99_ms - d_high.p99_ms,
         ttft_p50_ms: path
             .streaming
+            .median
             .ttft_p50_ms
-            .zip(direct.streaming.ttft_p50_ms)
+            .zip(direct.streaming.median.ttft_p50_ms)
             .map(|(proxied, direct)| proxied - direct),
-        high_rps_vs_direct: ratio(
-            high.requests_per_sec,
-            direct.concurrency_high.requests_per_sec,
-        ),
+        high_rps_vs_direct: ratio(high.requests_per_sec, d_high.requests_per_sec),
     }
 }
 
@@ -149,6 +159,12 @@ pub struct Settings {
     pub warmup_secs: f64,
     pub runs: usize,
     pub high_concurrency: usize,
+    /// Tokio workers of keygate (its default under the pinning) and of the
+    /// baseline (set to match).
+    pub server_workers: usize,
+    pub upstream_keys_per_provider: usize,
+    /// keygate's `KEY_STRATEGY`; `None` is keygate's default.
+    pub key_strategy: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -158,7 +174,7 @@ pub struct Report {
     pub settings: Settings,
     pub apis: Vec<ApiFigures>,
     pub keygate_peak_rss_mb: Option<f64>,
-    pub forwarder_peak_rss_mb: Option<f64>,
+    pub baseline_peak_rss_mb: Option<f64>,
     pub targets: Vec<TargetCheck>,
 }
 
@@ -169,15 +185,19 @@ impl Report {
         options: &Options,
         apis: Vec<ApiFigures>,
         keygate_peak_rss_mb: Option<f64>,
-        forwarder_peak_rss_mb: Option<f64>,
+        baseline_peak_rss_mb: Option<f64>,
     ) -> Self {
         let mut targets: Vec<TargetCheck> = apis.iter().flat_map(api_targets).collect();
         targets.push(TargetCheck::new(
-            "keygate peak RSS (VmHWM) over the whole run".into(),
+            "peak RSS of keygate (VmHWM, whole run)",
+            "keygate",
             keygate_peak_rss_mb,
-            Bound::AtMost,
-            30.0,
-            "MB",
+            None,
+            Limit {
+                bound: Bound::AtMost,
+                value: 30.0,
+                unit: "MB",
+            },
         ));
         Self {
             machine,
@@ -187,10 +207,13 @@ impl Report {
                 warmup_secs: options.warmup.as_secs_f64(),
                 runs: options.runs,
                 high_concurrency: options.concurrency,
+                server_workers: options.server_workers,
+                upstream_keys_per_provider: options.keys_per_provider,
+                key_strategy: options.strategy.clone(),
             },
             apis,
             keygate_peak_rss_mb,
-            forwarder_peak_rss_mb,
+            baseline_peak_rss_mb,
             targets,
         }
     }
@@ -208,8 +231,17 @@ impl Report {
         let _ = writeln!(out, "Pinning: {}.", self.pinning);
         let _ = writeln!(
             out,
-            "Method: closed loop, {} run(s) of {} s per scenario and path after {} s of warm-up; \
-             medians of the runs. Latencies in ms.\n",
+            "Servers: keygate and the baseline each on {} tokio worker thread(s); {} upstream \
+             key(s) per provider; client keys required (GATEWAY_API_KEYS) and sent on every \
+             request; keygate with RUST_LOG=warn, KEY_STRATEGY {}.",
+            s.server_workers,
+            s.upstream_keys_per_provider,
+            s.key_strategy.as_deref().unwrap_or("default")
+        );
+        let _ = writeln!(
+            out,
+            "Method: closed loop, {} run(s) of {} s per scenario and path after {} s of warm-up, \
+             paths interleaved run by run; medians of the runs. Latencies in ms.\n",
             s.runs, s.duration_secs, s.warmup_secs
         );
         let high = s.high_concurrency;
@@ -218,11 +250,11 @@ impl Report {
         let mb = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{v:.1} MB"));
         let _ = writeln!(
             out,
-            "Peak RSS: keygate {}, bare forwarder {}.\n",
+            "Peak RSS: keygate {}, baseline {}.\n",
             mb(self.keygate_peak_rss_mb),
-            mb(self.forwarder_peak_rss_mb)
+            mb(self.baseline_peak_rss_mb)
         );
-        self.targets_table(&mut out);
+        self.targets_table(&mut out, high);
         out
     }
 
@@ -238,7 +270,11 @@ impl Report {
         );
         for api in &self.apis {
             for p in &api.paths {
-                let (one, many, st) = (&p.concurrency_1, &p.concurrency_high, &p.streaming);
+                let (one, many, st) = (
+                    &p.concurrency_1.median,
+                    &p.concurrency_high.median,
+                    &p.streaming.median,
+                );
                 let _ = writeln!(
                     out,
                     "| {} | {} | {:.0} | {:.3} | {:.3} | {:.0} | {:.3} | {:.3} | {} | {} | {} |",
@@ -263,97 +299,185 @@ impl Report {
         let _ = writeln!(
             out,
             "| API | path | added p50 c=1 | added p99 c=1 | added p50 c={high} | \
-             added p99 c={high} | added TTFT p50 | req/s c={high} ÷ direct | ÷ forwarder |"
+             added p99 c={high} | added TTFT p50 | req/s c={high} ÷ direct |"
         );
-        let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|");
         for api in &self.apis {
-            let forwarder_rps = api
-                .path(PathKind::Forwarder)
-                .map(|f| f.concurrency_high.requests_per_sec);
             for p in &api.paths {
                 let Some(a) = &p.added else { continue };
-                let vs_forwarder =
-                    forwarder_rps.and_then(|f| ratio(p.concurrency_high.requests_per_sec, f));
                 let _ = writeln!(
                     out,
-                    "| {} | {} | {:+.3} | {:+.3} | {:+.3} | {:+.3} | {} | {} | {} |",
+                    "| {} | {} | {:+.3} | {:+.3} | {:+.3} | {:+.3} | {} | {} |",
                     api.api.name(),
                     p.path.name(),
                     a.c1_p50_ms,
                     a.c1_p99_ms,
                     a.high_p50_ms,
                     a.high_p99_ms,
-                    opt(a.ttft_p50_ms, 3, ""),
+                    a.ttft_p50_ms
+                        .map_or_else(|| "n/a".into(), |v| format!("{v:+.3}")),
                     opt(a.high_rps_vs_direct, 2, "×"),
-                    opt(vs_forwarder, 2, "×"),
                 );
             }
         }
         out.push('\n');
     }
 
-    fn targets_table(&self, out: &mut String) {
-        let _ = writeln!(out, "| target | measured | limit | result |");
-        let _ = writeln!(out, "|---|---:|---:|---|");
+    /// One row per measure, one column per API: the value from the medians,
+    /// the range of the same comparison over the paired runs, the verdict
+    /// and, when missed, by how much.
+    fn targets_table(&self, out: &mut String, high: usize) {
+        let _ = writeln!(
+            out,
+            "Targets, keygate against the baseline: from the medians, and in brackets the \
+             range over the runs, each run compared with the baseline run beside it.\n"
+        );
+        let mut header = String::from("| measure | target |");
+        let mut rule = String::from("|---|---|");
+        for api in Api::ALL {
+            let _ = write!(header, " {} |", api.name());
+            rule.push_str("---|");
+        }
+        let _ = writeln!(out, "{header}\n{rule}");
+        let mut measures: Vec<&'static str> = Vec::new();
         for t in &self.targets {
-            let sign = match t.bound {
-                Bound::AtMost => "≤",
-                Bound::AtLeast => "≥",
+            if !measures.contains(&t.measure) {
+                measures.push(t.measure);
+            }
+        }
+        for measure in measures {
+            let checks: Vec<&TargetCheck> = self
+                .targets
+                .iter()
+                .filter(|t| t.measure == measure)
+                .collect();
+            let Some(first) = checks.first() else {
+                continue;
             };
-            let _ = writeln!(
-                out,
-                "| {} | {} | {sign} {} {} | {} |",
-                t.name,
-                opt(t.measured, 3, &format!(" {}", t.unit)),
-                t.limit,
-                t.unit,
-                t.verdict()
-            );
+            let named = measure.replace("high concurrency", &format!("concurrency {high}"));
+            let mut row = format!("| {named} | {} |", limit_text(&first.limit));
+            for api in Api::ALL {
+                let own = checks.iter().find(|t| t.scope == api.name());
+                let whole_process = checks.iter().find(|t| t.scope == "keygate");
+                let cell = match (own, whole_process) {
+                    (Some(t), _) => check_text(t),
+                    // A whole-process figure is shown once, in the first column.
+                    (None, Some(t)) if api == Api::ALL[0] => check_text(t),
+                    (None, Some(_)) => "(one figure for both)".into(),
+                    (None, None) => "n/a".into(),
+                };
+                let _ = write!(row, " {cell} |");
+            }
+            let _ = writeln!(out, "{row}");
         }
     }
 }
 
-/// The issue's per-API targets for keygate.
+/// The issue's per-API targets: keygate compared with the baseline.
 fn api_targets(api: &ApiFigures) -> Vec<TargetCheck> {
-    let name = api.api.name();
-    let keygate = api.path(PathKind::Keygate);
-    let added = keygate.and_then(|k| k.added);
-    let forwarder_rps = api
-        .path(PathKind::Forwarder)
-        .map(|f| f.concurrency_high.requests_per_sec);
-    let keygate_rps = keygate.map(|k| k.concurrency_high.requests_per_sec);
+    let scope = api.api.name();
+    let (Some(keygate), Some(baseline)) =
+        (api.path(PathKind::Keygate), api.path(PathKind::Baseline))
+    else {
+        return Vec::new();
+    };
+    type Pick = fn(&Figures) -> Option<f64>;
+    type Compare = fn(f64, f64) -> Option<f64>;
+    let compare = |scenario: fn(&PathFigures) -> &Measured, pick: Pick, how: Compare| {
+        let (k, b) = (scenario(keygate), scenario(baseline));
+        let measured = pick(&k.median)
+            .zip(pick(&b.median))
+            .and_then(|(k, b)| how(k, b));
+        let values = |m: &Measured| m.runs.iter().map(pick).collect::<Option<Vec<_>>>();
+        let range = values(k)
+            .zip(values(b))
+            .and_then(|(k, b)| spread(&paired(&k, &b, how)));
+        (measured, range)
+    };
+    let difference: Compare = |k, b| Some(k - b);
+    let limit = |bound, value, unit| Limit { bound, value, unit };
+    let (rps, rps_runs) = compare(|p| &p.concurrency_high, |f| Some(f.requests_per_sec), ratio);
+    let (cpu, cpu_runs) = compare(|p| &p.concurrency_high, |f| f.cpu_us_per_request, ratio);
+    let (ttft, ttft_runs) = compare(|p| &p.streaming, |f| f.ttft_p50_ms, difference);
+    let (p50, p50_runs) = compare(|p| &p.concurrency_1, |f| Some(f.p50_ms), difference);
     vec![
         TargetCheck::new(
-            format!("{name}: added p50 at concurrency 1 (keygate − direct)"),
-            added.map(|a| a.c1_p50_ms),
-            Bound::AtMost,
-            0.1,
-            "ms",
+            "throughput at high concurrency, keygate ÷ baseline",
+            scope,
+            rps,
+            rps_runs,
+            limit(Bound::AtLeast, 0.9, "×"),
         ),
         TargetCheck::new(
-            format!("{name}: req/s at high concurrency, keygate ÷ bare forwarder"),
-            keygate_rps
-                .zip(forwarder_rps)
-                .and_then(|(k, f)| ratio(k, f)),
-            Bound::AtLeast,
-            0.9,
-            "×",
+            "CPU per request at high concurrency, keygate ÷ baseline",
+            scope,
+            cpu,
+            cpu_runs,
+            limit(Bound::AtMost, 1.1, "×"),
         ),
         TargetCheck::new(
-            format!("{name}: added streaming TTFT p50 (keygate − direct)"),
-            added.and_then(|a| a.ttft_p50_ms),
-            Bound::AtMost,
-            0.3,
-            "ms",
+            "streaming TTFT p50, keygate − baseline",
+            scope,
+            ttft,
+            ttft_runs,
+            limit(Bound::AtMost, 0.1, "ms"),
         ),
         TargetCheck::new(
-            format!("{name}: keygate CPU per proxied request (high concurrency)"),
-            keygate.and_then(|k| k.concurrency_high.cpu_us_per_request),
-            Bound::AtMost,
-            60.0,
-            "µs",
+            "p50 at concurrency 1, keygate − baseline",
+            scope,
+            p50,
+            p50_runs,
+            limit(Bound::AtMost, 0.03, "ms"),
         ),
     ]
+}
+
+/// A value in a target's unit: ratios as `0.91×`, differences signed.
+fn in_unit(value: f64, unit: &str) -> String {
+    match unit {
+        "×" => format!("{value:.2}×"),
+        "ms" => format!("{value:+.3} ms"),
+        _ => format!("{value:.1} {unit}"),
+    }
+}
+
+fn limit_text(limit: &Limit) -> String {
+    let sign = match limit.bound {
+        Bound::AtMost => "≤",
+        Bound::AtLeast => "≥",
+    };
+    let value = match limit.unit {
+        "ms" => format!("+{} ms", limit.value),
+        "×" => format!("{}×", limit.value),
+        unit => format!("{} {unit}", limit.value),
+    };
+    format!("{sign} {value}")
+}
+
+fn check_text(t: &TargetCheck) -> String {
+    let Some(value) = t.measured else {
+        return "n/a MISS".into();
+    };
+    let unit = t.limit.unit;
+    let mut text = in_unit(value, unit);
+    // One run has no range to show.
+    if let Some((low, high)) = t.runs_range.filter(|(low, high)| low < high) {
+        let bare = |v: f64| match unit {
+            "×" => format!("{v:.2}"),
+            _ => format!("{v:+.3}"),
+        };
+        let _ = write!(text, " (runs {} to {})", bare(low), bare(high));
+    }
+    let _ = write!(text, " {}", t.verdict());
+    if let Some(by) = t.shortfall() {
+        let by = match unit {
+            "×" => format!("{by:.2}×"),
+            "ms" => format!("{by:.3} ms"),
+            _ => format!("{by:.1} {unit}"),
+        };
+        let _ = write!(text, " by {by}");
+    }
+    text
 }
 
 /// `value` with `decimals` and `unit`, or "n/a".

@@ -1,23 +1,21 @@
-//! The bench's phases: start the fake upstream, keygate and the forwarder
+//! The bench's phases: start the fake upstream, keygate and the baseline
 //! (pinned), then for each API and scenario (concurrency 1, high
 //! concurrency, streaming) warm every path up and measure it `runs` times,
-//! interleaving the paths run by run so drift on a shared machine hits all
-//! of them alike; report the median of the runs.
+//! interleaving the paths run by run (each round starting with a different
+//! path) so drift on a shared machine hits all of them alike; report the
+//! median of the runs and keep the runs for paired comparisons.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
 
-use super::api::Api;
+use super::api::{Api, CLIENT_KEYS};
 use super::children::{Launch, Server};
 use super::load::{self, Spec};
 use super::procfs::{self, Machine};
-use super::report::{ApiFigures, Figures, PathKind, Report};
+use super::report::{ApiFigures, Figures, Measured, PathKind, Report};
 use super::stats::{cpu_us_per_request, median};
 use super::{BenchError, Options};
-
-/// Keys keygate's pools hold (the fake accepts any key).
-const POOL_SIZE: usize = 4;
 
 /// One way to reach the fake upstream.
 struct Path {
@@ -34,7 +32,7 @@ pub async fn run(options: &Options) -> Result<Report, BenchError> {
     let (server_cpu, load_cpu) = options.cpus.unzip();
     let fake = Server::start(fake_launch(options, load_cpu)?)?;
     let keygate = Server::start(keygate_launch(options, server_cpu, &fake.url, &scratch)?)?;
-    let forwarder = Server::start(forwarder_launch(options, server_cpu, &fake.url))?;
+    let baseline = Server::start(baseline_launch(options, server_cpu, &fake.url))?;
     let paths = [
         Path {
             kind: PathKind::Direct,
@@ -47,9 +45,9 @@ pub async fn run(options: &Options) -> Result<Report, BenchError> {
             pid: Some(keygate.pid),
         },
         Path {
-            kind: PathKind::Forwarder,
-            base_url: forwarder.url.clone(),
-            pid: Some(forwarder.pid),
+            kind: PathKind::Baseline,
+            base_url: baseline.url.clone(),
+            pid: Some(baseline.pid),
         },
     ];
     let client = load::client(options.concurrency)?;
@@ -73,12 +71,12 @@ pub async fn run(options: &Options) -> Result<Report, BenchError> {
         options,
         apis,
         peak_rss_mb(keygate.pid),
-        peak_rss_mb(forwarder.pid),
+        peak_rss_mb(baseline.pid),
     ))
 }
 
-/// Warms each path up, then measures it `options.runs` times; one median
-/// [`Figures`] per path, in the order of `paths`.
+/// Warms each path up, then measures it `options.runs` times; one
+/// [`Measured`] per path, in the order of `paths`.
 async fn measure(
     client: &reqwest::Client,
     paths: &[Path],
@@ -86,7 +84,7 @@ async fn measure(
     stream: bool,
     concurrency: usize,
     options: &Options,
-) -> Result<Vec<Figures>, BenchError> {
+) -> Result<Vec<Measured>, BenchError> {
     let label = format!("{} {}", api.name(), scenario(stream, concurrency));
     eprintln!("measuring {label}");
     let specs: Vec<Spec> = paths
@@ -104,8 +102,13 @@ async fn measure(
     }
     let ticks_per_sec = procfs::clock_ticks_per_sec();
     let mut runs: Vec<Vec<Figures>> = vec![Vec::new(); paths.len()];
-    for _ in 0..options.runs {
-        for ((path, spec), figures) in paths.iter().zip(&specs).zip(&mut runs) {
+    for round in 0..options.runs {
+        // Each round starts with the next path, so no path always follows
+        // the same one (or always goes first after the warm-up).
+        let mut order: Vec<usize> = (0..paths.len()).collect();
+        order.rotate_left(round % paths.len().max(1));
+        for index in order {
+            let (path, spec) = (&paths[index], &specs[index]);
             let before = path.pid.and_then(procfs::cpu_ticks);
             let sample = load::run(spec, options.duration).await?;
             let after = path.pid.and_then(procfs::cpu_ticks);
@@ -118,10 +121,16 @@ async fn measure(
             let cpu = before.zip(after).and_then(|(before, after)| {
                 cpu_us_per_request(after.saturating_sub(before), ticks_per_sec, sample.requests)
             });
-            figures.push(Figures::from_sample(&sample, stream, cpu));
+            runs[index].push(Figures::from_sample(&sample, stream, cpu));
         }
     }
-    Ok(runs.iter().map(|figures| median_figures(figures)).collect())
+    Ok(runs
+        .into_iter()
+        .map(|runs| Measured {
+            median: median_figures(&runs),
+            runs,
+        })
+        .collect())
 }
 
 /// The field-by-field median of repeated runs; errors are summed.
@@ -150,7 +159,7 @@ fn scenario(stream: bool, concurrency: usize) -> String {
 fn pinning(options: &Options) -> String {
     match options.cpus {
         Some((server, load)) => format!(
-            "keygate and the bare forwarder pinned to CPU {server}; the fake upstream and \
+            "keygate and the baseline pinned to CPU {server}; the fake upstream and \
              the load generator (the bench process) pinned to CPU {load} (taskset)"
         ),
         None => "nothing pinned (fewer than 2 CPUs available, or --no-pin)".into(),
@@ -183,27 +192,31 @@ fn keygate_launch(
     upstream: &str,
     scratch: &Scratch,
 ) -> Result<Launch, BenchError> {
-    let keys = |prefix: &str| {
-        let keys: Vec<String> = (1..=POOL_SIZE)
-            .map(|i| format!("{prefix}-bench-key-{i:02}"))
-            .collect();
-        serde_json::Value::from(keys).to_string()
-    };
+    let keys = |prefix| serde_json::Value::from(upstream_keys(prefix, options)).to_string();
     let database = scratch.0.join("keygate.db");
-    let env = [
+    let mut env = vec![
         ("HOST", "127.0.0.1".to_string()),
         ("PORT", "0".into()),
         ("DATABASE_URL", format!("sqlite://{}", database.display())),
         // A throwaway master key: the database is deleted after the run.
         ("ENCRYPTION_KEY", hex::encode(rand::random::<[u8; 32]>())),
-        ("ANTHROPIC_API_KEYS", keys("sk-ant")),
-        ("OPENAI_API_KEYS", keys("sk")),
+        ("ANTHROPIC_API_KEYS", keys(ANTHROPIC_PREFIX)),
+        ("OPENAI_API_KEYS", keys(OPENAI_PREFIX)),
+        // Clients must authenticate, as in any real deployment.
+        (
+            "GATEWAY_API_KEYS",
+            serde_json::Value::from(CLIENT_KEYS.to_vec()).to_string(),
+        ),
         ("ANTHROPIC_BASE_URL", upstream.into()),
         ("OPENAI_BASE_URL", upstream.into()),
-        // Only the ready line and problems: logging must not dominate.
+        // warn, plus info from the start-up module alone for the ready
+        // line the bench waits for; it logs nothing per request.
         ("RUST_LOG", "warn,keygate::startup=info".into()),
         ("NO_COLOR", "1".into()),
     ];
+    if let Some(strategy) = &options.strategy {
+        env.push(("KEY_STRATEGY", strategy.clone()));
+    }
     Ok(Launch {
         name: "keygate",
         program: binary(options, "keygate")?,
@@ -215,15 +228,46 @@ fn keygate_launch(
     })
 }
 
-fn forwarder_launch(options: &Options, cpu: Option<usize>, upstream: &str) -> Launch {
+/// The baseline with the same client keys and upstream keys as keygate, and
+/// as many runtime workers as keygate gets under the same pinning.
+fn baseline_launch(options: &Options, cpu: Option<usize>, upstream: &str) -> Launch {
+    let mut args = vec![
+        "baseline".to_string(),
+        "--upstream".into(),
+        upstream.into(),
+        "--workers".into(),
+        options.server_workers.to_string(),
+    ];
+    let mut repeat = |flag: &str, values: Vec<String>| {
+        for value in values {
+            args.push(flag.into());
+            args.push(value);
+        }
+    };
+    repeat(
+        "--client-key",
+        CLIENT_KEYS.iter().map(|key| key.to_string()).collect(),
+    );
+    repeat("--anthropic-key", upstream_keys(ANTHROPIC_PREFIX, options));
+    repeat("--openai-key", upstream_keys(OPENAI_PREFIX, options));
     Launch {
-        name: "forwarder",
+        name: "baseline",
         program: options.bench_exe.clone(),
-        args: vec!["forwarder".into(), "--upstream".into(), upstream.into()],
+        args,
         env: BTreeMap::new(),
         dir: None,
         cpu,
     }
+}
+
+const ANTHROPIC_PREFIX: &str = "sk-ant";
+const OPENAI_PREFIX: &str = "sk";
+
+/// The upstream keys of one provider (the fake accepts any key).
+fn upstream_keys(prefix: &str, options: &Options) -> Vec<String> {
+    (1..=options.keys_per_provider)
+        .map(|i| format!("{prefix}-bench-key-{i:02}"))
+        .collect()
 }
 
 /// A temporary directory for keygate's database, removed on drop.

@@ -1,6 +1,7 @@
-//! Pure arithmetic of the report: medians of repeated runs, differences
-//! against the direct path, ratios, and the issue's targets with their
-//! PASS/MISS verdicts. No I/O, so every rule here is unit-tested.
+//! Pure arithmetic of the report: medians of repeated runs, ratios and
+//! differences between paths, their spread over paired runs, and the
+//! issue's targets with their PASS/MISS verdicts and shortfalls. No I/O, so
+//! every rule here is unit-tested.
 
 use serde::Serialize;
 
@@ -22,6 +23,23 @@ pub fn ratio(part: f64, whole: f64) -> Option<f64> {
     (whole > 0.0).then(|| part / whole)
 }
 
+/// `compare(a[i], b[i])` for each pair of runs measured side by side (run
+/// `i` of two paths is taken in the same round, so slow drift on a shared
+/// machine hits both); pairs `compare` refuses are skipped.
+pub fn paired(a: &[f64], b: &[f64], compare: impl Fn(f64, f64) -> Option<f64>) -> Vec<f64> {
+    a.iter()
+        .zip(b)
+        .filter_map(|(&a, &b)| compare(a, b))
+        .collect()
+}
+
+/// (smallest, largest) of `values`; `None` when empty.
+pub fn spread(values: &[f64]) -> Option<(f64, f64)> {
+    let mut values = values.iter().copied();
+    let first = values.next()?;
+    Some(values.fold((first, first), |(low, high), v| (low.min(v), high.max(v))))
+}
+
 /// Which side of the limit passes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -30,38 +48,48 @@ pub enum Bound {
     AtLeast,
 }
 
-/// One target of the issue, with the value measured for it.
+/// A target's limit: which side passes, the value and its unit.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Limit {
+    pub bound: Bound,
+    pub value: f64,
+    /// e.g. "×", "ms", "MB".
+    pub unit: &'static str,
+}
+
+/// One target of the issue in one scope, with the value measured for it.
 #[derive(Clone, Debug, Serialize)]
 pub struct TargetCheck {
-    /// What is measured, e.g. "anthropic: added p50 at concurrency 1".
-    pub name: String,
-    /// `None` when the run could not measure it (e.g. no /proc).
+    /// What is measured, e.g. "p50 at concurrency 1, keygate − baseline".
+    pub measure: &'static str,
+    /// Where: an API's name, or "keygate" for whole-process figures.
+    pub scope: &'static str,
+    /// From the medians; `None` when the run could not measure it.
     pub measured: Option<f64>,
-    pub bound: Bound,
-    pub limit: f64,
-    /// e.g. "ms", "MB", "x forwarder".
-    pub unit: &'static str,
+    /// (lowest, highest) of the same comparison run by run, when paired.
+    pub runs_range: Option<(f64, f64)>,
+    pub limit: Limit,
     pub pass: bool,
 }
 
 impl TargetCheck {
     pub fn new(
-        name: String,
+        measure: &'static str,
+        scope: &'static str,
         measured: Option<f64>,
-        bound: Bound,
-        limit: f64,
-        unit: &'static str,
+        runs_range: Option<(f64, f64)>,
+        limit: Limit,
     ) -> Self {
-        let pass = measured.is_some_and(|value| match bound {
-            Bound::AtMost => value <= limit,
-            Bound::AtLeast => value >= limit,
+        let pass = measured.is_some_and(|value| match limit.bound {
+            Bound::AtMost => value <= limit.value,
+            Bound::AtLeast => value >= limit.value,
         });
         Self {
-            name,
+            measure,
+            scope,
             measured,
-            bound,
+            runs_range,
             limit,
-            unit,
             pass,
         }
     }
@@ -69,6 +97,17 @@ impl TargetCheck {
     /// "PASS" or "MISS" (an unmeasured target is a miss).
     pub fn verdict(&self) -> &'static str {
         if self.pass { "PASS" } else { "MISS" }
+    }
+
+    /// By how much a measured target is missed, in its unit (positive), or
+    /// `None` when it passes or was not measured.
+    pub fn shortfall(&self) -> Option<f64> {
+        let value = self.measured?;
+        let by = match self.limit.bound {
+            Bound::AtMost => value - self.limit.value,
+            Bound::AtLeast => self.limit.value - value,
+        };
+        (by > 0.0).then_some(by)
     }
 }
 
@@ -98,15 +137,55 @@ mod tests {
         assert_eq!(ratio(1.0, 0.0), None);
     }
 
+    fn check(measured: Option<f64>, bound: Bound, value: f64) -> TargetCheck {
+        let limit = Limit {
+            bound,
+            value,
+            unit: "ms",
+        };
+        TargetCheck::new("t", "api", measured, None, limit)
+    }
+
     #[test]
     fn targets_pass_on_the_right_side_of_the_limit_and_miss_when_unmeasured() {
-        let at_most = |v| TargetCheck::new("t".into(), v, Bound::AtMost, 0.1, "ms");
+        let at_most = |v| check(v, Bound::AtMost, 0.1);
         assert!(at_most(Some(0.1)).pass);
         assert!(!at_most(Some(0.11)).pass);
         assert_eq!(at_most(None).verdict(), "MISS");
-        let at_least = |v| TargetCheck::new("t".into(), v, Bound::AtLeast, 0.9, "x");
+        let at_least = |v| check(v, Bound::AtLeast, 0.9);
         assert!(at_least(Some(0.95)).pass);
         assert_eq!(at_least(Some(0.5)).verdict(), "MISS");
+    }
+
+    #[test]
+    fn a_miss_says_by_how_much_on_either_side_and_a_pass_says_nothing() {
+        let missed = check(Some(0.72), Bound::AtLeast, 0.9).shortfall();
+        assert!(
+            missed.is_some_and(|by| (by - 0.18).abs() < 1e-9),
+            "{missed:?}"
+        );
+        let missed = check(Some(0.25), Bound::AtMost, 0.1).shortfall();
+        assert!(
+            missed.is_some_and(|by| (by - 0.15).abs() < 1e-9),
+            "{missed:?}"
+        );
+        assert_eq!(check(Some(0.9), Bound::AtLeast, 0.9).shortfall(), None);
+        assert_eq!(check(Some(0.05), Bound::AtMost, 0.1).shortfall(), None);
+        assert_eq!(check(None, Bound::AtMost, 0.1).shortfall(), None);
+    }
+
+    #[test]
+    fn paired_runs_compare_run_by_run_and_spread_bounds_them() {
+        let keygate = [900.0, 1000.0, 800.0];
+        let baseline = [1000.0, 1250.0, 0.0];
+        // The third pair has no positive baseline: ratio refuses, it is skipped.
+        let ratios = paired(&keygate, &baseline, ratio);
+        assert_eq!(ratios, vec![0.9, 0.8]);
+        assert_eq!(spread(&ratios), Some((0.8, 0.9)));
+        let differences = paired(&[0.3, 0.2], &[0.25, 0.1, 9.0], |a, b| Some(a - b));
+        assert_eq!(differences.len(), 2, "pairs stop at the shorter side");
+        assert_eq!(spread(&[]), None);
+        assert_eq!(spread(&[4.0]), Some((4.0, 4.0)));
     }
 
     #[test]
