@@ -61,10 +61,14 @@ pub(super) async fn run(
             // In flight: hyper finishes the requests, then closes (bounded
             // by the server's grace period on shutdown).
             connection.as_mut().graceful_shutdown();
+            slot.closing();
             closing_since = Some(now);
         }
-        // While nothing is in flight, when to give up on the connection.
+        // While nothing is in flight, when to give up on the connection;
+        // while something is, when to look again (request ends do not wake
+        // this task unless it is closing: see `Slot::closing`).
         let deadline = match closing_since {
+            None if !idle => Some(now + head_timeout),
             _ if !idle => None,
             None => Some(activity.idle_since + head_timeout),
             Some(since) => Some(since.max(activity.idle_since) + CLOSE_LINGER),

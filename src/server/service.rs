@@ -17,7 +17,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{Request, Response};
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper_util::service::TowerToHyperService;
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 use super::slots::{RequestGuard, Slot};
 use crate::error::BodyReadTimeout;
@@ -98,18 +98,23 @@ impl HttpBody for TrackedBody {
 /// that nobody reads costs nothing.
 struct DeadlineBody {
     inner: Incoming,
-    /// `None` once the body is complete (or had nothing to send).
-    deadline: Option<Pin<Box<Sleep>>>,
+    /// When the body must be whole; `None` once it is (or had nothing to
+    /// send).
+    due: Option<Instant>,
+    /// The timer, made only once the client keeps the body waiting: a
+    /// body that arrives with its head (most do) never registers one.
+    timer: Option<Pin<Box<Sleep>>>,
     timeout: Duration,
     timed_out: bool,
 }
 
 impl DeadlineBody {
     fn new(inner: Incoming, timeout: Duration) -> Self {
-        let deadline = (!inner.is_end_stream()).then(|| Box::pin(tokio::time::sleep(timeout)));
+        let due = (!inner.is_end_stream()).then(|| Instant::now() + timeout);
         Self {
             inner,
-            deadline,
+            due,
+            timer: None,
             timeout,
             timed_out: false,
         }
@@ -136,15 +141,20 @@ impl HttpBody for DeadlineBody {
         }
         if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
             if frame.is_none() || this.inner.is_end_stream() {
-                this.deadline = None;
+                this.due = None;
+                this.timer = None;
             }
             return Poll::Ready(frame.map(|result| result.map_err(Into::into)));
         }
-        let Some(deadline) = this.deadline.as_mut() else {
+        let Some(due) = this.due else {
             return Poll::Pending;
         };
-        ready!(deadline.as_mut().poll(cx));
-        this.deadline = None;
+        let timer = this
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+        ready!(timer.as_mut().poll(cx));
+        this.due = None;
+        this.timer = None;
         this.timed_out = true;
         Poll::Ready(Some(Err(this.timeout_error())))
     }

@@ -47,6 +47,8 @@ struct State {
 
 struct Connection {
     activity: Activity,
+    /// Its task is closing it: it wants to hear when the last request ends.
+    closing: bool,
     /// This connection's key in `idle`, while it is there.
     idle_key: Option<(bool, u64)>,
     wake: Arc<Notify>,
@@ -113,6 +115,7 @@ impl Slots {
                     evicted: false,
                 },
                 idle_key: Some(key),
+                closing: false,
                 wake: wake.clone(),
             },
         );
@@ -151,8 +154,18 @@ impl Slot {
         }
     }
 
+    /// From now on, the end of the last request in flight wakes the
+    /// connection's task (which is closing it). Until then request ends do
+    /// not wake it: it re-checks on its own timer, so an ordinary request
+    /// costs no extra task wake-up.
+    pub(super) fn closing(&self) {
+        if let Some(connection) = self.slots.lock().connections.get_mut(&self.id) {
+            connection.closing = true;
+        }
+    }
+
     /// Resolves when this connection's activity may have changed: a request
-    /// finished, or it was told to make room. A change while nobody waits
+    /// finished while it is closing, or it was told to make room. A change while nobody waits
     /// is remembered, so none is missed between `activity` and this.
     pub(super) async fn changed(&self) {
         self.wake.notified().await;
@@ -216,8 +229,10 @@ impl Drop for RequestGuard {
                 state.idle.insert(key, self.id);
                 connection.idle_key = Some(key);
             }
+            if connection.closing || connection.activity.evicted {
+                self.wake.notify_one();
+            }
         }
-        self.wake.notify_one();
     }
 }
 
