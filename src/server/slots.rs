@@ -275,12 +275,30 @@ mod tests {
         let request = slot.request_started();
         assert_eq!(slot.activity().in_flight, 1);
         drop(request);
-        slot.changed().await;
         let activity = slot.activity();
         assert_eq!(activity.in_flight, 0);
         assert!(activity.served);
         let _newcomer = slots.admit().expect("the idle connection makes room");
         assert!(slot.activity().evicted);
+        // Told to make room, its task hears of it at once.
+        tokio::time::timeout(std::time::Duration::from_secs(1), slot.changed())
+            .await
+            .expect("an eviction wakes the connection's task");
+    }
+
+    #[tokio::test]
+    async fn only_a_closing_connection_is_woken_by_its_last_request() {
+        let slots = Slots::new(2);
+        let slot = slots.admit().unwrap();
+        drop(slot.request_started());
+        let quiet =
+            tokio::time::timeout(std::time::Duration::from_millis(50), slot.changed()).await;
+        assert!(quiet.is_err(), "an ordinary request end costs no wake-up");
+        slot.closing();
+        drop(slot.request_started());
+        tokio::time::timeout(std::time::Duration::from_secs(1), slot.changed())
+            .await
+            .expect("a closing connection hears its last request end");
     }
 
     #[tokio::test]
