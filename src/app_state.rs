@@ -8,6 +8,7 @@ use secrecy::SecretString;
 
 use crate::gateway::Gateway;
 use crate::keypool::KeyPools;
+use crate::limits::ConversionGate;
 use crate::providers::Upstreams;
 use crate::vault::Vault;
 
@@ -27,6 +28,9 @@ pub struct AppState {
     pub admin_key: Option<Arc<SecretString>>,
     /// Largest accepted request body, for the 413 message.
     pub body_limit: usize,
+    /// Turns for converting large bodies (`/api/chat`, a `claude-` model
+    /// on `/v1/chat/completions`): only a few are rebuilt at once.
+    pub conversions: Arc<ConversionGate>,
     /// Limit on checking one key against its upstream.
     pub key_test_timeout: Duration,
     /// Keys clients must present on the proxy routes; empty means open.

@@ -15,6 +15,7 @@ use crate::crypto::MasterKey;
 use crate::domain::ProviderKind;
 use crate::domain::key_fields::{KeyRuleError, KeySecret};
 use crate::keypool::Strategy;
+use crate::limits::GateSettings;
 
 /// A variable that is present but unusable; startup stops and names it.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +73,9 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// Which bodies are large, how many of them are converted at once and
+    /// how long one waits for its turn (see `limits::ConversionGate`).
+    pub conversions: GateSettings,
     /// Longest silence between upstream stream events.
     pub stream_idle_timeout: Duration,
     /// `GATEWAY_API_KEYS`: keys clients must present; empty means open.
@@ -124,6 +128,11 @@ impl Config {
             upstream_timeout: parse_secs(&get, "UPSTREAM_TIMEOUT_SECS", 600.0)?,
             connect_timeout: parse_secs(&get, "UPSTREAM_CONNECT_TIMEOUT_SECS", 10.0)?,
             body_limit: parse_number(&get, "MAX_BODY_BYTES", 32 * 1024 * 1024)?,
+            conversions: GateSettings {
+                large_body: parse_number(&get, "LARGE_BODY_BYTES", 1024 * 1024)?,
+                concurrency: parse_number(&get, "LARGE_BODY_CONVERSIONS", 2)?.max(1),
+                max_wait: parse_secs(&get, "LARGE_BODY_WAIT_SECS", 10.0)?,
+            },
             stream_idle_timeout: parse_secs(&get, "STREAM_IDLE_TIMEOUT_SECS", 60.0)?,
             client_keys: match get("GATEWAY_API_KEYS") {
                 Some(json) => parse_key_list("GATEWAY_API_KEYS", &json)?

@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::domain::{KeyEntry, ProviderKind};
 use crate::gateway::{Gateway, RetryPolicy};
 use crate::keypool::{CooldownPolicy, KeyPoolHandle, KeyPools, PoolSettings, PoolState};
+use crate::limits::ConversionGate;
 use crate::providers::Upstreams;
 use crate::routes::router;
 use crate::server::{ServerSettings, serve};
@@ -136,6 +137,7 @@ impl Application {
             vault,
             admin_key: config.admin_api_key.map(Arc::new),
             body_limit: config.body_limit,
+            conversions: Arc::new(ConversionGate::new(config.conversions)),
             key_test_timeout: config.key_test_timeout,
             client_keys: Arc::new(config.client_keys),
         };

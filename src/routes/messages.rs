@@ -65,14 +65,6 @@ async fn serve(
 fn check(fields: &SdkFields) -> Result<bool, ApiError> {
     fields.model()?;
     fields.check_messages()?;
-    match &fields.max_tokens {
-        Some(value) if value.as_u64().is_some() => {}
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "max_tokens: must be a non-negative integer",
-            ));
-        }
-        None => return Err(ApiError::bad_request("max_tokens: field required")),
-    }
+    fields.check_max_tokens()?;
     fields.stream()
 }

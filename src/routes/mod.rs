@@ -8,6 +8,7 @@
 //! - `completions`: `POST /v1/chat/completions`, OpenAI's API (a `claude-`
 //!   model is translated to Anthropic).
 //! - `sdk_fields`: the few fields of an SDK body keygate reads.
+//! - `stream_usage`: asking an OpenAI stream for usage, by splicing the body.
 //! - `v1_models`, `models`: model lists for the SDKs and for people.
 //! - `health`: `GET /health`.
 //! - `keypool`: stats, status and reset of the pools (admin).
@@ -22,6 +23,7 @@ pub mod keys;
 pub mod messages;
 pub mod models;
 mod sdk_fields;
+mod stream_usage;
 pub mod v1_models;
 
 use std::time::Duration;

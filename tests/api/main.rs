@@ -10,6 +10,7 @@ mod cli_keys;
 mod helpers;
 mod input;
 mod lifecycle;
+mod limits;
 mod openai;
 mod outcomes;
 mod sdk_routes;

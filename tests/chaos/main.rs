@@ -12,6 +12,7 @@ mod helpers;
 mod crash;
 mod edge;
 mod load;
+mod memory;
 mod props;
 
 /// Whether the long variants were asked for.
