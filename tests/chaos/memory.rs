@@ -173,10 +173,11 @@ struct Measured {
     statuses: Vec<u16>,
     /// `VmHWM` during the requests.
     peak: u64,
-    /// RSS when it came back under the bound, or at the end of the wait.
+    /// How long after the answers RSS came back under `SETTLED`, and to
+    /// what; `None` if it did not within `SETTLE_WITHIN`.
+    settled: Option<(Duration, u64)>,
+    /// RSS at the last reading.
     rss: u64,
-    /// How long after the answers RSS came back, if it did.
-    settled: Option<Duration>,
 }
 
 /// Sends the phase's body `CONCURRENT` times at once, then waits for RSS to
@@ -216,7 +217,7 @@ async fn measure(client: &reqwest::Client, address: &str, pid: u32, phase: &Phas
             mib(rss)
         ));
         if rss < SETTLED && settled.is_none() {
-            settled = Some(finished.elapsed());
+            settled = Some((finished.elapsed(), rss));
             if !watch {
                 break;
             }
@@ -224,14 +225,16 @@ async fn measure(client: &reqwest::Client, address: &str, pid: u32, phase: &Phas
         let pause = if watch { 1000 } else { 100 };
         tokio::time::sleep(Duration::from_millis(pause)).await;
     }
+    let after = match settled {
+        Some((after, rss)) => format!("RSS {:.1} MiB after {after:.2?}", mib(rss)),
+        None => format!("RSS still {:.1} MiB after {SETTLE_WITHIN:?}", mib(rss)),
+    };
     eprintln!(
         "memory: {} x{CONCURRENT} of {:.1} MiB: answered {statuses:?} in {answered:.2?}, \
-         peak (VmHWM) {:.1} MiB; RSS {:.1} MiB after {:.2?}",
+         peak (VmHWM) {:.1} MiB; {after}",
         phase.route,
         mib(phase.body.len() as u64),
         mib(peak),
-        mib(rss),
-        settled.unwrap_or(SETTLE_WITHIN),
     );
     if watch {
         eprintln!("memory: RSS (MiB) after the answers: {}", curve.join(", "));
