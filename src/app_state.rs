@@ -12,6 +12,7 @@ use crate::domain::ClientKeys;
 use crate::domain::browser::{AllowedHosts, CorsOrigins};
 use crate::gateway::Gateway;
 use crate::keypool::KeyPools;
+use crate::limits::ConversionGate;
 use crate::providers::Upstreams;
 use crate::vault::Vault;
 
@@ -47,6 +48,9 @@ pub struct AppParts {
     pub admin_key: Option<Arc<SecretString>>,
     /// Largest accepted request body, for the 413 message.
     pub body_limit: usize,
+    /// Turns for converting large bodies (`/api/chat`, a `claude-` model
+    /// on `/v1/chat/completions`): only a few are rebuilt at once.
+    pub conversions: Arc<ConversionGate>,
     /// Limit on checking one key against its upstream.
     pub key_test_timeout: Duration,
     /// Keys clients must present on the proxy routes; empty means open.

@@ -16,6 +16,7 @@ use crate::domain::ProviderKind;
 use crate::domain::browser::{AllowedHosts, CorsOrigins, is_loopback_name};
 use crate::domain::key_fields::{KeyRuleError, KeySecret};
 use crate::keypool::Strategy;
+use crate::limits::GateSettings;
 
 /// A variable that is present but unusable; startup stops and names it.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +94,9 @@ pub struct Config {
     /// `MAX_UPSTREAM_BODY_BYTES`: the largest successful upstream answer
     /// read whole; past it the attempt is the provider's fault.
     pub max_upstream_body: usize,
+    /// Which bodies are large, how many of them are converted at once and
+    /// how long one waits for its turn (see `limits::ConversionGate`).
+    pub conversions: GateSettings,
     /// Longest silence between upstream stream events.
     pub stream_idle_timeout: Duration,
     /// `GATEWAY_API_KEYS`: keys clients must present; empty means open.
@@ -169,6 +173,11 @@ impl Config {
             key_recheck: Some(parse_secs(&get, "KEY_RECHECK_SECS", 3600.0)?)
                 .filter(|interval| !interval.is_zero()),
             max_upstream_body: parse_number(&get, "MAX_UPSTREAM_BODY_BYTES", 64 * 1024 * 1024)?,
+            conversions: GateSettings {
+                large_body: parse_number(&get, "LARGE_BODY_BYTES", 1024 * 1024)?,
+                concurrency: parse_number(&get, "LARGE_BODY_CONVERSIONS", 2)?.max(1),
+                max_wait: parse_secs(&get, "LARGE_BODY_WAIT_SECS", 10.0)?,
+            },
             stream_idle_timeout: parse_secs(&get, "STREAM_IDLE_TIMEOUT_SECS", 60.0)?,
             client_keys: match get("GATEWAY_API_KEYS") {
                 Some(json) => parse_key_list("GATEWAY_API_KEYS", &json)?

@@ -9,9 +9,11 @@
 //! `routes::browser_guard::body_refusal_response`)
 //! and with 408 when it does not arrive in time (`BodyReadTimeout`).
 
-use axum::body::Bytes;
+use axum::body::{Bytes, HttpBody};
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
+use bytes::BytesMut;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::de::DeserializeOwned;
 
 use crate::app_state::AppState;
@@ -66,17 +68,30 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
-/// Reads a whole body, up to `limit` bytes (413 past it).
+/// Reads a whole body, up to `limit` bytes (413 past it), into one buffer
+/// sized from `Content-Length`. Each chunk is copied in and dropped as it
+/// arrives: collecting the chunks first and joining them at the end would
+/// hold a large body twice.
 pub async fn read_bytes(body: axum::body::Body, limit: usize) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, limit).await.map_err(|error| {
-        let too_large = std::error::Error::source(&error)
-            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
-        if too_large {
-            ApiError::payload_too_large(limit)
-        } else if let Some(timeout) = BodyReadTimeout::find_in(&error) {
-            ApiError::body_timeout(timeout)
-        } else {
-            ApiError::bad_request(format!("could not read the request body: {error}"))
+    let declared = HttpBody::size_hint(&body).lower();
+    if declared > limit as u64 {
+        return Err(ApiError::payload_too_large(limit));
+    }
+    let mut buffer = BytesMut::with_capacity(declared as usize);
+    let mut body = Limited::new(body, limit);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|error| {
+            if error.is::<LengthLimitError>() {
+                ApiError::payload_too_large(limit)
+            } else if let Some(timeout) = BodyReadTimeout::find_in(&*error) {
+                ApiError::body_timeout(timeout)
+            } else {
+                ApiError::bad_request(format!("could not read the request body: {error}"))
+            }
+        })?;
+        if let Ok(data) = frame.into_data() {
+            buffer.extend_from_slice(&data);
         }
-    })
+    }
+    Ok(buffer.freeze())
 }

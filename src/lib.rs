@@ -15,6 +15,8 @@
 //!    `routes::completions`) parses its input into a `providers::UpstreamCall`
 //!    (via `domain::ChatRequest` for `/api/chat`, via `translate` for a
 //!    `claude-` model on `/v1/chat/completions`) and calls the gateway once.
+//!    A body it rebuilds is first checked against `limits`, and a large one
+//!    waits for its turn at `limits::ConversionGate`.
 //! 3. `gateway::Gateway` runs it: `gateway::failover` asks the provider's
 //!    `keypool` for a key, `providers::Upstreams::send` makes the attempt,
 //!    and a non-2xx answer is classified by the provider's `classify`
@@ -39,7 +41,10 @@
 //! - `scrub`, `domain`: the vocabulary every module shares (provider kind,
 //!   key id and lease, failure and outcome, chat request and usage, stream
 //!   frames, checked key fields); they depend on nothing else here.
+//! - `raw_json`: reading fields of a body without building a JSON tree.
 //! - `error`: `ApiError`, every error answer, logged once.
+//! - `limits`: what a rebuilt request may contain, and the gate that lets
+//!   only a few large bodies be converted at once.
 //! - `crypto`: sealing keys at rest (AES-256-CBC + HMAC-SHA256).
 //! - `keypool`: one actor per provider over a pure state machine.
 //! - `config`, `env_file`: typed configuration from the environment.
@@ -68,8 +73,10 @@ pub mod gateway;
 pub mod key_check;
 pub mod key_rechecker;
 pub mod keypool;
+pub mod limits;
 pub mod pricing;
 pub mod providers;
+pub mod raw_json;
 pub mod routes;
 pub mod scrub;
 pub mod server;

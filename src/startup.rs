@@ -21,6 +21,7 @@ use crate::key_rechecker::KeyRechecker;
 use crate::keypool::{
     CooldownPolicy, KeyPoolHandle, KeyPools, OutlierPolicy, PoolSettings, PoolState,
 };
+use crate::limits::ConversionGate;
 use crate::providers::Upstreams;
 use crate::routes::router;
 use crate::scrub::Scrubber;
@@ -177,6 +178,7 @@ impl Application {
             vault,
             admin_key: config.admin_api_key.map(Arc::new),
             body_limit: config.body_limit,
+            conversions: Arc::new(ConversionGate::new(config.conversions)),
             key_test_timeout: config.key_test_timeout,
             client_keys: Arc::new(ClientKeys::new(&config.client_keys)),
             cors_origins: Arc::new(config.cors_origins),

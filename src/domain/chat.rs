@@ -1,7 +1,8 @@
 //! The gateway's provider-neutral chat request and reply, the shapes behind
 //! `POST /api/chat`. Provider modules convert to and from their wire types.
 
-use serde_json::Value;
+use serde::{Serialize, Serializer};
+use serde_json::value::RawValue;
 
 use super::Usage;
 
@@ -14,8 +15,41 @@ pub enum ChatRole {
 #[derive(Debug, Clone)]
 pub struct ChatMessage {
     pub role: ChatRole,
-    /// A string, or the provider's content blocks, passed through as given.
-    pub content: Value,
+    pub content: ChatContent,
+}
+
+/// A message's content as it goes upstream.
+#[derive(Debug, Clone)]
+pub enum ChatContent {
+    Text(String),
+    /// The provider's content blocks as the client wrote them: never parsed
+    /// into a JSON tree (which costs tens of times their size), written
+    /// upstream byte for byte.
+    Blocks(Vec<Box<RawValue>>),
+}
+
+impl ChatContent {
+    /// Bytes of its JSON: exact for blocks, a little over for text (which
+    /// may need escapes).
+    fn encoded_len_hint(&self) -> usize {
+        match self {
+            ChatContent::Text(text) => text_len_hint(text),
+            ChatContent::Blocks(blocks) => blocks.iter().map(|b| b.get().len() + 1).sum(),
+        }
+    }
+}
+
+fn text_len_hint(text: &str) -> usize {
+    text.len() + text.len() / 8 + 2
+}
+
+impl Serialize for ChatContent {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ChatContent::Text(text) => serializer.serialize_str(text),
+            ChatContent::Blocks(blocks) => serializer.collect_seq(blocks),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -50,6 +84,26 @@ pub struct ChatParts {
 }
 
 impl ChatRequest {
+    /// About how long the request is as JSON, in either provider's API: the
+    /// capacity for its upstream body, which is written once without
+    /// growing (growing a buffer of tens of megabytes copies it, and holds
+    /// both copies meanwhile).
+    pub fn encoded_len_hint(&self) -> usize {
+        let messages: usize = self
+            .messages
+            .iter()
+            .map(|m| m.content.encoded_len_hint() + 32)
+            .sum();
+        let stops: usize = self
+            .stop_sequences
+            .iter()
+            .flatten()
+            .map(|s| text_len_hint(s) + 1)
+            .sum();
+        let system = self.system.as_deref().map_or(0, text_len_hint);
+        messages + stops + system + self.model.len() + 256
+    }
+
     /// Assembles a request. Anthropic has no system role, so the system
     /// pieces are joined into one prompt; the message says what is wrong,
     /// naming the field.

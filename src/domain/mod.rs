@@ -28,7 +28,9 @@ pub mod usage;
 
 use std::time::Duration;
 
-pub use chat::{ChatMessage, ChatParts, ChatReply, ChatRequest, ChatRole, DEFAULT_MAX_TOKENS};
+pub use chat::{
+    ChatContent, ChatMessage, ChatParts, ChatReply, ChatRequest, ChatRole, DEFAULT_MAX_TOKENS,
+};
 pub use client_keys::ClientKeys;
 pub use failure::{Failure, FailureNote, Outcome, UpstreamDetail};
 pub use frame::{Frame, FrameKind, Reading};

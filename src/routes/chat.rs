@@ -1,18 +1,27 @@
 //! `POST /api/chat`: the Node backend's chat route. Validates the body,
 //! converts it to the provider's API, hands it to the gateway and answers in
-//! keygate's own shape with usage, cost and the key used.
+//! keygate's own shape with usage, cost and the key used. Content blocks are
+//! kept as the client's bytes (`RawValue`) and written upstream as they
+//! came; the limits of `crate::limits` are checked before the body is parsed.
 
+use std::borrow::Cow;
+use std::fmt;
+
+use axum::body::Body;
 use axum::extract::State;
 use axum::response::Response;
 use serde::Deserialize;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::app_state::AppState;
-use crate::domain::{ChatMessage, ChatParts, ChatRequest, ChatRole, ProviderKind};
+use crate::domain::{ChatContent, ChatMessage, ChatParts, ChatRequest, ChatRole, ProviderKind};
 use crate::error::ApiError;
-use crate::extract::ApiJson;
+use crate::extract::{parse_json, read_bytes};
 use crate::gateway::render::chat_answer::ChatAnswer;
 use crate::gateway::render::chat_events::ChatEvents;
+use crate::limits::check_shape;
 use crate::providers::UpstreamCall;
 use crate::routes::fields;
 
@@ -46,32 +55,72 @@ enum BodyRole {
     System,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(untagged, expecting = "a string or an array of content blocks")]
+/// A string, or content blocks kept as the client wrote them. Hand-written
+/// rather than `#[serde(untagged)]`: an untagged enum first copies its
+/// input into a tree of its own, which is what this type avoids.
+#[derive(Debug)]
 enum Content {
     Text(String),
-    Blocks(Vec<serde_json::Map<String, Value>>),
+    Blocks(Vec<Box<RawValue>>),
+}
+
+impl<'de> Deserialize<'de> for Content {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ContentVisitor)
+    }
+}
+
+struct ContentVisitor;
+
+impl<'de> Visitor<'de> for ContentVisitor {
+    type Value = Content;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string or an array of content blocks")
+    }
+
+    fn visit_str<E>(self, text: &str) -> Result<Content, E> {
+        Ok(Content::Text(text.to_string()))
+    }
+
+    fn visit_string<E>(self, text: String) -> Result<Content, E> {
+        Ok(Content::Text(text))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Content, A::Error> {
+        let mut blocks = Vec::new();
+        while let Some(block) = seq.next_element::<Box<RawValue>>()? {
+            if !block.get().starts_with('{') {
+                return Err(de::Error::custom("a content block must be a JSON object"));
+            }
+            blocks.push(block);
+        }
+        Ok(Content::Blocks(blocks))
+    }
 }
 
 impl Content {
     /// The text of a system message (its text blocks, joined).
     fn text(&self) -> String {
+        #[derive(Deserialize)]
+        struct TextOf<'a> {
+            #[serde(borrow)]
+            text: Option<Cow<'a, str>>,
+        }
         match self {
             Content::Text(text) => text.clone(),
             Content::Blocks(blocks) => blocks
                 .iter()
-                .filter_map(|b| b.get("text").and_then(Value::as_str))
+                .filter_map(|block| serde_json::from_str::<TextOf>(block.get()).ok()?.text)
                 .collect::<Vec<_>>()
                 .join("\n"),
         }
     }
 
-    fn into_value(self) -> Value {
+    fn into_content(self) -> ChatContent {
         match self {
-            Content::Text(text) => Value::String(text),
-            Content::Blocks(blocks) => {
-                Value::Array(blocks.into_iter().map(Value::Object).collect())
-            }
+            Content::Text(text) => ChatContent::Text(text),
+            Content::Blocks(blocks) => ChatContent::Blocks(blocks),
         }
     }
 }
@@ -108,7 +157,7 @@ impl ChatBody {
             };
             messages.push(ChatMessage {
                 role,
-                content: message.content.into_value(),
+                content: message.content.into_content(),
             });
         }
         let checked = |value: Option<Value>| value.filter(|v| !v.is_null());
@@ -138,14 +187,41 @@ impl ChatBody {
     }
 }
 
-pub async fn chat(
-    State(state): State<AppState>,
-    ApiJson(body): ApiJson<ChatBody>,
-) -> Result<Response, ApiError> {
+/// What the handler keeps of a converted request once its upstream body is
+/// written: the conversation itself is dropped before the upstream call.
+struct Converted {
+    provider: ProviderKind,
+    call: UpstreamCall,
+    model: String,
+    stream: bool,
+}
+
+/// Reads, checks and converts the body, a large one in its turn.
+async fn convert(state: &AppState, body: Body) -> Result<Converted, ApiError> {
+    let bytes = read_bytes(body, state.body_limit).await?;
+    let _turn = state.conversions.admit(bytes.len()).await?;
+    check_shape(&bytes)?;
+    let body: ChatBody = parse_json(&bytes)?;
+    // The blocks are copies now; the client's bytes can go.
+    drop(bytes);
     let (provider, request) = body.into_request()?;
     let call = UpstreamCall::chat(provider, &request);
-    if request.stream {
-        let model = request.model;
+    Ok(Converted {
+        provider,
+        call,
+        model: request.model,
+        stream: request.stream,
+    })
+}
+
+pub async fn chat(State(state): State<AppState>, body: Body) -> Result<Response, ApiError> {
+    let Converted {
+        provider,
+        call,
+        model,
+        stream,
+    } = convert(&state, body).await?;
+    if stream {
         return state
             .gateway
             .stream(&call, |key, attempts| {
@@ -154,5 +230,5 @@ pub async fn chat(
             .await;
     }
     let reply = state.gateway.chat(&call).await?;
-    Ok(ChatAnswer::respond(provider, &request.model, reply))
+    Ok(ChatAnswer::respond(provider, &model, reply))
 }

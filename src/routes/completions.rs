@@ -1,9 +1,10 @@
 //! `POST /v1/chat/completions`: OpenAI's Chat Completions API for the
 //! official SDKs. Served from the OpenAI pool with the client's body passed
-//! through, except that streams always ask for usage (and drop that chunk
-//! again if the client did not ask). A `claude-` model is translated to
-//! Anthropic's API and served from the Anthropic pool. Errors come back in
-//! OpenAI's shape.
+//! through, except that streams always ask for usage (`stream_usage`
+//! splices that into the body, and the chunk is dropped again if the client
+//! did not ask). A `claude-` model is translated to Anthropic's API and
+//! served from the Anthropic pool, within the limits of `crate::limits`.
+//! Errors come back in OpenAI's shape.
 
 use axum::Json;
 use axum::body::Body;
@@ -11,16 +12,17 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use serde_json::{Map, Value, json};
 
 use crate::app_state::AppState;
 use crate::domain::ProviderKind;
 use crate::error::{ApiError, Dialect};
-use crate::extract::{parse_json, read_bytes};
+use crate::extract::read_bytes;
 use crate::gateway::render::json_response;
 use crate::gateway::render::passthrough::Passthrough;
+use crate::limits::check_shape;
 use crate::providers::UpstreamCall;
 use crate::routes::sdk_fields::SdkFields;
+use crate::routes::stream_usage::with_usage_requested;
 use crate::translate::{AnthropicAsOpenAi, Translated, completion_from_reply, to_anthropic};
 
 pub async fn create_completion(State(state): State<AppState>, body: Body) -> Response {
@@ -33,33 +35,25 @@ pub async fn create_completion(State(state): State<AppState>, body: Body) -> Res
 async fn serve(state: &AppState, body: Body) -> Result<Response, ApiError> {
     let bytes = read_bytes(body, state.body_limit).await?;
     let fields = SdkFields::parse(&bytes)?;
-    let model = fields.model()?.to_string();
+    let model = fields.model()?;
     fields.check_messages()?;
     fields.check_common()?;
     let stream = fields.stream()?;
+    let client_asked_for_usage = fields.include_usage();
     if model.starts_with("claude-") {
-        // Translation needs the whole request; only this path builds it.
-        let request: Map<String, Value> = parse_json(&bytes)?;
-        return serve_from_anthropic(state, &request).await;
+        return serve_from_anthropic(state, bytes).await;
     }
     let mut call = UpstreamCall {
         provider: ProviderKind::OpenAI,
         body: bytes,
         headers: HeaderMap::new(),
-        model: Some(model.as_str().into()),
+        model: Some(model.into()),
     };
     if !stream {
         return Ok(json_response(state.gateway.json(&call).await?));
     }
-    let client_asked_for_usage = fields.include_usage();
     if !client_asked_for_usage {
-        let mut request: Map<String, Value> = parse_json(&call.body)?;
-        let options = request.entry("stream_options").or_insert_with(|| json!({}));
-        if !options.is_object() {
-            *options = json!({});
-        }
-        options["include_usage"] = json!(true);
-        call.body = Bytes::from(Value::Object(request).to_string());
+        call.body = with_usage_requested(&call.body)?;
     }
     state
         .gateway
@@ -67,17 +61,22 @@ async fn serve(state: &AppState, body: Body) -> Result<Response, ApiError> {
         .await
 }
 
-async fn serve_from_anthropic(
-    state: &AppState,
-    request: &Map<String, Value>,
-) -> Result<Response, ApiError> {
-    let Translated {
-        request,
-        include_usage,
-    } = to_anthropic(request)?;
-    let call = UpstreamCall::chat(ProviderKind::Anthropic, &request);
-    if request.stream {
-        let render = AnthropicAsOpenAi::new(request.model, include_usage);
+async fn serve_from_anthropic(state: &AppState, bytes: Bytes) -> Result<Response, ApiError> {
+    let (call, model, stream, include_usage) = {
+        let _turn = state.conversions.admit(bytes.len()).await?;
+        check_shape(&bytes)?;
+        let Translated {
+            request,
+            include_usage,
+        } = to_anthropic(&bytes)?;
+        // The texts are copies now; the client's bytes can go before the
+        // upstream body is written.
+        drop(bytes);
+        let call = UpstreamCall::chat(ProviderKind::Anthropic, &request);
+        (call, request.model, request.stream, include_usage)
+    };
+    if stream {
+        let render = AnthropicAsOpenAi::new(model, include_usage);
         return state.gateway.stream(&call, |_, _| render).await;
     }
     let reply = state.gateway.chat(&call).await?;

@@ -65,9 +65,7 @@ async fn serve(
 fn check(fields: &SdkFields) -> Result<bool, ApiError> {
     fields.model()?;
     fields.check_anthropic_messages()?;
-    if fields.max_tokens.is_none() {
-        return Err(ApiError::bad_request("max_tokens: field required"));
-    }
+    fields.check_max_tokens()?;
     fields.check_common()?;
     fields.stream()
 }

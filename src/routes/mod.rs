@@ -9,6 +9,7 @@
 //!   model is translated to Anthropic).
 //! - `sdk_fields`: the few fields of an SDK body keygate reads.
 //! - `fields`: one check per field, shared by every route.
+//! - `stream_usage`: asking an OpenAI stream for usage, by splicing the body.
 //! - `v1_models`, `models`: model lists for the SDKs and for people.
 //! - `health`: `GET /health`.
 //! - `guard`: checks that may answer a request before its route runs;
@@ -31,6 +32,7 @@ pub mod keys;
 pub mod messages;
 pub mod models;
 mod sdk_fields;
+mod stream_usage;
 pub mod v1_models;
 
 use std::time::Duration;

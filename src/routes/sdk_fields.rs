@@ -1,31 +1,42 @@
-//! The few fields of an SDK request that keygate itself reads or checks
-//! (model, the messages' shape, max_tokens, sampling, stop, stream,
-//! stream_options). The rest of the body (the
-//! conversation) is skipped without being built into a JSON tree: the
-//! client's bytes go upstream unchanged, so there is no need to.
+//! The few fields of an SDK request that keygate itself reads (model,
+//! messages, max_tokens, stream, stream_options). Nothing is built into a
+//! JSON tree: the fields are borrowed from the body as raw values and read
+//! as the type wanted, and the rest (the conversation) is skipped unread.
+//! The client's bytes go upstream unchanged, so there is no need to.
 
 use std::fmt;
 
 use serde::Deserialize;
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::fields;
 use crate::error::ApiError;
+use crate::raw_json::{self, keep_null};
 
+/// Each field as it is in the body (`null` included), or `None` if absent.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct SdkFields {
-    pub model: Option<Value>,
+pub struct SdkFields<'a> {
+    #[serde(borrow, deserialize_with = "keep_null")]
+    model: Option<&'a RawValue>,
     pub messages: Option<Shape>,
-    pub max_tokens: Option<Value>,
-    pub max_completion_tokens: Option<Value>,
-    pub temperature: Option<Value>,
-    pub top_p: Option<Value>,
-    pub stop_sequences: Option<Value>,
-    pub stop: Option<Value>,
-    pub stream: Option<Value>,
-    pub stream_options: Option<Value>,
+    #[serde(borrow, deserialize_with = "keep_null")]
+    max_tokens: Option<&'a RawValue>,
+    #[serde(borrow, deserialize_with = "keep_null")]
+    max_completion_tokens: Option<&'a RawValue>,
+    #[serde(borrow, deserialize_with = "keep_null")]
+    temperature: Option<&'a RawValue>,
+    #[serde(borrow, deserialize_with = "keep_null")]
+    top_p: Option<&'a RawValue>,
+    #[serde(borrow, deserialize_with = "keep_null")]
+    stop_sequences: Option<&'a RawValue>,
+    #[serde(borrow, deserialize_with = "keep_null")]
+    stop: Option<&'a RawValue>,
+    #[serde(borrow, deserialize_with = "keep_null")]
+    stream: Option<&'a RawValue>,
+    #[serde(borrow, deserialize_with = "keep_null")]
+    stream_options: Option<&'a RawValue>,
 }
 
 /// Whether a value is an array of readable messages, and how long, without
@@ -195,9 +206,9 @@ impl<'de> Deserialize<'de> for Shape {
     }
 }
 
-impl SdkFields {
+impl<'a> SdkFields<'a> {
     /// Reads the fields from a body that must be a JSON object.
-    pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
+    pub fn parse(body: &'a [u8]) -> Result<Self, ApiError> {
         match body.iter().find(|b| !b.is_ascii_whitespace()) {
             None => {
                 return Err(ApiError::bad_request(
@@ -212,12 +223,23 @@ impl SdkFields {
     }
 
     /// `model`: a non-empty string.
-    pub fn model(&self) -> Result<&str, ApiError> {
-        match &self.model {
-            Some(Value::String(model)) if !model.trim().is_empty() => Ok(model),
-            Some(Value::String(_)) => Err(ApiError::bad_request("model: must not be empty")),
-            Some(_) => Err(ApiError::bad_request("model: must be a string")),
-            None => Err(ApiError::bad_request("model: field required")),
+    pub fn model(&self) -> Result<String, ApiError> {
+        let Some(model) = self.model else {
+            return Err(ApiError::bad_request("model: field required"));
+        };
+        match raw_json::as_string(model) {
+            Some(model) if !model.trim().is_empty() => Ok(model),
+            Some(_) => Err(ApiError::bad_request("model: must not be empty")),
+            None => Err(ApiError::bad_request("model: must be a string")),
+        }
+    }
+
+    /// `max_tokens`: required by Anthropic (its value is checked by
+    /// `check_common`).
+    pub fn check_max_tokens(&self) -> Result<(), ApiError> {
+        match self.max_tokens {
+            Some(value) if !raw_json::is_null(value) => Ok(()),
+            _ => Err(ApiError::bad_request("max_tokens: field required")),
         }
     }
 
@@ -246,48 +268,49 @@ impl SdkFields {
         }
     }
 
-    /// The sampling and length fields keygate checks as every route does;
-    /// `max_tokens` only if present (Anthropic's route requires it: see
-    /// `routes::messages`).
+    /// The length, sampling and stop fields, checked by the same rules as
+    /// on every route (`routes::fields`), where present. These are small
+    /// values; each is read as JSON only to be checked.
     pub fn check_common(&self) -> Result<(), ApiError> {
-        for (field, value) in [
-            ("max_tokens", &self.max_tokens),
-            ("max_completion_tokens", &self.max_completion_tokens),
+        let value = |raw: Option<&RawValue>| {
+            raw.filter(|raw| !raw_json::is_null(raw))
+                .map(|raw| serde_json::from_str::<serde_json::Value>(raw.get()).unwrap_or_default())
+        };
+        for (field, raw) in [
+            ("max_tokens", self.max_tokens),
+            ("max_completion_tokens", self.max_completion_tokens),
         ] {
-            if let Some(value) = value.as_ref().filter(|v| !v.is_null()) {
-                fields::max_tokens(field, value)?;
+            if let Some(value) = value(raw) {
+                fields::max_tokens(field, &value)?;
             }
         }
-        for (field, value) in [("temperature", &self.temperature), ("top_p", &self.top_p)] {
-            if let Some(value) = value.as_ref().filter(|v| !v.is_null()) {
-                fields::number(field, value)?;
+        for (field, raw) in [("temperature", self.temperature), ("top_p", self.top_p)] {
+            if let Some(value) = value(raw) {
+                fields::number(field, &value)?;
             }
         }
-        if let Some(value) = self.stop_sequences.as_ref().filter(|v| !v.is_null()) {
-            fields::stop_sequences(value)?;
+        if let Some(value) = value(self.stop_sequences) {
+            fields::stop_sequences(&value)?;
         }
-        if let Some(value) = self.stop.as_ref().filter(|v| !v.is_null()) {
-            fields::stop(value)?;
+        if let Some(value) = value(self.stop) {
+            fields::stop(&value)?;
         }
         Ok(())
     }
 
     /// `stream`: a boolean, false if absent.
     pub fn stream(&self) -> Result<bool, ApiError> {
-        match &self.stream {
-            None | Some(Value::Null) => Ok(false),
-            Some(Value::Bool(stream)) => Ok(*stream),
-            Some(other) => super::fields::stream(other),
+        match self.stream {
+            None => Ok(false),
+            Some(value) if raw_json::is_null(value) => Ok(false),
+            Some(value) => raw_json::as_bool(value)
+                .ok_or_else(|| ApiError::bad_request("stream: must be true or false")),
         }
     }
 
     /// `stream_options.include_usage`.
     pub fn include_usage(&self) -> bool {
-        self.stream_options
-            .as_ref()
-            .and_then(|o| o.get("include_usage"))
-            .and_then(Value::as_bool)
-            .unwrap_or(false)
+        self.stream_options.is_some_and(raw_json::include_usage)
     }
 }
 
@@ -304,6 +327,7 @@ mod tests {
         .unwrap();
         assert_eq!(fields.messages, Some(Shape::Array(2)));
         assert_eq!(fields.model().unwrap(), "m");
+        assert!(fields.check_max_tokens().is_ok());
         assert!(fields.stream().unwrap() && fields.include_usage());
         assert_eq!(
             SdkFields::parse(br#"{"messages":"x"}"#).unwrap().messages,
@@ -311,5 +335,12 @@ mod tests {
         );
         assert!(SdkFields::parse(b"[1]").is_err());
         assert!(SdkFields::parse(b"{").is_err());
+        let nulls = SdkFields::parse(br#"{"model":null,"max_tokens":null,"stream":null}"#).unwrap();
+        assert_eq!(
+            nulls.model().unwrap_err().message,
+            "model: must be a string"
+        );
+        assert!(nulls.check_max_tokens().is_err());
+        assert!(!nulls.stream().unwrap());
     }
 }

@@ -14,6 +14,7 @@ mod ejection;
 mod helpers;
 mod input;
 mod lifecycle;
+mod limits;
 mod openai;
 mod outcomes;
 mod sdk_routes;

@@ -21,7 +21,7 @@ const FLUSH: Duration = Duration::from_millis(200);
 const FLUSH_MARGIN: Duration = Duration::from_millis(300);
 
 /// Starts the binary with `env` and returns it with its address.
-async fn start(env: &TestEnv) -> (Child, String) {
+pub(crate) async fn start(env: &TestEnv) -> (Child, String) {
     let mut child = Command::new(BINARY)
         .env_clear()
         .envs(&env.vars)

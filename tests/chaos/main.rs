@@ -14,6 +14,7 @@ mod connections;
 mod crash;
 mod edge;
 mod load;
+mod memory;
 mod props;
 
 /// Whether the long variants were asked for.

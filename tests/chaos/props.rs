@@ -1,7 +1,8 @@
 //! Property tests over what keygate parses from the outside: request bodies
-//! (`parse_json` + `ChatBody::into_request`, `translate::to_anthropic`) and
-//! upstream SSE (`read_frame` of both providers, `gateway::stream::frames`
-//! on arbitrary bytes in arbitrary chunks). Bounded case counts keep each
+//! (`limits::check_shape`, `parse_json` + `ChatBody::into_request`,
+//! `translate::to_anthropic`) and upstream SSE (`read_frame` of both
+//! providers, `gateway::stream::frames` on arbitrary bytes in arbitrary
+//! chunks). Bounded case counts keep each
 //! under a few seconds.
 
 use std::convert::Infallible;
@@ -13,7 +14,7 @@ use keygate::extract::parse_json;
 use keygate::gateway::stream::frames;
 use keygate::routes::chat::ChatBody;
 use proptest::prelude::*;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 fn config() -> ProptestConfig {
     ProptestConfig {
@@ -102,13 +103,12 @@ proptest! {
     #[test]
     fn json_ish_bodies_never_panic_parsing_or_translation(body in chat_body()) {
         let bytes = body.to_string();
+        let _ = keygate::limits::check_shape(bytes.as_bytes());
         if let Ok(parsed) = parse_json::<ChatBody>(bytes.as_bytes()) {
             let _ = parsed.into_request();
         }
-        if let Value::Object(map) = &body {
-            let _ = keygate::translate::to_anthropic(map);
-        }
-        let _ = keygate::translate::to_anthropic(&Map::new());
+        let _ = keygate::translate::to_anthropic(bytes.as_bytes());
+        let _ = keygate::translate::to_anthropic(b"{}");
     }
 
     #[test]

@@ -27,8 +27,13 @@ pub fn request_body(request: &ChatRequest) -> Bytes {
         stop_sequences: request.stop_sequences.as_deref(),
         stream: request.stream,
     };
-    // Serialising owned strings, numbers and JSON values cannot fail.
-    Bytes::from(serde_json::to_vec(&wire).unwrap_or_default())
+    // Written once into a buffer of the right size; serialising strings,
+    // numbers and raw JSON cannot fail.
+    let mut body = Vec::with_capacity(request.encoded_len_hint());
+    match serde_json::to_writer(&mut body, &wire) {
+        Ok(()) => Bytes::from(body),
+        Err(_) => Bytes::new(),
+    }
 }
 
 /// A 2xx body read as a reply; anything else is the provider's fault.
@@ -68,7 +73,7 @@ pub fn reply_from_wire(response: MessagesResponse) -> ChatReply {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::ChatMessage;
+    use crate::domain::{ChatContent, ChatMessage};
     use serde_json::{Value, json};
 
     #[test]
@@ -79,14 +84,16 @@ mod tests {
             system: Some("Be brief.".into()),
             messages: vec![ChatMessage {
                 role: ChatRole::User,
-                content: json!("Hello!"),
+                content: ChatContent::Text("Hello!".into()),
             }],
             temperature: Some(0.5),
             top_p: None,
             stop_sequences: Some(vec!["END".into()]),
             stream: false,
         };
-        let body: Value = serde_json::from_slice(&request_body(&request)).unwrap();
+        let bytes = request_body(&request);
+        assert!(bytes.len() <= request.encoded_len_hint());
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(
             body,
             json!({"model":"claude-sonnet-4-20250514","max_tokens":1024,

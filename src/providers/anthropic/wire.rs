@@ -3,7 +3,8 @@
 //! is optional, unknown content blocks are kept by type only.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+
+use crate::domain::ChatContent;
 
 #[derive(Debug, Serialize)]
 pub struct MessagesRequest<'a> {
@@ -25,7 +26,7 @@ pub struct MessagesRequest<'a> {
 #[derive(Debug, Serialize)]
 pub struct Message<'a> {
     pub role: &'static str,
-    pub content: &'a Value,
+    pub content: &'a ChatContent,
 }
 
 #[derive(Debug, Deserialize)]

@@ -4,19 +4,17 @@
 
 use bytes::Bytes;
 
-use super::wire::{ChatCompletion, ChatCompletionRequest, Message, StreamOptions, WireUsage};
+use super::wire::{
+    ChatCompletion, ChatCompletionRequest, Message, MessageContent, StreamOptions, WireUsage,
+};
 use crate::domain::{ChatReply, ChatRequest, ChatRole, Failure, Usage, UsagePatch};
 
 pub fn request_body(request: &ChatRequest) -> Bytes {
-    let system = request
-        .system
-        .as_ref()
-        .map(|s| serde_json::Value::String(s.clone()));
     let mut messages = Vec::with_capacity(request.messages.len() + 1);
-    if let Some(system) = &system {
+    if let Some(system) = &request.system {
         messages.push(Message {
             role: "system",
-            content: system,
+            content: MessageContent::System(system),
         });
     }
     messages.extend(request.messages.iter().map(|m| Message {
@@ -24,7 +22,7 @@ pub fn request_body(request: &ChatRequest) -> Bytes {
             ChatRole::User => "user",
             ChatRole::Assistant => "assistant",
         },
-        content: &m.content,
+        content: MessageContent::Chat(&m.content),
     }));
     let wire = ChatCompletionRequest {
         model: &request.model,
@@ -39,7 +37,11 @@ pub fn request_body(request: &ChatRequest) -> Bytes {
             include_usage: true,
         }),
     };
-    Bytes::from(serde_json::to_vec(&wire).unwrap_or_default())
+    let mut body = Vec::with_capacity(request.encoded_len_hint());
+    match serde_json::to_writer(&mut body, &wire) {
+        Ok(()) => Bytes::from(body),
+        Err(_) => Bytes::new(),
+    }
 }
 
 pub fn reply_from_bytes(body: &[u8]) -> Result<ChatReply, Failure> {
@@ -94,7 +96,7 @@ pub fn stop_reason(finish_reason: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::ChatMessage;
+    use crate::domain::{ChatContent, ChatMessage};
     use serde_json::{Value, json};
 
     #[test]
@@ -105,14 +107,16 @@ mod tests {
             system: Some("Be brief.".into()),
             messages: vec![ChatMessage {
                 role: ChatRole::User,
-                content: json!("Hi"),
+                content: ChatContent::Text("Hi".into()),
             }],
             temperature: None,
             top_p: None,
             stop_sequences: Some(vec!["END".into()]),
             stream: true,
         };
-        let body: Value = serde_json::from_slice(&request_body(&request)).unwrap();
+        let bytes = request_body(&request);
+        assert!(bytes.len() <= request.encoded_len_hint());
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(
             body,
             json!({"model":"gpt-4o-mini","max_completion_tokens":100,"stop":["END"],"stream":true,

@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::domain::ChatContent;
+
 #[derive(Debug, Serialize)]
 pub struct ChatCompletionRequest<'a> {
     pub model: &'a str,
@@ -24,7 +26,16 @@ pub struct ChatCompletionRequest<'a> {
 #[derive(Debug, Serialize)]
 pub struct Message<'a> {
     pub role: &'static str,
-    pub content: &'a Value,
+    pub content: MessageContent<'a>,
+}
+
+/// A message's content, borrowed from the request: the system prompt (a
+/// `&str`) or a chat message's content.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum MessageContent<'a> {
+    System(&'a str),
+    Chat(&'a ChatContent),
 }
 
 #[derive(Debug, Serialize)]
