@@ -46,7 +46,7 @@
 //! - `limits`: what a rebuilt request may contain, and the gate that lets
 //!   only a few large bodies be converted at once.
 //! - `crypto`: sealing keys at rest (AES-256-CBC + HMAC-SHA256).
-//! - `keypool`: one actor per provider over a pure state machine.
+//! - `keypool`: one pool per provider: a pure state machine behind its handle.
 //! - `config`, `env_file`: typed configuration from the environment.
 //! - `pricing`: list prices and the one usage-and-cost builder.
 //! - `providers`: each upstream's wire format, classification, endpoints.

@@ -1,5 +1,5 @@
 //! Building the application: open the vault (master key, database, stored
-//! keys), import the environment's keys, start one pool actor per provider,
+//! keys), import the environment's keys, start one key pool per provider,
 //! bind the listener. `build` binds before serving, so tests pass port 0 and
 //! read the real port back.
 

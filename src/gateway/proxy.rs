@@ -25,7 +25,7 @@ use crate::scrub::Scrubber;
 
 /// What the request path needs, built once at start and shared.
 pub struct Gateway {
-    /// One pool per provider; each pool's actor owns its keys' state.
+    /// One pool per provider; each pool's handle owns its keys' state.
     pools: KeyPools,
     /// The shared HTTP client and provider endpoints.
     upstreams: Arc<Upstreams>,
