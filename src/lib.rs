@@ -55,6 +55,7 @@
 //! - `gateway`: the request path (above); `translate`: OpenAI ⇄ Anthropic.
 //! - `state_saver`: saving pool state and picking up CLI key changes;
 //!   `key_rechecker`: giving invalid keys another chance.
+//! - `fields`: one check per client field, the same on every route.
 //! - `app_state`, `auth`, `extract`, `routes`: the HTTP surface.
 //! - `server`, `startup`, `telemetry`: serving, assembling, logging.
 //! - `cli`, `commands`: the command line and its one-shot commands.
@@ -69,6 +70,7 @@ pub mod domain;
 pub mod env_file;
 pub mod error;
 pub mod extract;
+pub mod fields;
 pub mod gateway;
 pub mod key_check;
 pub mod key_rechecker;

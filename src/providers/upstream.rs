@@ -169,8 +169,9 @@ impl Upstreams {
         Err(self.failure(call.provider, response).await)
     }
 
-    /// A non-2xx answer read (at most `ERROR_BODY_LIMIT` of it), classified
-    /// and scrubbed.
+    /// A non-2xx answer read (at most `ERROR_BODY_LIMIT` of it) and
+    /// classified. Its callers scrub it (the failover loop, key checks), as
+    /// they scrub every other failure, so it is not done twice.
     async fn failure(&self, provider: ProviderKind, response: reqwest::Response) -> Failure {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
@@ -178,7 +179,7 @@ impl Upstreams {
             Ok(Capped::Whole(body) | Capped::Cut(body)) => body,
             Err(failure) => return failure,
         };
-        classify(provider, status, &headers, &body).scrubbed(&self.scrubber)
+        classify(provider, status, &headers, &body)
     }
 
     /// The scrubber that knows every pool's keys.

@@ -19,11 +19,11 @@ use crate::app_state::AppState;
 use crate::domain::{ChatContent, ChatMessage, ChatParts, ChatRequest, ChatRole, ProviderKind};
 use crate::error::ApiError;
 use crate::extract::{parse_json, read_bytes};
+use crate::fields;
 use crate::gateway::render::chat_answer::ChatAnswer;
 use crate::gateway::render::chat_events::ChatEvents;
 use crate::limits::check_shape;
 use crate::providers::UpstreamCall;
-use crate::routes::fields;
 
 #[derive(Debug, Deserialize)]
 #[serde(expecting = "a JSON object with a \"messages\" array")]

@@ -8,7 +8,6 @@
 //! - `completions`: `POST /v1/chat/completions`, OpenAI's API (a `claude-`
 //!   model is translated to Anthropic).
 //! - `sdk_fields`: the few fields of an SDK body keygate reads.
-//! - `fields`: one check per field, shared by every route.
 //! - `stream_usage`: asking an OpenAI stream for usage, by splicing the body.
 //! - `v1_models`, `models`: model lists for the SDKs and for people.
 //! - `health`: `GET /health`.
@@ -23,7 +22,6 @@ pub mod browser_guard;
 pub mod chat;
 pub mod completions;
 mod cors;
-pub(crate) mod fields;
 mod guard;
 pub mod health;
 pub mod key_views;

@@ -10,9 +10,28 @@ use serde::Deserialize;
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::fields;
 use crate::error::ApiError;
+use crate::fields;
 use crate::raw_json::{self, keep_null};
+
+/// The visitor methods for JSON scalars (booleans and numbers), each
+/// answering `$value`: every shape below treats them alike.
+macro_rules! scalars_are {
+    ($value:expr) => {
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+    };
+}
 
 /// Each field as it is in the body (`null` included), or `None` if absent.
 #[derive(Debug, Default, Deserialize)]
@@ -61,6 +80,13 @@ impl<'de> Deserialize<'de> for MessageShape {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a message")
             }
+            scalars_are!(not_an_object());
+            fn visit_str<E>(self, _: &str) -> Result<MessageShape, E> {
+                Ok(not_an_object())
+            }
+            fn visit_unit<E>(self) -> Result<MessageShape, E> {
+                Ok(not_an_object())
+            }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<MessageShape, A::Error> {
                 let (mut role, mut content) = (false, false);
                 while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
@@ -84,24 +110,6 @@ impl<'de> Deserialize<'de> for MessageShape {
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<MessageShape, A::Error> {
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(not_an_object())
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<MessageShape, E> {
-                Ok(not_an_object())
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<MessageShape, E> {
-                Ok(not_an_object())
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<MessageShape, E> {
-                Ok(not_an_object())
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<MessageShape, E> {
-                Ok(not_an_object())
-            }
-            fn visit_str<E>(self, _: &str) -> Result<MessageShape, E> {
-                Ok(not_an_object())
-            }
-            fn visit_unit<E>(self) -> Result<MessageShape, E> {
                 Ok(not_an_object())
             }
         }
@@ -129,6 +137,10 @@ impl<'de> Deserialize<'de> for Kind {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("any JSON value")
             }
+            scalars_are!(Kind::Other);
+            fn visit_unit<E>(self) -> Result<Kind, E> {
+                Ok(Kind::Other)
+            }
             fn visit_str<E>(self, _: &str) -> Result<Kind, E> {
                 Ok(Kind::Text)
             }
@@ -138,21 +150,6 @@ impl<'de> Deserialize<'de> for Kind {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Kind, A::Error> {
                 while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Kind::Other)
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Kind, E> {
-                Ok(Kind::Other)
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Kind, E> {
-                Ok(Kind::Other)
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Kind, E> {
-                Ok(Kind::Other)
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Kind, E> {
-                Ok(Kind::Other)
-            }
-            fn visit_unit<E>(self) -> Result<Kind, E> {
                 Ok(Kind::Other)
             }
         }
@@ -167,6 +164,10 @@ impl<'de> Deserialize<'de> for Shape {
             type Value = Shape;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("any JSON value")
+            }
+            scalars_are!(Shape::Other);
+            fn visit_str<E>(self, _: &str) -> Result<Shape, E> {
+                Ok(Shape::Other)
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Shape, A::Error> {
                 let mut len = 0;
@@ -184,21 +185,6 @@ impl<'de> Deserialize<'de> for Shape {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shape, A::Error> {
                 while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Shape::Other)
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Shape, E> {
-                Ok(Shape::Other)
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Shape, E> {
-                Ok(Shape::Other)
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Shape, E> {
-                Ok(Shape::Other)
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Shape, E> {
-                Ok(Shape::Other)
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Shape, E> {
                 Ok(Shape::Other)
             }
         }

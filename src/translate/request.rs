@@ -13,7 +13,8 @@ use serde_json::value::RawValue;
 
 use crate::domain::{ChatContent, ChatMessage, ChatParts, ChatRequest, ChatRole};
 use crate::error::ApiError;
-use crate::raw_json::{as_bool, as_f64, as_string, as_u64, include_usage, object};
+use crate::fields as checks;
+use crate::raw_json::{as_string, as_u64, include_usage, object};
 
 /// The translated request and what the answer's rendering needs.
 pub struct Translated {
@@ -98,29 +99,19 @@ pub fn to_anthropic(body: &[u8]) -> Result<Translated, ApiError> {
     }
     let model = fields.model.and_then(as_string).unwrap_or_default();
     let (system, messages) = convert_messages(fields.messages.as_deref().unwrap_or_default())?;
-    let max_tokens = match [
+    let max_tokens = [
         ("max_completion_tokens", fields.max_completion_tokens),
         ("max_tokens", fields.max_tokens),
     ]
     .into_iter()
     .find_map(|(field, value)| value.map(|value| (field, value)))
-    {
-        None => None,
-        Some((field, value)) => Some(
-            as_u64(value)
-                .and_then(|n| u32::try_from(n).ok())
-                .filter(|n| *n > 0)
-                .ok_or_else(|| {
-                    ApiError::bad_request(format!("{field}: must be a positive integer"))
-                })?,
-        ),
-    };
-    let stream = match fields.stream {
-        None => false,
-        Some(value) => {
-            as_bool(value).ok_or_else(|| ApiError::bad_request("stream: must be true or false"))?
-        }
-    };
+    .map(|(field, value)| checks::max_tokens(field, &small_value(value)))
+    .transpose()?;
+    let stream = fields
+        .stream
+        .map(|value| checks::stream(&small_value(value)))
+        .transpose()?
+        .unwrap_or(false);
     let include_usage = fields.stream_options.is_some_and(include_usage);
     let request = ChatRequest::assemble(ChatParts {
         model,
@@ -129,7 +120,10 @@ pub fn to_anthropic(body: &[u8]) -> Result<Translated, ApiError> {
         messages,
         temperature: number(fields.temperature, "temperature")?,
         top_p: number(fields.top_p, "top_p")?,
-        stop_sequences: stop_sequences(fields.stop)?,
+        stop_sequences: fields
+            .stop
+            .map(|stop| checks::stop(&small_value(stop)))
+            .transpose()?,
         stream,
     })
     .map_err(ApiError::bad_request)?;
@@ -141,25 +135,15 @@ pub fn to_anthropic(body: &[u8]) -> Result<Translated, ApiError> {
 
 fn number(value: Option<&RawValue>, field: &str) -> Result<Option<f64>, ApiError> {
     value
-        .map(|value| {
-            as_f64(value).ok_or_else(|| ApiError::bad_request(format!("{field}: must be a number")))
-        })
+        .map(|value| checks::number(field, &small_value(value)))
         .transpose()
 }
 
-/// `stop`: a string or an array of strings (`crate::limits` bounds how many).
-fn stop_sequences(stop: Option<&RawValue>) -> Result<Option<Vec<String>>, ApiError> {
-    let Some(stop) = stop else {
-        return Ok(None);
-    };
-    let stops = if stop.get().starts_with('[') {
-        serde_json::from_str::<Vec<String>>(stop.get()).ok()
-    } else {
-        as_string(stop).map(|stop| vec![stop])
-    };
-    stops
-        .map(Some)
-        .ok_or_else(|| ApiError::bad_request("stop: must be a string or an array of strings"))
+/// A scalar field (or a short list: `crate::limits` bounds how many stop
+/// sequences) read as JSON for `crate::fields`; unreadable JSON cannot get
+/// here, the body was parsed already.
+fn small_value(raw: &RawValue) -> serde_json::Value {
+    serde_json::from_str(raw.get()).unwrap_or_default()
 }
 
 /// System and developer messages become the system prompt; user and
