@@ -75,6 +75,7 @@ pub mod gateway;
 pub mod key_check;
 pub mod key_rechecker;
 pub mod keypool;
+pub mod ledger;
 pub mod limits;
 pub mod pricing;
 pub mod providers;

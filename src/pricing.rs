@@ -211,15 +211,20 @@ pub struct Cost {
     pub currency: &'static str,
 }
 
-pub fn cost(price: &Price, usage: &Usage) -> Cost {
+/// Input-side and output-side cost in nano-dollars, exact.
+fn nanos(price: &Price, usage: &Usage) -> (u64, u64) {
     let cache_5m = usage
         .cache_creation_input_tokens
         .saturating_sub(usage.cache_creation_1h_tokens);
-    let input_nanos = usage.input_tokens * price.input
+    let input = usage.input_tokens * price.input
         + cache_5m * price.cache_write_5m
         + usage.cache_creation_1h_tokens * price.cache_write_1h
         + usage.cache_read_input_tokens * price.cache_read;
-    let output_nanos = usage.output_tokens * price.output;
+    (input, usage.output_tokens * price.output)
+}
+
+pub fn cost(price: &Price, usage: &Usage) -> Cost {
+    let (input_nanos, output_nanos) = nanos(price, usage);
     let dollars = |nanos: u64| nanos as f64 / 1e9;
     Cost {
         input: dollars(input_nanos),
@@ -227,6 +232,18 @@ pub fn cost(price: &Price, usage: &Usage) -> Cost {
         total: dollars(input_nanos + output_nanos),
         currency: "USD",
     }
+}
+
+/// Cost of `usage` in nano-dollars, priced as `BilledUsage::new` prices it
+/// (the answering model, else the requested one); 0 when neither has a
+/// price. The usage ledger sums these, so its totals are exact.
+pub fn cost_nanos(provider: ProviderKind, answered: &str, requested: &str, usage: &Usage) -> u64 {
+    find(provider, answered)
+        .or_else(|| find(provider, requested))
+        .map_or(0, |entry| {
+            let (input, output) = nanos(&entry.price, usage);
+            input + output
+        })
 }
 
 /// Cost of `usage` on `model`, or `None` for a model with no known price.

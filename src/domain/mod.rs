@@ -11,6 +11,7 @@
 //! - `chat`: the provider-neutral chat request and reply.
 //! - `client_keys`: the keys clients present, kept as digests.
 //! - `usage`: token counts of an answer and of a stream frame.
+//! - `usage_row`: one request's row in the usage ledger.
 //! - `frame`: one upstream SSE event and its reading.
 //! - `rate_limits`: what an upstream's rate-limit headers say is left.
 //! - `browser`: the origins CORS allows and the `Host` names answered.
@@ -25,6 +26,7 @@ pub mod key_fields;
 pub mod provider;
 pub mod rate_limits;
 pub mod usage;
+pub mod usage_row;
 
 use std::time::Duration;
 
@@ -38,6 +40,7 @@ pub use key::{KeyEntry, KeyId, KeyLease};
 pub use provider::{ProviderEnv, ProviderKind, UnknownProvider};
 pub use rate_limits::{RateLimits, Window};
 pub use usage::{Usage, UsagePatch};
+pub use usage_row::UsageRow;
 
 /// Whole seconds, rounded up, so "0" only ever means "now".
 pub fn ceil_secs(duration: Duration) -> u64 {
