@@ -13,6 +13,7 @@ use crate::domain::browser::{AllowedHosts, CorsOrigins};
 use crate::gateway::Gateway;
 use crate::keypool::KeyPools;
 use crate::limits::ConversionGate;
+use crate::observe::Observer;
 use crate::providers::Upstreams;
 use crate::vault::Vault;
 
@@ -36,6 +37,9 @@ impl std::ops::Deref for AppState {
 pub struct AppParts {
     /// The request path: every proxied request goes through it.
     pub gateway: Arc<Gateway>,
+    /// Where each finished request's row and each attempt go (usage
+    /// ledger, metrics).
+    pub observer: Arc<Observer>,
     /// One pool per provider (the same pools the gateway uses), for the
     /// admin routes.
     pub pools: KeyPools,
@@ -44,6 +48,8 @@ pub struct AppParts {
     /// Stored keys: admin changes are written here first, then told to the
     /// pool.
     pub vault: Arc<Vault>,
+    /// Bearer token `GET /metrics` requires; `None` leaves it open.
+    pub metrics_token: Option<Arc<SecretString>>,
     /// Secret for the admin routes; `None` disables them.
     pub admin_key: Option<Arc<SecretString>>,
     /// Largest accepted request body, for the 413 message.

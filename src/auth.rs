@@ -49,7 +49,7 @@ pub async fn require_admin(
 
 /// The credential of `Authorization: Bearer …`; RFC 7235 makes the scheme
 /// case-insensitive (`BEARER` is Bearer).
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -100,7 +100,7 @@ pub fn client_key_refusal(keys: &ClientKeys, request: &Request) -> Option<Respon
 
 /// Unlike the admin check, `x-api-key` comes first: that is where the
 /// Anthropic SDK puts it, and some clients also send an unrelated bearer.
-fn presented_client_key(headers: &HeaderMap) -> Option<&str> {
+pub fn presented_client_key(headers: &HeaderMap) -> Option<&str> {
     headers
         .get("x-api-key")
         .and_then(|v| v.to_str().ok())

@@ -54,6 +54,8 @@ pub struct Config {
     pub encryption_key: Option<MasterKey>,
     /// `None` disables the admin routes (they answer 403).
     pub admin_api_key: Option<SecretString>,
+    /// Bearer token `GET /metrics` requires; `None` leaves it open.
+    pub metrics_token: Option<SecretString>,
     pub providers: Vec<ProviderConfig>,
     /// Cooldown after a 429 that carries no usable `retry-after`.
     pub key_cooldown: Duration,
@@ -147,7 +149,8 @@ impl Config {
                         .map_err(|e| ConfigError::new("ENCRYPTION_KEY", e.to_string()))
                 })
                 .transpose()?,
-            admin_api_key: admin_api_key(get("ADMIN_API_KEY"))?,
+            admin_api_key: secret_setting("ADMIN_API_KEY", get("ADMIN_API_KEY"))?,
+            metrics_token: secret_setting("METRICS_TOKEN", get("METRICS_TOKEN"))?,
             providers,
             key_cooldown: parse_secs(&get, "KEY_COOLDOWN_SECS", 60.0)?,
             key_cooldown_max: parse_secs(&get, "KEY_COOLDOWN_MAX_SECS", 900.0)?,
@@ -355,19 +358,23 @@ fn validate_key(variable: &'static str, key: &str) -> Result<String, ConfigError
 /// key, so a guessable secret is refused rather than warned about.
 pub const MIN_ADMIN_KEY_CHARS: usize = 16;
 
-/// `ADMIN_API_KEY`, trimmed (a padded value would otherwise lock the admin
-/// out: clients trim what they send), at least `MIN_ADMIN_KEY_CHARS` long.
-fn admin_api_key(value: Option<String>) -> Result<Option<SecretString>, ConfigError> {
+/// A secret clients present (`ADMIN_API_KEY`, `METRICS_TOKEN`), trimmed (a
+/// padded value would otherwise lock people out: clients trim what they
+/// send), at least `MIN_ADMIN_KEY_CHARS` long.
+fn secret_setting(
+    name: &'static str,
+    value: Option<String>,
+) -> Result<Option<SecretString>, ConfigError> {
     let Some(value) = value else {
         return Ok(None);
     };
     let key = value.trim();
     if key.chars().count() < MIN_ADMIN_KEY_CHARS {
         return Err(ConfigError::new(
-            "ADMIN_API_KEY",
+            name,
             format!(
                 "must be at least {MIN_ADMIN_KEY_CHARS} characters (e.g. `openssl rand -hex 24`), \
-                 or unset to disable the admin API"
+                 or unset"
             ),
         ));
     }

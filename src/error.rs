@@ -10,6 +10,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+/// The error type an error answer carried, left on the response so the
+/// usage ledger can record it without reading the body.
+#[derive(Debug, Clone)]
+pub struct ErrorClass(pub Cow<'static, str>);
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -159,6 +164,9 @@ impl ApiError {
         }
         let body = error_body(dialect, &self.error_type, &self.message);
         let mut response = (self.status, Json(body)).into_response();
+        response
+            .extensions_mut()
+            .insert(ErrorClass(self.error_type));
         if let Some(seconds) = self.retry_after {
             response
                 .headers_mut()

@@ -77,6 +77,7 @@ pub mod key_rechecker;
 pub mod keypool;
 pub mod ledger;
 pub mod limits;
+pub mod observe;
 pub mod pricing;
 pub mod providers;
 pub mod raw_json;

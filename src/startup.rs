@@ -21,7 +21,10 @@ use crate::key_rechecker::KeyRechecker;
 use crate::keypool::{
     CooldownPolicy, KeyPoolHandle, KeyPools, OutlierPolicy, PoolSettings, PoolState,
 };
+use crate::ledger::LedgerSink;
 use crate::limits::ConversionGate;
+use crate::observe::scrape::{PoolCollector, ScrapedCounters};
+use crate::observe::{Metrics, Observer};
 use crate::providers::Upstreams;
 use crate::routes::router;
 use crate::scrub::Scrubber;
@@ -171,12 +174,23 @@ impl Application {
             scrubber,
             config.key_test_timeout,
         );
+        let ledger = LedgerSink::off();
+        let collector = PoolCollector::new(
+            pools.clone(),
+            ScrapedCounters {
+                ledger: ledger.counters().clone(),
+            },
+        );
+        let metrics = Arc::new(Metrics::new(Some(Box::new(collector))));
+        let observer = Arc::new(Observer::new(ledger, metrics));
         let state = AppState::new(AppParts {
             gateway: Arc::new(gateway),
+            observer,
             pools,
             upstreams,
             vault,
             admin_key: config.admin_api_key.map(Arc::new),
+            metrics_token: config.metrics_token.map(Arc::new),
             body_limit: config.body_limit,
             conversions: Arc::new(ConversionGate::new(config.conversions)),
             key_test_timeout: config.key_test_timeout,

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use crate::domain::{Failure, KeyId, KeyLease, Outcome, ProviderKind, UpstreamDetail};
 use crate::keypool::{KeyPoolHandle, RequestTracker, Selection};
+use crate::observe::{AttemptOutcome, RequestLog};
 
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
@@ -45,6 +46,8 @@ enum Verdict {
 /// key's probe out forever).
 pub struct KeyReport {
     pool: KeyPoolHandle,
+    /// The request's log, which counts the attempt in the metrics.
+    log: RequestLog,
     key: KeyId,
     model: Option<Arc<str>>,
     started: Instant,
@@ -52,9 +55,15 @@ pub struct KeyReport {
 }
 
 impl KeyReport {
-    fn start(pool: &KeyPoolHandle, key: &KeyId, model: Option<&Arc<str>>) -> Self {
+    fn start(
+        pool: &KeyPoolHandle,
+        log: &RequestLog,
+        key: &KeyId,
+        model: Option<&Arc<str>>,
+    ) -> Self {
         Self {
             pool: pool.clone(),
+            log: log.clone(),
             key: key.clone(),
             model: model.cloned(),
             started: Instant::now(),
@@ -71,8 +80,27 @@ impl KeyReport {
     }
 }
 
+/// The metrics' word for an attempt's verdict.
+fn counted_as(verdict: &Verdict) -> AttemptOutcome {
+    match verdict {
+        Verdict::Pending => AttemptOutcome::Cancelled,
+        Verdict::Succeeded(_) => AttemptOutcome::Success,
+        Verdict::Failed(failure) => match failure {
+            Failure::RateLimited { .. } => AttemptOutcome::RateLimited,
+            Failure::KeyRejected(_) | Failure::AccessDenied(_) | Failure::NoAccess(_) => {
+                AttemptOutcome::Invalid
+            }
+            Failure::ProviderFault(_) => AttemptOutcome::ProviderFault,
+            Failure::Timeout(_) => AttemptOutcome::Timeout,
+            Failure::ClientFault(_) | Failure::Unfit(_) => AttemptOutcome::ClientFault,
+        },
+    }
+}
+
 impl Drop for KeyReport {
     fn drop(&mut self) {
+        self.log
+            .attempt(self.pool.provider(), &self.key, counted_as(&self.verdict));
         let outcome = match std::mem::replace(&mut self.verdict, Verdict::Pending) {
             Verdict::Pending => Outcome::Cancelled,
             Verdict::Succeeded(latency) => Outcome::Success {
@@ -121,6 +149,7 @@ pub async fn with_failover<T, F, Fut>(
     policy: RetryPolicy,
     model: Option<&Arc<str>>,
     tracker: &mut RequestTracker,
+    log: &RequestLog,
     mut attempt: F,
 ) -> Result<Answered<T>, GatewayError>
 where
@@ -165,8 +194,9 @@ where
             tracker.rotated();
         }
         tried.push(lease.id.clone());
+        log.attempted(&lease.id);
 
-        let mut report = KeyReport::start(pool, &lease.id, model);
+        let mut report = KeyReport::start(pool, log, &lease.id, model);
         let result = tokio::time::timeout(policy.attempt_timeout, attempt(lease.clone()))
             .await
             .unwrap_or(Err(Failure::timeout(policy.attempt_timeout)));

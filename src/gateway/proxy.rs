@@ -20,7 +20,10 @@ use super::stream::{frames, pass_gate};
 use crate::domain::{ChatReply, Failure, KeyId, KeyLease, UpstreamDetail};
 use crate::error::ApiError;
 use crate::keypool::{KeyPools, RequestTracker};
-use crate::providers::{UpstreamCall, Upstreams, frame_reader, parse_reply, rate_limits};
+use crate::observe::RequestLog;
+use crate::providers::{
+    UpstreamCall, Upstreams, frame_reader, parse_reply, rate_limits, reply_usage,
+};
 use crate::scrub::Scrubber;
 
 /// What the request path needs, built once at start and shared.
@@ -77,28 +80,49 @@ impl Gateway {
         }
     }
 
-    /// A whole JSON answer passed through: the raw body, checked to be
-    /// JSON so a garbled 2xx counts against the attempt.
-    pub async fn json(&self, call: &UpstreamCall) -> Result<Proxied<Bytes>, ApiError> {
+    /// A whole JSON answer passed through: the raw body, read for its
+    /// model and usage (which also checks it is JSON, so a garbled 2xx
+    /// counts against the attempt).
+    pub async fn json(
+        &self,
+        call: &UpstreamCall,
+        log: &RequestLog,
+    ) -> Result<Proxied<Bytes>, ApiError> {
+        let provider = call.provider;
         let upstreams = &self.upstreams;
-        self.whole(call, |response| async move {
-            let (headers, body) = upstreams.read_body(response).await?;
-            serde_json::from_slice::<serde::de::IgnoredAny>(&body)
-                .map_err(|e| Failure::malformed(&e.to_string()))?;
-            Ok((headers, body))
+        let answer = self
+            .whole(call, log, |response| async move {
+                let (headers, body) = upstreams.read_body(response).await?;
+                let usage = reply_usage(provider, &body)?;
+                Ok((headers, (body, usage)))
+            })
+            .await?;
+        let (body, (model, usage)) = answer.value;
+        log.answered(&model, usage);
+        Ok(Proxied {
+            value: body,
+            headers: answer.headers,
+            key: answer.key,
+            attempts: answer.attempts,
         })
-        .await
     }
 
     /// A whole answer read as the gateway's chat reply.
-    pub async fn chat(&self, call: &UpstreamCall) -> Result<Proxied<ChatReply>, ApiError> {
+    pub async fn chat(
+        &self,
+        call: &UpstreamCall,
+        log: &RequestLog,
+    ) -> Result<Proxied<ChatReply>, ApiError> {
         let provider = call.provider;
         let upstreams = &self.upstreams;
-        self.whole(call, |response| async move {
-            let (headers, body) = upstreams.read_body(response).await?;
-            Ok((headers, parse_reply(provider, &body)?))
-        })
-        .await
+        let answer = self
+            .whole(call, log, |response| async move {
+                let (headers, body) = upstreams.read_body(response).await?;
+                Ok((headers, parse_reply(provider, &body)?))
+            })
+            .await?;
+        log.answered(&answer.value.model, answer.value.usage);
+        Ok(answer)
     }
 
     /// Runs `call` as a stream and answers with it: the answering attempt's
@@ -108,13 +132,14 @@ impl Gateway {
     pub async fn stream<R: Render>(
         &self,
         call: &UpstreamCall,
+        log: &RequestLog,
         make_render: impl FnOnce(&KeyId, u32) -> R,
     ) -> Result<Response, ApiError> {
         let reader = frame_reader(call.provider);
         let idle_timeout = self.stream_idle_timeout;
         let upstreams = &self.upstreams;
         let (answered, tracker) = self
-            .run(call, |response| async move {
+            .run(call, log, |response| async move {
                 let headers = upstreams.passthrough_headers(response.headers());
                 let gated = pass_gate(frames(response), reader, idle_timeout).await?;
                 Ok((headers, gated))
@@ -126,6 +151,7 @@ impl Gateway {
             attempts,
             report,
         } = answered;
+        log.first_content();
         let headers = gateway_headers(upstream_headers, &key.id, attempts);
         let render = make_render(&key.id, attempts);
         let context = RelayContext {
@@ -134,18 +160,24 @@ impl Gateway {
             report,
             tracker,
             scrubber: self.scrubber.clone(),
+            log: log.clone(),
         };
         Ok(sse_response(headers, relay_body(gated, render, context)))
     }
 
     /// A non-streamed answer: once `read` has the whole of it, the client
     /// has its answer and the request counts as a success.
-    async fn whole<T, F, Fut>(&self, call: &UpstreamCall, read: F) -> Result<Proxied<T>, ApiError>
+    async fn whole<T, F, Fut>(
+        &self,
+        call: &UpstreamCall,
+        log: &RequestLog,
+        read: F,
+    ) -> Result<Proxied<T>, ApiError>
     where
         F: Fn(reqwest::Response) -> Fut,
         Fut: Future<Output = Result<(HeaderMap, T), Failure>>,
     {
-        let (answered, tracker) = self.run(call, read).await?;
+        let (answered, tracker) = self.run(call, log, read).await?;
         tracker.finish(true);
         let (upstream_headers, value) = answered.value;
         Ok(Proxied {
@@ -206,6 +238,7 @@ impl Gateway {
     async fn run<T, F, Fut>(
         &self,
         call: &UpstreamCall,
+        log: &RequestLog,
         read: F,
     ) -> Result<(Answered<T>, RequestTracker), ApiError>
     where
@@ -215,6 +248,7 @@ impl Gateway {
         let pool = self.pools.get(call.provider).ok_or_else(|| {
             ApiError::unavailable(format!("provider {} is not configured", call.provider))
         })?;
+        log.target(call.provider, call.model.as_deref());
         let mut tracker = RequestTracker::start(pool);
         let read = &read;
         let upstreams = &self.upstreams;
@@ -223,6 +257,7 @@ impl Gateway {
             self.retry,
             call.model.as_ref(),
             &mut tracker,
+            log,
             |key| async move {
                 let response = match upstreams.send(call, &key).await {
                     Ok(response) => response,

@@ -16,8 +16,11 @@ use futures::StreamExt;
 
 use super::failover::KeyReport;
 use super::stream::{FrameStream, GatedStream, ended_early};
+use crate::domain::failure::known_error_type;
+use crate::domain::usage_row::CLIENT_CLOSED;
 use crate::domain::{Failure, Frame, FrameKind, Reading, UpstreamDetail};
 use crate::keypool::RequestTracker;
+use crate::observe::RequestLog;
 
 /// Writes the client's side of a stream.
 pub trait Render: Send + 'static {
@@ -37,6 +40,8 @@ pub struct RelayContext {
     pub tracker: RequestTracker,
     /// Removes every pool key from upstream error text.
     pub scrubber: Arc<Scrubber>,
+    /// The request's record: each frame's usage, and how the stream ended.
+    pub log: RequestLog,
 }
 
 struct Relay<R> {
@@ -49,6 +54,7 @@ struct Relay<R> {
     /// it counts the request as failed.
     tracker: Option<RequestTracker>,
     scrubber: Arc<Scrubber>,
+    log: RequestLog,
     opening: Option<Vec<u8>>,
     done: bool,
 }
@@ -63,6 +69,7 @@ pub fn relay_body<R: Render>(gated: GatedStream, render: R, context: RelayContex
         report: context.report,
         tracker: Some(context.tracker),
         scrubber: context.scrubber,
+        log: context.log,
         opening: None,
         done: false,
     };
@@ -104,6 +111,7 @@ impl<R: Render> Relay<R> {
 
     /// Renders one frame; returns whether the stream is over.
     fn handle(&mut self, frame: &Frame, reading: Reading, out: &mut Vec<u8>) -> bool {
+        self.log.frame(&reading);
         match reading.kind {
             FrameKind::Error(failure) => self.fail(*failure, out),
             FrameKind::Finished => {
@@ -119,7 +127,10 @@ impl<R: Render> Relay<R> {
     fn fail(&mut self, failure: Failure, out: &mut Vec<u8>) {
         let failure = failure.scrubbed(&self.scrubber);
         tracing::warn!(error_type = %failure.detail().error_type, "stream failed after it started");
-        self.render.fail(&failure.detail(), out);
+        let detail = failure.detail();
+        self.render.fail(&detail, out);
+        self.log
+            .failed(known_error_type(&detail.error_type, detail.status));
         self.report.failed(failure);
         self.end(false);
     }
@@ -128,6 +139,15 @@ impl<R: Render> Relay<R> {
         self.done = true;
         if let Some(tracker) = self.tracker.take() {
             tracker.finish(succeeded);
+        }
+    }
+}
+
+impl<R> Drop for Relay<R> {
+    /// Dropped before its end: the client hung up mid-stream.
+    fn drop(&mut self) {
+        if !self.done {
+            self.log.failed(CLIENT_CLOSED);
         }
     }
 }

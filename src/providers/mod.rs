@@ -20,5 +20,5 @@ pub use ratelimit::{cooldown_hint, rate_limits};
 pub use retry_after::parse_retry_after;
 pub use upstream::{
     ERROR_BODY_LIMIT, UpstreamCall, Upstreams, UpstreamsError, frame_reader, parse_reply,
-    stop_reason_normalizer,
+    reply_usage, stop_reason_normalizer,
 };

@@ -16,7 +16,7 @@ use crate::scrub::Scrubber;
 use super::{anthropic, openai};
 use crate::config::Config;
 use crate::domain::{
-    ChatReply, ChatRequest, Failure, Frame, KeyLease, ProviderKind, Reading, UpstreamDetail,
+    ChatReply, ChatRequest, Failure, Frame, KeyLease, ProviderKind, Reading, UpstreamDetail, Usage,
 };
 
 /// One request to send upstream, the same for every attempt.
@@ -248,6 +248,15 @@ pub fn parse_reply(provider: ProviderKind, body: &[u8]) -> Result<ChatReply, Fai
     match provider {
         ProviderKind::Anthropic => anthropic::reply_from_bytes(body),
         ProviderKind::OpenAI => openai::reply_from_bytes(body),
+    }
+}
+
+/// The model and usage of a 2xx body passed through as it came; an error
+/// if it is not such a body.
+pub fn reply_usage(provider: ProviderKind, body: &[u8]) -> Result<(String, Usage), Failure> {
+    match provider {
+        ProviderKind::Anthropic => anthropic::usage_from_bytes(body),
+        ProviderKind::OpenAI => openai::usage_from_bytes(body),
     }
 }
 

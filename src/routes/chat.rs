@@ -23,6 +23,7 @@ use crate::fields;
 use crate::gateway::render::chat_answer::ChatAnswer;
 use crate::gateway::render::chat_events::ChatEvents;
 use crate::limits::check_shape;
+use crate::observe::RequestLog;
 use crate::providers::UpstreamCall;
 
 #[derive(Debug, Deserialize)]
@@ -214,7 +215,11 @@ async fn convert(state: &AppState, body: Body) -> Result<Converted, ApiError> {
     })
 }
 
-pub async fn chat(State(state): State<AppState>, body: Body) -> Result<Response, ApiError> {
+pub async fn chat(
+    State(state): State<AppState>,
+    log: RequestLog,
+    body: Body,
+) -> Result<Response, ApiError> {
     let Converted {
         provider,
         call,
@@ -224,11 +229,11 @@ pub async fn chat(State(state): State<AppState>, body: Body) -> Result<Response,
     if stream {
         return state
             .gateway
-            .stream(&call, |key, attempts| {
+            .stream(&call, &log, |key, attempts| {
                 ChatEvents::new(provider, model, key.clone(), attempts)
             })
             .await;
     }
-    let reply = state.gateway.chat(&call).await?;
+    let reply = state.gateway.chat(&call, &log).await?;
     Ok(ChatAnswer::respond(provider, &model, reply))
 }

@@ -20,19 +20,24 @@ use crate::extract::read_bytes;
 use crate::gateway::render::json_response;
 use crate::gateway::render::passthrough::Passthrough;
 use crate::limits::check_shape;
+use crate::observe::RequestLog;
 use crate::providers::UpstreamCall;
 use crate::routes::sdk_fields::SdkFields;
 use crate::routes::stream_usage::with_usage_requested;
 use crate::translate::{AnthropicAsOpenAi, Translated, completion_from_reply, to_anthropic};
 
-pub async fn create_completion(State(state): State<AppState>, body: Body) -> Response {
-    match serve(&state, body).await {
+pub async fn create_completion(
+    State(state): State<AppState>,
+    log: RequestLog,
+    body: Body,
+) -> Response {
+    match serve(&state, &log, body).await {
         Ok(response) => response,
         Err(error) => error.into_response_in(Dialect::OpenAI),
     }
 }
 
-async fn serve(state: &AppState, body: Body) -> Result<Response, ApiError> {
+async fn serve(state: &AppState, log: &RequestLog, body: Body) -> Result<Response, ApiError> {
     let bytes = read_bytes(body, state.body_limit).await?;
     let fields = SdkFields::parse(&bytes)?;
     let model = fields.model()?;
@@ -41,7 +46,7 @@ async fn serve(state: &AppState, body: Body) -> Result<Response, ApiError> {
     let stream = fields.stream()?;
     let client_asked_for_usage = fields.include_usage();
     if model.starts_with("claude-") {
-        return serve_from_anthropic(state, bytes).await;
+        return serve_from_anthropic(state, log, bytes).await;
     }
     let mut call = UpstreamCall {
         provider: ProviderKind::OpenAI,
@@ -50,18 +55,24 @@ async fn serve(state: &AppState, body: Body) -> Result<Response, ApiError> {
         model: Some(model.into()),
     };
     if !stream {
-        return Ok(json_response(state.gateway.json(&call).await?));
+        return Ok(json_response(state.gateway.json(&call, log).await?));
     }
     if !client_asked_for_usage {
         call.body = with_usage_requested(&call.body)?;
     }
     state
         .gateway
-        .stream(&call, |_, _| Passthrough::openai(client_asked_for_usage))
+        .stream(&call, log, |_, _| {
+            Passthrough::openai(client_asked_for_usage)
+        })
         .await
 }
 
-async fn serve_from_anthropic(state: &AppState, bytes: Bytes) -> Result<Response, ApiError> {
+async fn serve_from_anthropic(
+    state: &AppState,
+    log: &RequestLog,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
     let (call, model, stream, include_usage) = {
         let _turn = state.conversions.admit(bytes.len()).await?;
         check_shape(&bytes)?;
@@ -77,9 +88,9 @@ async fn serve_from_anthropic(state: &AppState, bytes: Bytes) -> Result<Response
     };
     if stream {
         let render = AnthropicAsOpenAi::new(model, include_usage);
-        return state.gateway.stream(&call, |_, _| render).await;
+        return state.gateway.stream(&call, log, |_, _| render).await;
     }
-    let reply = state.gateway.chat(&call).await?;
+    let reply = state.gateway.chat(&call, log).await?;
     let body = completion_from_reply(&reply.value);
     Ok((reply.headers, Json(body)).into_response())
 }

@@ -14,6 +14,7 @@ use crate::error::{ApiError, Dialect};
 use crate::extract::read_bytes;
 use crate::gateway::render::json_response;
 use crate::gateway::render::passthrough::Passthrough;
+use crate::observe::RequestLog;
 use crate::providers::UpstreamCall;
 use crate::routes::sdk_fields::SdkFields;
 
@@ -22,10 +23,11 @@ const FORWARDED: &[&str] = &["anthropic-version", "anthropic-beta"];
 
 pub async fn create_message(
     State(state): State<AppState>,
+    log: RequestLog,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match serve(&state, &headers, body).await {
+    match serve(&state, &log, &headers, body).await {
         Ok(response) => response,
         Err(error) => error.into_response_in(Dialect::Anthropic),
     }
@@ -33,6 +35,7 @@ pub async fn create_message(
 
 async fn serve(
     state: &AppState,
+    log: &RequestLog,
     client_headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -55,10 +58,10 @@ async fn serve(
     if stream {
         return state
             .gateway
-            .stream(&call, |_, _| Passthrough::anthropic())
+            .stream(&call, log, |_, _| Passthrough::anthropic())
             .await;
     }
-    Ok(json_response(state.gateway.json(&call).await?))
+    Ok(json_response(state.gateway.json(&call, log).await?))
 }
 
 /// What keygate needs to route and account; Anthropic judges the rest.

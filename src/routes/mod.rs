@@ -10,7 +10,8 @@
 //! - `sdk_fields`: the few fields of an SDK body keygate reads.
 //! - `stream_usage`: asking an OpenAI stream for usage, by splicing the body.
 //! - `v1_models`, `models`: model lists for the SDKs and for people.
-//! - `health`: `GET /health`.
+//! - `health`: `GET /health`; `metrics`: `GET /metrics` (Prometheus).
+//! - `request_log`: the layer that starts each proxied request's ledger row.
 //! - `guard`: checks that may answer a request before its route runs;
 //!   `browser_guard` (Host, body type and size) and `cors`.
 //! - `keypool`: stats, status and reset of the pools (admin).
@@ -28,7 +29,9 @@ pub mod key_views;
 pub mod keypool;
 pub mod keys;
 pub mod messages;
+pub mod metrics;
 pub mod models;
+pub mod request_log;
 mod sdk_fields;
 mod stream_usage;
 pub mod v1_models;
@@ -113,6 +116,7 @@ pub fn router(state: AppState) -> Router {
         .merge(proxy)
         .route("/api/models", get(models::list_models))
         .route("/health", get(health::health))
+        .route("/metrics", get(metrics::metrics))
         .merge(admin)
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
@@ -138,6 +142,12 @@ pub fn router(state: AppState) -> Router {
         })),
         None => router,
     };
+    // Outside every guard, so a refused request is recorded too; inside
+    // the request id, so its row carries the id the client was given.
+    let router = router.layer(request_log::RequestLogLayer::new(
+        state.observer.clone(),
+        state.client_keys.clone(),
+    ));
     router
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(trace)

@@ -15,6 +15,7 @@ mod helpers;
 mod input;
 mod lifecycle;
 mod limits;
+mod metrics;
 mod openai;
 mod outcomes;
 mod sdk_routes;

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::wire::{Message, MessagesRequest, MessagesResponse};
+use super::wire::{Message, MessagesRequest, MessagesResponse, WireUsage};
 use crate::domain::{ChatReply, ChatRequest, ChatRole, Failure, Usage};
 
 /// The upstream request body, serialised once and reused for every attempt.
@@ -43,6 +43,33 @@ pub fn reply_from_bytes(body: &[u8]) -> Result<ChatReply, Failure> {
         .map_err(|e| Failure::malformed(&e.to_string()))
 }
 
+/// The model and usage of a whole answer passed through untouched: only
+/// those two fields are read (the rest is skipped, not built).
+pub fn usage_from_bytes(body: &[u8]) -> Result<(String, Usage), Failure> {
+    #[derive(serde::Deserialize)]
+    struct Accounted {
+        model: String,
+        usage: WireUsage,
+    }
+    let reply: Accounted =
+        serde_json::from_slice(body).map_err(|e| Failure::malformed(&e.to_string()))?;
+    Ok((reply.model, usage_from_wire(&reply.usage)))
+}
+
+fn usage_from_wire(usage: &WireUsage) -> Usage {
+    Usage {
+        input_tokens: usage.input_tokens,
+        output_tokens: usage.output_tokens,
+        cache_creation_input_tokens: usage.cache_creation_input_tokens.unwrap_or(0),
+        cache_creation_1h_tokens: usage
+            .cache_creation
+            .as_ref()
+            .and_then(|c| c.ephemeral_1h_input_tokens)
+            .unwrap_or(0),
+        cache_read_input_tokens: usage.cache_read_input_tokens.unwrap_or(0),
+    }
+}
+
 pub fn reply_from_wire(response: MessagesResponse) -> ChatReply {
     let content = response
         .content
@@ -50,23 +77,12 @@ pub fn reply_from_wire(response: MessagesResponse) -> ChatReply {
         .filter(|block| block.kind == "text")
         .filter_map(|block| block.text.as_deref())
         .collect::<String>();
-    let usage = &response.usage;
     ChatReply {
         id: response.id,
         model: response.model,
         content,
         stop_reason: response.stop_reason,
-        usage: Usage {
-            input_tokens: usage.input_tokens,
-            output_tokens: usage.output_tokens,
-            cache_creation_input_tokens: usage.cache_creation_input_tokens.unwrap_or(0),
-            cache_creation_1h_tokens: usage
-                .cache_creation
-                .as_ref()
-                .and_then(|c| c.ephemeral_1h_input_tokens)
-                .unwrap_or(0),
-            cache_read_input_tokens: usage.cache_read_input_tokens.unwrap_or(0),
-        },
+        usage: usage_from_wire(&response.usage),
     }
 }
 

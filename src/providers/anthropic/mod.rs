@@ -13,7 +13,7 @@ mod stream;
 pub mod wire;
 
 pub use classify::{classify, classify_stream_error};
-pub use convert::{reply_from_bytes, reply_from_wire, request_body};
+pub use convert::{reply_from_bytes, reply_from_wire, request_body, usage_from_bytes};
 pub use stream::read_frame;
 
 /// The API version keygate speaks upstream when the client names none.

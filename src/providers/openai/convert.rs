@@ -66,6 +66,24 @@ pub fn reply_from_bytes(body: &[u8]) -> Result<ChatReply, Failure> {
     })
 }
 
+/// The model and usage of a whole answer passed through untouched: only
+/// those two fields are read (the rest is skipped, not built).
+pub fn usage_from_bytes(body: &[u8]) -> Result<(String, Usage), Failure> {
+    #[derive(serde::Deserialize)]
+    struct Accounted {
+        model: String,
+        #[serde(default)]
+        usage: Option<WireUsage>,
+    }
+    let reply: Accounted =
+        serde_json::from_slice(body).map_err(|e| Failure::malformed(&e.to_string()))?;
+    let mut usage = Usage::default();
+    if let Some(wire) = &reply.usage {
+        usage.apply(&usage_patch(wire));
+    }
+    Ok((reply.model, usage))
+}
+
 pub fn usage_patch(usage: &WireUsage) -> UsagePatch {
     let cached = usage
         .prompt_tokens_details

@@ -13,7 +13,7 @@ mod stream;
 pub mod wire;
 
 pub use classify::{classify, classify_stream_error};
-pub use convert::{reply_from_bytes, request_body, stop_reason};
+pub use convert::{reply_from_bytes, request_body, stop_reason, usage_from_bytes};
 pub use stream::read_frame;
 
 pub const CHAT_PATH: &str = "/v1/chat/completions";

@@ -1,0 +1,143 @@
+//! `RequestLogLayer`: starts the `RequestLog` of every proxied request and
+//! keeps it until the client has the last byte of the answer. It sits
+//! outside the guards (Host, body type and size, client key), so a refused
+//! request leaves its row too, and holds the log in the response body, so a
+//! stream is recorded when it ends or when its client hangs up.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::{Body, HttpBody};
+use axum::extract::Request;
+use axum::http::{HeaderName, Method};
+use axum::response::Response;
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+use tower::{Layer, Service};
+
+use crate::auth::presented_client_key;
+use crate::domain::ClientKeys;
+use crate::error::ErrorClass;
+use crate::observe::{Observer, RequestLog};
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The routes whose requests are recorded: those that reach an upstream.
+fn logged_route(path: &str) -> Option<&'static str> {
+    match path {
+        "/api/chat" => Some("/api/chat"),
+        "/v1/messages" => Some("/v1/messages"),
+        "/v1/chat/completions" => Some("/v1/chat/completions"),
+        _ => None,
+    }
+}
+
+#[derive(Clone)]
+pub struct RequestLogLayer {
+    observer: Arc<Observer>,
+    client_keys: Arc<ClientKeys>,
+}
+
+impl RequestLogLayer {
+    pub fn new(observer: Arc<Observer>, client_keys: Arc<ClientKeys>) -> Self {
+        Self {
+            observer,
+            client_keys,
+        }
+    }
+}
+
+impl<S> Layer<S> for RequestLogLayer {
+    type Service = RequestLogService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestLogService {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct RequestLogService<S> {
+    inner: S,
+    layer: RequestLogLayer,
+}
+
+type BoxedFuture<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>;
+
+impl<S> Service<Request> for RequestLogService<S>
+where
+    S: Service<Request, Response = Response> + Send,
+    S::Future: Send + 'static,
+    S::Error: 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = BoxedFuture<S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let route = match logged_route(request.uri().path()) {
+            Some(route) if request.method() != Method::OPTIONS => route,
+            // Preflights and other routes are not client requests to log.
+            _ => return Box::pin(self.inner.call(request)),
+        };
+        let headers = request.headers();
+        let request_id = headers
+            .get(&REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let client_key = if self.layer.client_keys.is_empty() {
+            None
+        } else {
+            presented_client_key(headers).and_then(|key| self.layer.client_keys.fingerprint(key))
+        };
+        let log = RequestLog::start(self.layer.observer.clone(), route, request_id, client_key);
+        request.extensions_mut().insert(log.clone());
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let response = answer.await?;
+            log.responded(
+                response.status().as_u16(),
+                response.extensions().get::<ErrorClass>(),
+            );
+            // The body holds the log: the row is written when the last
+            // byte is sent or the client goes.
+            Ok(response.map(|body| Body::new(LoggedBody { body, _log: log })))
+        })
+    }
+}
+
+/// An answer's body holding its request's log. It passes the size on, so
+/// an answer of known length keeps its `content-length`.
+struct LoggedBody {
+    body: Body,
+    _log: RequestLog,
+}
+
+impl HttpBody for LoggedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
