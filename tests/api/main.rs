@@ -14,6 +14,7 @@ mod echoes;
 mod ejection;
 mod helpers;
 mod input;
+mod ledger_rows;
 mod lifecycle;
 mod limits;
 mod metrics;
