@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use crate::alerts::AlertsHandle;
 use crate::domain::ClientKeys;
 use crate::domain::browser::{AllowedHosts, CorsOrigins};
 use crate::gateway::Gateway;
@@ -60,4 +61,8 @@ pub struct AppParts {
     pub cors_origins: Arc<CorsOrigins>,
     /// `Host` names answered; `None` leaves `Host` unchecked.
     pub allowed_hosts: Option<Arc<AllowedHosts>>,
+    /// The alert watcher's view (open conditions), its channels and its
+    /// delivery counters (`alerts.counters()`: sent, failed, dropped),
+    /// owned by the tasks `alerts::Alerts` runs.
+    pub alerts: AlertsHandle,
 }

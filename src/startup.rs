@@ -1,6 +1,6 @@
 //! Building the application: open the vault (master key, database, stored
-//! keys), import the environment's keys, start one key pool per provider,
-//! bind the listener. `build` binds before serving, so tests pass port 0 and
+//! keys), import the environment's keys, start one key pool per provider
+//! and the alert watcher, bind the listener. `build` binds before serving, so tests pass port 0 and
 //! read the real port back.
 
 use std::net::SocketAddr;
@@ -12,6 +12,7 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
+use crate::alerts::{Alerts, AlertsError};
 use crate::app_state::{AppParts, AppState};
 use crate::config::Config;
 use crate::domain::ClientKeys;
@@ -42,6 +43,8 @@ pub enum StartupError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Upstreams(#[from] crate::providers::UpstreamsError),
+    #[error(transparent)]
+    Alerts(#[from] AlertsError),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: String,
@@ -111,6 +114,7 @@ pub struct Application {
     store: Store,
     state_saver: StateSaver,
     key_rechecker: Option<KeyRechecker>,
+    alerts: Alerts,
     server: ServerSettings,
 }
 
@@ -163,6 +167,7 @@ impl Application {
                 config.key_test_timeout,
             )
         });
+        let alerts = Alerts::start(config.alerts, pools.clone())?;
         let gateway = Gateway::new(
             pools.clone(),
             upstreams.clone(),
@@ -183,6 +188,7 @@ impl Application {
             client_keys: Arc::new(ClientKeys::new(&config.client_keys)),
             cors_origins: Arc::new(config.cors_origins),
             allowed_hosts: config.allowed_hosts.map(Arc::new),
+            alerts: alerts.handle(),
         });
         if state.client_keys.is_empty() {
             let why = if config.client_keys_given {
@@ -223,6 +229,7 @@ impl Application {
             store,
             state_saver,
             key_rechecker,
+            alerts,
             server,
         })
     }
@@ -249,6 +256,7 @@ impl Application {
         if let Some(rechecker) = self.key_rechecker {
             rechecker.stop();
         }
+        self.alerts.stop().await;
         self.state_saver.stop().await;
         self.store.close().await;
         Ok(())

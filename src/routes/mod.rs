@@ -15,9 +15,11 @@
 //!   `browser_guard` (Host, body type and size) and `cors`.
 //! - `keypool`: stats, status and reset of the pools (admin).
 //! - `keys`, `key_views`: live key management (admin) and its answers.
+//! - `alerts`: the open alert conditions and a test message (admin).
 //! - `cors`, `browser_guard`: what web pages may read, and what they may
 //!   not send (untyped or non-JSON bodies, foreign `Host` names).
 
+pub mod alerts;
 pub mod browser_guard;
 pub mod chat;
 pub mod completions;
@@ -68,6 +70,8 @@ pub fn router(state: AppState) -> Router {
             axum::routing::patch(keys::update_key).delete(keys::delete_key),
         )
         .route("/api/keypool/{provider}/test", post(keys::test_keys))
+        .route("/api/alerts", get(alerts::list_alerts))
+        .route("/api/alerts/test", post(alerts::test_alerts))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
 
     let trace = TraceLayer::new_for_http()
@@ -150,10 +154,15 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Whether `path` is an admin route's (all under `/api/keypool`); CORS
-/// admits only listed origins there.
+/// Whether `path` is an admin route's (all under `/api/keypool` and
+/// `/api/alerts`); CORS admits only listed origins there.
 pub(crate) fn is_admin_path(path: &str) -> bool {
-    path == "/api/keypool" || path.starts_with("/api/keypool/")
+    ["/api/keypool", "/api/alerts"].iter().any(|root| {
+        path == *root
+            || path
+                .strip_prefix(root)
+                .is_some_and(|rest| rest.starts_with('/'))
+    })
 }
 
 /// The pool named in a route's path; an unknown provider is 404 there.
