@@ -71,6 +71,7 @@ impl EmailChannel {
         let mut message = Message::builder()
             .from(self.from.clone())
             .subject(email_subject(alert))
+            .message_id(None)
             .header(ContentType::TEXT_PLAIN);
         for to in &self.to {
             message = message.to(to.clone());

@@ -8,14 +8,15 @@ use serde_json::{Value, json};
 use super::conditions::format_time;
 use super::event::{Alert, AlertKind, Condition};
 
-/// What the condition is, in a few words, with the provider and key.
-fn headline(alert: &Alert) -> String {
+/// What the condition is, in a few words, with the provider and key (its
+/// masked form too, unless `short`).
+fn headline(alert: &Alert, short: bool) -> String {
     let provider = alert.provider.map_or("keygate", |p| p.as_str());
-    let key = alert
-        .key
-        .as_ref()
-        .map(|k| format!("key {} ({})", k.id, k.masked))
-        .unwrap_or_default();
+    let key = match &alert.key {
+        Some(key) if short => format!("key {}", key.id),
+        Some(key) => format!("key {} ({})", key.id, key.masked),
+        None => String::new(),
+    };
     let Some(condition) = alert.kind.condition() else {
         return "test message".into();
     };
@@ -51,7 +52,7 @@ pub fn text(alert: &Alert) -> String {
             };
             format!(
                 "[keygate] ALERT: {}: {}. Since {since}.{until}",
-                headline(alert),
+                headline(alert, false),
                 alert.reason
             )
         }
@@ -59,7 +60,7 @@ pub fn text(alert: &Alert) -> String {
             let until = alert.until.map(format_time).unwrap_or_default();
             format!(
                 "[keygate] RECOVERED: {} (open from {since} to {until}; it was: {}).",
-                headline(alert),
+                headline(alert, false),
                 alert.reason
             )
         }
@@ -85,11 +86,12 @@ pub fn json_body(alert: &Alert) -> Value {
     })
 }
 
-/// `[keygate] ALERT: every anthropic key is unavailable`.
+/// `[keygate] ALERT: every anthropic key is unavailable`; a key by its id
+/// only, to keep the subject short.
 pub fn email_subject(alert: &Alert) -> String {
     match alert.kind {
-        AlertKind::Opened(_) => format!("[keygate] ALERT: {}", headline(alert)),
-        AlertKind::Recovered(_) => format!("[keygate] RECOVERED: {}", headline(alert)),
+        AlertKind::Opened(_) => format!("[keygate] ALERT: {}", headline(alert, true)),
+        AlertKind::Recovered(_) => format!("[keygate] RECOVERED: {}", headline(alert, true)),
         AlertKind::Test => "[keygate] test message".into(),
     }
 }
@@ -189,7 +191,7 @@ mod tests {
         let alert = invalid_key();
         assert_eq!(
             email_subject(&alert),
-            "[keygate] ALERT: anthropic key k7f3 (sk-ant-api03-…Xa1b) is invalid"
+            "[keygate] ALERT: anthropic key k7f3 is invalid"
         );
         let body = email_body(&alert);
         assert!(body.contains("\nkey id: k7f3\n"), "{body}");
