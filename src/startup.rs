@@ -246,7 +246,8 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes: stops accepting, lets requests in
-    /// flight finish, saves the key state one last time, closes the database.
+    /// flight finish, saves the key state one last time, stops alerting,
+    /// closes the database.
     pub async fn run_until_stopped(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -256,8 +257,10 @@ impl Application {
         if let Some(rechecker) = self.key_rechecker {
             rechecker.stop();
         }
-        self.alerts.stop().await;
         self.state_saver.stop().await;
+        // After the save, which matters more: alerts still queued get at
+        // most ALERT_TIMEOUT_SECS.
+        self.alerts.stop().await;
         self.store.close().await;
         Ok(())
     }

@@ -3,6 +3,7 @@
 //! recording every message), a webhook that accepts connections and never
 //! answers, and an address nothing listens on.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -95,20 +96,35 @@ async fn record(State(bodies): State<Arc<Mutex<Vec<Value>>>>, body: Bytes) {
     bodies.lock().unwrap().push(value);
 }
 
-/// A webhook that accepts connections, reads, and never answers.
-pub async fn silent_webhook() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!(
-        "http://{}/services/{WEBHOOK_TOKEN}",
-        listener.local_addr().unwrap()
-    );
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            held.push(socket);
-        }
-    });
-    url
+/// A webhook that accepts connections and never answers.
+pub struct SilentWebhook {
+    pub url: String,
+    connections: Arc<AtomicUsize>,
+}
+
+impl SilentWebhook {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "http://{}/services/{WEBHOOK_TOKEN}",
+            listener.local_addr().unwrap()
+        );
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counted = connections.clone();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                held.push(socket);
+            }
+        });
+        Self { url, connections }
+    }
+
+    /// Connections accepted so far: one per delivery attempt.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
 }
 
 /// An http URL on a loopback port nothing listens on.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::alert_sinks::{
-    Mail, SmtpSink, WEBHOOK_TOKEN, WebhookReceiver, dead_url, silent_webhook, wait_until,
+    Mail, SilentWebhook, SmtpSink, WEBHOOK_TOKEN, WebhookReceiver, dead_url, wait_until,
 };
 use crate::helpers::{ADMIN_KEY, Canned, TestApp, TestEnv, captured_logs};
 
@@ -361,10 +361,10 @@ async fn an_overloaded_provider_is_announced_and_recovers_when_keys_succeed_agai
 #[tokio::test]
 async fn dead_webhooks_neither_slow_nor_fail_requests_and_their_failures_are_counted() {
     let hook = WebhookReceiver::start().await;
-    let silent = silent_webhook().await;
+    let silent = SilentWebhook::start().await;
     let dead = dead_url().await;
     let app = TestApp::configured(2, |env| {
-        alerting(env, &[&silent, &dead, &hook.url], None).set("ALERT_RETRIES", "1")
+        alerting(env, &[&silent.url, &dead, &hook.url], None).set("ALERT_RETRIES", "1")
     })
     .await;
     app.upstream.queue(
@@ -392,6 +392,7 @@ async fn dead_webhooks_neither_slow_nor_fail_requests_and_their_failures_are_cou
     );
     // The silent one: two attempts of 1 s each; the dead one refuses.
     wait_for_deliveries(&app, json!({"sent": 1, "failed": 2, "dropped": 0})).await;
+    assert_eq!(silent.connections(), 2, "one attempt and one retry");
     let logs = captured_logs();
     assert!(
         logs.contains("alert not delivered"),
@@ -401,12 +402,48 @@ async fn dead_webhooks_neither_slow_nor_fail_requests_and_their_failures_are_cou
 }
 
 #[tokio::test]
+async fn alerts_beyond_a_full_queue_are_dropped_and_counted() {
+    let silent = SilentWebhook::start().await;
+    let app = TestApp::configured(2, |env| {
+        alerting(env, &[&silent.url], None)
+            .set("ALERT_QUEUE_SIZE", "1")
+            .set("ALERT_RETRIES", "0")
+            .set("ALERT_TIMEOUT_SECS", "0.5")
+    })
+    .await;
+    // Three alerts (two keys invalid, then none left) while the only
+    // channel hangs on the first: one waits in the queue, the rest drop.
+    for i in 0..2 {
+        app.upstream.queue(
+            app.key(i),
+            [Canned::error(
+                401,
+                "authentication_error",
+                "invalid x-api-key",
+            )],
+        );
+    }
+    assert_eq!(app.hello().await.status(), 503);
+    let body = wait_for_alerts(&app, "every alert failed or dropped", |body| {
+        let d = &body["deliveries"];
+        d["failed"].as_u64().unwrap() + d["dropped"].as_u64().unwrap() == 3
+    })
+    .await;
+    assert!(
+        body["deliveries"]["dropped"].as_u64().unwrap() >= 1,
+        "{body}"
+    );
+    assert_eq!(body["deliveries"]["sent"], 0, "{body}");
+    assert_eq!(body["open"].as_array().unwrap().len(), 3, "{body}");
+}
+
+#[tokio::test]
 async fn the_test_route_reports_each_channel_without_secrets() {
     let hook = WebhookReceiver::start().await;
-    let silent = silent_webhook().await;
+    let silent = SilentWebhook::start().await;
     let smtp = SmtpSink::start().await;
     let app = TestApp::configured(1, |env| {
-        alerting(env, &[&hook.url, &silent], Some(&smtp)).set(
+        alerting(env, &[&hook.url, &silent.url], Some(&smtp)).set(
             "SMTP_URL",
             &format!("smtp://alice:s3cret-PASS@127.0.0.1:{}", smtp.port),
         )
