@@ -17,6 +17,13 @@ pub(super) fn alert_settings(
 ) -> Result<AlertSettings, ConfigError> {
     let defaults = AlertSettings::default();
     let delivery = DeliveryBounds::default();
+    let retries = parse_number(get, "ALERT_RETRIES", delivery.retries)?;
+    if retries > MAX_RETRIES {
+        return Err(ConfigError::new(
+            "ALERT_RETRIES",
+            format!("at most {MAX_RETRIES}, got {retries}"),
+        ));
+    }
     Ok(AlertSettings {
         webhooks: match get("ALERT_WEBHOOK_URLS") {
             Some(text) => webhook_urls(&text)?,
@@ -39,19 +46,10 @@ pub(super) fn alert_settings(
         delivery: DeliveryBounds {
             timeout: parse_secs(get, "ALERT_TIMEOUT_SECS", 10.0)?
                 .max(std::time::Duration::from_millis(10)),
-            retries: parse_number(get, "ALERT_RETRIES", delivery.retries)?,
+            retries,
             retry_delay: parse_secs(get, "ALERT_RETRY_DELAY_SECS", 1.0)?,
             queue: parse_number(get, "ALERT_QUEUE_SIZE", delivery.queue)?.max(1),
         },
-    })
-    .and_then(|settings| {
-        if settings.delivery.retries > MAX_RETRIES {
-            return Err(ConfigError::new(
-                "ALERT_RETRIES",
-                format!("at most {MAX_RETRIES}"),
-            ));
-        }
-        Ok(settings)
     })
 }
 
