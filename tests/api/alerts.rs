@@ -596,3 +596,55 @@ async fn the_alert_routes_need_the_admin_key() {
         assert_eq!(wrong.await.unwrap().status(), 401, "{method} {path}");
     }
 }
+
+#[tokio::test]
+async fn the_alert_routes_are_admin_routes_for_cors_too() {
+    let app = TestApp::configured(1, |env| env.set("CORS_ORIGINS", r#"["*"]"#)).await;
+    let page = "https://any-page.example";
+    let response = app
+        .get("/api/alerts")
+        .bearer_auth(ADMIN_KEY)
+        .header("origin", page)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none(),
+        "\"*\" must not open an admin route"
+    );
+    let preflight = app
+        .client
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/api/alerts/test", app.address),
+        )
+        .header("origin", page)
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "authorization")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        preflight
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    // The proxy routes stay open to it.
+    let health = app
+        .get("/health")
+        .header("origin", page)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        health.headers()["access-control-allow-origin"]
+            .to_str()
+            .unwrap(),
+        page
+    );
+}
