@@ -1,5 +1,5 @@
 //! Series read at scrape time: each key's state, cooldown and rate-limit
-//! headroom from its pool, and the ledger's counters. Reading them when
+//! headroom from its pool, and the ledger's and alerts' counters. Reading them when
 //! Prometheus asks keeps the request path free of gauge updates, and a key
 //! removed from its pool simply stops being reported. Names get the
 //! registry's `keygate_` prefix.
@@ -13,6 +13,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
+use crate::alerts::AlertCounters;
 use crate::keypool::{KeyPools, PoolStatus};
 use crate::ledger::LedgerCounters;
 
@@ -44,6 +45,7 @@ struct WindowLabels {
 /// Counters kept elsewhere that `/metrics` reports as they stand.
 pub struct ScrapedCounters {
     pub ledger: Arc<LedgerCounters>,
+    pub alerts: Arc<AlertCounters>,
 }
 
 pub struct PoolCollector {
@@ -145,6 +147,21 @@ impl Collector for PoolCollector {
                 "ledger_rows_dropped",
                 "Usage-ledger rows dropped because the writer fell behind or failed",
                 self.counters.ledger.dropped(),
+            ),
+            (
+                "alerts_sent",
+                "Alert deliveries that reached their channel (one alert to one channel)",
+                self.counters.alerts.sent(),
+            ),
+            (
+                "alerts_failed",
+                "Alert deliveries that failed after every retry",
+                self.counters.alerts.failed(),
+            ),
+            (
+                "alerts_dropped",
+                "Alerts dropped because a channel's queue was full",
+                self.counters.alerts.dropped(),
             ),
         ] {
             let metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
