@@ -24,8 +24,13 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Some(Command::Demo { port, host, data }) = cli.command {
-        // The demo builds its own configuration; `.env` is not read.
-        telemetry::init(false, None);
+        // The demo builds its own configuration; `.env` is not read. Its
+        // console shows alerts, failed attempts and start-up, not one line
+        // per request.
+        telemetry::init(
+            false,
+            Some("warn,keygate::alerts=info,keygate::startup=info,keygate=warn"),
+        );
         let options = demo::DemoOptions {
             host,
             port,
