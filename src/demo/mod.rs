@@ -171,10 +171,6 @@ fn settings(
     set("STATE_FLUSH_SECS", "2".into());
     set("KEY_RECHECK_SECS", "120".into());
     set("UPSTREAM_TIMEOUT_SECS", "30".into());
-    set(
-        "RUST_LOG",
-        "info,sqlx=warn,hyper=warn,reqwest=warn,h2=warn".into(),
-    );
     vars
 }
 
