@@ -45,6 +45,8 @@ pub struct Options {
     pub keys_per_provider: usize,
     /// Passed to keygate as `KEY_STRATEGY` when set.
     pub strategy: Option<String>,
+    /// Further settings for keygate (`--keygate-env NAME=VALUE`).
+    pub keygate_env: Vec<(String, String)>,
 }
 
 /// Why a bench run stopped.

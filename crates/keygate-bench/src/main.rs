@@ -50,6 +50,17 @@ struct Args {
     /// keygate's KEY_STRATEGY (default: keygate's own default).
     #[arg(long)]
     strategy: Option<String>,
+    /// An extra setting for keygate, e.g. `USAGE_LEDGER=off` to measure
+    /// what the ledger costs (repeatable).
+    #[arg(long = "keygate-env", value_name = "NAME=VALUE", value_parser = setting)]
+    keygate_env: Vec<(String, String)>,
+}
+
+fn setting(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=VALUE, got {text:?}"))?;
+    Ok((name.to_string(), value.to_string()))
 }
 
 #[derive(Debug, Subcommand)]
@@ -116,6 +127,7 @@ fn main() -> anyhow::Result<()> {
         server_workers,
         keys_per_provider: args.keys.max(1),
         strategy: args.strategy,
+        keygate_env: args.keygate_env,
     };
     // Built after pinning, so the runtime sizes itself to the one CPU left.
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -217,11 +217,14 @@ fn keygate_launch(
     if let Some(strategy) = &options.strategy {
         env.push(("KEY_STRATEGY", strategy.clone()));
     }
+    let mut env: BTreeMap<String, String> =
+        env.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    env.extend(options.keygate_env.iter().cloned());
     Ok(Launch {
         name: "keygate",
         program: binary(options, "keygate")?,
         args: Vec::new(),
-        env: env.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        env,
         // keygate reads `.env` from its working directory: give it none.
         dir: Some(scratch.0.clone()),
         cpu,
