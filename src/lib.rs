@@ -55,6 +55,10 @@
 //! - `gateway`: the request path (above); `translate`: OpenAI ⇄ Anthropic.
 //! - `state_saver`: saving pool state and picking up CLI key changes;
 //!   `key_rechecker`: giving invalid keys another chance.
+//! - `ledger`: the usage ledger behind the request path: the sink a
+//!   finished request's row is recorded into (never waiting), the writer
+//!   that batches rows into `store::usage`, retention, and the parameters
+//!   of its admin routes.
 //! - `fields`: one check per client field, the same on every route.
 //! - `app_state`, `auth`, `extract`, `routes`: the HTTP surface.
 //! - `server`, `startup`, `telemetry`: serving, assembling, logging.
