@@ -1,6 +1,6 @@
 -- The usage ledger (src/store/usage/): one row per client request, written
--- in batches behind the request path, and hourly rollups of the same rows
--- kept in the same transactions. Rows and rollups older than
+-- in batches behind the request path, and rollups of the same rows kept in
+-- the same transactions. Rows and rollups older than
 -- USAGE_RETENTION_DAYS are deleted in the background.
 --
 -- Times are milliseconds since the Unix epoch (UTC); money is nano-dollars
@@ -29,23 +29,26 @@ CREATE TABLE usage_requests (
     cache_write_tokens INTEGER NOT NULL,
     cost_nanos         INTEGER NOT NULL,
     latency_us         INTEGER NOT NULL,
-    -- domain::latency's bucket of latency_us, so partial hours are
+    -- domain::latency's bucket of latency_us, so the ends of a range are
     -- aggregated by bucket in SQL. The bucket scheme is fixed by this data.
     latency_bucket     INTEGER NOT NULL,
     ttft_us            INTEGER,
     client_key         TEXT
 );
 
--- Time ranges (the partial hours of /api/usage, retention) and the page
+-- Time ranges (the ends of /api/usage's ranges, retention) and the page
 -- route, newest first.
 CREATE INDEX usage_requests_at ON usage_requests (at_ms, id);
 
--- One row per hour and dimension combination. The dimensions are NOT NULL
--- ('' for unknown) because NULLs never conflict in a primary key, and the
--- writer adds to these rows with ON CONFLICT.
+-- Rollups: the same rows summed per period and dimension combination, at
+-- two periods. Whole hours of a range are read from usage_hourly, whole
+-- five-minute slices of its partial first and last hours from usage_5min,
+-- and only the partial slices at its very ends from usage_requests. The
+-- dimensions are NOT NULL ('' for unknown) because NULLs never conflict in
+-- a primary key, and the writer adds to these rows with ON CONFLICT.
 CREATE TABLE usage_hourly (
-    -- Start of the hour.
-    hour_ms            INTEGER NOT NULL,
+    -- Start of the period.
+    start_ms           INTEGER NOT NULL,
     provider           TEXT    NOT NULL,
     -- The answering model, else the requested one.
     model              TEXT    NOT NULL,
@@ -60,5 +63,22 @@ CREATE TABLE usage_hourly (
     cost_nanos         INTEGER NOT NULL,
     -- Latency counts by domain::latency bucket, sparse: "bucket:count,...".
     latency_hist       TEXT    NOT NULL,
-    PRIMARY KEY (hour_ms, provider, model, key_id, status, error_class)
+    PRIMARY KEY (start_ms, provider, model, key_id, status, error_class)
+);
+
+CREATE TABLE usage_5min (
+    start_ms           INTEGER NOT NULL,
+    provider           TEXT    NOT NULL,
+    model              TEXT    NOT NULL,
+    key_id             TEXT    NOT NULL,
+    status             INTEGER NOT NULL,
+    error_class        TEXT    NOT NULL,
+    requests           INTEGER NOT NULL,
+    input_tokens       INTEGER NOT NULL,
+    output_tokens      INTEGER NOT NULL,
+    cache_read_tokens  INTEGER NOT NULL,
+    cache_write_tokens INTEGER NOT NULL,
+    cost_nanos         INTEGER NOT NULL,
+    latency_hist       TEXT    NOT NULL,
+    PRIMARY KEY (start_ms, provider, model, key_id, status, error_class)
 );

@@ -58,10 +58,17 @@
 //!   `key_rechecker`: giving invalid keys another chance.
 //! - `alerts`: watching the pools and telling people (webhooks, e-mail)
 //!   when keys or providers are in trouble, and when they recover.
+//! - `ledger`: the usage ledger behind the request path: the sink a
+//!   finished request's row is recorded into (never waiting), the writer
+//!   that batches rows into `store::usage`, retention, and the parameters
+//!   of its admin routes.
+//! - `observe`: each client request's record (`RequestLog`, which becomes
+//!   exactly one ledger row) and the Prometheus metrics.
 //! - `fields`: one check per client field, the same on every route.
 //! - `app_state`, `auth`, `extract`, `routes`: the HTTP surface.
 //! - `server`, `startup`, `telemetry`: serving, assembling, logging.
-//! - `cli`, `commands`: the command line and its one-shot commands.
+//! - `cli`, `commands`: the command line and its one-shot commands;
+//!   `demo`: `keygate demo`, keygate in front of a simulated upstream.
 
 pub mod alerts;
 pub mod app_state;

@@ -1,18 +1,20 @@
 //! The usage ledger's tables (`migrations/0003_usage_ledger.sql`):
-//! `usage_requests`, one row per client request, and `usage_hourly`, the
-//! same rows summed per hour and dimension combination (provider, model,
-//! key, status, error class) with a latency histogram.
+//! `usage_requests`, one row per client request, and the rollups
+//! `usage_hourly` and `usage_5min`, the same rows summed per hour (per five
+//! minutes) and dimension combination (provider, model, key, status, error
+//! class) with a latency histogram.
 //!
 //! The rollups exist so totals over a day or a month read a few thousand
-//! rows instead of millions: `totals` answers whole hours from the rollups
-//! and the partial hours at the ends of a range from the raw rows, so totals
-//! are exact for any range. Both tables are written in one transaction per
-//! batch (`write`), so they never disagree, and pruned on the same hour
-//! boundary (`prune`).
+//! rows instead of millions: `totals` answers whole hours from the hourly
+//! rollups, whole five-minute slices of the partial hours at a range's ends
+//! from the five-minute ones, and only the partial slices at its very ends
+//! from the raw rows, so totals are exact for any range. All tables are
+//! written in one transaction per batch (`write`), so they never disagree,
+//! and pruned on the same hour boundary (`prune`).
 //!
 //! - `write`: a batch of rows and its rollup deltas.
-//! - `rollup`: summing a batch per hour and dimension, and adding the sums
-//!   to the stored rollups.
+//! - `rollup`: the two levels; summing a batch per period and dimension,
+//!   and adding the sums to the stored rollups.
 //! - `totals`: totals per group over a time range.
 //! - `page`: raw rows, newest first, after a position.
 //! - `prune`: deleting rows and rollups older than a cutoff.
@@ -115,15 +117,15 @@ impl Dimension {
         )
     }
 
-    /// Its value in a `usage_hourly` row.
+    /// Its value in a rollup row (of either level).
     fn rollup_sql(self) -> &'static str {
         match self {
             Dimension::Key => "key_id",
             Dimension::Model => "model",
             Dimension::Provider => "provider",
             Dimension::Status => "status",
-            Dimension::Hour => "hour_ms",
-            Dimension::Day => "(hour_ms / 86400000) * 86400000",
+            Dimension::Hour => "(start_ms / 3600000) * 3600000",
+            Dimension::Day => "(start_ms / 86400000) * 86400000",
         }
     }
 

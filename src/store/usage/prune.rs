@@ -1,7 +1,8 @@
 //! Deleting ledger data older than a cutoff. The caller (the ledger's
-//! pruner) passes the start of an hour, so the raw rows and the rollups
-//! lose exactly the same hours and never disagree about what is left.
+//! pruner) passes the start of an hour, so the raw rows and both rollup
+//! levels lose exactly the same hours and never disagree about what is left.
 
+use super::rollup::LEVELS;
 use crate::store::{Store, StoreError};
 
 /// Deletes up to `limit` raw rows that arrived before `before_ms`, oldest
@@ -19,11 +20,17 @@ pub async fn prune_requests(store: &Store, before_ms: i64, limit: u32) -> Result
     Ok(done.rows_affected())
 }
 
-/// Deletes the rollups of hours that start before `before_ms`.
+/// Deletes the rollups (of every level) of periods that start before
+/// `before_ms`; returns how many rows went.
 pub async fn prune_rollups(store: &Store, before_ms: i64) -> Result<u64, StoreError> {
-    let done = sqlx::query("DELETE FROM usage_hourly WHERE hour_ms < ?")
-        .bind(before_ms)
-        .execute(store.pool())
-        .await?;
-    Ok(done.rows_affected())
+    let mut deleted = 0;
+    for level in LEVELS {
+        let delete = format!("DELETE FROM {} WHERE start_ms < ?", level.table);
+        let done = sqlx::query(&delete)
+            .bind(before_ms)
+            .execute(store.pool())
+            .await?;
+        deleted += done.rows_affected();
+    }
+    Ok(deleted)
 }

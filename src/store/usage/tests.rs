@@ -264,14 +264,14 @@ async fn pruning_deletes_old_rows_and_their_rollups_and_keeps_the_rest() {
     let old = rows.iter().filter(|r| r.at_ms < cutoff).count() as u64;
     assert_eq!(deleted, old);
     assert!(prune_rollups(&store, cutoff).await.unwrap() > 0);
-    let rollup_hours: Vec<i64> = sqlx::query_scalar("SELECT DISTINCT hour_ms FROM usage_hourly")
-        .fetch_all(store.pool())
-        .await
-        .unwrap();
-    assert!(
-        rollup_hours.iter().all(|h| *h >= cutoff),
-        "{rollup_hours:?}"
-    );
+    for table in ["usage_hourly", "usage_5min"] {
+        let starts: Vec<i64> = sqlx::query_scalar(&format!("SELECT start_ms FROM {table}"))
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        assert!(!starts.is_empty());
+        assert!(starts.iter().all(|s| *s >= cutoff), "{table}: {starts:?}");
+    }
     let everything = UsageFilter {
         from_ms: T0 - DAY_MS,
         to_ms: T0 + DAY_MS,

@@ -1,10 +1,11 @@
 //! Totals per group over `[from, to)`: the whole hours inside the range are
-//! read from `usage_hourly`, the partial hours at its ends from
-//! `usage_requests` (summed in SQL per group, status, error class and
-//! latency bucket). A range's cost is then a few thousand rollup rows plus
-//! at most two hours of raw rows, whatever its length in rows, and the
-//! totals are exact: the two sources cover disjoint times and were written
-//! by the same transactions.
+//! read from `usage_hourly`, the whole five-minute slices of the partial
+//! hours at its ends from `usage_5min`, and the partial slices at its very
+//! ends from `usage_requests` (summed in SQL per group, status, error class
+//! and latency bucket). A range's cost is then its hours' rollup rows, an
+//! hour of five-minute rollups and at most ten minutes of raw rows, however
+//! many rows it covers; and the totals are exact: the sources cover
+//! disjoint times and were written by the same transactions.
 
 use std::collections::BTreeMap;
 
@@ -12,10 +13,8 @@ use futures::TryStreamExt;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
-use super::{
-    DimValue, Dimension, GroupTotals, HOUR_MS, RAW_MODEL, UsageFilter, count, hour_floor,
-    push_filters,
-};
+use super::rollup::{LEVELS, Level};
+use super::{DimValue, Dimension, GroupTotals, RAW_MODEL, UsageFilter, count, push_filters};
 use crate::store::{Store, StoreError};
 
 /// Groups in order of their values (by the first dimension, then the
@@ -27,48 +26,54 @@ pub async fn totals(
     group_by: &[Dimension],
 ) -> Result<Vec<(Vec<DimValue>, GroupTotals)>, StoreError> {
     let mut groups = BTreeMap::new();
-    let split = split(filter.from_ms, filter.to_ms);
-    // One read transaction: both sources from the same snapshot, so a
-    // batch committed meanwhile is counted in neither or both.
+    // One read transaction: every source from the same snapshot, so a
+    // batch committed meanwhile is counted in all or none.
     let mut tx = store.pool().begin().await?;
-    if let Some((from_hour, to_hour)) = split.whole_hours {
-        fold_rollups(&mut tx, filter, (from_hour, to_hour), group_by, &mut groups).await?;
-    }
-    for range in split.partial {
-        fold_raw(&mut tx, filter, range, group_by, &mut groups).await?;
+    for source in plan(filter.from_ms, filter.to_ms) {
+        match source {
+            Source::Rollup(level, range) => {
+                fold_rollups(&mut tx, level, filter, range, group_by, &mut groups).await?;
+            }
+            Source::Raw(range) => fold_raw(&mut tx, filter, range, group_by, &mut groups).await?,
+        }
     }
     tx.rollback().await?;
     Ok(groups.into_iter().collect())
 }
 
-/// `[from, to)` cut into whole hours and the partial hours around them.
+/// Where one part of a range is read from: `[from, to)` of a rollup level
+/// (whole periods) or of the raw rows.
 #[derive(Debug, PartialEq)]
-struct Split {
-    /// `[first hour start, last hour end)`, when at least one whole hour fits.
-    whole_hours: Option<(i64, i64)>,
-    /// Ranges read from the raw rows.
-    partial: Vec<(i64, i64)>,
+enum Source {
+    Rollup(Level, (i64, i64)),
+    Raw((i64, i64)),
 }
 
-fn split(from: i64, to: i64) -> Split {
-    let first_whole = hour_floor(from + HOUR_MS - 1);
-    let end_whole = hour_floor(to);
+/// `[from, to)` cut into the whole periods of the coarsest level that fit,
+/// its ends cut the same way at the next level, and what is left read raw.
+fn plan(from: i64, to: i64) -> Vec<Source> {
+    let mut sources = Vec::new();
+    cut(from, to, &LEVELS, &mut sources);
+    sources
+}
+
+fn cut(from: i64, to: i64, levels: &[Level], sources: &mut Vec<Source>) {
+    if from >= to {
+        return;
+    }
+    let Some((level, finer)) = levels.split_first() else {
+        sources.push(Source::Raw((from, to)));
+        return;
+    };
+    let first_whole = level.floor(from.saturating_add(level.period_ms - 1));
+    let end_whole = level.floor(to);
     if first_whole >= end_whole {
-        return Split {
-            whole_hours: None,
-            partial: vec![(from, to)]
-                .into_iter()
-                .filter(|(a, b)| a < b)
-                .collect(),
-        };
+        cut(from, to, finer, sources);
+        return;
     }
-    Split {
-        whole_hours: Some((first_whole, end_whole)),
-        partial: [(from, first_whole), (end_whole, to)]
-            .into_iter()
-            .filter(|(a, b)| a < b)
-            .collect(),
-    }
+    cut(from, first_whole, finer, sources);
+    sources.push(Source::Rollup(*level, (first_whole, end_whole)));
+    cut(end_whole, to, finer, sources);
 }
 
 type Groups = BTreeMap<Vec<DimValue>, GroupTotals>;
@@ -113,25 +118,24 @@ fn add_sums(group: &mut GroupTotals, row: &SqliteRow, first: usize) -> Result<()
     Ok(())
 }
 
-/// Whole hours from the rollups. Rows are folded here rather than grouped
-/// in SQL because their histograms can only be added in Rust.
+/// Whole periods from one rollup level. Rows are folded here rather than
+/// grouped in SQL because their histograms can only be added in Rust.
 async fn fold_rollups(
     conn: &mut SqliteConnection,
+    level: Level,
     filter: &UsageFilter,
-    (from_hour, to_hour): (i64, i64),
+    (from, to): (i64, i64),
     group_by: &[Dimension],
     groups: &mut Groups,
 ) -> Result<(), StoreError> {
     let mut query = QueryBuilder::<Sqlite>::new("SELECT ");
     push_dimensions(&mut query, group_by, false);
-    query.push(
+    query.push(format!(
         "status, error_class, requests, input_tokens, output_tokens, cache_read_tokens, \
-         cache_write_tokens, cost_nanos, latency_hist FROM usage_hourly WHERE hour_ms >= ",
-    );
-    query
-        .push_bind(from_hour)
-        .push(" AND hour_ms < ")
-        .push_bind(to_hour);
+         cache_write_tokens, cost_nanos, latency_hist FROM {} WHERE start_ms >= ",
+        level.table
+    ));
+    query.push_bind(from).push(" AND start_ms < ").push_bind(to);
     push_filters(&mut query, filter, "model");
     let n = group_by.len();
     let mut rows = query.build().fetch(&mut *conn);
@@ -149,8 +153,8 @@ async fn fold_rollups(
     Ok(())
 }
 
-/// A partial hour from the raw rows, summed in SQL per group, outcome and
-/// latency bucket.
+/// A partial five-minute slice from the raw rows, summed in SQL per
+/// group, outcome and latency bucket.
 async fn fold_raw(
     conn: &mut SqliteConnection,
     filter: &UsageFilter,
@@ -193,42 +197,33 @@ async fn fold_raw(
 
 #[cfg(test)]
 mod tests {
+    use super::super::rollup::{FIVE_MINUTES, HOURLY};
     use super::*;
+    use crate::store::usage::HOUR_MS;
 
     const H: i64 = HOUR_MS;
+    const M: i64 = 60_000;
 
     #[test]
-    fn a_range_is_cut_into_whole_hours_and_partial_ends() {
+    fn a_range_is_read_from_the_coarsest_whole_periods_that_fit() {
         let t = 1_000 * H;
         assert_eq!(
-            split(t + 600_000, t + 3 * H + 60_000),
-            Split {
-                whole_hours: Some((t + H, t + 3 * H)),
-                partial: vec![(t + 600_000, t + H), (t + 3 * H, t + 3 * H + 60_000)],
-            }
+            plan(t + 7 * M, t + 3 * H + 12 * M + 5),
+            [
+                Source::Raw((t + 7 * M, t + 10 * M)),
+                Source::Rollup(FIVE_MINUTES, (t + 10 * M, t + H)),
+                Source::Rollup(HOURLY, (t + H, t + 3 * H)),
+                Source::Rollup(FIVE_MINUTES, (t + 3 * H, t + 3 * H + 10 * M)),
+                Source::Raw((t + 3 * H + 10 * M, t + 3 * H + 12 * M + 5)),
+            ]
         );
         // Aligned ends: rollups only.
+        assert_eq!(plan(t, t + 2 * H), [Source::Rollup(HOURLY, (t, t + 2 * H))]);
+        // Inside one slice; across slices without a whole hour.
+        assert_eq!(plan(t + 5, t + 10), [Source::Raw((t + 5, t + 10))]);
         assert_eq!(
-            split(t, t + 2 * H),
-            Split {
-                whole_hours: Some((t, t + 2 * H)),
-                partial: vec![],
-            }
-        );
-        // Inside one hour, or across one boundary without a whole hour.
-        assert_eq!(
-            split(t + 5, t + 10),
-            Split {
-                whole_hours: None,
-                partial: vec![(t + 5, t + 10)],
-            }
-        );
-        assert_eq!(
-            split(t + H / 2, t + H + H / 2),
-            Split {
-                whole_hours: None,
-                partial: vec![(t + H / 2, t + H + H / 2)],
-            }
+            plan(t + 50 * M, t + H + 20 * M),
+            [Source::Rollup(FIVE_MINUTES, (t + 50 * M, t + H + 20 * M)),]
         );
     }
 }

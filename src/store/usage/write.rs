@@ -1,6 +1,6 @@
 //! Writing one batch of ledger rows: the raw rows with multi-row INSERTs
-//! and their sums added to the hourly rollups, in one transaction, so the
-//! two tables always agree (a failed batch leaves neither changed).
+//! and their sums added to every rollup level, in one transaction, so the
+//! tables always agree (a failed batch leaves none changed).
 
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
@@ -22,7 +22,7 @@ pub async fn write_batch(store: &Store, rows: &[UsageRow]) -> Result<(), StoreEr
         return Ok(());
     }
     // Summed before the transaction: the write lock is held only for SQL.
-    let deltas = rollup::sum(rows);
+    let deltas = rollup::LEVELS.map(|level| (level, rollup::sum(level, rows)));
     // IMMEDIATE: the rollup step reads the stored histograms, then writes;
     // a deferred transaction would fail with SQLITE_BUSY if the pruner
     // committed between the two.
@@ -30,7 +30,9 @@ pub async fn write_batch(store: &Store, rows: &[UsageRow]) -> Result<(), StoreEr
     for chunk in rows.chunks(ROWS_PER_INSERT) {
         insert_rows(&mut tx, chunk).await?;
     }
-    rollup::add(&mut tx, deltas).await?;
+    for (level, deltas) in deltas {
+        rollup::add(&mut tx, level, deltas).await?;
+    }
     tx.commit().await?;
     Ok(())
 }
