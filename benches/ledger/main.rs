@@ -36,6 +36,11 @@ use tower::ServiceExt;
 
 use rows::RowMaker;
 
+/// The allocator the `keygate` binary runs on (`src/main.rs`), so the
+/// figures are the deployed binary's.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const DAY_MS: i64 = 86_400_000;
 const ADMIN_KEY: &str = "ledger-bench-admin-key";
 const ENCRYPTION_KEY: &str = "4f1c2a9be07d3856c1aa0e9f7b62d4e8a3c5f0917d2e6b8a4c1f3e5d7b9a0c2e";
@@ -134,7 +139,10 @@ async fn read_phase(app: &Application) -> anyhow::Result<()> {
         ("/api/usage/requests?limit=50", 10),
     ];
     for (path, runs) in queries {
+        let cpu_before = cpu_ms();
         let (first, timings, body) = time_route(app, path, runs).await?;
+        // CPU time is less at the mercy of other processes than wall time.
+        let cpu_per_call = (cpu_ms() - cpu_before) / (runs + 1) as f64;
         let answer: serde_json::Value = serde_json::from_slice(&body)?;
         let groups = answer["groups"].as_array().map_or(0, Vec::len);
         let requests: u64 = answer["groups"]
@@ -147,7 +155,8 @@ async fn read_phase(app: &Application) -> anyhow::Result<()> {
             format!("{groups} groups, {requests} requests")
         };
         println!(
-            "read {path}: first {:.1} ms; over {runs} runs min {:.1} / median {:.1} / p95 {:.1} / max {:.1} ms ({what}, {} KB)",
+            "read {path}: first {:.1} ms; over {runs} runs min {:.1} / median {:.1} / p95 {:.1} / max {:.1} ms; \
+             CPU {cpu_per_call:.0} ms per call ({what}, {} KB)",
             ms(first),
             ms(timings[0]),
             ms(timings[timings.len() / 2]),
@@ -241,6 +250,21 @@ fn config(url: &str) -> anyhow::Result<Config> {
 
 fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1_000.0
+}
+
+/// CPU time this process has used (all threads, user and system), from
+/// /proc/self/stat in clock ticks of 10 ms.
+fn cpu_ms() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| {
+            // Fields after the command name, which ends with ')'.
+            let rest = stat.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+            Some((ticks(11)? + ticks(12)?) * 10.0)
+        })
+        .unwrap_or(0.0)
 }
 
 fn load_average() -> String {

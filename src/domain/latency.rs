@@ -104,22 +104,35 @@ impl LatencyHistogram {
     }
 
     /// Adds the counts of a stored form. Returns false (having added the
-    /// pairs before it) if `text` is not one `encode` wrote.
+    /// pairs before it) if `text` is not one `encode` wrote. Read byte by
+    /// byte: summing a day of rollups parses about 100,000 pairs, and this
+    /// is several times quicker than splitting and `str::parse`.
     pub fn add_encoded(&mut self, text: &str) -> bool {
         if text.is_empty() {
             return true;
         }
-        for pair in text.split(',') {
-            let parsed = pair
-                .split_once(':')
-                .and_then(|(b, c)| Some((b.parse().ok()?, c.parse().ok()?)));
-            let Some((bucket, count)) = parsed else {
+        for pair in text.as_bytes().split(|&b| b == b',') {
+            let Some(colon) = pair.iter().position(|&b| b == b':') else {
+                return false;
+            };
+            let bucket = number(&pair[..colon]).and_then(|b| Bucket::try_from(b).ok());
+            let (Some(bucket), Some(count)) = (bucket, number(&pair[colon + 1..])) else {
                 return false;
             };
             self.add(bucket, count);
         }
         true
     }
+}
+
+/// A decimal number of 1 to 19 digits (never overflowing a u64).
+fn number(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &d| {
+        d.is_ascii_digit().then(|| n * 10 + u64::from(d - b'0'))
+    })
 }
 
 #[cfg(test)]
@@ -172,7 +185,17 @@ mod tests {
         let mut merged = a.clone();
         merged.merge(&a);
         assert_eq!(merged, b);
-        assert!(!LatencyHistogram::default().add_encoded("12:x"));
+        for bad in [
+            "12:x",
+            "12",
+            ":3",
+            "3:",
+            "1:2,,3:4",
+            "99999:1",
+            "1:99999999999999999999",
+        ] {
+            assert!(!LatencyHistogram::default().add_encoded(bad), "{bad}");
+        }
         assert!(LatencyHistogram::default().add_encoded(""));
     }
 }

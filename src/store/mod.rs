@@ -46,7 +46,14 @@ impl Store {
             // last commits, which an application crash does not.
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Rows a query's worker thread may read ahead of its caller
+            // (sqlx's default is 50). With a short buffer, a long result
+            // such as the usage ledger's rollups wakes the worker and the
+            // caller about once per row: profiled on a day's usage totals,
+            // the wake-ups took about a fifth of the CPU, and under a tenth
+            // with 1024.
+            .row_buffer_size(1024);
         if let Some(parent) = options
             .get_filename()
             .parent()
