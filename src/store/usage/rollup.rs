@@ -144,7 +144,12 @@ pub(super) async fn add(
              cost_nanos = {table}.cost_nanos + excluded.cost_nanos, \
              latency_hist = excluded.latency_hist"
         ));
-        upsert.build().execute(&mut *conn).await?;
+        // Not cached unless full: see `write::insert_rows`.
+        upsert
+            .build()
+            .persistent(chunk.len() == ROWS_PER_UPSERT)
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(())
 }

@@ -68,6 +68,15 @@ async fn insert_rows(conn: &mut SqliteConnection, rows: &[UsageRow]) -> Result<(
             .push_bind(row.ttft_us.map(int))
             .push_bind(row.client_key.as_deref());
     });
-    insert.build().execute(&mut *conn).await?;
+    // Only a full chunk's text repeats; a partial one (nearly every batch
+    // has one, of a different length each time) is not cached. sqlx keeps
+    // up to 100 prepared statements per connection, and at hundreds of
+    // rows and thousands of parameters each, caching every length held
+    // about 125 MB (the bench's peak RSS went from 21 MB to 147 MB).
+    insert
+        .build()
+        .persistent(rows.len() == ROWS_PER_INSERT)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
