@@ -11,6 +11,8 @@
 //! - `stream_usage`: asking an OpenAI stream for usage, by splicing the body.
 //! - `v1_models`, `models`: model lists for the SDKs and for people.
 //! - `health`: `GET /health`; `metrics`: `GET /metrics` (Prometheus).
+//! - `dashboard`: `GET /dashboard`, the operator's page (public; the data it
+//!   shows comes from the admin routes).
 //! - `request_log`: the layer that starts each proxied request's ledger row.
 //! - `guard`: checks that may answer a request before its route runs;
 //!   `browser_guard` (Host, body type and size) and `cors`.
@@ -23,6 +25,7 @@ pub mod browser_guard;
 pub mod chat;
 pub mod completions;
 mod cors;
+pub mod dashboard;
 mod guard;
 pub mod health;
 pub mod key_views;
@@ -117,6 +120,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/models", get(models::list_models))
         .route("/health", get(health::health))
         .route("/metrics", get(metrics::metrics))
+        .route("/dashboard", get(dashboard::dashboard_page))
+        .route("/dashboard/", get(dashboard::dashboard_page))
+        .route("/dashboard/{file}", get(dashboard::dashboard_asset))
         .merge(admin)
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
