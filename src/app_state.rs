@@ -12,6 +12,7 @@ use crate::domain::ClientKeys;
 use crate::domain::browser::{AllowedHosts, CorsOrigins};
 use crate::gateway::Gateway;
 use crate::keypool::KeyPools;
+use crate::ledger::LedgerSink;
 use crate::limits::ConversionGate;
 use crate::observe::Observer;
 use crate::providers::Upstreams;
@@ -66,4 +67,8 @@ pub struct AppParts {
     pub cors_origins: Arc<CorsOrigins>,
     /// `Host` names answered; `None` leaves `Host` unchecked.
     pub allowed_hosts: Option<Arc<AllowedHosts>>,
+    /// Where each finished request's usage row goes (never waits); its
+    /// counters say how many rows were written and dropped. The writer
+    /// behind it is owned by `Application`, which flushes it at shutdown.
+    pub ledger: LedgerSink,
 }

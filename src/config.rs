@@ -16,6 +16,7 @@ use crate::domain::ProviderKind;
 use crate::domain::browser::{AllowedHosts, CorsOrigins, is_loopback_name};
 use crate::domain::key_fields::{KeyRuleError, KeySecret};
 use crate::keypool::Strategy;
+use crate::ledger::{LedgerSettings, WriterSettings};
 use crate::limits::GateSettings;
 
 /// A variable that is present but unusable; startup stops and names it.
@@ -113,6 +114,9 @@ pub struct Config {
     /// names). `None` leaves `Host` unchecked: bound to a non-loopback
     /// address with `ALLOWED_HOSTS` unset, or `ALLOWED_HOSTS=["*"]`.
     pub allowed_hosts: Option<AllowedHosts>,
+    /// The usage ledger: `USAGE_LEDGER`, `USAGE_QUEUE_CAPACITY`,
+    /// `USAGE_RETENTION_DAYS`, `USAGE_FLUSH_SECS`.
+    pub ledger: LedgerSettings,
     pub json_logs: bool,
     /// `RUST_LOG`-style filter; `None` uses the quiet default.
     pub log_filter: Option<String>,
@@ -192,6 +196,7 @@ impl Config {
             client_keys_given: get("GATEWAY_API_KEYS").is_some(),
             cors_origins: cors_origins(&get)?,
             allowed_hosts,
+            ledger: ledger_settings(&get)?,
             json_logs: get("LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")),
             log_filter: get("RUST_LOG"),
         })
@@ -413,6 +418,43 @@ fn database_url(value: Option<String>) -> Result<String, ConfigError> {
     }
 }
 
+/// The usage ledger's settings; the queue and the retention are at least 1.
+fn ledger_settings(get: &impl Fn(&str) -> Option<String>) -> Result<LedgerSettings, ConfigError> {
+    let defaults = LedgerSettings::default();
+    let enabled = match get("USAGE_LEDGER").map(|v| v.trim().to_ascii_lowercase()) {
+        None => true,
+        Some(v) if v == "on" => true,
+        Some(v) if v == "off" => false,
+        Some(v) => {
+            return Err(ConfigError::new(
+                "USAGE_LEDGER",
+                format!("expected on or off, got {v:?}"),
+            ));
+        }
+    };
+    let at_least_one = |variable: &'static str, n: u64| {
+        if n == 0 {
+            Err(ConfigError::new(variable, "must be at least 1"))
+        } else {
+            Ok(n)
+        }
+    };
+    let days = parse_number(&get, "USAGE_RETENTION_DAYS", 30_u64)?;
+    let days = at_least_one("USAGE_RETENTION_DAYS", days)?.min(1_000_000);
+    let capacity = parse_number(&get, "USAGE_QUEUE_CAPACITY", defaults.queue_capacity as u64)?;
+    let capacity = at_least_one("USAGE_QUEUE_CAPACITY", capacity)?;
+    Ok(LedgerSettings {
+        enabled,
+        queue_capacity: usize::try_from(capacity).unwrap_or(usize::MAX),
+        retention: Duration::from_secs(days * 86_400),
+        prune_every: defaults.prune_every,
+        writer: WriterSettings {
+            batch_rows: defaults.writer.batch_rows,
+            flush_every: parse_secs(get, "USAGE_FLUSH_SECS", 0.25)?.max(Duration::from_millis(10)),
+        },
+    })
+}
+
 fn parse_number<T: std::str::FromStr>(
     get: &impl Fn(&str) -> Option<String>,
     variable: &'static str,
@@ -582,6 +624,34 @@ mod tests {
         assert_eq!(err.variable, "CORS_ORIGINS");
         let err = config_err(&[("ALLOWED_HOSTS", "gw.example")]);
         assert_eq!(err.variable, "ALLOWED_HOSTS");
+    }
+
+    #[test]
+    fn usage_ledger_settings_default_parse_and_refuse_by_name() {
+        let default = config(&[]).unwrap().ledger;
+        assert!(default.enabled);
+        assert_eq!(default.queue_capacity, 10_000);
+        assert_eq!(default.retention, Duration::from_secs(30 * 86_400));
+        let set = config(&[
+            ("USAGE_LEDGER", "OFF"),
+            ("USAGE_QUEUE_CAPACITY", "50"),
+            ("USAGE_RETENTION_DAYS", "7"),
+            ("USAGE_FLUSH_SECS", "0.05"),
+        ])
+        .unwrap()
+        .ledger;
+        assert!(!set.enabled);
+        assert_eq!(set.queue_capacity, 50);
+        assert_eq!(set.retention, Duration::from_secs(7 * 86_400));
+        assert_eq!(set.writer.flush_every, Duration::from_millis(50));
+        for (variable, value) in [
+            ("USAGE_LEDGER", "maybe"),
+            ("USAGE_QUEUE_CAPACITY", "0"),
+            ("USAGE_RETENTION_DAYS", "0"),
+            ("USAGE_RETENTION_DAYS", "a month"),
+        ] {
+            assert_eq!(config_err(&[(variable, value)]).variable, variable);
+        }
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::key_rechecker::KeyRechecker;
 use crate::keypool::{
     CooldownPolicy, KeyPoolHandle, KeyPools, OutlierPolicy, PoolSettings, PoolState,
 };
-use crate::ledger::LedgerSink;
+use crate::ledger::{Ledger, LedgerSink};
 use crate::limits::ConversionGate;
 use crate::observe::scrape::{PoolCollector, ScrapedCounters};
 use crate::observe::{Metrics, Observer};
@@ -114,6 +114,9 @@ pub struct Application {
     store: Store,
     state_saver: StateSaver,
     key_rechecker: Option<KeyRechecker>,
+    /// The usage ledger's writer and pruner (`None`: USAGE_LEDGER=off).
+    ledger: Option<Ledger>,
+    ledger_sink: LedgerSink,
     server: ServerSettings,
 }
 
@@ -166,6 +169,10 @@ impl Application {
                 config.key_test_timeout,
             )
         });
+        let (ledger_sink, ledger) = Ledger::start(&store, &config.ledger);
+        if ledger.is_none() {
+            tracing::info!("USAGE_LEDGER=off: usage is not recorded");
+        }
         let gateway = Gateway::new(
             pools.clone(),
             upstreams.clone(),
@@ -174,15 +181,16 @@ impl Application {
             scrubber,
             config.key_test_timeout,
         );
-        let ledger = LedgerSink::off();
+        // The request log (observe) writes each client request's row to the
+        // ledger's sink.
         let collector = PoolCollector::new(
             pools.clone(),
             ScrapedCounters {
-                ledger: ledger.counters().clone(),
+                ledger: ledger_sink.counters().clone(),
             },
         );
         let metrics = Arc::new(Metrics::new(Some(Box::new(collector))));
-        let observer = Arc::new(Observer::new(ledger, metrics));
+        let observer = Arc::new(Observer::new(ledger_sink.clone(), metrics));
         let state = AppState::new(AppParts {
             gateway: Arc::new(gateway),
             observer,
@@ -197,6 +205,7 @@ impl Application {
             client_keys: Arc::new(ClientKeys::new(&config.client_keys)),
             cors_origins: Arc::new(config.cors_origins),
             allowed_hosts: config.allowed_hosts.map(Arc::new),
+            ledger: ledger_sink.clone(),
         });
         if state.client_keys.is_empty() {
             let why = if config.client_keys_given {
@@ -237,6 +246,8 @@ impl Application {
             store,
             state_saver,
             key_rechecker,
+            ledger,
+            ledger_sink,
             server,
         })
     }
@@ -247,13 +258,20 @@ impl Application {
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
+    /// The usage ledger's sink (the one in the router's state), for tests
+    /// and tools that record rows directly.
+    pub fn ledger(&self) -> LedgerSink {
+        self.ledger_sink.clone()
+    }
+
     /// The assembled router, for tests that drive it without a socket.
     pub fn router(&self) -> Router {
         self.router.clone()
     }
 
     /// Serves until `shutdown` completes: stops accepting, lets requests in
-    /// flight finish, saves the key state one last time, closes the database.
+    /// flight finish, writes the queued usage rows, saves the key state one
+    /// last time, closes the database.
     pub async fn run_until_stopped(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -262,6 +280,10 @@ impl Application {
         serve(self.listener, self.router, self.server, shutdown).await;
         if let Some(rechecker) = self.key_rechecker {
             rechecker.stop();
+        }
+        // After serving: every request has recorded its row by now.
+        if let Some(ledger) = self.ledger {
+            ledger.stop().await;
         }
         self.state_saver.stop().await;
         self.store.close().await;

@@ -12,6 +12,7 @@
 //! - `client_keys`: the keys clients present, kept as digests.
 //! - `usage`: token counts of an answer and of a stream frame.
 //! - `usage_row`: one request's row in the usage ledger.
+//! - `latency`: latencies counted in log-scale buckets, for percentiles.
 //! - `frame`: one upstream SSE event and its reading.
 //! - `rate_limits`: what an upstream's rate-limit headers say is left.
 //! - `browser`: the origins CORS allows and the `Host` names answered.
@@ -23,6 +24,7 @@ pub mod failure;
 pub mod frame;
 pub mod key;
 pub mod key_fields;
+pub mod latency;
 pub mod provider;
 pub mod rate_limits;
 pub mod usage;
@@ -37,6 +39,7 @@ pub use client_keys::ClientKeys;
 pub use failure::{Failure, FailureNote, Outcome, UpstreamDetail};
 pub use frame::{Frame, FrameKind, Reading};
 pub use key::{KeyEntry, KeyId, KeyLease};
+pub use latency::LatencyHistogram;
 pub use provider::{ProviderEnv, ProviderKind, UnknownProvider};
 pub use rate_limits::{RateLimits, Window};
 pub use usage::{Usage, UsagePatch};

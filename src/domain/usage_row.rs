@@ -56,6 +56,15 @@ impl UsageRow {
         self.status < 400 && self.error_class.is_none()
     }
 
+    /// The model the row counts under: the one that answered, else the
+    /// one asked for. (`store::usage` groups raw rows by the same rule in
+    /// SQL: `COALESCE(model_answered, model_requested)`.)
+    pub fn model(&self) -> Option<&str> {
+        self.model_answered
+            .as_deref()
+            .or(self.model_requested.as_deref())
+    }
+
     /// Cost in USD, for display.
     pub fn cost_usd(&self) -> f64 {
         self.cost_nanos as f64 / 1e9

@@ -18,6 +18,8 @@
 //!   `browser_guard` (Host, body type and size) and `cors`.
 //! - `keypool`: stats, status and reset of the pools (admin).
 //! - `keys`, `key_views`: live key management (admin) and its answers.
+//! - `usage`, `usage_views`: the usage ledger's totals and requests
+//!   (admin) and their answers.
 //! - `cors`, `browser_guard`: what web pages may read, and what they may
 //!   not send (untyped or non-JSON bodies, foreign `Host` names).
 
@@ -37,6 +39,8 @@ pub mod models;
 pub mod request_log;
 mod sdk_fields;
 mod stream_usage;
+pub mod usage;
+pub mod usage_views;
 pub mod v1_models;
 
 use std::time::Duration;
@@ -74,6 +78,8 @@ pub fn router(state: AppState) -> Router {
             axum::routing::patch(keys::update_key).delete(keys::delete_key),
         )
         .route("/api/keypool/{provider}/test", post(keys::test_keys))
+        .route("/api/usage", get(usage::usage_totals))
+        .route("/api/usage/requests", get(usage::usage_requests))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
 
     let trace = TraceLayer::new_for_http()
@@ -166,10 +172,13 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Whether `path` is an admin route's (all under `/api/keypool`); CORS
-/// admits only listed origins there.
+/// Whether `path` is an admin route's (all under `/api/keypool` and
+/// `/api/usage`); CORS admits only listed origins there.
 pub(crate) fn is_admin_path(path: &str) -> bool {
-    path == "/api/keypool" || path.starts_with("/api/keypool/")
+    ["/api/keypool", "/api/usage"].iter().any(|root| {
+        path.strip_prefix(root)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
 }
 
 /// The pool named in a route's path; an unknown provider is 404 there.

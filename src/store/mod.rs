@@ -4,9 +4,11 @@
 //!
 //! - `keys`: `api_keys`, the sealed keys and their names, weights, switches.
 //! - `pool_state`: `key_state` and `provider_stats`, the pools' saved state.
+//! - `usage`: the usage ledger's rows and hourly rollups.
 
 pub mod keys;
 pub mod pool_state;
+pub mod usage;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -72,7 +74,7 @@ impl Store {
     }
 }
 
-/// The database holds sealed keys, saved state and (soon) usage: readable
+/// The database holds sealed keys, saved state and usage: readable
 /// by its owner only. The file is created 0600 before SQLite opens it, and
 /// SQLite gives its `-wal` and `-shm` files the database file's mode; files
 /// left 0644 by an older keygate are tightened.

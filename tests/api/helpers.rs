@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 pub use fake_upstream::{Canned, FakeUpstream, SseFrame, anthropic_stream_frames};
 use keygate::config::Config;
+use keygate::ledger::LedgerSink;
 use keygate::startup::Application;
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -85,6 +86,8 @@ pub struct TestApp {
     pub keys: Vec<String>,
     pub openai_keys: Vec<String>,
     pub data_dir: Arc<TempDir>,
+    /// The usage ledger's sink, for recording rows directly.
+    pub ledger: LedgerSink,
     vars: HashMap<String, String>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<()>,
@@ -176,6 +179,7 @@ impl TestApp {
             .await
             .expect("keygate starts");
         let address = format!("http://{}", app.local_addr());
+        let ledger = app.ledger();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             let _ = app
@@ -191,6 +195,7 @@ impl TestApp {
             keys,
             openai_keys: Vec::new(),
             data_dir: env.data_dir.clone(),
+            ledger,
             vars: env.vars,
             stop: Some(stop),
             server,

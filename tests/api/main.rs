@@ -24,4 +24,5 @@ mod shutdown;
 mod storage;
 mod streaming;
 mod upstream_bounds;
+mod usage;
 mod validation;

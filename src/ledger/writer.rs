@@ -1,0 +1,307 @@
+//! The ledger writer: one task that drains the sink's queue and writes rows
+//! in batches (`store::usage::write_batch`), so no request ever waits for
+//! the database.
+//!
+//! A batch is written when it holds `batch_rows` rows or `flush_every`
+//! after its first row arrived, whichever comes first: under load batches
+//! fill up (one transaction per thousand rows), when quiet a row still
+//! reaches the database within `flush_every`. A batch that fails is
+//! counted as dropped and not retried: retrying would hold up every row
+//! behind it, and the queue would overflow anyway. `stop` writes what is
+//! queued, then returns.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::alarm::DropAlarm;
+use super::sink::LedgerCounters;
+use crate::domain::UsageRow;
+use crate::store::Store;
+use crate::store::usage::write_batch;
+
+/// How the writer batches.
+#[derive(Debug, Clone, Copy)]
+pub struct WriterSettings {
+    /// Most rows per batch (and per transaction).
+    pub batch_rows: usize,
+    /// Longest a row waits in a batch that is not full.
+    pub flush_every: Duration,
+}
+
+/// The running writer; `stop` flushes the queue.
+pub struct LedgerWriter {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl LedgerWriter {
+    /// Starts draining `queue` into `store`, counting rows in `counters`.
+    pub fn start(
+        store: Store,
+        queue: mpsc::Receiver<UsageRow>,
+        counters: Arc<LedgerCounters>,
+        settings: WriterSettings,
+    ) -> Self {
+        let (stop, stopped) = oneshot::channel();
+        let writer = Writer {
+            store,
+            counters,
+            batch_rows: settings.batch_rows.max(1),
+            alarm: DropAlarm::new(Duration::from_secs(60)),
+        };
+        let task = tokio::spawn(writer.run(queue, settings.flush_every, stopped));
+        Self { stop, task }
+    }
+
+    /// Writes every row queued so far, then ends. Rows recorded after this
+    /// began are refused by the closed queue and counted as dropped.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        if let Err(error) = self.task.await {
+            tracing::error!(%error, "usage ledger: the writer task failed");
+        }
+    }
+}
+
+struct Writer {
+    store: Store,
+    counters: Arc<LedgerCounters>,
+    batch_rows: usize,
+    alarm: DropAlarm,
+}
+
+impl Writer {
+    async fn run(
+        mut self,
+        mut queue: mpsc::Receiver<UsageRow>,
+        flush_every: Duration,
+        mut stopped: oneshot::Receiver<()>,
+    ) {
+        let mut batch = Vec::with_capacity(self.batch_rows);
+        loop {
+            // A stop signal (or its sender dropped) completes `stopped`;
+            // every branch that sees it leaves the loop, so it is never
+            // polled again.
+            tokio::select! {
+                received = queue.recv_many(&mut batch, self.batch_rows) => {
+                    if received == 0 {
+                        break; // every sink is gone
+                    }
+                }
+                _ = &mut stopped => break,
+            }
+            let stopping = self
+                .fill(&mut queue, &mut batch, flush_every, &mut stopped)
+                .await;
+            self.write(&mut batch).await;
+            if stopping {
+                break;
+            }
+        }
+        // Closing first: what is queued now is all there will be, and the
+        // drain below ends.
+        queue.close();
+        while queue.recv_many(&mut batch, self.batch_rows).await > 0 {
+            self.write(&mut batch).await;
+        }
+        self.report_drops(true);
+    }
+
+    /// Adds rows to `batch` until it is full, `flush_every` has passed or
+    /// the writer is told to stop (returns true then).
+    async fn fill(
+        &self,
+        queue: &mut mpsc::Receiver<UsageRow>,
+        batch: &mut Vec<UsageRow>,
+        flush_every: Duration,
+        stopped: &mut oneshot::Receiver<()>,
+    ) -> bool {
+        let deadline = tokio::time::sleep(flush_every);
+        tokio::pin!(deadline);
+        while batch.len() < self.batch_rows {
+            let room = self.batch_rows - batch.len();
+            tokio::select! {
+                received = queue.recv_many(batch, room) => {
+                    if received == 0 {
+                        return false;
+                    }
+                }
+                _ = &mut deadline => return false,
+                _ = &mut *stopped => return true,
+            }
+        }
+        false
+    }
+
+    /// Writes `batch` and empties it.
+    async fn write(&mut self, batch: &mut Vec<UsageRow>) {
+        let rows = batch.len() as u64;
+        match write_batch(&self.store, batch).await {
+            Ok(()) => {
+                self.counters.written.fetch_add(rows, Ordering::Relaxed);
+            }
+            Err(error) => {
+                self.counters.dropped.fetch_add(rows, Ordering::Relaxed);
+                self.alarm.write_failed(error.to_string());
+            }
+        }
+        batch.clear();
+        self.report_drops(false);
+    }
+
+    /// The once-a-minute warning while rows are being dropped (`final_report`:
+    /// what is left to say at stop, whenever the last warning was).
+    fn report_drops(&mut self, final_report: bool) {
+        let Some(report) = self
+            .alarm
+            .check(self.counters.dropped(), Instant::now(), final_report)
+        else {
+            return;
+        };
+        match report.last_error {
+            Some(error) => tracing::error!(
+                dropped = report.dropped,
+                failed_batches = report.failed_batches,
+                total_dropped = self.counters.dropped(),
+                %error,
+                "usage ledger: rows dropped since the last report; writing batches failed"
+            ),
+            None => tracing::warn!(
+                dropped = report.dropped,
+                total_dropped = self.counters.dropped(),
+                "usage ledger: rows dropped since the last report; the queue was full (the \
+                 writer is behind the requests, which were not slowed)"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Usage;
+    use crate::ledger::{LedgerSink, now_ms};
+    use crate::store::usage::{DAY_MS, UsageFilter, totals};
+
+    fn row(i: usize) -> UsageRow {
+        UsageRow {
+            at_ms: now_ms() - 1_000,
+            request_id: format!("req-{i}"),
+            route: "/v1/messages",
+            provider: None,
+            model_requested: Some("claude-haiku-4-5".into()),
+            model_answered: None,
+            key_id: Some("key_a".into()),
+            attempts: 1,
+            keys_tried: vec!["key_a".into()],
+            status: 200,
+            error_class: None,
+            usage: Usage::default(),
+            cost_nanos: 7,
+            latency_us: 1_000,
+            ttft_us: None,
+            client_key: None,
+        }
+    }
+
+    async fn temp_store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/ledger.db", dir.path().display());
+        (dir, Store::connect(&url).await.unwrap())
+    }
+
+    async fn stored(store: &Store) -> u64 {
+        let everything = UsageFilter {
+            from_ms: now_ms() - DAY_MS,
+            to_ms: now_ms() + DAY_MS,
+            provider: None,
+            model: None,
+            key: None,
+        };
+        let groups = totals(store, &everything, &[]).await.unwrap();
+        groups.first().map_or(0, |(_, t)| t.requests)
+    }
+
+    /// A sink over a queue of `capacity` that no writer drains yet.
+    fn undrained(capacity: usize) -> (LedgerSink, mpsc::Receiver<UsageRow>, Arc<LedgerCounters>) {
+        let (queue, rows) = mpsc::channel(capacity);
+        let counters = Arc::new(LedgerCounters::default());
+        (LedgerSink::new(queue, counters.clone()), rows, counters)
+    }
+
+    /// Batches that only fill up or stop: no timer writes during a test.
+    const SLOW: WriterSettings = WriterSettings {
+        batch_rows: 1_000,
+        flush_every: Duration::from_secs(3_600),
+    };
+
+    #[tokio::test]
+    async fn a_full_queue_drops_and_counts_rows_and_the_queued_ones_are_written() {
+        let (_dir, store) = temp_store().await;
+        let (sink, rows, counters) = undrained(10);
+        // `record` is synchronous: it cannot wait for the writer.
+        for i in 0..15 {
+            sink.record(row(i));
+        }
+        assert_eq!(counters.dropped(), 5);
+        let writer = LedgerWriter::start(store.clone(), rows, counters.clone(), SLOW);
+        writer.stop().await;
+        assert_eq!(counters.written(), 10);
+        assert_eq!(stored(&store).await, 10);
+    }
+
+    #[tokio::test]
+    async fn stop_writes_every_queued_row_then_refuses_more() {
+        let (_dir, store) = temp_store().await;
+        let (sink, rows, counters) = undrained(5_000);
+        let writer = LedgerWriter::start(store.clone(), rows, counters.clone(), SLOW);
+        // More than a batch, and a partial batch the timer would only
+        // write in an hour.
+        for i in 0..2_500 {
+            sink.record(row(i));
+        }
+        writer.stop().await;
+        assert_eq!(counters.written(), 2_500);
+        assert_eq!(stored(&store).await, 2_500);
+        sink.record(row(9_999));
+        assert_eq!(counters.dropped(), 1, "after stop, rows are dropped");
+    }
+
+    #[tokio::test]
+    async fn a_partial_batch_is_written_after_flush_every() {
+        let (_dir, store) = temp_store().await;
+        let (sink, rows, counters) = undrained(100);
+        let quick = WriterSettings {
+            batch_rows: 1_000,
+            flush_every: Duration::from_millis(20),
+        };
+        let writer = LedgerWriter::start(store.clone(), rows, counters.clone(), quick);
+        sink.record(row(1));
+        // Waits for the write, however slow the machine; fails only by
+        // hanging past the test runner's patience.
+        while counters.written() < 1 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(stored(&store).await, 1);
+        writer.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_is_counted_dropped_not_retried() {
+        let (_dir, store) = temp_store().await;
+        let (sink, rows, counters) = undrained(100);
+        for i in 0..7 {
+            sink.record(row(i));
+        }
+        // The database goes away under the writer.
+        store.close().await;
+        let writer = LedgerWriter::start(store.clone(), rows, counters.clone(), SLOW);
+        writer.stop().await;
+        assert_eq!((counters.written(), counters.dropped()), (0, 7));
+    }
+}

@@ -1,0 +1,238 @@
+//! The usage ledger's tables (`migrations/0003_usage_ledger.sql`):
+//! `usage_requests`, one row per client request, and `usage_hourly`, the
+//! same rows summed per hour and dimension combination (provider, model,
+//! key, status, error class) with a latency histogram.
+//!
+//! The rollups exist so totals over a day or a month read a few thousand
+//! rows instead of millions: `totals` answers whole hours from the rollups
+//! and the partial hours at the ends of a range from the raw rows, so totals
+//! are exact for any range. Both tables are written in one transaction per
+//! batch (`write`), so they never disagree, and pruned on the same hour
+//! boundary (`prune`).
+//!
+//! - `write`: a batch of rows and its rollup deltas.
+//! - `rollup`: summing a batch per hour and dimension, and adding the sums
+//!   to the stored rollups.
+//! - `totals`: totals per group over a time range.
+//! - `page`: raw rows, newest first, after a position.
+//! - `prune`: deleting rows and rollups older than a cutoff.
+
+pub mod page;
+pub mod prune;
+mod rollup;
+pub mod totals;
+pub mod write;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use sqlx::{QueryBuilder, Sqlite};
+
+use crate::domain::{LatencyHistogram, ProviderKind};
+
+pub use page::{LedgerEntry, PagePosition, page};
+pub use prune::{prune_requests, prune_rollups};
+pub use totals::totals;
+pub use write::write_batch;
+
+pub const HOUR_MS: i64 = 3_600_000;
+pub const DAY_MS: i64 = 24 * HOUR_MS;
+
+/// The start of the hour `at_ms` falls in.
+pub fn hour_floor(at_ms: i64) -> i64 {
+    at_ms.div_euclid(HOUR_MS) * HOUR_MS
+}
+
+/// SQLite's limit on bound parameters in one statement (the bundled
+/// SQLite's `SQLITE_MAX_VARIABLE_NUMBER`; PostgreSQL allows 65535).
+const MAX_PARAMS: usize = 32_766;
+
+/// `n` as SQLite's INTEGER; no count or token sum comes near the limit,
+/// and a saturated value is better than a failed batch.
+fn int(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// A stored INTEGER that is a count; never negative when keygate wrote it.
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// Which rows a query reads: those that arrived in `[from_ms, to_ms)`, of
+/// one provider, model (the answering one, else the requested one) or key
+/// when given.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageFilter {
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub provider: Option<ProviderKind>,
+    pub model: Option<String>,
+    pub key: Option<String>,
+}
+
+/// What totals can be grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dimension {
+    Key,
+    Model,
+    Provider,
+    Status,
+    /// The UTC hour a request arrived in.
+    Hour,
+    /// The UTC day a request arrived on.
+    Day,
+}
+
+impl Dimension {
+    pub const ALL: [Dimension; 6] = [
+        Dimension::Key,
+        Dimension::Model,
+        Dimension::Provider,
+        Dimension::Status,
+        Dimension::Hour,
+        Dimension::Day,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dimension::Key => "key",
+            Dimension::Model => "model",
+            Dimension::Provider => "provider",
+            Dimension::Status => "status",
+            Dimension::Hour => "hour",
+            Dimension::Day => "day",
+        }
+    }
+
+    /// Whether its values are names (else numbers: a status or a time).
+    fn is_name(self) -> bool {
+        matches!(
+            self,
+            Dimension::Key | Dimension::Model | Dimension::Provider
+        )
+    }
+
+    /// Its value in a `usage_hourly` row.
+    fn rollup_sql(self) -> &'static str {
+        match self {
+            Dimension::Key => "key_id",
+            Dimension::Model => "model",
+            Dimension::Provider => "provider",
+            Dimension::Status => "status",
+            Dimension::Hour => "hour_ms",
+            Dimension::Day => "(hour_ms / 86400000) * 86400000",
+        }
+    }
+
+    /// Its value in a `usage_requests` row, the same as the rollup's: ''
+    /// for unknown, the model by `UsageRow::model`'s rule.
+    fn raw_sql(self) -> &'static str {
+        match self {
+            Dimension::Key => "COALESCE(key_id, '')",
+            Dimension::Model => "COALESCE(model_answered, model_requested, '')",
+            Dimension::Provider => "COALESCE(provider, '')",
+            Dimension::Status => "status",
+            Dimension::Hour => "(at_ms / 3600000) * 3600000",
+            Dimension::Day => "(at_ms / 86400000) * 86400000",
+        }
+    }
+}
+
+impl FromStr for Dimension {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<Self, ()> {
+        Dimension::ALL
+            .into_iter()
+            .find(|d| d.as_str() == text)
+            .ok_or(())
+    }
+}
+
+/// One group's value on one dimension.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DimValue {
+    /// A key id, model or provider; `None` when the request had none (it
+    /// was refused before one was known).
+    Name(Option<String>),
+    /// A status, or the start of an hour or day in ms since the epoch.
+    Number(i64),
+}
+
+/// Token sums by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokenTotals {
+    pub input: u64,
+    pub output: u64,
+    pub cache_read: u64,
+    /// Cache creation tokens.
+    pub cache_write: u64,
+}
+
+/// What one group of requests added up to.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GroupTotals {
+    pub requests: u64,
+    /// Requests answered whole and successfully (`UsageRow::succeeded`).
+    pub successes: u64,
+    /// The other requests, by error class (`unclassified` for a failed
+    /// request that carries none).
+    pub errors: BTreeMap<String, u64>,
+    pub tokens: TokenTotals,
+    pub cost_nanos: u64,
+    pub latency: LatencyHistogram,
+}
+
+/// The filter's optional equalities; `model` is the table's model column
+/// or expression.
+pub(super) fn push_filters<'a>(
+    query: &mut QueryBuilder<'a, Sqlite>,
+    filter: &'a UsageFilter,
+    model: &str,
+) {
+    if let Some(provider) = filter.provider {
+        query.push(" AND provider = ").push_bind(provider.as_str());
+    }
+    if let Some(wanted) = &filter.model {
+        query
+            .push(" AND ")
+            .push(model)
+            .push(" = ")
+            .push_bind(wanted.as_str());
+    }
+    if let Some(key) = &filter.key {
+        query.push(" AND key_id = ").push_bind(key.as_str());
+    }
+}
+
+/// The model a raw row counts under (`UsageRow::model`'s rule).
+const RAW_MODEL: &str = "COALESCE(model_answered, model_requested)";
+
+/// The error class counted for a failed row stored without one.
+pub const UNCLASSIFIED: &str = "unclassified";
+
+impl GroupTotals {
+    /// Counts `requests` rows of one status and error class ('' for none).
+    fn add_outcome(&mut self, status: i64, error_class: &str, requests: u64) {
+        self.requests += requests;
+        if status < 400 && error_class.is_empty() {
+            self.successes += requests;
+        } else {
+            let class = if error_class.is_empty() {
+                UNCLASSIFIED
+            } else {
+                error_class
+            };
+            // Looked up first: the class is almost always there already.
+            match self.errors.get_mut(class) {
+                Some(n) => *n += requests,
+                None => {
+                    self.errors.insert(class.to_string(), requests);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! The ledger's tables against a reference: random rows over a few hours
+//! are written in batches, then totals over random ranges and groupings are
+//! compared with sums computed from the rows themselves.
+
+use std::collections::BTreeMap;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::*;
+use crate::domain::latency::{bucket_middle_us, bucket_of};
+use crate::domain::{Usage, UsageRow};
+use crate::store::Store;
+
+/// 2026-01-15T00:00:00Z
+const T0: i64 = 1_768_435_200_000;
+
+async fn temp_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/ledger.db", dir.path().display());
+    let store = Store::connect(&url).await.unwrap();
+    (dir, store)
+}
+
+const KEYS: [&str; 3] = ["key_a", "key_b", "key_c"];
+const MODELS: [&str; 3] = ["claude-sonnet-4-5", "claude-haiku-4-5", "gpt-4o"];
+
+fn random_row(rng: &mut StdRng, i: usize, from: i64, span: i64) -> UsageRow {
+    let provider = if rng.gen_bool(0.7) {
+        ProviderKind::Anthropic
+    } else {
+        ProviderKind::OpenAI
+    };
+    let (status, error_class) = match rng.gen_range(0..10) {
+        0 => (429, Some("rate_limit_error")),
+        1 => (499, Some("client_closed")),
+        2 => (200, Some("api_error")), // a stream that failed after it began
+        3 => (400, None),              // failed without a class
+        _ => (200, None),
+    };
+    let refused = rng.gen_bool(0.05);
+    UsageRow {
+        at_ms: from + rng.gen_range(0..span),
+        request_id: format!("req-{i}"),
+        route: "/v1/messages",
+        provider: (!refused).then_some(provider),
+        model_requested: (!refused).then(|| MODELS[rng.gen_range(0..3)].to_string()),
+        // The upstream sometimes names a dated snapshot.
+        model_answered: rng
+            .gen_bool(0.5)
+            .then(|| MODELS[rng.gen_range(0..3)].to_string()),
+        key_id: (!refused).then(|| KEYS[rng.gen_range(0..3)].to_string()),
+        attempts: rng.gen_range(1..4),
+        keys_tried: vec![KEYS[0].to_string()],
+        status,
+        error_class: error_class.map(str::to_string),
+        usage: Usage {
+            input_tokens: rng.gen_range(0..5_000),
+            output_tokens: rng.gen_range(0..2_000),
+            cache_creation_input_tokens: rng.gen_range(0..300),
+            cache_creation_1h_tokens: 0,
+            cache_read_input_tokens: rng.gen_range(0..3_000),
+        },
+        cost_nanos: rng.gen_range(0..50_000_000),
+        latency_us: rng.gen_range(200..20_000_000),
+        ttft_us: rng.gen_bool(0.5).then(|| rng.gen_range(100..500_000)),
+        client_key: None,
+    }
+}
+
+/// A dimension's value for one row, as the store must report it.
+fn value_of(row: &UsageRow, dimension: Dimension) -> DimValue {
+    let name = |n: Option<&str>| DimValue::Name(n.map(str::to_string));
+    match dimension {
+        Dimension::Key => name(row.key_id.as_deref()),
+        Dimension::Model => name(row.model()),
+        Dimension::Provider => name(row.provider.map(|p| p.as_str())),
+        Dimension::Status => DimValue::Number(i64::from(row.status)),
+        Dimension::Hour => DimValue::Number(hour_floor(row.at_ms)),
+        Dimension::Day => DimValue::Number(row.at_ms.div_euclid(DAY_MS) * DAY_MS),
+    }
+}
+
+fn matches(row: &UsageRow, filter: &UsageFilter) -> bool {
+    (filter.from_ms..filter.to_ms).contains(&row.at_ms)
+        && filter.provider.is_none_or(|p| row.provider == Some(p))
+        && filter
+            .model
+            .as_deref()
+            .is_none_or(|m| row.model() == Some(m))
+        && filter
+            .key
+            .as_deref()
+            .is_none_or(|k| row.key_id.as_deref() == Some(k))
+}
+
+/// Totals computed from the rows, with exact latencies kept aside.
+fn reference(
+    rows: &[UsageRow],
+    filter: &UsageFilter,
+    group_by: &[Dimension],
+) -> BTreeMap<Vec<DimValue>, (GroupTotals, Vec<u64>)> {
+    let mut groups: BTreeMap<Vec<DimValue>, (GroupTotals, Vec<u64>)> = BTreeMap::new();
+    for row in rows.iter().filter(|r| matches(r, filter)) {
+        let key = group_by.iter().map(|d| value_of(row, *d)).collect();
+        let (totals, latencies) = groups.entry(key).or_default();
+        totals.add_outcome(
+            i64::from(row.status),
+            row.error_class.as_deref().unwrap_or(""),
+            1,
+        );
+        totals.tokens.input += row.usage.input_tokens;
+        totals.tokens.output += row.usage.output_tokens;
+        totals.tokens.cache_read += row.usage.cache_read_input_tokens;
+        totals.tokens.cache_write += row.usage.cache_creation_input_tokens;
+        totals.cost_nanos += row.cost_nanos;
+        latencies.push(row.latency_us);
+    }
+    groups
+}
+
+/// The exact nearest-rank quantile.
+fn exact_quantile(latencies: &mut [u64], quantile: f64) -> u64 {
+    latencies.sort_unstable();
+    let rank = ((quantile * latencies.len() as f64).ceil() as usize).max(1);
+    latencies[rank - 1]
+}
+
+async fn written(rng: &mut StdRng, store: &Store, n: usize) -> Vec<UsageRow> {
+    // Five hours and a bit, in batches of uneven size that cross hours.
+    let rows: Vec<UsageRow> = (0..n)
+        .map(|i| random_row(rng, i, T0 + 7 * 60_000, 5 * HOUR_MS))
+        .collect();
+    let mut start = 0;
+    while start < rows.len() {
+        let end = (start + rng.gen_range(1..400)).min(rows.len());
+        write_batch(store, &rows[start..end]).await.unwrap();
+        start = end;
+    }
+    rows
+}
+
+#[tokio::test]
+async fn totals_match_the_rows_for_any_range_and_grouping() {
+    let (_dir, store) = temp_store().await;
+    let mut rng = StdRng::seed_from_u64(11);
+    let rows = written(&mut rng, &store, 3_000).await;
+    let groupings: [&[Dimension]; 7] = [
+        &[],
+        &[Dimension::Key],
+        &[Dimension::Model],
+        &[Dimension::Status, Dimension::Provider],
+        &[Dimension::Key, Dimension::Hour],
+        &[Dimension::Day],
+        &[Dimension::Hour, Dimension::Model],
+    ];
+    for round in 0..40 {
+        // Ranges inside one hour, across one boundary, over whole hours,
+        // aligned and not, and past the data.
+        let from = T0 + rng.gen_range(-HOUR_MS..5 * HOUR_MS);
+        let to = if round % 4 == 0 {
+            hour_floor(from) + rng.gen_range(1..4) * HOUR_MS
+        } else {
+            from + rng.gen_range(1..6 * HOUR_MS)
+        };
+        let filter = UsageFilter {
+            from_ms: if round % 5 == 0 {
+                hour_floor(from)
+            } else {
+                from
+            },
+            to_ms: to,
+            provider: (round % 3 == 0).then_some(ProviderKind::Anthropic),
+            model: (round % 7 == 0).then(|| MODELS[0].to_string()),
+            key: (round % 6 == 0).then(|| KEYS[1].to_string()),
+        };
+        let group_by = groupings[round % groupings.len()];
+        let got = totals(&store, &filter, group_by).await.unwrap();
+        let mut want = reference(&rows, &filter, group_by);
+        let got_keys: Vec<_> = got.iter().map(|(k, _)| k.clone()).collect();
+        let want_keys: Vec<_> = want.keys().cloned().collect();
+        assert_eq!(got_keys, want_keys, "groups of {filter:?} by {group_by:?}");
+        for (key, totals) in got {
+            let (expected, latencies) = want.get_mut(&key).unwrap();
+            assert_eq!(totals.requests, expected.requests, "{key:?}");
+            assert_eq!(totals.successes, expected.successes, "{key:?}");
+            assert_eq!(totals.errors, expected.errors, "{key:?}");
+            assert_eq!(totals.tokens, expected.tokens, "{key:?}");
+            assert_eq!(totals.cost_nanos, expected.cost_nanos, "{key:?}");
+            for quantile in [0.5, 0.95] {
+                let exact = exact_quantile(latencies, quantile);
+                assert_eq!(
+                    totals.latency.quantile_us(quantile),
+                    Some(bucket_middle_us(bucket_of(exact))),
+                    "p{quantile} of {key:?}: the bucket of the exact value"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn pages_walk_every_matching_row_newest_first_once() {
+    let (_dir, store) = temp_store().await;
+    let mut rng = StdRng::seed_from_u64(5);
+    let mut rows = written(&mut rng, &store, 500).await;
+    // Rows that arrived in the same millisecond: ordered by when written.
+    let same_ms: Vec<UsageRow> = (0..9)
+        .map(|i| UsageRow {
+            at_ms: T0 + 2 * HOUR_MS,
+            request_id: format!("tie-{i}"),
+            provider: Some(ProviderKind::Anthropic),
+            ..rows[0].clone()
+        })
+        .collect();
+    write_batch(&store, &same_ms).await.unwrap();
+    rows.extend(same_ms);
+    let filter = UsageFilter {
+        from_ms: T0 + HOUR_MS + 1,
+        to_ms: T0 + 4 * HOUR_MS,
+        provider: Some(ProviderKind::Anthropic),
+        model: None,
+        key: None,
+    };
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = page(&store, &filter, after, 7).await.unwrap();
+        seen.extend(page.iter().map(|e| e.request_id.clone()));
+        match page.last() {
+            Some(last) if page.len() == 7 => after = Some(last.position()),
+            _ => break,
+        }
+    }
+    // Newest first; among equal times, the later written first.
+    let mut expected: Vec<(usize, &UsageRow)> = rows
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| matches(r, &filter))
+        .collect();
+    expected.sort_by_key(|(i, r)| std::cmp::Reverse((r.at_ms, *i)));
+    let expected: Vec<String> = expected
+        .into_iter()
+        .map(|(_, r)| r.request_id.clone())
+        .collect();
+    assert!(expected.len() > 50);
+    assert_eq!(seen, expected);
+}
+
+#[tokio::test]
+async fn pruning_deletes_old_rows_and_their_rollups_and_keeps_the_rest() {
+    let (_dir, store) = temp_store().await;
+    let mut rng = StdRng::seed_from_u64(3);
+    let rows = written(&mut rng, &store, 600).await;
+    let cutoff = T0 + 2 * HOUR_MS;
+    let mut deleted = 0;
+    loop {
+        let step = prune_requests(&store, cutoff, 100).await.unwrap();
+        deleted += step;
+        if step < 100 {
+            break;
+        }
+    }
+    let old = rows.iter().filter(|r| r.at_ms < cutoff).count() as u64;
+    assert_eq!(deleted, old);
+    assert!(prune_rollups(&store, cutoff).await.unwrap() > 0);
+    let rollup_hours: Vec<i64> = sqlx::query_scalar("SELECT DISTINCT hour_ms FROM usage_hourly")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    assert!(
+        rollup_hours.iter().all(|h| *h >= cutoff),
+        "{rollup_hours:?}"
+    );
+    let everything = UsageFilter {
+        from_ms: T0 - DAY_MS,
+        to_ms: T0 + DAY_MS,
+        provider: None,
+        model: None,
+        key: None,
+    };
+    let left = totals(&store, &everything, &[]).await.unwrap();
+    assert_eq!(left[0].1.requests, rows.len() as u64 - old);
+    // A range over the pruned hours finds nothing, from either table.
+    let pruned = UsageFilter {
+        to_ms: cutoff,
+        ..everything
+    };
+    assert!(totals(&store, &pruned, &[]).await.unwrap().is_empty());
+}

@@ -1,0 +1,71 @@
+//! Writing one batch of ledger rows: the raw rows with multi-row INSERTs
+//! and their sums added to the hourly rollups, in one transaction, so the
+//! two tables always agree (a failed batch leaves neither changed).
+
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+
+use super::{MAX_PARAMS, int, rollup};
+use crate::domain::UsageRow;
+use crate::domain::latency::bucket_of;
+use crate::store::{Store, StoreError};
+
+/// Columns of one `usage_requests` insert.
+const COLUMNS: usize = 20;
+
+/// Rows per INSERT statement, under SQLite's parameter limit. A full
+/// statement always has the same text, so sqlx's statement cache reuses it.
+const ROWS_PER_INSERT: usize = MAX_PARAMS / COLUMNS;
+
+/// Writes `rows` and adds them to the rollups, in one transaction.
+pub async fn write_batch(store: &Store, rows: &[UsageRow]) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    // Summed before the transaction: the write lock is held only for SQL.
+    let deltas = rollup::sum(rows);
+    // IMMEDIATE: the rollup step reads the stored histograms, then writes;
+    // a deferred transaction would fail with SQLITE_BUSY if the pruner
+    // committed between the two.
+    let mut tx = store.pool().begin_with("BEGIN IMMEDIATE").await?;
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        insert_rows(&mut tx, chunk).await?;
+    }
+    rollup::add(&mut tx, deltas).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn insert_rows(conn: &mut SqliteConnection, rows: &[UsageRow]) -> Result<(), StoreError> {
+    let mut insert = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO usage_requests (at_ms, request_id, route, provider, model_requested, \
+         model_answered, key_id, attempts, keys_tried, status, error_class, input_tokens, \
+         output_tokens, cache_read_tokens, cache_write_tokens, cost_nanos, latency_us, \
+         latency_bucket, ttft_us, client_key) ",
+    );
+    insert.push_values(rows, |mut values, row| {
+        values
+            .push_bind(row.at_ms)
+            .push_bind(row.request_id.as_str())
+            .push_bind(row.route)
+            .push_bind(row.provider.map(|p| p.as_str()))
+            .push_bind(row.model_requested.as_deref())
+            .push_bind(row.model_answered.as_deref())
+            .push_bind(row.key_id.as_deref())
+            .push_bind(i64::from(row.attempts))
+            // A list of strings always serialises.
+            .push_bind(serde_json::to_string(&row.keys_tried).unwrap_or_default())
+            .push_bind(i64::from(row.status))
+            .push_bind(row.error_class.as_deref())
+            .push_bind(int(row.usage.input_tokens))
+            .push_bind(int(row.usage.output_tokens))
+            .push_bind(int(row.usage.cache_read_input_tokens))
+            .push_bind(int(row.usage.cache_creation_input_tokens))
+            .push_bind(int(row.cost_nanos))
+            .push_bind(int(row.latency_us))
+            .push_bind(i64::from(bucket_of(row.latency_us)))
+            .push_bind(row.ttft_us.map(int))
+            .push_bind(row.client_key.as_deref());
+    });
+    insert.build().execute(&mut *conn).await?;
+    Ok(())
+}
