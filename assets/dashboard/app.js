@@ -73,6 +73,7 @@ async function refreshLive() {
 
 async function refreshUsage() {
   clearTimeout(usageTimer);
+  const began = performance.now();
   try {
     const loaded = await loadUsage(state.range);
     state.usageAvailable = loaded !== null;
@@ -86,6 +87,10 @@ async function refreshUsage() {
     usage.update(state);
     requests.options(state);
     requests.refresh(state);
+    // For the load-time measurement: how long the last range took to fetch
+    // and draw.
+    document.body.dataset.usageMs = String(Math.round(performance.now() - began));
+    document.body.dataset.usageLoads = String(Number(document.body.dataset.usageLoads || 0) + 1);
   } catch (e) {
     failed(e);
   } finally {

@@ -44,7 +44,7 @@ export function drawBars(figure, { buckets, series, format, label, empty = "No d
     series.forEach((se, k) => {
       const v = se.values[i] || 0;
       if (!v) return;
-      rects.push(s("rect", { class: `bar s${k % 8}`, x: x.toFixed(1), width: barW.toFixed(1),
+      rects.push(s("rect", { class: `cbar s${k % 8}`, x: x.toFixed(1), width: barW.toFixed(1),
         y: y(base + v).toFixed(1), height: Math.max(0.5, y(base) - y(base + v)).toFixed(1) }));
       base += v;
     });
@@ -52,7 +52,7 @@ export function drawBars(figure, { buckets, series, format, label, empty = "No d
     parts.push(s("g", { class: "bucket" }, s("title", {}, tip), rects));
     drawn++;
   });
-  const ticks = Math.min(buckets.length, Math.max(2, Math.floor(plotW / 90)));
+  const ticks = Math.min(buckets.length, Math.max(2, Math.floor(plotW / 110)));
   for (let j = 0; j < ticks; j++) {
     const i = Math.round((j * (buckets.length - 1)) / Math.max(1, ticks - 1));
     if (buckets[i] === undefined) continue;

@@ -56,3 +56,6 @@ export const STATE_TEXT = {
   invalid: "invalid",
   disabled: "disabled",
 };
+
+const PROVIDER_NAMES = { anthropic: "Anthropic", openai: "OpenAI" };
+export const providerName = (p) => PROVIDER_NAMES[p] || p;

@@ -4,11 +4,11 @@
 // buttons carry data-action; key_actions.js handles them.
 
 import { h, setText, setAttr } from "./dom.js";
-import { fmtInt, fmtMs, fmtUsd, fmtCountdown, fmtCompact, STATE_TEXT } from "./format.js";
+import { fmtInt, fmtMs, fmtUsd, fmtCountdown, fmtCompact, providerName, STATE_TEXT } from "./format.js";
 
 const COLUMNS = [
   ["key", "Key"], ["state", "State"], ["cooldown", "Back in"], ["weight", "Weight"],
-  ["requests", "Requests"], ["latency", "Latency p50 / p95"], ["headroom", "Headroom"],
+  ["requests", "Requests"], ["latency", "p50 / p95"], ["headroom", "Headroom"],
   ["cost", "Cost"], ["error", "Last error"], ["actions", ""],
 ];
 
@@ -42,7 +42,7 @@ export class KeysView {
     const empty = h("p", { class: "muted empty", hidden: true }, "No keys yet: add one above.");
     const section = h("section", { class: "pool panel", dataset: { provider } },
       h("div", { class: "pool-head" },
-        h("h3", {}, provider),
+        h("h3", {}, providerName(provider)),
         summary,
         h("div", { class: "pool-buttons" },
           h("button", { type: "button", class: "ghost", dataset: { action: "test-all", provider } }, "Test all keys"),

@@ -3,7 +3,7 @@
 // the alerts open now.
 
 import { h, setText, clear } from "./dom.js";
-import { fmtInt, fmtPct, fmtUsd, fmtCountdown, fmtAgo, STATE_TEXT } from "./format.js";
+import { fmtInt, fmtPct, fmtUsd, fmtCountdown, fmtAgo, providerName, STATE_TEXT } from "./format.js";
 
 const STATES = ["active", "cooling_down", "ejected", "invalid", "disabled"];
 
@@ -42,7 +42,7 @@ export class OverviewView {
       next: h("span", { class: "figure-n" }),
     };
     const el = h("article", { class: "card panel", dataset: { provider } },
-      h("h3", {}, provider),
+      h("h3", {}, providerName(provider)),
       h("div", { class: "health", "aria-hidden": "true" }, STATES.map((st) => segments[st])),
       h("ul", { class: "counts" }, STATES.map((st) =>
         h("li", { class: `count state-${st}` }, h("span", { class: "swatch" }), counts[st], " ", STATE_TEXT[st]))),
@@ -68,7 +68,7 @@ export class OverviewView {
       h("ul", { class: "alert-list" }, state.alerts.map((a) =>
         h("li", { class: "alert-item" },
           h("span", { class: "badge state-invalid" }, a.event.replaceAll("_", " ")),
-          h("span", {}, " ", a.provider, a.key ? ` · ${a.key}` : "", " — ", a.reason),
+          h("span", {}, " ", providerName(a.provider), a.key ? ` · ${a.key}` : "", " — ", a.reason),
           a.since ? h("span", { class: "muted" }, ` · since ${fmtAgo(Date.parse(a.since))}`) : null))));
   }
 

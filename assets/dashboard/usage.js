@@ -5,7 +5,7 @@
 import { api } from "./api.js";
 import { h } from "./dom.js";
 import { drawBars } from "./chart.js";
-import { fmtInt, fmtCompact, fmtPct, fmtUsd, fmtTime, fmtDay, fmtDayTime } from "./format.js";
+import { fmtInt, fmtCompact, fmtPct, fmtUsd, fmtTime, fmtDay } from "./format.js";
 
 const HOUR = 3600e3;
 const DAY = 24 * HOUR;
@@ -69,7 +69,7 @@ export class UsageView {
     const buckets = [];
     for (let t = start; t < byKey.to; t += range.ms) buckets.push(t);
     const index = new Map(buckets.map((t, i) => [t, i]));
-    const label = range.ms === DAY ? fmtDay : buckets.length > 24 ? fmtDayTime : fmtTime;
+    const label = range.ms === DAY ? fmtDay : fmtTime;
     const keyName = (id) => (id === null ? "(no key)" : state.keyNames.get(id) || id);
     const split = state.split === "model"
       ? { groups: byModel.groups, field: "model", name: (m) => m ?? "(no model)" }
@@ -100,10 +100,11 @@ export class UsageView {
 const count = (v, axis) => (axis ? fmtCompact(v) : fmtInt(v));
 const money = (v, axis) => (axis && v > 0 && v < 0.01 ? `$${v.toPrecision(1)}` : fmtUsd(v));
 
-// The top entries by the metric's total, the rest summed as "other".
+// The busiest entries (by requests, so each keeps its colour in every
+// chart), the rest summed as "other".
 function seriesOf(split, metric, n, index) {
   const totals = totalsBy(split.groups, split.field);
-  const ranked = [...totals.entries()].filter(([, t]) => t[metric] > 0).sort((a, b) => b[1][metric] - a[1][metric]);
+  const ranked = [...totals.entries()].filter(([, t]) => t.requests > 0).sort((a, b) => b[1].requests - a[1].requests);
   const top = ranked.slice(0, TOP).map(([name]) => name);
   const series = top.map((name) => ({ name: split.name(name), values: new Array(n).fill(0) }));
   const other = { name: "other", values: new Array(n).fill(0) };

@@ -9,6 +9,7 @@ mod chat;
 mod cli;
 mod cli_keys;
 mod condemnation;
+mod dashboard;
 mod echoes;
 mod ejection;
 mod helpers;
