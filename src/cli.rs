@@ -1,4 +1,5 @@
-//! The command line: `keygate` (serve, the default), `keygate seed`, the
+//! The command line: `keygate` (serve, the default), `keygate seed`,
+//! `keygate demo`, the
 //! stored-key commands (`keygate keys …`) and `keygate rotate-encryption-key`.
 //!
 //! Secrets given on the command line (`--key`, `--new-key`) are parsed into
@@ -30,6 +31,22 @@ pub enum Command {
     Serve,
     /// Import the keys from the environment into the database, then exit.
     Seed,
+    /// See keygate work in 30 seconds: a simulated upstream with a mixed
+    /// pool (healthy, rate-limiting, overloaded and rejected keys), light
+    /// traffic, and the dashboard. Needs no real key and no internet;
+    /// ignores `.env`.
+    Demo {
+        /// Port to serve on (0: any free port).
+        #[arg(long, default_value_t = 3001)]
+        port: u16,
+        /// Address to serve on.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Keep the demo's database here (default: a temporary directory,
+        /// removed on exit).
+        #[arg(long, value_name = "DIR")]
+        data: Option<std::path::PathBuf>,
+    },
     /// List, add, remove, switch and test the stored provider keys.
     #[command(subcommand)]
     Keys(KeysCommand),

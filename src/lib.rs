@@ -66,6 +66,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod crypto;
+pub mod demo;
 pub mod domain;
 pub mod env_file;
 pub mod error;

@@ -4,9 +4,9 @@
 use anyhow::Context;
 use clap::Parser;
 use keygate::cli::{Cli, Command};
-use keygate::commands;
 use keygate::config::Config;
 use keygate::startup::{Application, open_vault_and_import};
+use keygate::{commands, demo};
 use keygate::{env_file, telemetry};
 use std::path::Path;
 
@@ -23,6 +23,19 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(Command::Demo { port, host, data }) = cli.command {
+        // The demo builds its own configuration; `.env` is not read.
+        telemetry::init(false, None);
+        let options = demo::DemoOptions {
+            host,
+            port,
+            data,
+            pace: demo::Pace::default(),
+        };
+        return demo::run(options, shutdown_signal())
+            .await
+            .context("the demo cannot start");
+    }
     let dotenv = env_file::load(Path::new(".env"))?;
     let config = Config::from_env(&dotenv)?;
     let command = cli.command.unwrap_or(Command::Serve);
@@ -41,6 +54,8 @@ async fn main() -> anyhow::Result<()> {
                 .context("keygate cannot start")?;
             app.run_until_stopped(shutdown_signal()).await?;
         }
+        // Dispatched above, before `.env` was read.
+        Command::Demo { .. } => {}
         Command::Seed => {
             let (_vault, _loaded) = open_vault_and_import(&config)
                 .await
