@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use crate::alerts::AlertsHandle;
 use crate::domain::ClientKeys;
 use crate::domain::browser::{AllowedHosts, CorsOrigins};
 use crate::gateway::Gateway;
@@ -71,4 +72,8 @@ pub struct AppParts {
     /// counters say how many rows were written and dropped. The writer
     /// behind it is owned by `Application`, which flushes it at shutdown.
     pub ledger: LedgerSink,
+    /// The alert watcher's view (open conditions), its channels and its
+    /// delivery counters (`alerts.counters()`: sent, failed, dropped),
+    /// owned by the tasks `alerts::Alerts` runs.
+    pub alerts: AlertsHandle,
 }

@@ -4,6 +4,10 @@
 //!
 //! Secrets are held as `SecretString`/`MasterKey`, which never print, and the
 //! config as a whole has no `Debug`/`Serialize`, so it cannot be dumped.
+//!
+//! - `alerts`: the alert channels and bounds (`ALERT_*`, `SMTP_URL`).
+
+mod alerts;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -11,6 +15,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use crate::alerts::AlertSettings;
 use crate::crypto::MasterKey;
 use crate::domain::ProviderKind;
 use crate::domain::browser::{AllowedHosts, CorsOrigins, is_loopback_name};
@@ -117,6 +122,9 @@ pub struct Config {
     /// The usage ledger: `USAGE_LEDGER`, `USAGE_QUEUE_CAPACITY`,
     /// `USAGE_RETENTION_DAYS`, `USAGE_FLUSH_SECS`.
     pub ledger: LedgerSettings,
+    /// Alert channels (webhooks, e-mail), the dedup window and every
+    /// delivery bound.
+    pub alerts: AlertSettings,
     pub json_logs: bool,
     /// `RUST_LOG`-style filter; `None` uses the quiet default.
     pub log_filter: Option<String>,
@@ -197,6 +205,7 @@ impl Config {
             cors_origins: cors_origins(&get)?,
             allowed_hosts,
             ledger: ledger_settings(&get)?,
+            alerts: alerts::alert_settings(&get)?,
             json_logs: get("LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")),
             log_filter: get("RUST_LOG"),
         })

@@ -47,7 +47,8 @@
 //!   only a few large bodies be converted at once.
 //! - `crypto`: sealing keys at rest (AES-256-CBC + HMAC-SHA256).
 //! - `keypool`: one pool per provider: a pure state machine behind its handle.
-//! - `config`, `env_file`: typed configuration from the environment.
+//! - `config`, `env_file`: typed configuration from the environment
+//!   (`config` reads the alert settings into `alerts::settings`' types).
 //! - `pricing`: list prices and the one usage-and-cost builder.
 //! - `providers`: each upstream's wire format, classification, endpoints.
 //! - `key_check`: checking a key with a cheap upstream call.
@@ -55,11 +56,14 @@
 //! - `gateway`: the request path (above); `translate`: OpenAI ⇄ Anthropic.
 //! - `state_saver`: saving pool state and picking up CLI key changes;
 //!   `key_rechecker`: giving invalid keys another chance.
+//! - `alerts`: watching the pools and telling people (webhooks, e-mail)
+//!   when keys or providers are in trouble, and when they recover.
 //! - `fields`: one check per client field, the same on every route.
 //! - `app_state`, `auth`, `extract`, `routes`: the HTTP surface.
 //! - `server`, `startup`, `telemetry`: serving, assembling, logging.
 //! - `cli`, `commands`: the command line and its one-shot commands.
 
+pub mod alerts;
 pub mod app_state;
 pub mod auth;
 pub mod cli;

@@ -1,6 +1,6 @@
 //! Building the application: open the vault (master key, database, stored
-//! keys), import the environment's keys, start one key pool per provider,
-//! bind the listener. `build` binds before serving, so tests pass port 0 and
+//! keys), import the environment's keys, start one key pool per provider
+//! and the alert watcher, bind the listener. `build` binds before serving, so tests pass port 0 and
 //! read the real port back.
 
 use std::net::SocketAddr;
@@ -12,6 +12,7 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
+use crate::alerts::{Alerts, AlertsError};
 use crate::app_state::{AppParts, AppState};
 use crate::config::Config;
 use crate::domain::ClientKeys;
@@ -45,6 +46,8 @@ pub enum StartupError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Upstreams(#[from] crate::providers::UpstreamsError),
+    #[error(transparent)]
+    Alerts(#[from] AlertsError),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: String,
@@ -117,6 +120,7 @@ pub struct Application {
     /// The usage ledger's writer and pruner (`None`: USAGE_LEDGER=off).
     ledger: Option<Ledger>,
     ledger_sink: LedgerSink,
+    alerts: Alerts,
     server: ServerSettings,
 }
 
@@ -173,6 +177,7 @@ impl Application {
         if ledger.is_none() {
             tracing::info!("USAGE_LEDGER=off: usage is not recorded");
         }
+        let alerts = Alerts::start(config.alerts, pools.clone())?;
         let gateway = Gateway::new(
             pools.clone(),
             upstreams.clone(),
@@ -206,6 +211,7 @@ impl Application {
             cors_origins: Arc::new(config.cors_origins),
             allowed_hosts: config.allowed_hosts.map(Arc::new),
             ledger: ledger_sink.clone(),
+            alerts: alerts.handle(),
         });
         if state.client_keys.is_empty() {
             let why = if config.client_keys_given {
@@ -248,6 +254,7 @@ impl Application {
             key_rechecker,
             ledger,
             ledger_sink,
+            alerts,
             server,
         })
     }
@@ -271,7 +278,7 @@ impl Application {
 
     /// Serves until `shutdown` completes: stops accepting, lets requests in
     /// flight finish, writes the queued usage rows, saves the key state one
-    /// last time, closes the database.
+    /// last time, stops alerting, closes the database.
     pub async fn run_until_stopped(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -286,6 +293,9 @@ impl Application {
             ledger.stop().await;
         }
         self.state_saver.stop().await;
+        // After the save, which matters more: alerts still queued get at
+        // most ALERT_TIMEOUT_SECS.
+        self.alerts.stop().await;
         self.store.close().await;
         Ok(())
     }

@@ -20,9 +20,11 @@
 //! - `keys`, `key_views`: live key management (admin) and its answers.
 //! - `usage`, `usage_views`: the usage ledger's totals and requests
 //!   (admin) and their answers.
+//! - `alerts`: the open alert conditions and a test message (admin).
 //! - `cors`, `browser_guard`: what web pages may read, and what they may
 //!   not send (untyped or non-JSON bodies, foreign `Host` names).
 
+pub mod alerts;
 pub mod browser_guard;
 pub mod chat;
 pub mod completions;
@@ -80,6 +82,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/keypool/{provider}/test", post(keys::test_keys))
         .route("/api/usage", get(usage::usage_totals))
         .route("/api/usage/requests", get(usage::usage_requests))
+        .route("/api/alerts", get(alerts::list_alerts))
+        .route("/api/alerts/test", post(alerts::test_alerts))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
 
     let trace = TraceLayer::new_for_http()
@@ -172,13 +176,15 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Whether `path` is an admin route's (all under `/api/keypool` and
-/// `/api/usage`); CORS admits only listed origins there.
+/// Whether `path` is an admin route's (all under `/api/keypool`,
+/// `/api/usage` and `/api/alerts`); CORS admits only listed origins there.
 pub(crate) fn is_admin_path(path: &str) -> bool {
-    ["/api/keypool", "/api/usage"].iter().any(|root| {
-        path.strip_prefix(root)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-    })
+    ["/api/keypool", "/api/usage", "/api/alerts"]
+        .iter()
+        .any(|root| {
+            path.strip_prefix(root)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
 }
 
 /// The pool named in a route's path; an unknown provider is 404 there.

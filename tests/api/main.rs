@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod admin;
+mod alert_sinks;
+mod alerts;
 mod browser;
 mod chat;
 mod cli;
