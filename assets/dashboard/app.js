@@ -53,7 +53,9 @@ async function refreshLive() {
       throw e;
     })));
     state.pools = Object.fromEntries(state.providers.map((p, i) => [p, statuses[i]]));
-    state.keyNames = new Map(statuses.filter(Boolean).flatMap((s) => s.keys.map((k) => [k.id, k.label || k.masked])));
+    const names = new Map(statuses.filter(Boolean).flatMap((s) => s.keys.map((k) => [k.id, k.label || k.masked])));
+    const renamed = [...names].join() !== [...state.keyNames].join();
+    state.keyNames = names;
     if (state.alertsAvailable) {
       state.alerts = await api.alerts().catch((e) => {
         if (!e.missing) throw e;
@@ -62,7 +64,15 @@ async function refreshLive() {
       });
     }
     render();
+    // Charts, totals and filters name keys by label: follow a new or
+    // renamed key (or the first names, when usage arrived before them).
+    if (renamed) {
+      usage.redraw(state);
+      requests.renamed(state);
+    }
     setLive(true, `live · ${fmtTime(Date.now())}`);
+    // For the load-time measurement: pools and overview are on screen.
+    if (!document.body.dataset.liveReady) document.body.dataset.liveReady = String(Math.round(performance.now()));
   } catch (e) {
     failed(e);
   } finally {

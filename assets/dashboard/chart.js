@@ -10,7 +10,9 @@ const PAD = { top: 10, right: 8, bottom: 22, left: 48 };
 
 // figure: a <figure> with a <figcaption>. buckets: bucket start times (ms).
 // series: [{name, values: [n per bucket]}]. format: value → text.
-export function drawBars(figure, { buckets, series, format, label, empty = "No data in this range." }) {
+// integer: counts, whose axis steps are whole numbers. tip: bucket → the
+// tooltip's time (the axis uses the shorter label).
+export function drawBars(figure, { buckets, series, format, label, tip = label, integer = false, empty = "No data in this range." }) {
   let svg = figure.querySelector("svg");
   let legend = figure.querySelector(".legend");
   if (!svg) {
@@ -22,7 +24,8 @@ export function drawBars(figure, { buckets, series, format, label, empty = "No d
   svg.setAttribute("viewBox", `0 0 ${width} ${HEIGHT}`);
   svg.setAttribute("width", width);
   const totals = buckets.map((_, i) => series.reduce((sum, se) => sum + (se.values[i] || 0), 0));
-  const max = niceMax(Math.max(0, ...totals));
+  const step = niceStep(Math.max(0, ...totals) / 4, integer);
+  const max = step * 4;
   const parts = [];
   const plotW = width - PAD.left - PAD.right;
   const plotH = HEIGHT - PAD.top - PAD.bottom;
@@ -48,8 +51,8 @@ export function drawBars(figure, { buckets, series, format, label, empty = "No d
         y: y(base + v).toFixed(1), height: Math.max(0.5, y(base) - y(base + v)).toFixed(1) }));
       base += v;
     });
-    const tip = [label(t), ...series.filter((se) => se.values[i]).map((se) => `${se.name}: ${format(se.values[i])}`)].join("\n");
-    parts.push(s("g", { class: "bucket" }, s("title", {}, tip), rects));
+    const text = [tip(t), ...series.filter((se) => se.values[i]).map((se) => `${se.name}: ${format(se.values[i])}`)].join("\n");
+    parts.push(s("g", { class: "bucket" }, s("title", {}, text), rects));
     drawn++;
   });
   const ticks = Math.min(buckets.length, Math.max(2, Math.floor(plotW / 110)));
@@ -70,10 +73,11 @@ export function drawBars(figure, { buckets, series, format, label, empty = "No d
       h("span", { class: "muted" }, format(se.values.reduce((a, b) => a + (b || 0), 0))))));
 }
 
-function niceMax(v) {
+// The axis step: 1, 2, 2.5 or 5 times a power of ten, at least v.
+function niceStep(v, integer) {
   if (v <= 0) return 1;
   const exp = 10 ** Math.floor(Math.log10(v));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * exp >= v) return m * exp;
-  return 10 * exp;
+  const steps = integer && exp < 10 ? [1, 2, 5, 10] : [1, 2, 2.5, 5, 10];
+  const step = steps.map((m) => m * exp).find((m) => m >= v);
+  return integer ? Math.max(1, Math.ceil(step)) : step;
 }
-

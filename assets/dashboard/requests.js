@@ -66,6 +66,13 @@ export class RequestsView {
     else this.state = state;
   }
 
+  // Keys got new names: show them.
+  renamed(state) {
+    this.state = state;
+    this.options(state);
+    if (this.rows.length) this.render();
+  }
+
   render() {
     const names = this.state.keyNames;
     const keyName = (id) => (id ? names.get(id) || id : "–");

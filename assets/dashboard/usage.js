@@ -5,7 +5,7 @@
 import { api } from "./api.js";
 import { h } from "./dom.js";
 import { drawBars } from "./chart.js";
-import { fmtInt, fmtCompact, fmtPct, fmtUsd, fmtTime, fmtDay } from "./format.js";
+import { fmtInt, fmtCompact, fmtPct, fmtUsd, fmtTime, fmtDay, fmtDayTime } from "./format.js";
 
 const HOUR = 3600e3;
 const DAY = 24 * HOUR;
@@ -70,6 +70,7 @@ export class UsageView {
     for (let t = start; t < byKey.to; t += range.ms) buckets.push(t);
     const index = new Map(buckets.map((t, i) => [t, i]));
     const label = range.ms === DAY ? fmtDay : fmtTime;
+    const tip = range.ms === DAY ? fmtDay : fmtDayTime;
     const keyName = (id) => (id === null ? "(no key)" : state.keyNames.get(id) || id);
     const split = state.split === "model"
       ? { groups: byModel.groups, field: "model", name: (m) => m ?? "(no model)" }
@@ -77,16 +78,16 @@ export class UsageView {
 
     const series = (metric) => seriesOf(split, metric, buckets.length, index);
     const [requests, errors, tokens, cost] = this.figures;
-    drawBars(requests, { buckets, label, series: series("requests"), format: count });
-    drawBars(errors, { buckets, label, series: series("errors"), format: count, empty: "No errors in this range." });
+    drawBars(requests, { buckets, label, tip, integer: true, series: series("requests"), format: count });
+    drawBars(errors, { buckets, label, tip, integer: true, series: series("errors"), format: count, empty: "No errors in this range." });
     const sum = (metric) => {
       const values = new Array(buckets.length).fill(0);
       for (const g of byKey.groups) if (index.has(g.time)) values[index.get(g.time)] += g[metric];
       return values;
     };
-    drawBars(tokens, { buckets, label, format: count,
+    drawBars(tokens, { buckets, label, tip, integer: true, format: count,
       series: [{ name: "input", values: sum("input") }, { name: "output", values: sum("output") }] });
-    drawBars(cost, { buckets, label, series: series("cost"), format: money });
+    drawBars(cost, { buckets, label, tip, series: series("cost"), format: money });
 
     fillTotals(document.getElementById("totals-key"), "Key", totalsBy(byKey.groups, "key"), keyName);
     fillTotals(document.getElementById("totals-model"), "Model", totalsBy(byModel.groups, "model"), (m) => m ?? "(no model)");

@@ -302,3 +302,27 @@ async fn without_an_admin_key_configured_the_page_says_how_to_enable_it() {
     assert!(exists(&browser, "#login-form[hidden]").await);
     browser.close().await;
 }
+
+#[tokio::test]
+#[ignore = "needs chromium and chromedriver; .ci/run runs them"]
+async fn shows_the_alerts_that_are_open() {
+    let app = TestApp::with_keys(2).await;
+    app.upstream.always(
+        app.key(0),
+        Canned::error(401, "authentication_error", "invalid x-api-key"),
+    );
+    let browser = signed_in(&app, 1280, 900).await;
+    for _ in 0..3 {
+        app.hello().await;
+    }
+    browser
+        .wait_for(
+            "the open alert",
+            "document.querySelector('#alerts .alert-item')",
+        )
+        .await;
+    let alert = browser.text("#alerts .alert-item").await;
+    assert!(alert.contains("key invalid"), "{alert}");
+    assert!(alert.contains("Anthropic"), "{alert}");
+    browser.close().await;
+}
