@@ -24,8 +24,7 @@ export function drawBars(figure, { buckets, series, format, label, tip = label, 
   svg.setAttribute("viewBox", `0 0 ${width} ${HEIGHT}`);
   svg.setAttribute("width", width);
   const totals = buckets.map((_, i) => series.reduce((sum, se) => sum + (se.values[i] || 0), 0));
-  const step = niceStep(Math.max(0, ...totals) / 4, integer);
-  const max = step * 4;
+  const max = niceStep(Math.max(0, ...totals) / 4, integer) * 4;
   const parts = [];
   const plotW = width - PAD.left - PAD.right;
   const plotH = HEIGHT - PAD.top - PAD.bottom;

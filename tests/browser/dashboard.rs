@@ -326,3 +326,67 @@ async fn shows_the_alerts_that_are_open() {
     assert!(alert.contains("Anthropic"), "{alert}");
     browser.close().await;
 }
+
+#[tokio::test]
+#[ignore = "needs chromium and chromedriver; .ci/run runs them"]
+async fn edits_a_key_then_deletes_it_after_confirming() {
+    let app = TestApp::with_keys(2).await;
+    let id = key_ids(&app, "anthropic").await[0].clone();
+    let browser = signed_in(&app, 1280, 900).await;
+    let selector = row("anthropic", &id);
+    browser
+        .click(&format!("{selector} button[data-action='edit']"))
+        .await;
+    browser
+        .wait_for("the edit dialog", "document.getElementById('dialog').open")
+        .await;
+    browser
+        .type_into("#dialog-fields input[name='label']", "renamed")
+        .await;
+    browser
+        .type_into("#dialog-fields input[name='weight']", "7")
+        .await;
+    browser.click("#dialog-ok").await;
+    browser
+        .wait_for(
+            "the new label and weight",
+            &format!(
+                "document.querySelector(\"{selector} .key-label\").textContent === 'renamed' && \
+                 document.querySelector(\"{selector} .col-weight\").textContent === '7'"
+            ),
+        )
+        .await;
+    let key = &app.status().await["keys"][0];
+    assert_eq!(
+        (key["label"].as_str(), key["weight"].as_u64()),
+        (Some("renamed"), Some(7))
+    );
+
+    // Cancelling a deletion keeps the key; confirming removes it.
+    browser
+        .click(&format!("{selector} button[data-action='delete']"))
+        .await;
+    browser
+        .wait_for("the confirmation", "document.getElementById('dialog').open")
+        .await;
+    browser.click("#dialog-cancel").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(key_ids(&app, "anthropic").await.len(), 2);
+    browser
+        .click(&format!("{selector} button[data-action='delete']"))
+        .await;
+    browser
+        .wait_for("the confirmation", "document.getElementById('dialog').open")
+        .await;
+    browser.click("#dialog-ok").await;
+    browser
+        .wait_for(
+            "the row to go",
+            &format!("document.querySelector(\"{selector}\") === null"),
+        )
+        .await;
+    let left = key_ids(&app, "anthropic").await;
+    assert_eq!(left.len(), 1);
+    assert!(!left.contains(&id));
+    browser.close().await;
+}

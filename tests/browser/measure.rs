@@ -137,9 +137,13 @@ async fn page_load(app: &TestApp) {
             .wait_for("the first full picture", "document.body.dataset.ready")
             .await;
         let ready = browser
-            .js("return Number(document.body.dataset.ready);", vec![])
+            .js(
+                "return [Number(document.body.dataset.liveReady), Number(document.body.dataset.ready)];",
+                vec![],
+            )
             .await;
-        loads.push(ready.as_f64().unwrap());
+        lives.push(ready[0].as_f64().unwrap());
+        loads.push(ready[1].as_f64().unwrap());
     }
     let rows = browser
         .js(
