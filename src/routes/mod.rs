@@ -11,6 +11,8 @@
 //! - `stream_usage`: asking an OpenAI stream for usage, by splicing the body.
 //! - `v1_models`, `models`: model lists for the SDKs and for people.
 //! - `health`: `GET /health`; `metrics`: `GET /metrics` (Prometheus).
+//! - `dashboard`: `GET /dashboard`, the operator's page (public; the data it
+//!   shows comes from the admin routes).
 //! - `request_log`: the layer that starts each proxied request's ledger row.
 //! - `guard`: checks that may answer a request before its route runs;
 //!   `browser_guard` (Host, body type and size) and `cors`.
@@ -27,6 +29,7 @@ pub mod browser_guard;
 pub mod chat;
 pub mod completions;
 mod cors;
+pub mod dashboard;
 mod guard;
 pub mod health;
 pub mod key_views;
@@ -127,6 +130,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/models", get(models::list_models))
         .route("/health", get(health::health))
         .route("/metrics", get(metrics::metrics))
+        .route("/dashboard", get(dashboard::dashboard_page))
+        .route("/dashboard/", get(dashboard::dashboard_page))
+        .route("/dashboard/{file}", get(dashboard::dashboard_asset))
         .merge(admin)
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
@@ -170,7 +176,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Whether `path` is an admin route's (all under `/api/keypool` and
+/// Whether `path` is an admin route's (all under `/api/keypool`,
 /// `/api/usage` and `/api/alerts`); CORS admits only listed origins there.
 pub(crate) fn is_admin_path(path: &str) -> bool {
     ["/api/keypool", "/api/usage", "/api/alerts"]

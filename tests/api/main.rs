@@ -11,6 +11,7 @@ mod chat;
 mod cli;
 mod cli_keys;
 mod condemnation;
+mod dashboard;
 mod demo;
 mod echoes;
 mod ejection;
