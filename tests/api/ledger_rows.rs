@@ -11,40 +11,37 @@ use serde_json::{Value, json};
 
 use crate::helpers::{ADMIN_KEY, Canned, TestApp, anthropic_stream_frames, secret_core};
 
+/// The ledger's rows of the last hour, newest first.
+async fn fetch_rows(app: &TestApp) -> Vec<Value> {
+    let page: Value = app
+        .get("/api/usage/requests?limit=500&from=1h")
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    page["requests"].as_array().cloned().unwrap_or_default()
+}
+
 /// The ledger's rows, newest first, once there are `count` of them (the
-/// writer commits in batches behind the request path).
+/// writer commits in batches behind the request path), checked to be
+/// exactly `count` a moment later.
 async fn rows(app: &TestApp, count: usize) -> Vec<Value> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let page: Value = app
-            .get("/api/usage/requests?limit=500&from=1h")
-            .bearer_auth(ADMIN_KEY)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let rows = page["requests"].as_array().cloned().unwrap_or_default();
+        let rows = fetch_rows(app).await;
         if rows.len() >= count {
             // Give a late extra row the chance to show itself.
             tokio::time::sleep(Duration::from_millis(400)).await;
-            let again: Value = app
-                .get("/api/usage/requests?limit=500&from=1h")
-                .bearer_auth(ADMIN_KEY)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let rows = again["requests"].as_array().cloned().unwrap_or_default();
+            let rows = fetch_rows(app).await;
             assert_eq!(rows.len(), count, "exactly {count} rows: {rows:#?}");
             return rows;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "only {} of {count} rows arrived: {page}",
+            "only {} of {count} rows arrived",
             rows.len()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
