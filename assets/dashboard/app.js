@@ -39,12 +39,15 @@ const requests = new RequestsView({ onError: failed });
 let liveTimer = 0;
 let usageTimer = 0;
 let liveBusy = false;
+// While the admin key is asked for again, nothing polls.
+let asking = false;
 
 async function refreshLive() {
   if (liveBusy) return;
   liveBusy = true;
   clearTimeout(liveTimer);
   try {
+    const alerts = state.alertsAvailable ? api.alerts().catch((e) => e) : Promise.resolve([]);
     const stats = await api.stats();
     state.providers = Object.keys(stats);
     const statuses = await Promise.all(state.providers.map((p) => api.status(p).catch((e) => {
@@ -56,12 +59,14 @@ async function refreshLive() {
     const names = new Map(statuses.filter(Boolean).flatMap((s) => s.keys.map((k) => [k.id, k.label || k.masked])));
     const renamed = [...names].join() !== [...state.keyNames].join();
     state.keyNames = names;
-    if (state.alertsAvailable) {
-      state.alerts = await api.alerts().catch((e) => {
-        if (!e.missing) throw e;
-        state.alertsAvailable = false;
-        return [];
-      });
+    const open = await alerts;
+    if (open instanceof Error) {
+      if (!open.missing) throw open;
+      // A keygate without alerting: stop asking.
+      state.alertsAvailable = false;
+      state.alerts = [];
+    } else {
+      state.alerts = open;
     }
     render();
     // Charts, totals and filters name keys by label: follow a new or
@@ -77,7 +82,7 @@ async function refreshLive() {
     failed(e);
   } finally {
     liveBusy = false;
-    if (!document.hidden) liveTimer = setTimeout(refreshLive, LIVE_MS);
+    if (!document.hidden && !asking) liveTimer = setTimeout(refreshLive, LIVE_MS);
   }
 }
 
@@ -104,7 +109,7 @@ async function refreshUsage() {
   } catch (e) {
     failed(e);
   } finally {
-    if (!document.hidden) usageTimer = setTimeout(refreshUsage, USAGE_MS);
+    if (!document.hidden && !asking) usageTimer = setTimeout(refreshUsage, USAGE_MS);
   }
 }
 
@@ -136,11 +141,14 @@ function failed(e) {
 
 // The key stopped working (keygate restarted with another one): ask again.
 async function authLost() {
+  if (asking) return;
+  asking = true;
   clearTimeout(liveTimer);
   clearTimeout(usageTimer);
   session.clear();
   showApp(false);
-  await login();
+  await login("keygate no longer accepts the admin key this tab had; enter the current one.");
+  asking = false;
   start();
 }
 
@@ -180,7 +188,7 @@ function wire() {
     location.reload();
   });
   document.addEventListener("visibilitychange", () => {
-    if (!document.hidden && $("#app").hidden === false) {
+    if (!document.hidden && !asking && $("#app").hidden === false) {
       refreshLive();
       refreshUsage();
     }

@@ -5,27 +5,19 @@
 import { api, session } from "./api.js";
 import { $, setText } from "./dom.js";
 
-// Resolves once a working key is in the session.
-export async function login() {
-  const stored = session.get();
-  if (stored) {
-    try {
-      await api.check(stored);
-      return;
-    } catch (e) {
-      session.clear();
-      if (e.adminDisabled) return showDisabled();
-      showForm(e.unauthorized ? "The saved admin key no longer works; enter the current one." : e.message);
-    }
-  } else {
-    // Asked without a key: a 403 says the admin API is off altogether.
-    try {
-      await api.check("");
-    } catch (e) {
-      if (e.adminDisabled) return showDisabled();
-    }
-    showForm("");
+// Resolves once a key is in the session (checked, unless it was there
+// already). `message` says why the key is asked for again.
+export async function login(message = "") {
+  // A key from earlier in this tab is used as it is: the first refresh
+  // finds out soon enough if it no longer works (and asks again).
+  if (session.get()) return;
+  // Asked without a key: a 403 says the admin API is off altogether.
+  try {
+    await api.check("");
+  } catch (e) {
+    if (e.adminDisabled) return showDisabled();
   }
+  showForm(message);
   return new Promise((resolve) => {
     $("#login-form").addEventListener("submit", async function onSubmit(event) {
       event.preventDefault();

@@ -282,6 +282,23 @@ async fn a_wrong_admin_key_is_refused_with_a_clear_message() {
         .js("return sessionStorage.getItem('keygate.adminKey');", vec![])
         .await;
     assert_eq!(kept, Value::Null);
+
+    // A key kept from earlier in the tab that keygate no longer accepts
+    // (say, after a restart with another one): asked for again.
+    browser
+        .js(
+            "sessionStorage.setItem('keygate.adminKey', 'stale-key');",
+            vec![],
+        )
+        .await;
+    browser.client.refresh().await.unwrap();
+    browser
+        .wait_for(
+            "the question again",
+            "document.getElementById('login-message').textContent.includes('no longer accepts')",
+        )
+        .await;
+    assert!(exists(&browser, "#app[hidden]").await);
     browser.close().await;
 }
 
