@@ -6,12 +6,11 @@ use serde_json::{Value, json};
 
 use crate::driver::Browser;
 use crate::helpers::{ADMIN_KEY, Canned, TestApp, planted_key};
-use crate::page::{NEEDS_CHROMIUM, exists, key_ids, row, signed_in};
+use crate::page::{exists, key_ids, row, signed_in};
 
 #[tokio::test]
 #[ignore = "needs chromium and chromedriver; .ci/run runs them"]
 async fn signs_in_once_and_keeps_the_key_in_the_tab_only() {
-    let _ = NEEDS_CHROMIUM;
     let app = TestApp::with_keys(2).await;
     let browser = signed_in(&app, 1280, 900).await;
     assert!(exists(&browser, "#app:not([hidden])").await);

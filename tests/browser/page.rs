@@ -6,8 +6,6 @@ use serde_json::Value;
 use crate::driver::Browser;
 use crate::helpers::{ADMIN_KEY, TestApp};
 
-pub const NEEDS_CHROMIUM: &str = "needs chromium and chromedriver; .ci/run runs them";
-
 /// Opens the dashboard and signs in with the admin key; returns once the
 /// first full picture is drawn.
 pub async fn signed_in(app: &TestApp, width: u32, height: u32) -> Browser {
