@@ -223,13 +223,17 @@ fn nanos(price: &Price, usage: &Usage) -> (u64, u64) {
     (input, usage.output_tokens * price.output)
 }
 
+/// Nano-dollars as US dollars, for display.
+pub fn usd(nanos: u64) -> f64 {
+    nanos as f64 / 1e9
+}
+
 pub fn cost(price: &Price, usage: &Usage) -> Cost {
     let (input_nanos, output_nanos) = nanos(price, usage);
-    let dollars = |nanos: u64| nanos as f64 / 1e9;
     Cost {
-        input: dollars(input_nanos),
-        output: dollars(output_nanos),
-        total: dollars(input_nanos + output_nanos),
+        input: usd(input_nanos),
+        output: usd(output_nanos),
+        total: usd(input_nanos + output_nanos),
         currency: "USD",
     }
 }

@@ -64,9 +64,4 @@ impl UsageRow {
             .as_deref()
             .or(self.model_requested.as_deref())
     }
-
-    /// Cost in USD, for display.
-    pub fn cost_usd(&self) -> f64 {
-        self.cost_nanos as f64 / 1e9
-    }
 }

@@ -244,7 +244,7 @@ impl Metrics {
                     model,
                     key_id: key_id.clone(),
                 })
-                .inc_by(row.cost_usd());
+                .inc_by(pricing::usd(row.cost_nanos));
         }
     }
 

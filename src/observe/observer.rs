@@ -29,10 +29,6 @@ impl Observer {
         self.metrics.attempt(provider, key_id, outcome);
     }
 
-    pub fn ledger(&self) -> &LedgerSink {
-        &self.ledger
-    }
-
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
     }

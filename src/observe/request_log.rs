@@ -15,13 +15,12 @@ use tokio::time::Instant;
 
 use super::{AttemptOutcome, Observer};
 use crate::domain::usage_row::{CLIENT_CLOSED, CLIENT_CLOSED_STATUS};
-use crate::domain::{KeyId, ProviderKind, Reading, Usage, UsageRow};
+use crate::domain::{KeyId, ProviderKind, Reading, Usage, UsagePatch, UsageRow};
 use crate::error::ErrorClass;
 use crate::pricing;
 
-/// A request's record; cloning shares it. An inert log (`RequestLog::off`)
-/// records nothing: routes outside the proxy, and tests that build the
-/// gateway alone.
+/// A request's record; cloning shares it. The default log is inert and
+/// records nothing (a handler reached without the layer).
 #[derive(Clone, Default)]
 pub struct RequestLog(Option<Arc<Entry>>);
 
@@ -65,10 +64,6 @@ impl RequestLog {
                 ..Draft::default()
             }),
         })))
-    }
-
-    pub fn off() -> Self {
-        Self(None)
     }
 
     /// Runs `f` on the draft. A poisoned lock (a panic while recording)
@@ -120,11 +115,7 @@ impl RequestLog {
     /// A stream frame: its model and usage, if it reports any.
     pub fn frame(&self, reading: &Reading) {
         let usage = &reading.usage;
-        let reports_usage = usage.input_tokens.is_some()
-            || usage.output_tokens.is_some()
-            || usage.cache_creation_input_tokens.is_some()
-            || usage.cache_read_input_tokens.is_some();
-        if !reports_usage && reading.model.is_none() {
+        if *usage == UsagePatch::default() && reading.model.is_none() {
             return;
         }
         self.with(|draft| {

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::ledger::query::{UsageQuery, rfc3339_ms, rfc3339_secs};
+use crate::pricing;
 use crate::store::usage::{DimValue, Dimension, GroupTotals, LedgerEntry, TokenTotals};
 
 /// `GET /api/usage`
@@ -68,7 +69,7 @@ impl GroupView {
             successes: totals.successes,
             errors: totals.errors.clone(),
             tokens: TokenView::from(totals.tokens),
-            cost_usd: totals.cost_nanos as f64 / 1e9,
+            cost_usd: pricing::usd(totals.cost_nanos),
             cost_nanos: totals.cost_nanos,
             latency_ms: quantile_ms(0.5)
                 .zip(quantile_ms(0.95))
@@ -185,7 +186,7 @@ impl RequestView {
                 cache_read: count(entry.cache_read_tokens),
                 cache_write: count(entry.cache_write_tokens),
             },
-            cost_usd: entry.cost_nanos as f64 / 1e9,
+            cost_usd: pricing::usd(count(entry.cost_nanos)),
             cost_nanos: count(entry.cost_nanos),
             latency_ms: entry.latency_us as f64 / 1000.0,
             ttft_ms: entry.ttft_us.map(|us| us as f64 / 1000.0),

@@ -53,6 +53,14 @@ fn messages_body(stream: bool) -> Value {
            "messages": [{"role": "user", "content": "Hello"}]})
 }
 
+async fn send_message(app: &TestApp, stream: bool) -> reqwest::Response {
+    app.post("/v1/messages")
+        .json(&messages_body(stream))
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn key_ids(app: &TestApp) -> Vec<String> {
     app.status().await["keys"]
         .as_array()
@@ -69,12 +77,7 @@ async fn a_rotated_request_leaves_one_row_with_its_attempts_tokens_and_cost() {
         app.key(0),
         [Canned::error(429, "rate_limit_error", "slow down").header("retry-after", "30")],
     );
-    let response = app
-        .post("/v1/messages")
-        .json(&messages_body(false))
-        .send()
-        .await
-        .unwrap();
+    let response = send_message(&app, false).await;
     assert_eq!(response.status(), 200);
     let request_id = response.headers()["x-request-id"]
         .to_str()
@@ -126,12 +129,7 @@ async fn a_stream_that_fails_mid_way_keeps_its_200_and_records_the_failure() {
         app.key(0),
         Canned::sse(anthropic_stream_frames(&["Hel", "lo", " there"])).cut_after(5),
     );
-    let response = app
-        .post("/v1/messages")
-        .json(&messages_body(true))
-        .send()
-        .await
-        .unwrap();
+    let response = send_message(&app, true).await;
     assert_eq!(response.status(), 200);
     let _ = response.bytes().await;
     let row = &rows(&app, 1).await[0];
@@ -153,12 +151,7 @@ async fn a_client_that_hangs_up_mid_stream_leaves_a_client_closed_row() {
         Canned::sse(anthropic_stream_frames(&["a", "b", "c", "d", "e", "f"]))
             .paced(Duration::from_millis(150)),
     );
-    let response = app
-        .post("/v1/messages")
-        .json(&messages_body(true))
-        .send()
-        .await
-        .unwrap();
+    let response = send_message(&app, true).await;
     let mut body = response.bytes_stream();
     let first = body.next().await.unwrap().unwrap();
     assert!(!first.is_empty());
@@ -198,12 +191,7 @@ async fn client_keys_are_recorded_by_fingerprint_and_a_refused_request_leaves_a_
         env.set("GATEWAY_API_KEYS", &format!(r#"["{client_key}"]"#))
     })
     .await;
-    let refused = app
-        .post("/v1/messages")
-        .json(&messages_body(false))
-        .send()
-        .await
-        .unwrap();
+    let refused = send_message(&app, false).await;
     assert_eq!(refused.status(), 401);
     let served = app
         .post("/v1/messages")
