@@ -1,8 +1,8 @@
 //! Retention: ledger rows and rollups older than `USAGE_RETENTION_DAYS`
 //! are deleted by a background task, at start and then every `every`.
 //!
-//! The cutoff is rounded down to the hour, so raw rows and rollups lose the
-//! same hours. Raw rows go in small steps with a pause between them: each
+//! The cutoff is rounded down to the start of its UTC day, so raw rows and
+//! every rollup level (the coarsest is a day) lose the same days. Raw rows go in small steps with a pause between them: each
 //! step is a short write, and the ledger writer (the database's other
 //! writer) gets its turn in between instead of waiting behind a delete of a
 //! whole day of rows.
@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::now_ms;
-use crate::store::usage::{hour_floor, prune_requests, prune_rollups};
+use crate::store::usage::{day_floor, prune_requests, prune_rollups};
 use crate::store::{Store, StoreError};
 
 /// Raw rows deleted per step.
@@ -28,10 +28,10 @@ pub struct Pruned {
     pub rollups: u64,
 }
 
-/// The start of the oldest hour kept at `now_ms`.
+/// The start of the oldest day kept at `now_ms`.
 pub fn cutoff(retention: Duration, now_ms: i64) -> i64 {
     let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
-    hour_floor(now_ms.saturating_sub(retention_ms))
+    day_floor(now_ms.saturating_sub(retention_ms))
 }
 
 /// Deletes what is older than `retention` at `now_ms`, all at once.
@@ -115,10 +115,10 @@ mod tests {
     use crate::store::usage::{DAY_MS, HOUR_MS};
 
     #[test]
-    fn the_cutoff_keeps_the_whole_hour_the_retention_ends_in() {
+    fn the_cutoff_keeps_the_whole_day_the_retention_ends_in() {
         let now = 1_000 * DAY_MS + 5 * HOUR_MS + 1_234;
         let thirty_days = Duration::from_secs(30 * 86_400);
-        assert_eq!(cutoff(thirty_days, now), 970 * DAY_MS + 5 * HOUR_MS);
+        assert_eq!(cutoff(thirty_days, now), 970 * DAY_MS);
         assert!(
             cutoff(Duration::from_secs(u64::MAX), now) < 0,
             "keeps everything"

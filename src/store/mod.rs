@@ -68,6 +68,13 @@ impl Store {
             .await
             .map_err(open_error)?;
         sqlx::migrate!("./migrations").run(&pool).await?;
+        let filled = usage::backfill_rollups(&pool).await?;
+        if filled > 0 {
+            tracing::info!(
+                rows = filled,
+                "usage ledger: daily rollups filled from hourly ones"
+            );
+        }
         Ok(Self { pool })
     }
 

@@ -406,3 +406,115 @@ async fn edits_a_key_then_deletes_it_after_confirming() {
     assert!(!left.contains(&id));
     browser.close().await;
 }
+
+#[tokio::test]
+#[ignore = "needs chromium and chromedriver; .ci/run runs them"]
+async fn tests_one_key_then_all_and_shows_each_result() {
+    let app = TestApp::with_keys(2).await;
+    let ids = key_ids(&app, "anthropic").await;
+    let browser = signed_in(&app, 1280, 900).await;
+    // One key: only that key is checked, and it passes.
+    browser
+        .click(&format!(
+            "{} button[data-action='test']",
+            row("anthropic", &ids[0])
+        ))
+        .await;
+    browser
+        .wait_for(
+            "the one key's result",
+            "document.querySelector('#notice .toast.ok')?.textContent.includes(': ok')",
+        )
+        .await;
+    assert_eq!(app.upstream.calls().len(), 1, "one key checked");
+    assert_eq!(app.upstream.calls()[0].path, "/v1/models");
+
+    // All keys: the second is rejected upstream, and the page says so and
+    // shows it invalid.
+    app.upstream.queue(
+        app.key(1),
+        [Canned::error(
+            401,
+            "authentication_error",
+            "invalid x-api-key",
+        )],
+    );
+    browser
+        .click("[data-provider='anthropic'] button[data-action='test-all']")
+        .await;
+    browser
+        .wait_for(
+            "both results",
+            "(document.querySelector('#notice .toast.ok')?.textContent || '').includes('invalid (invalid x-api-key)')",
+        )
+        .await;
+    let notice = browser.text("#notice").await;
+    assert_eq!(notice.matches(": ok").count(), 1, "{notice}");
+    assert_eq!(app.upstream.calls().len(), 3, "both keys checked");
+    let selector = row("anthropic", &ids[1]);
+    browser
+        .wait_for(
+            "the invalid state",
+            &format!("document.querySelector(\"{selector} .badge\").textContent === 'invalid'"),
+        )
+        .await;
+    assert_eq!(app.status().await["keys"][1]["state"], "invalid");
+    assert!(
+        !notice.contains(&app.key(1)),
+        "the key itself is never shown"
+    );
+    browser.close().await;
+}
+
+#[tokio::test]
+#[ignore = "needs chromium and chromedriver; .ci/run runs them"]
+async fn resets_a_pool_after_confirming_and_every_key_is_back() {
+    let app = TestApp::with_keys(2).await;
+    app.upstream.always(
+        app.key(0),
+        Canned::error(429, "rate_limit_error", "rate limited").header("retry-after", "300"),
+    );
+    for _ in 0..3 {
+        assert_eq!(app.hello().await.status(), 200);
+    }
+    let id = key_ids(&app, "anthropic").await[0].clone();
+    let selector = row("anthropic", &id);
+    let browser = signed_in(&app, 1280, 900).await;
+    browser
+        .wait_for(
+            "the cooling key",
+            &format!("document.querySelector(\"{selector} .badge\").textContent === 'cooling'"),
+        )
+        .await;
+    let reset = "[data-provider='anthropic'] button[data-action='reset']";
+    // Cancelled: nothing changes.
+    browser.click(reset).await;
+    browser
+        .wait_for("the confirmation", "document.getElementById('dialog').open")
+        .await;
+    browser.click("#dialog-cancel").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.status().await["keys"][0]["state"], "cooling_down");
+    // Confirmed: the key is back and the counters start again.
+    browser.click(reset).await;
+    browser
+        .wait_for("the confirmation", "document.getElementById('dialog').open")
+        .await;
+    browser.click("#dialog-ok").await;
+    browser
+        .wait_for(
+            "the key back in the pool",
+            &format!("document.querySelector(\"{selector} .badge\").textContent === 'active'"),
+        )
+        .await;
+    let status = app.status().await;
+    assert_eq!(status["keys"][0]["state"], "active");
+    assert_eq!(status["keys"][0]["requests"], 0);
+    assert!(
+        browser
+            .text("#notice")
+            .await
+            .contains("Reset the anthropic pool")
+    );
+    browser.close().await;
+}

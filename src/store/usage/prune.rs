@@ -1,6 +1,6 @@
 //! Deleting ledger data older than a cutoff. The caller (the ledger's
-//! pruner) passes the start of an hour, so the raw rows and both rollup
-//! levels lose exactly the same hours and never disagree about what is left.
+//! pruner) passes the start of a UTC day, so the raw rows and every rollup
+//! level lose exactly the same days and never disagree about what is left.
 
 use super::rollup::LEVELS;
 use crate::store::{Store, StoreError};

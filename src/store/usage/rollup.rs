@@ -1,4 +1,4 @@
-//! The rollups, at two periods (`Level`): a batch is summed per period and
+//! The rollups, at three periods (`Level`): a batch is summed per period and
 //! dimension combination in memory (`sum`), then each sum is added to its
 //! stored row (`add`).
 //! Counts, tokens and cost are added by the upsert itself; a histogram
@@ -10,7 +10,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-use super::{HOUR_MS, MAX_PARAMS, int};
+use super::{DAY_MS, HOUR_MS, count, int, statement_chunks};
 use crate::domain::{LatencyHistogram, UsageRow};
 use crate::store::StoreError;
 
@@ -21,7 +21,15 @@ pub(super) struct Level {
     pub period_ms: i64,
 }
 
-/// Whole hours of a range are read here.
+/// Whole days of a range are read here. Without it, the dashboard's
+/// 30-day view (totals per key per day and per model per day) read every
+/// hourly row of the month: 1.1-1.6 s with 100 keys on the 2-vCPU VM.
+pub(super) const DAILY: Level = Level {
+    table: "usage_daily",
+    period_ms: DAY_MS,
+};
+
+/// Whole hours of a range's partial first and last days are read here.
 pub(super) const HOURLY: Level = Level {
     table: "usage_hourly",
     period_ms: HOUR_MS,
@@ -39,7 +47,7 @@ pub(super) const FIVE_MINUTES: Level = Level {
 };
 
 /// Every level the writer keeps, coarsest first.
-pub(super) const LEVELS: [Level; 2] = [HOURLY, FIVE_MINUTES];
+pub(super) const LEVELS: [Level; 3] = [DAILY, HOURLY, FIVE_MINUTES];
 
 impl Level {
     /// The start of the period `at_ms` falls in.
@@ -96,10 +104,6 @@ pub(super) fn sum(level: Level, rows: &[UsageRow]) -> HashMap<RollupKey, RollupD
     deltas
 }
 
-/// Columns of one rollup upsert.
-const COLUMNS: usize = 13;
-const ROWS_PER_UPSERT: usize = MAX_PARAMS / COLUMNS;
-
 /// Adds `deltas` to the stored rollups of `level` (creating the rows that
 /// are new).
 pub(super) async fn add(
@@ -110,7 +114,7 @@ pub(super) async fn add(
     merge_stored_histograms(conn, level, &mut deltas).await?;
     let deltas: Vec<(RollupKey, RollupDelta)> = deltas.into_iter().collect();
     let table = level.table;
-    for chunk in deltas.chunks(ROWS_PER_UPSERT) {
+    for chunk in statement_chunks(&deltas) {
         let mut upsert = QueryBuilder::<Sqlite>::new(format!(
             "INSERT INTO {table} (start_ms, provider, model, key_id, status, error_class, \
              requests, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, \
@@ -144,12 +148,8 @@ pub(super) async fn add(
              cost_nanos = {table}.cost_nanos + excluded.cost_nanos, \
              latency_hist = excluded.latency_hist"
         ));
-        // Not cached unless full: see `write::insert_rows`.
-        upsert
-            .build()
-            .persistent(chunk.len() == ROWS_PER_UPSERT)
-            .execute(&mut *conn)
-            .await?;
+        // One of two texts per level (see `statement_chunks`): cached.
+        upsert.build().execute(&mut *conn).await?;
     }
     Ok(())
 }
@@ -196,4 +196,94 @@ async fn merge_stored_histograms(
         }
     }
     Ok(())
+}
+
+/// Sums `fine`'s rows into `coarse` when `coarse` is empty and `fine` is
+/// not: the state right after a level is added to a ledger that already
+/// holds data (migration 0004 added the daily level). From then on the
+/// writer keeps every level, and the pruner cuts them on the same day
+/// boundary, so the two are empty together or not at all. Reads one
+/// coarse period at a time, so memory stays that of one period's rows.
+/// Returns how many coarse rows were written.
+pub(super) async fn backfill(
+    conn: &mut SqliteConnection,
+    coarse: Level,
+    fine: Level,
+) -> Result<u64, StoreError> {
+    let has_rows = |level: Level| format!("SELECT EXISTS (SELECT 1 FROM {})", level.table);
+    let coarse_has: bool = sqlx::query_scalar(&has_rows(coarse))
+        .fetch_one(&mut *conn)
+        .await?;
+    let fine_has: bool = sqlx::query_scalar(&has_rows(fine))
+        .fetch_one(&mut *conn)
+        .await?;
+    if coarse_has || !fine_has {
+        return Ok(0);
+    }
+    let periods: Vec<i64> = sqlx::query_scalar(&format!(
+        "SELECT DISTINCT (start_ms / {p}) * {p} FROM {} ORDER BY 1",
+        fine.table,
+        p = coarse.period_ms
+    ))
+    .fetch_all(&mut *conn)
+    .await?;
+    let select = format!(
+        "SELECT provider, model, key_id, status, error_class, requests, input_tokens, \
+         output_tokens, cache_read_tokens, cache_write_tokens, cost_nanos, latency_hist \
+         FROM {} WHERE start_ms >= ? AND start_ms < ?",
+        fine.table
+    );
+    let mut written = 0;
+    for start_ms in periods {
+        let rows: Vec<StoredRollup> = sqlx::query_as(&select)
+            .bind(start_ms)
+            .bind(start_ms + coarse.period_ms)
+            .fetch_all(&mut *conn)
+            .await?;
+        let mut deltas: HashMap<RollupKey, RollupDelta> = HashMap::new();
+        for row in rows {
+            let key = RollupKey {
+                start_ms,
+                provider: row.provider,
+                model: row.model,
+                key_id: row.key_id,
+                status: row.status,
+                error_class: row.error_class,
+            };
+            let delta = deltas.entry(key).or_default();
+            delta.requests += count(row.requests);
+            delta.input_tokens += count(row.input_tokens);
+            delta.output_tokens += count(row.output_tokens);
+            delta.cache_read_tokens += count(row.cache_read_tokens);
+            delta.cache_write_tokens += count(row.cache_write_tokens);
+            delta.cost_nanos += count(row.cost_nanos);
+            if !delta.latency.add_encoded(&row.latency_hist) {
+                tracing::warn!(
+                    table = fine.table,
+                    start_ms,
+                    "usage ledger: an unreadable rollup histogram was skipped"
+                );
+            }
+        }
+        written += deltas.len() as u64;
+        add(conn, coarse, deltas).await?;
+    }
+    Ok(written)
+}
+
+/// A stored rollup row without its period, as `backfill` reads it.
+#[derive(sqlx::FromRow)]
+struct StoredRollup {
+    provider: String,
+    model: String,
+    key_id: String,
+    status: i64,
+    error_class: String,
+    requests: i64,
+    input_tokens: i64,
+    output_tokens: i64,
+    cache_read_tokens: i64,
+    cache_write_tokens: i64,
+    cost_nanos: i64,
+    latency_hist: String,
 }

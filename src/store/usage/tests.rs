@@ -1,4 +1,4 @@
-//! The ledger's tables against a reference: random rows over a few hours
+//! The ledger's tables against a reference: random rows over a few days
 //! are written in batches, then totals over random ranges and groupings are
 //! compared with sums computed from the rows themselves.
 
@@ -126,10 +126,11 @@ fn exact_quantile(latencies: &mut [u64], quantile: f64) -> u64 {
     latencies[rank - 1]
 }
 
-async fn written(rng: &mut StdRng, store: &Store, n: usize) -> Vec<UsageRow> {
-    // Five hours and a bit, in batches of uneven size that cross hours.
+/// `n` random rows over `span` from a little after `T0`, written in
+/// batches of uneven size that cross hours (and days, if `span` does).
+async fn written(rng: &mut StdRng, store: &Store, n: usize, span: i64) -> Vec<UsageRow> {
     let rows: Vec<UsageRow> = (0..n)
-        .map(|i| random_row(rng, i, T0 + 7 * 60_000, 5 * HOUR_MS))
+        .map(|i| random_row(rng, i, T0 + 7 * 60_000, span))
         .collect();
     let mut start = 0;
     while start < rows.len() {
@@ -144,7 +145,8 @@ async fn written(rng: &mut StdRng, store: &Store, n: usize) -> Vec<UsageRow> {
 async fn totals_match_the_rows_for_any_range_and_grouping() {
     let (_dir, store) = temp_store().await;
     let mut rng = StdRng::seed_from_u64(11);
-    let rows = written(&mut rng, &store, 3_000).await;
+    // Three days and a bit, so ranges cross days as well as hours.
+    let rows = written(&mut rng, &store, 4_000, 3 * DAY_MS).await;
     let groupings: [&[Dimension]; 7] = [
         &[],
         &[Dimension::Key],
@@ -154,20 +156,21 @@ async fn totals_match_the_rows_for_any_range_and_grouping() {
         &[Dimension::Day],
         &[Dimension::Hour, Dimension::Model],
     ];
-    for round in 0..40 {
-        // Ranges inside one hour, across one boundary, over whole hours,
-        // aligned and not, and past the data.
-        let from = T0 + rng.gen_range(-HOUR_MS..5 * HOUR_MS);
-        let to = if round % 4 == 0 {
-            hour_floor(from) + rng.gen_range(1..4) * HOUR_MS
-        } else {
-            from + rng.gen_range(1..6 * HOUR_MS)
+    for round in 0..60 {
+        // Ranges inside one hour, across one boundary, over whole hours or
+        // days, aligned and not, and past the data.
+        let from = T0 + rng.gen_range(-HOUR_MS..3 * DAY_MS);
+        let to = match round % 4 {
+            0 => hour_floor(from) + rng.gen_range(1..4) * HOUR_MS,
+            1 => day_floor(from) + rng.gen_range(1..4) * DAY_MS,
+            2 => from + rng.gen_range(1..HOUR_MS),
+            _ => from + rng.gen_range(1..3 * DAY_MS),
         };
         let filter = UsageFilter {
-            from_ms: if round % 5 == 0 {
-                hour_floor(from)
-            } else {
-                from
+            from_ms: match round % 5 {
+                0 => hour_floor(from),
+                1 => day_floor(from),
+                _ => from,
             },
             to_ms: to,
             provider: (round % 3 == 0).then_some(ProviderKind::Anthropic),
@@ -203,7 +206,7 @@ async fn totals_match_the_rows_for_any_range_and_grouping() {
 async fn pages_walk_every_matching_row_newest_first_once() {
     let (_dir, store) = temp_store().await;
     let mut rng = StdRng::seed_from_u64(5);
-    let mut rows = written(&mut rng, &store, 500).await;
+    let mut rows = written(&mut rng, &store, 500, 5 * HOUR_MS).await;
     // Rows that arrived in the same millisecond: ordered by when written.
     let same_ms: Vec<UsageRow> = (0..9)
         .map(|i| UsageRow {
@@ -251,8 +254,8 @@ async fn pages_walk_every_matching_row_newest_first_once() {
 async fn pruning_deletes_old_rows_and_their_rollups_and_keeps_the_rest() {
     let (_dir, store) = temp_store().await;
     let mut rng = StdRng::seed_from_u64(3);
-    let rows = written(&mut rng, &store, 600).await;
-    let cutoff = T0 + 2 * HOUR_MS;
+    let rows = written(&mut rng, &store, 600, 3 * DAY_MS).await;
+    let cutoff = T0 + DAY_MS;
     let mut deleted = 0;
     loop {
         let step = prune_requests(&store, cutoff, 100).await.unwrap();
@@ -264,7 +267,7 @@ async fn pruning_deletes_old_rows_and_their_rollups_and_keeps_the_rest() {
     let old = rows.iter().filter(|r| r.at_ms < cutoff).count() as u64;
     assert_eq!(deleted, old);
     assert!(prune_rollups(&store, cutoff).await.unwrap() > 0);
-    for table in ["usage_hourly", "usage_5min"] {
+    for table in ["usage_daily", "usage_hourly", "usage_5min"] {
         let starts: Vec<i64> = sqlx::query_scalar(&format!("SELECT start_ms FROM {table}"))
             .fetch_all(store.pool())
             .await
@@ -274,17 +277,51 @@ async fn pruning_deletes_old_rows_and_their_rollups_and_keeps_the_rest() {
     }
     let everything = UsageFilter {
         from_ms: T0 - DAY_MS,
-        to_ms: T0 + DAY_MS,
+        to_ms: T0 + 4 * DAY_MS,
         provider: None,
         model: None,
         key: None,
     };
     let left = totals(&store, &everything, &[]).await.unwrap();
     assert_eq!(left[0].1.requests, rows.len() as u64 - old);
-    // A range over the pruned hours finds nothing, from either table.
+    // A range over the pruned day finds nothing, from any table.
     let pruned = UsageFilter {
         to_ms: cutoff,
         ..everything
     };
     assert!(totals(&store, &pruned, &[]).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn daily_rollups_missing_from_an_older_ledger_are_filled_from_hourly_ones() {
+    let (_dir, store) = temp_store().await;
+    let mut rng = StdRng::seed_from_u64(8);
+    let rows = written(&mut rng, &store, 800, 3 * DAY_MS).await;
+    let month = UsageFilter {
+        from_ms: T0 - DAY_MS,
+        to_ms: T0 + 5 * DAY_MS,
+        provider: None,
+        model: None,
+        key: None,
+    };
+    let by = [Dimension::Key, Dimension::Day];
+    let before = totals(&store, &month, &by).await.unwrap();
+    assert_eq!(
+        before.iter().map(|(_, t)| t.requests).sum::<u64>(),
+        rows.len() as u64
+    );
+    // A ledger written before migration 0004: hourly rollups, no daily ones.
+    sqlx::query("DELETE FROM usage_daily")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let emptied = totals(&store, &month, &by).await.unwrap();
+    assert_ne!(emptied, before, "whole days are read from usage_daily");
+
+    let filled = backfill_rollups(store.pool()).await.unwrap();
+    assert!(filled > 0);
+    assert_eq!(totals(&store, &month, &by).await.unwrap(), before);
+    // Once filled, it is not filled again.
+    assert_eq!(backfill_rollups(store.pool()).await.unwrap(), 0);
+    assert_eq!(totals(&store, &month, &by).await.unwrap(), before);
 }

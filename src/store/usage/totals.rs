@@ -1,10 +1,11 @@
-//! Totals per group over `[from, to)`: the whole hours inside the range are
-//! read from `usage_hourly`, the whole five-minute slices of the partial
-//! hours at its ends from `usage_5min`, and the partial slices at its very
-//! ends from `usage_requests` (summed in SQL per group, status, error class
-//! and latency bucket). A range's cost is then its hours' rollup rows, an
-//! hour of five-minute rollups and at most ten minutes of raw rows, however
-//! many rows it covers; and the totals are exact: the sources cover
+//! Totals per group over `[from, to)`: the whole days inside the range are
+//! read from `usage_daily`, the whole hours of the partial days at its ends
+//! from `usage_hourly`, the whole five-minute slices of the partial hours
+//! from `usage_5min`, and the partial slices at its very ends from
+//! `usage_requests` (summed in SQL per group, status, error class and
+//! latency bucket). A range's cost is then its days' rollup rows, up to two
+//! days of hourly ones, up to two hours of five-minute ones and at most ten
+//! minutes of raw rows, however many rows it covers; and the totals are exact: the sources cover
 //! disjoint times and were written by the same transactions.
 
 use std::collections::BTreeMap;
@@ -197,9 +198,9 @@ async fn fold_raw(
 
 #[cfg(test)]
 mod tests {
-    use super::super::rollup::{FIVE_MINUTES, HOURLY};
+    use super::super::rollup::{DAILY, FIVE_MINUTES, HOURLY};
     use super::*;
-    use crate::store::usage::HOUR_MS;
+    use crate::store::usage::{DAY_MS, HOUR_MS};
 
     const H: i64 = HOUR_MS;
     const M: i64 = 60_000;
@@ -215,6 +216,17 @@ mod tests {
                 Source::Rollup(HOURLY, (t + H, t + 3 * H)),
                 Source::Rollup(FIVE_MINUTES, (t + 3 * H, t + 3 * H + 10 * M)),
                 Source::Raw((t + 3 * H + 10 * M, t + 3 * H + 12 * M + 5)),
+            ]
+        );
+        // Whole days inside: read per day, their ends per hour.
+        let d = 500 * DAY_MS;
+        assert_eq!(
+            plan(d + 2 * H + 5 * M, d + 3 * DAY_MS + H),
+            [
+                Source::Rollup(FIVE_MINUTES, (d + 2 * H + 5 * M, d + 3 * H)),
+                Source::Rollup(HOURLY, (d + 3 * H, d + DAY_MS)),
+                Source::Rollup(DAILY, (d + DAY_MS, d + 3 * DAY_MS)),
+                Source::Rollup(HOURLY, (d + 3 * DAY_MS, d + 3 * DAY_MS + H)),
             ]
         );
         // Aligned ends: rollups only.

@@ -4,17 +4,10 @@
 
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-use super::{MAX_PARAMS, int, rollup};
+use super::{int, rollup, statement_chunks};
 use crate::domain::UsageRow;
 use crate::domain::latency::bucket_of;
 use crate::store::{Store, StoreError};
-
-/// Columns of one `usage_requests` insert.
-const COLUMNS: usize = 20;
-
-/// Rows per INSERT statement, under SQLite's parameter limit. A full
-/// statement always has the same text, so sqlx's statement cache reuses it.
-const ROWS_PER_INSERT: usize = MAX_PARAMS / COLUMNS;
 
 /// Writes `rows` and adds them to the rollups, in one transaction.
 pub async fn write_batch(store: &Store, rows: &[UsageRow]) -> Result<(), StoreError> {
@@ -27,7 +20,7 @@ pub async fn write_batch(store: &Store, rows: &[UsageRow]) -> Result<(), StoreEr
     // a deferred transaction would fail with SQLITE_BUSY if the pruner
     // committed between the two.
     let mut tx = store.pool().begin_with("BEGIN IMMEDIATE").await?;
-    for chunk in rows.chunks(ROWS_PER_INSERT) {
+    for chunk in statement_chunks(rows) {
         insert_rows(&mut tx, chunk).await?;
     }
     for (level, deltas) in deltas {
@@ -68,15 +61,7 @@ async fn insert_rows(conn: &mut SqliteConnection, rows: &[UsageRow]) -> Result<(
             .push_bind(row.ttft_us.map(int))
             .push_bind(row.client_key.as_deref());
     });
-    // Only a full chunk's text repeats; a partial one (nearly every batch
-    // has one, of a different length each time) is not cached. sqlx keeps
-    // up to 100 prepared statements per connection, and at hundreds of
-    // rows and thousands of parameters each, caching every length held
-    // about 125 MB (the bench's peak RSS went from 21 MB to 147 MB).
-    insert
-        .build()
-        .persistent(rows.len() == ROWS_PER_INSERT)
-        .execute(&mut *conn)
-        .await?;
+    // One of two texts (see `statement_chunks`), so always cached.
+    insert.build().execute(&mut *conn).await?;
     Ok(())
 }
