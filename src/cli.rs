@@ -1,6 +1,7 @@
 //! The command line: `keygate` (serve, the default), `keygate seed`,
 //! `keygate demo`, the
-//! stored-key commands (`keygate keys …`) and `keygate rotate-encryption-key`.
+//! stored-key commands (`keygate keys …`), `keygate rotate-encryption-key`
+//! and `keygate store copy`.
 //!
 //! Secrets given on the command line (`--key`, `--new-key`) are parsed into
 //! `SecretString` with a parser that cannot fail, so neither clap's error
@@ -50,6 +51,9 @@ pub enum Command {
     /// List, add, remove, switch and test the stored provider keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Move the stored data from one database to another.
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Re-seal every stored key under a new encryption key, in one
     /// transaction. Stop keygate first: a running instance keeps the old key.
     RotateEncryptionKey {
@@ -98,6 +102,22 @@ pub enum KeysCommand {
         /// Only the key with this id.
         #[arg(long = "key", value_name = "ID")]
         key_id: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Copy keys, key state, provider counters and the usage ledger from
+    /// one database to another (e.g. SQLite to PostgreSQL), in one
+    /// transaction. Running it again adds nothing. ENCRYPTION_KEY must
+    /// open the keys on both sides. Stop keygate on the source first.
+    Copy {
+        /// The database to read, e.g. sqlite://data/keygate.db.
+        #[arg(long, value_name = "URL")]
+        from: String,
+        /// The database to write, e.g. postgres://keygate@db/keygate.
+        #[arg(long, value_name = "URL")]
+        to: String,
     },
 }
 

@@ -23,6 +23,7 @@ use crate::domain::key_fields::{KeyRuleError, KeySecret};
 use crate::keypool::Strategy;
 use crate::ledger::{LedgerSettings, WriterSettings};
 use crate::limits::GateSettings;
+use crate::store::is_postgres_url;
 
 /// A variable that is present but unusable; startup stops and names it.
 #[derive(Debug, thiserror::Error)]
@@ -55,8 +56,11 @@ pub struct ProviderConfig {
 pub struct Config {
     pub host: String,
     pub port: u16,
+    /// SQLite or PostgreSQL (`store::is_postgres_url`); may hold a
+    /// password: print it only through `store::redacted_url`.
     pub database_url: String,
-    /// `None` means "use or create `<data dir>/encryption.key`".
+    /// `None` means "use or create `<data dir>/encryption.key`" (SQLite
+    /// only: with PostgreSQL it is required).
     pub encryption_key: Option<MasterKey>,
     /// `None` disables the admin routes (they answer 403).
     pub admin_api_key: Option<SecretString>,
@@ -151,16 +155,12 @@ impl Config {
             .collect::<Result<Vec<_>, _>>()?;
         let host = get("HOST").unwrap_or_else(|| "127.0.0.1".into());
         let allowed_hosts = allowed_hosts(&get, &host)?;
+        let database_url = database_url(get("DATABASE_URL"))?;
         Ok(Self {
             host,
             port: parse_number(&get, "PORT", 3001)?,
-            database_url: database_url(get("DATABASE_URL"))?,
-            encryption_key: get("ENCRYPTION_KEY")
-                .map(|hex| {
-                    MasterKey::from_hex(&hex)
-                        .map_err(|e| ConfigError::new("ENCRYPTION_KEY", e.to_string()))
-                })
-                .transpose()?,
+            encryption_key: encryption_key(get("ENCRYPTION_KEY"), &database_url)?,
+            database_url,
             admin_api_key: secret_setting("ADMIN_API_KEY", get("ADMIN_API_KEY"))?,
             metrics_token: secret_setting("METRICS_TOKEN", get("METRICS_TOKEN"))?,
             providers,
@@ -214,6 +214,10 @@ impl Config {
     /// The folder that holds the SQLite file; a generated encryption key is
     /// written next to it.
     pub fn data_dir(&self) -> PathBuf {
+        if is_postgres_url(&self.database_url) {
+            // No file of keygate's lives beside a PostgreSQL database.
+            return PathBuf::from(".");
+        }
         let path = self
             .database_url
             .trim_start_matches("sqlite://")
@@ -395,14 +399,15 @@ fn secret_setting(
     Ok(Some(SecretString::from(key)))
 }
 
-/// `DATABASE_URL`: SQLite only, for now. Any other scheme is refused rather
-/// than read as a file name (a `postgres://…` URL used to create a folder
-/// called `postgres:` holding a SQLite file).
+/// `DATABASE_URL`: SQLite (`sqlite:`, or a bare path as sqlx reads it) or
+/// PostgreSQL (`postgres://`, `postgresql://`). Any other scheme is refused
+/// rather than read as a file name (a `mysql://…` URL would otherwise
+/// create a folder called `mysql:` holding a SQLite file).
 fn database_url(value: Option<String>) -> Result<String, ConfigError> {
     let Some(url) = value.map(|v| v.trim().to_string()) else {
         return Ok("sqlite://data/keygate.db".into());
     };
-    if url.starts_with("sqlite:") {
+    if url.starts_with("sqlite:") || is_postgres_url(&url) {
         return Ok(url);
     }
     let scheme = url
@@ -420,11 +425,34 @@ fn database_url(value: Option<String>) -> Result<String, ConfigError> {
         Some(scheme) => Err(ConfigError::new(
             "DATABASE_URL",
             format!(
-                "the {scheme:?} database is not supported; keygate stores its data in SQLite: \
-                 use sqlite://path/to/keygate.db (or leave DATABASE_URL unset)"
+                "the {scheme:?} database is not supported; keygate stores its data in SQLite \
+                 (sqlite://path/to/keygate.db, the default) or PostgreSQL \
+                 (postgres://user@host/database)"
             ),
         )),
     }
+}
+
+/// `ENCRYPTION_KEY`, required with PostgreSQL: replicas sharing the
+/// database must seal and open keys with one master key, so none may
+/// generate its own (into a data folder the others cannot see).
+fn encryption_key(
+    value: Option<String>,
+    database_url: &str,
+) -> Result<Option<MasterKey>, ConfigError> {
+    let key = value
+        .map(|hex| {
+            MasterKey::from_hex(&hex).map_err(|e| ConfigError::new("ENCRYPTION_KEY", e.to_string()))
+        })
+        .transpose()?;
+    if key.is_none() && is_postgres_url(database_url) {
+        return Err(ConfigError::new(
+            "ENCRYPTION_KEY",
+            "must be set when DATABASE_URL is a PostgreSQL database: every replica must use \
+             the same key, so none is generated (create one with `openssl rand -hex 32`)",
+        ));
+    }
+    Ok(key)
 }
 
 /// The usage ledger's settings; the queue and the retention are at least 1.
@@ -554,12 +582,8 @@ mod tests {
     }
 
     #[test]
-    fn a_database_url_other_than_sqlite_is_refused_by_name() {
-        for url in [
-            "postgres://keygate@db/keygate",
-            "mysql://x",
-            "postgresql:rest",
-        ] {
+    fn a_database_url_other_than_sqlite_or_postgres_is_refused_by_name() {
+        for url in ["mysql://x", "mariadb:rest", "postgresql:rest"] {
             let error = config(&[("DATABASE_URL", url)]).err().unwrap().to_string();
             assert!(error.starts_with("invalid DATABASE_URL"), "{error}");
             assert!(error.contains("not supported"), "{error}");
@@ -571,6 +595,22 @@ mod tests {
             config(&[]).unwrap().database_url,
             "sqlite://data/keygate.db"
         );
+    }
+
+    #[test]
+    fn postgres_is_accepted_with_an_explicit_encryption_key_only() {
+        let key = "ab".repeat(32);
+        for url in [
+            "postgres://keygate@db/keygate",
+            "postgresql://keygate:pw@db:5432/keygate?sslmode=require",
+        ] {
+            let config = config(&[("DATABASE_URL", url), ("ENCRYPTION_KEY", &key)]).unwrap();
+            assert_eq!(config.database_url, url);
+            let error = config_err(&[("DATABASE_URL", url)]);
+            assert_eq!(error.variable, "ENCRYPTION_KEY");
+            assert!(error.problem.contains("must be set"), "{}", error.problem);
+            assert!(!error.to_string().contains("pw@"), "no URL is echoed");
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use keygate::cli::{Cli, Command};
+use keygate::cli::{Cli, Command, StoreCommand};
 use keygate::config::Config;
 use keygate::startup::{Application, open_vault_and_import};
 use keygate::{commands, demo};
@@ -68,6 +68,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Keys(command) => {
             commands::keys::run(&config, command, &mut std::io::stdout()).await?;
+        }
+        Command::Store(StoreCommand::Copy { from, to }) => {
+            commands::store_copy::run(&config, &from, &to, &mut std::io::stdout()).await?;
         }
         Command::RotateEncryptionKey { new_key } => {
             commands::rotate::run(&config, &new_key, &mut std::io::stdout()).await?;

@@ -35,7 +35,7 @@ use crate::server::limits::{
 use crate::server::{ServerSettings, serve};
 use crate::state_saver::StateSaver;
 use crate::store::pool_state::load_saved;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, redacted_url};
 use crate::vault::{MasterKeySource, Vault, VaultError, resolve_cipher};
 
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +71,12 @@ pub async fn open_vault(config: &Config) -> Result<(Vault, MasterKeySource), Sta
         );
     }
     let store = Store::connect(&config.database_url).await?;
+    if store.is_postgres() {
+        tracing::info!(
+            "keys, state and usage are stored in PostgreSQL at {}",
+            redacted_url(&config.database_url)
+        );
+    }
     let vault = Vault::new(store, cipher);
     vault.verify_all().await?;
     Ok((vault, source))

@@ -101,7 +101,7 @@ impl Vault {
     /// Opens every stored key of every provider; fails if any cannot be
     /// opened, saying how many and why.
     pub async fn verify_all(&self) -> Result<usize, VaultError> {
-        let rows = keys::all(self.store.pool()).await?;
+        let rows = keys::all(&self.store).await?;
         let mut wrong_key = 0;
         let mut tampered = 0;
         for row in &rows {
@@ -129,7 +129,7 @@ impl Vault {
         provider: ProviderKind,
         api_keys: &[KeySecret],
     ) -> Result<usize, VaultError> {
-        let mut tx = self.store.pool().begin().await.map_err(StoreError::from)?;
+        let mut tx = self.store.begin().await?;
         let mut added = 0;
         for api_key in api_keys {
             let row = self.seal_new(provider, api_key.secret(), None, KeyWeight::DEFAULT);
@@ -137,7 +137,7 @@ impl Vault {
                 added += 1;
             }
         }
-        tx.commit().await.map_err(StoreError::from)?;
+        tx.commit().await?;
         Ok(added)
     }
 
@@ -150,17 +150,17 @@ impl Vault {
         weight: KeyWeight,
     ) -> Result<KeyEntry, VaultError> {
         let row = self.seal_new(provider, api_key.secret(), name, weight);
-        let mut tx = self.store.pool().begin().await.map_err(StoreError::from)?;
+        let mut tx = self.store.begin().await?;
         if !keys::insert_if_new(&mut tx, &row).await? {
             return Err(VaultError::Duplicate);
         }
-        tx.commit().await.map_err(StoreError::from)?;
+        tx.commit().await?;
         Ok(entry(&row, Arc::new(api_key.secret().clone())))
     }
 
     /// Stored keys of `provider` as listed to people: never decrypted.
     pub async fn list(&self, provider: ProviderKind) -> Result<Vec<StoredKey>, VaultError> {
-        Ok(keys::for_provider(self.store.pool(), provider.as_str()).await?)
+        Ok(keys::for_provider(&self.store, provider.as_str()).await?)
     }
 
     /// Changes a key's name, weight or switch; `None` if there is no such key.
@@ -172,9 +172,9 @@ impl Vault {
         weight: Option<KeyWeight>,
         enabled: Option<bool>,
     ) -> Result<Option<StoredKey>, VaultError> {
-        let pool = self.store.pool();
+        let store = &self.store;
         if !keys::update(
-            pool,
+            store,
             provider.as_str(),
             id,
             name.map(KeyLabel::as_str),
@@ -185,19 +185,19 @@ impl Vault {
         {
             return Ok(None);
         }
-        Ok(keys::find(pool, provider.as_str(), id).await?)
+        Ok(keys::find(store, provider.as_str(), id).await?)
     }
 
     /// Deletes a key and its state; whether it existed.
     pub async fn remove(&self, provider: ProviderKind, id: &str) -> Result<bool, VaultError> {
-        Ok(keys::delete(self.store.pool(), provider.as_str(), id).await?)
+        Ok(keys::delete(&self.store, provider.as_str(), id).await?)
     }
 
     /// Re-seals every stored key under `next` in one transaction: all keys
     /// move to the new master key, or (on any failure) none does.
     pub async fn rotate(&self, next: &KeyCipher) -> Result<usize, VaultError> {
-        let mut tx = self.store.pool().begin().await.map_err(StoreError::from)?;
-        let rows = keys::all(&mut *tx).await?;
+        let mut tx = self.store.begin().await?;
+        let rows = keys::all_in(&mut tx).await?;
         for row in &rows {
             let secret = self.open(row).map_err(|e| match e {
                 CryptoError::WrongMasterKey => VaultError::WrongEncryptionKey {
@@ -210,13 +210,13 @@ impl Vault {
             let sealed = next.seal(&secret, &[&row.provider, &fingerprint, &row.id]);
             keys::reseal(&mut tx, &row.id, &fingerprint, &sealed).await?;
         }
-        tx.commit().await.map_err(StoreError::from)?;
+        tx.commit().await?;
         Ok(rows.len())
     }
 
     /// The decrypted keys of `provider`, oldest first.
     pub async fn load(&self, provider: ProviderKind) -> Result<Vec<KeyEntry>, VaultError> {
-        let rows = keys::for_provider(self.store.pool(), provider.as_str()).await?;
+        let rows = keys::for_provider(&self.store, provider.as_str()).await?;
         rows.iter()
             .map(|row| {
                 let secret = self.open(row).map_err(|e| match e {
@@ -236,7 +236,7 @@ impl Vault {
         provider: ProviderKind,
         id: &str,
     ) -> Result<Option<KeyEntry>, VaultError> {
-        let Some(row) = keys::find(self.store.pool(), provider.as_str(), id).await? else {
+        let Some(row) = keys::find(&self.store, provider.as_str(), id).await? else {
             return Ok(None);
         };
         let secret = self
@@ -247,7 +247,7 @@ impl Vault {
 
     /// Changes whenever keys are added, removed, switched, weighted or named.
     pub async fn key_set_signature(&self) -> Result<String, VaultError> {
-        Ok(keys::signature(self.store.pool()).await?)
+        Ok(keys::signature(&self.store).await?)
     }
 
     pub fn store(&self) -> &Store {

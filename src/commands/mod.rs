@@ -4,6 +4,7 @@
 //! - `keys`: `keygate keys list|add|remove|enable|disable`.
 //! - `test_keys`: `keygate keys test`, checking keys against their upstream.
 //! - `rotate`: `keygate rotate-encryption-key`, all or nothing.
+//! - `store_copy`: `keygate store copy`, one database into another.
 //! - `secret_input`: secrets and labels as the commands take them (`-`
 //!   reads stdin).
 //!
@@ -17,6 +18,7 @@
 pub mod keys;
 pub mod rotate;
 mod secret_input;
+pub mod store_copy;
 pub mod test_keys;
 
 use crate::crypto::CryptoError;
@@ -33,6 +35,24 @@ pub enum CommandError {
     Vault(#[from] VaultError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Copy(#[from] crate::store::copy::CopyError),
+    #[error(
+        "ENCRYPTION_KEY must be set for store copy: the key that opens the source's keys \
+         (for a SQLite install without it, the contents of encryption.key in its data folder)"
+    )]
+    CopyWithoutKey,
+    #[error("--from and --to name the same database")]
+    CopyOntoItself,
+    #[error(
+        "{count} of {total} keys in the {side} cannot be decrypted with ENCRYPTION_KEY; set the \
+         key they were sealed with (both databases must use the same one). Nothing was copied"
+    )]
+    CopyWrongKey {
+        side: &'static str,
+        count: usize,
+        total: usize,
+    },
     #[error("this key is already stored for {0}")]
     Duplicate(ProviderKind),
     /// Says what is wrong with a key without quoting it.

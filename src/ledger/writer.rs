@@ -5,10 +5,16 @@
 //! A batch is written when it holds `batch_rows` rows or `flush_every`
 //! after its first row arrived, whichever comes first: under load batches
 //! fill up (one transaction per thousand rows), when quiet a row still
-//! reaches the database within `flush_every`. A batch that fails is
-//! counted as dropped and not retried: retrying would hold up every row
-//! behind it, and the queue would overflow anyway. `stop` writes what is
-//! queued, then returns.
+//! reaches the database within `flush_every`.
+//!
+//! A batch that fails because the database is unreachable (a PostgreSQL
+//! restart or network cut; `StoreError::is_transient`) is kept and retried
+//! with backoff, while requests keep queueing rows: nothing is lost until
+//! the queue is full, and only rows that find it full are dropped (and
+//! counted), as always. The outage is logged once, and its end. A batch
+//! that fails any other way would fail again: it is counted as dropped.
+//! `stop` writes what is queued, then returns; while stopping, an
+//! unreachable database gets `STOP_RETRY_FOR` before the rows are dropped.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -21,8 +27,15 @@ use tokio::time::Instant;
 use super::alarm::DropAlarm;
 use super::sink::LedgerCounters;
 use crate::domain::UsageRow;
-use crate::store::Store;
 use crate::store::usage::write_batch;
+use crate::store::{Store, StoreError};
+
+/// First pause before a failed batch is tried again; it doubles up to
+/// `RETRY_MAX`.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+/// How long a stopping writer keeps retrying an unreachable database.
+const STOP_RETRY_FOR: Duration = Duration::from_secs(10);
 
 /// How the writer batches.
 #[derive(Debug, Clone, Copy)]
@@ -53,6 +66,8 @@ impl LedgerWriter {
             counters,
             batch_rows: settings.batch_rows.max(1),
             alarm: DropAlarm::new(Duration::from_secs(60)),
+            stop_seen: None,
+            outage: None,
         };
         let task = tokio::spawn(writer.run(queue, settings.flush_every, stopped));
         Self { stop, task }
@@ -73,6 +88,11 @@ struct Writer {
     counters: Arc<LedgerCounters>,
     batch_rows: usize,
     alarm: DropAlarm,
+    /// When the stop signal was seen while retrying (`stopped` is not
+    /// polled again once it completed).
+    stop_seen: Option<Instant>,
+    /// When the database became unreachable, while it is.
+    outage: Option<Instant>,
 }
 
 impl Writer {
@@ -98,16 +118,20 @@ impl Writer {
             let stopping = self
                 .fill(&mut queue, &mut batch, flush_every, &mut stopped)
                 .await;
-            self.write(&mut batch).await;
             if stopping {
+                self.stop_seen = Some(Instant::now());
+            }
+            self.write(&mut batch, &mut stopped).await;
+            if self.stop_seen.is_some() {
                 break;
             }
         }
         // Closing first: what is queued now is all there will be, and the
         // drain below ends.
         queue.close();
+        self.stop_seen.get_or_insert_with(Instant::now);
         while queue.recv_many(&mut batch, self.batch_rows).await > 0 {
-            self.write(&mut batch).await;
+            self.write(&mut batch, &mut stopped).await;
         }
         self.report_drops(true);
     }
@@ -138,20 +162,72 @@ impl Writer {
         false
     }
 
-    /// Writes `batch` and empties it.
-    async fn write(&mut self, batch: &mut Vec<UsageRow>) {
+    /// Writes `batch` and empties it, retrying while the database is
+    /// unreachable (see the module's notes).
+    async fn write(&mut self, batch: &mut Vec<UsageRow>, stopped: &mut oneshot::Receiver<()>) {
         let rows = batch.len() as u64;
-        match write_batch(&self.store, batch).await {
-            Ok(()) => {
-                self.counters.written.fetch_add(rows, Ordering::Relaxed);
-            }
-            Err(error) => {
-                self.counters.dropped.fetch_add(rows, Ordering::Relaxed);
-                self.alarm.write_failed(error.to_string());
+        let mut pause = RETRY_FIRST;
+        loop {
+            // Stopping, with the database gone past the retry time: each
+            // batch left would only wait for its connection to time out.
+            let result = if self.outage.is_some() && !self.may_retry() {
+                Err(StoreError::Query(sqlx::Error::PoolTimedOut))
+            } else {
+                write_batch(&self.store, batch).await
+            };
+            match result {
+                Ok(()) => {
+                    self.counters.written.fetch_add(rows, Ordering::Relaxed);
+                    if let Some(since) = self.outage.take() {
+                        tracing::info!(
+                            after_ms = since.elapsed().as_millis() as u64,
+                            "usage ledger: the database is reachable again; the rows kept \
+                             meanwhile are being written"
+                        );
+                    }
+                    break;
+                }
+                Err(error) if error.is_transient() && self.may_retry() => {
+                    if self.outage.is_none() {
+                        self.outage = Some(Instant::now());
+                        tracing::error!(
+                            %error,
+                            "usage ledger: the database is unreachable; rows are kept in the \
+                             queue (USAGE_QUEUE_CAPACITY) and written when it is back"
+                        );
+                    }
+                    self.pause(pause, stopped).await;
+                    pause = (pause * 2).min(RETRY_MAX);
+                }
+                Err(error) => {
+                    self.counters.dropped.fetch_add(rows, Ordering::Relaxed);
+                    self.alarm.write_failed(error.to_string());
+                    break;
+                }
             }
         }
         batch.clear();
         self.report_drops(false);
+    }
+
+    /// Whether a batch that failed transiently is tried again: always,
+    /// unless the writer has been stopping for `STOP_RETRY_FOR`.
+    fn may_retry(&self) -> bool {
+        self.stop_seen
+            .is_none_or(|since| since.elapsed() < STOP_RETRY_FOR)
+    }
+
+    /// Waits `pause` before a retry, noting a stop signal that comes
+    /// meanwhile (the retries then end after `STOP_RETRY_FOR`).
+    async fn pause(&mut self, pause: Duration, stopped: &mut oneshot::Receiver<()>) {
+        if self.stop_seen.is_some() {
+            tokio::time::sleep(pause).await;
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = stopped => self.stop_seen = Some(Instant::now()),
+        }
     }
 
     /// The once-a-minute warning while rows are being dropped (`final_report`:
@@ -292,7 +368,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_failed_batch_is_counted_dropped_not_retried() {
+    async fn a_batch_that_cannot_be_written_is_counted_dropped() {
         let (_dir, store) = temp_store().await;
         let (sink, rows, counters) = undrained(100);
         for i in 0..7 {

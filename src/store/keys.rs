@@ -1,9 +1,9 @@
 //! Queries on `api_keys`. Rows carry sealed keys only; listing never needs
-//! decryption (the masked form is stored).
+//! decryption (the masked form is stored). Keys are listed in the order
+//! they were added: SQLite's `rowid`, or the identity column of that name
+//! in PostgreSQL.
 
-use sqlx::{Sqlite, SqliteExecutor, Transaction};
-
-use super::StoreError;
+use super::{Store, StoreError, Tx, on_pool, on_tx};
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct StoredKey {
@@ -28,133 +28,162 @@ macro_rules! columns {
     };
 }
 
-pub async fn all(executor: impl SqliteExecutor<'_>) -> Result<Vec<StoredKey>, StoreError> {
-    let sql = concat!("SELECT ", columns!(), " FROM api_keys ORDER BY rowid");
-    Ok(sqlx::query_as::<_, StoredKey>(sql)
-        .fetch_all(executor)
-        .await?)
+const ALL: &str = concat!("SELECT ", columns!(), " FROM api_keys ORDER BY rowid");
+
+pub async fn all(store: &Store) -> Result<Vec<StoredKey>, StoreError> {
+    Ok(on_pool!(store, |pool, Db| {
+        sqlx::query_as::<_, StoredKey>(ALL).fetch_all(pool).await
+    })?)
 }
 
-pub async fn for_provider(
-    executor: impl SqliteExecutor<'_>,
-    provider: &str,
-) -> Result<Vec<StoredKey>, StoreError> {
+/// `all`, inside a transaction.
+pub async fn all_in(tx: &mut Tx) -> Result<Vec<StoredKey>, StoreError> {
+    Ok(on_tx!(tx, |conn, Db| {
+        sqlx::query_as::<_, StoredKey>(ALL)
+            .fetch_all(&mut **conn)
+            .await
+    })?)
+}
+
+pub async fn for_provider(store: &Store, provider: &str) -> Result<Vec<StoredKey>, StoreError> {
     let sql = concat!(
         "SELECT ",
         columns!(),
-        " FROM api_keys WHERE provider = ? ORDER BY rowid"
+        " FROM api_keys WHERE provider = $1 ORDER BY rowid"
     );
-    Ok(sqlx::query_as::<_, StoredKey>(sql)
-        .bind(provider)
-        .fetch_all(executor)
-        .await?)
+    Ok(on_pool!(store, |pool, Db| {
+        sqlx::query_as::<_, StoredKey>(sql)
+            .bind(provider)
+            .fetch_all(pool)
+            .await
+    })?)
 }
 
 pub async fn find(
-    executor: impl SqliteExecutor<'_>,
+    store: &Store,
     provider: &str,
     id: &str,
 ) -> Result<Option<StoredKey>, StoreError> {
     let sql = concat!(
         "SELECT ",
         columns!(),
-        " FROM api_keys WHERE provider = ? AND id = ?"
+        " FROM api_keys WHERE provider = $1 AND id = $2"
     );
-    Ok(sqlx::query_as::<_, StoredKey>(sql)
-        .bind(provider)
-        .bind(id)
-        .fetch_optional(executor)
-        .await?)
+    Ok(on_pool!(store, |pool, Db| {
+        sqlx::query_as::<_, StoredKey>(sql)
+            .bind(provider)
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+    })?)
 }
 
 /// Inserts the key unless one with the same fingerprint exists; returns
 /// whether a row was added. Restarting with the same keys adds nothing.
-pub async fn insert_if_new(
-    tx: &mut Transaction<'_, Sqlite>,
-    key: &StoredKey,
-) -> Result<bool, StoreError> {
-    let result = sqlx::query(
+pub async fn insert_if_new(tx: &mut Tx, key: &StoredKey) -> Result<bool, StoreError> {
+    let sql =
         "INSERT INTO api_keys (id, provider, fingerprint, sealed_key, label, name, weight, enabled)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (provider, fingerprint) DO NOTHING",
-    )
-    .bind(&key.id)
-    .bind(&key.provider)
-    .bind(&key.fingerprint)
-    .bind(&key.sealed_key)
-    .bind(&key.masked)
-    .bind(&key.name)
-    .bind(key.weight)
-    .bind(key.enabled)
-    .execute(&mut **tx)
-    .await?;
-    Ok(result.rows_affected() == 1)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (provider, fingerprint) DO NOTHING";
+    let result = on_tx!(tx, |conn, Db| {
+        sqlx::query(sql)
+            .bind(&key.id)
+            .bind(&key.provider)
+            .bind(&key.fingerprint)
+            .bind(&key.sealed_key)
+            .bind(&key.masked)
+            .bind(&key.name)
+            .bind(key.weight)
+            .bind(key.enabled)
+            .execute(&mut **conn)
+            .await
+            .map(|done| done.rows_affected())
+    })?;
+    Ok(result == 1)
 }
 
 /// Changes what an admin may change; `None` leaves a field as it is.
 /// Returns whether the key exists.
 pub async fn update(
-    executor: impl SqliteExecutor<'_>,
+    store: &Store,
     provider: &str,
     id: &str,
     name: Option<&str>,
     weight: Option<i64>,
     enabled: Option<bool>,
 ) -> Result<bool, StoreError> {
-    let result = sqlx::query(
-        "UPDATE api_keys SET name = COALESCE(?, name), weight = COALESCE(?, weight),
-                             enabled = COALESCE(?, enabled)
-         WHERE provider = ? AND id = ?",
-    )
-    .bind(name)
-    .bind(weight)
-    .bind(enabled)
-    .bind(provider)
-    .bind(id)
-    .execute(executor)
-    .await?;
-    Ok(result.rows_affected() == 1)
+    let sql = "UPDATE api_keys SET name = COALESCE($1, name), weight = COALESCE($2, weight),
+                             enabled = COALESCE($3, enabled)
+         WHERE provider = $4 AND id = $5";
+    let result = on_pool!(store, |pool, Db| {
+        sqlx::query(sql)
+            .bind(name)
+            .bind(weight)
+            .bind(enabled)
+            .bind(provider)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+    })?;
+    Ok(result == 1)
 }
 
 /// Deletes the key (its state goes with it); returns whether it existed.
-pub async fn delete(
-    executor: impl SqliteExecutor<'_>,
-    provider: &str,
-    id: &str,
-) -> Result<bool, StoreError> {
-    let result = sqlx::query("DELETE FROM api_keys WHERE provider = ? AND id = ?")
-        .bind(provider)
-        .bind(id)
-        .execute(executor)
-        .await?;
-    Ok(result.rows_affected() == 1)
+pub async fn delete(store: &Store, provider: &str, id: &str) -> Result<bool, StoreError> {
+    let sql = "DELETE FROM api_keys WHERE provider = $1 AND id = $2";
+    let result = on_pool!(store, |pool, Db| {
+        sqlx::query(sql)
+            .bind(provider)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+    })?;
+    Ok(result == 1)
 }
 
 /// Replaces a row's seal and fingerprint (master key rotation).
 pub async fn reseal(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Tx,
     id: &str,
     fingerprint: &str,
     sealed_key: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE api_keys SET fingerprint = ?, sealed_key = ? WHERE id = ?")
-        .bind(fingerprint)
-        .bind(sealed_key)
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
+    let sql = "UPDATE api_keys SET fingerprint = $1, sealed_key = $2 WHERE id = $3";
+    on_tx!(tx, |conn, Db| {
+        sqlx::query(sql)
+            .bind(fingerprint)
+            .bind(sealed_key)
+            .bind(id)
+            .execute(&mut **conn)
+            .await
+            .map(|_| ())
+    })?;
     Ok(())
 }
 
 /// A digest of everything about the key set that a running pool mirrors
 /// (ids, switches, weights, names): when it changes, another process (the
-/// CLI) changed the keys.
-pub async fn signature(executor: impl SqliteExecutor<'_>) -> Result<String, StoreError> {
-    let signature: Option<String> = sqlx::query_scalar(
-        "SELECT group_concat(id || ':' || enabled || ':' || weight || ':' || coalesce(name, ''), ',')
-         FROM (SELECT * FROM api_keys ORDER BY rowid)",
-    )
-    .fetch_one(executor)
-    .await?;
+/// CLI, another replica) changed the keys.
+pub async fn signature(store: &Store) -> Result<String, StoreError> {
+    let signature: Option<String> = match store.backend() {
+        super::Backend::Sqlite(pool) => {
+            sqlx::query_scalar(
+                "SELECT group_concat(id || ':' || enabled || ':' || weight || ':' || coalesce(name, ''), ',')
+                 FROM (SELECT * FROM api_keys ORDER BY rowid)",
+            )
+            .fetch_one(pool)
+            .await?
+        }
+        super::Backend::Postgres(pool) => {
+            sqlx::query_scalar(
+                "SELECT string_agg(id || ':' || enabled::text || ':' || weight::text || ':' \
+                 || coalesce(name, ''), ',' ORDER BY rowid) FROM api_keys",
+            )
+            .fetch_one(pool)
+            .await?
+        }
+    };
     Ok(signature.unwrap_or_default())
 }

@@ -1,23 +1,38 @@
-//! Everything SQL. `Store` opens the SQLite database (created if missing,
-//! WAL, busy timeout, foreign keys) and runs the embedded migrations; one
-//! file per table holds its queries.
+//! Everything SQL. `Store` holds the database: SQLite (the default, a file
+//! created if missing, WAL, busy timeout, foreign keys) or PostgreSQL
+//! (`DATABASE_URL=postgres://…`, shared by several replicas), each with its
+//! own embedded migrations (`migrations/sqlite/`, `migrations/postgres/`)
+//! describing the same tables. One file per table holds its queries.
 //!
+//! Both databases are driven by sqlx's native drivers, not `sqlx::Any`
+//! (which drops SQLite's connection options and converts every value on the
+//! way): a query function matches on the backend once per statement
+//! (`on_pool!`, `on_tx!`) and its body is compiled for each, usually with
+//! one SQL text, since sqlx's SQLite driver binds `$1` by number as
+//! PostgreSQL does and `QueryBuilder` writes each one's placeholders. Where
+//! the dialects differ, the text is chosen per backend next to the query.
+//!
+//! - `open`: connecting, migrating, and the URL as it may be printed.
 //! - `keys`: `api_keys`, the sealed keys and their names, weights, switches.
 //! - `pool_state`: `key_state` and `provider_stats`, the pools' saved state.
-//! - `usage`: the usage ledger's rows and hourly rollups.
+//! - `usage`: the usage ledger's rows and rollups.
+//! - `copy`: moving an installation from one database to another.
 
+pub mod copy;
 pub mod keys;
+mod open;
 pub mod pool_state;
+#[cfg(test)]
+pub(crate) mod test_db;
 pub mod usage;
 
-use std::str::FromStr;
-use std::time::Duration;
+pub use open::{is_postgres_url, redacted_url};
 
-use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// `url` has its password masked (`redacted_url`).
     #[error("cannot open the database {url}: {source}")]
     Open { url: String, source: sqlx::Error },
     #[error("database migration failed: {0}")]
@@ -26,89 +41,201 @@ pub enum StoreError {
     Query(#[from] sqlx::Error),
 }
 
+impl StoreError {
+    /// Whether trying again later may succeed: the database was
+    /// unreachable, busy, or aborted the transaction to break a deadlock.
+    /// Anything else (a constraint, a closed pool) fails the same way
+    /// again.
+    pub fn is_transient(&self) -> bool {
+        let StoreError::Query(error) = self else {
+            return false;
+        };
+        match error {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(error) => {
+                let code = error.code().unwrap_or_default();
+                if error
+                    .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                    .is_some()
+                {
+                    // Connection exceptions (08…), shutting down or
+                    // starting (57P0…), out of resources (53…),
+                    // serialisation failure and deadlock.
+                    code.starts_with("08")
+                        || code.starts_with("57P0")
+                        || code.starts_with("53")
+                        || code == "40001"
+                        || code == "40P01"
+                } else {
+                    // SQLite: BUSY (5) and LOCKED (6), with their extended
+                    // codes.
+                    code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6))
+                }
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The database behind a `Store`.
+#[derive(Clone)]
+pub(crate) enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` on the store's pool: `$pool` is the backend's pool and
+/// `$db` its sqlx database type (for `QueryBuilder::<$db>`). The body is
+/// compiled once per backend.
+macro_rules! on_pool {
+    ($store:expr, |$pool:ident, $db:ident| $body:expr) => {
+        match $store.backend() {
+            $crate::store::Backend::Sqlite($pool) => {
+                #[allow(dead_code)]
+                type $db = ::sqlx::Sqlite;
+                $body
+            }
+            $crate::store::Backend::Postgres($pool) => {
+                #[allow(dead_code)]
+                type $db = ::sqlx::Postgres;
+                $body
+            }
+        }
+    };
+}
+
+/// Runs `$body` in a transaction (`$tx`: a `&mut Tx`): `$conn` is the
+/// backend's `&mut Transaction` (`&mut **$conn` is its executor) and `$db`
+/// its sqlx database type.
+macro_rules! on_tx {
+    ($tx:expr, |$conn:ident, $db:ident| $body:expr) => {
+        match $tx {
+            $crate::store::Tx::Sqlite($conn) => {
+                #[allow(dead_code)]
+                type $db = ::sqlx::Sqlite;
+                $body
+            }
+            $crate::store::Tx::Postgres($conn) => {
+                #[allow(dead_code)]
+                type $db = ::sqlx::Postgres;
+                $body
+            }
+        }
+    };
+}
+
+pub(crate) use {on_pool, on_tx};
+
+/// An open transaction on either backend; dropped without `commit`, it
+/// rolls back.
+pub enum Tx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            Tx::Sqlite(tx) => tx.commit().await?,
+            Tx::Postgres(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        match self {
+            Tx::Sqlite(tx) => tx.rollback().await?,
+            Tx::Postgres(tx) => tx.rollback().await?,
+        }
+        Ok(())
+    }
+}
+
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    backend: Backend,
 }
 
 impl Store {
-    /// Opens (creating the file and its folder if needed) and migrates.
+    /// Opens and migrates the database `url` names: PostgreSQL for
+    /// `postgres://` and `postgresql://`, else SQLite (creating the file
+    /// and its folder if needed).
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let open_error = |source| StoreError::Open {
-            url: url.to_string(),
-            source,
+        Self::open(url, true).await
+    }
+
+    /// `connect`, refusing to create a SQLite file that does not exist (a
+    /// mistyped source of `keygate store copy`).
+    pub async fn connect_existing(url: &str) -> Result<Self, StoreError> {
+        Self::open(url, false).await
+    }
+
+    async fn open(url: &str, create: bool) -> Result<Self, StoreError> {
+        let backend = if is_postgres_url(url) {
+            Backend::Postgres(open::postgres(url).await?)
+        } else {
+            Backend::Sqlite(open::sqlite(url, create).await?)
         };
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(open_error)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // In WAL, NORMAL cannot corrupt the file; a power cut may lose the
-            // last commits, which an application crash does not.
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true)
-            // Rows a query's worker thread may read ahead of its caller
-            // (sqlx's default is 50). With a short buffer, a long result
-            // such as the usage ledger's rollups wakes the worker and the
-            // caller about once per row: profiled on a day's usage totals,
-            // the wake-ups took about a fifth of the CPU, and under a tenth
-            // with 1024.
-            .row_buffer_size(1024);
-        if let Some(parent) = options
-            .get_filename()
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(parent).map_err(|e| open_error(sqlx::Error::Io(e)))?;
-        }
-        owner_only(options.get_filename()).map_err(|e| open_error(sqlx::Error::Io(e)))?;
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await
-            .map_err(open_error)?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        let filled = usage::backfill_rollups(&pool).await?;
+        let store = Self { backend };
+        let filled = usage::backfill_rollups(&store).await?;
         if filled > 0 {
             tracing::info!(
                 rows = filled,
                 "usage ledger: daily rollups filled from hourly ones"
             );
         }
-        Ok(Self { pool })
+        Ok(store)
     }
 
-    /// The pool of connections, for the query modules.
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+    pub(crate) fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
+    }
+
+    /// A transaction for reads, or for writes that do not read first.
+    pub async fn begin(&self) -> Result<Tx, StoreError> {
+        Ok(match &self.backend {
+            Backend::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
+            Backend::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+
+    /// A transaction that reads, then writes. SQLite takes its write lock
+    /// at once (`BEGIN IMMEDIATE`): a deferred one would fail with
+    /// SQLITE_BUSY if another writer committed between its read and its
+    /// write. PostgreSQL locks rows as they are written; callers that must
+    /// exclude other replicas take an advisory lock too.
+    pub async fn begin_write(&self) -> Result<Tx, StoreError> {
+        Ok(match &self.backend {
+            Backend::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+
+    /// A read-only transaction whose statements all see one snapshot.
+    /// SQLite's transactions do already; PostgreSQL's default (READ
+    /// COMMITTED) takes a new snapshot per statement.
+    pub async fn begin_snapshot(&self) -> Result<Tx, StoreError> {
+        Ok(match &self.backend {
+            Backend::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
+            Backend::Postgres(pool) => Tx::Postgres(
+                pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await?,
+            ),
+        })
     }
 
     pub async fn close(&self) {
-        self.pool.close().await;
-    }
-}
-
-/// The database holds sealed keys, saved state and usage: readable
-/// by its owner only. The file is created 0600 before SQLite opens it, and
-/// SQLite gives its `-wal` and `-shm` files the database file's mode; files
-/// left 0644 by an older keygate are tightened.
-fn owner_only(database: &std::path::Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    if database.as_os_str().is_empty() || database.as_os_str() == ":memory:" {
-        return Ok(());
-    }
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(database)?;
-    for suffix in ["", "-wal", "-shm"] {
-        let mut path = database.as_os_str().to_owned();
-        path.push(suffix);
-        let path = std::path::PathBuf::from(path);
-        if path.exists() {
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        match &self.backend {
+            Backend::Sqlite(pool) => pool.close().await,
+            Backend::Postgres(pool) => pool.close().await,
         }
     }
-    Ok(())
 }

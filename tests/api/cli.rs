@@ -70,17 +70,36 @@ async fn a_malformed_encryption_key_stops_startup_naming_the_variable() {
 }
 
 #[tokio::test]
-async fn a_postgres_database_url_is_refused_and_no_folder_is_made() {
+async fn an_unsupported_database_url_is_refused_and_no_folder_is_made() {
     let upstream = FakeUpstream::start().await;
-    let env = TestEnv::new(&upstream, &[planted_key("pg")])
-        .set("DATABASE_URL", "postgres://keygate@127.0.0.1/keygate");
+    let env = TestEnv::new(&upstream, &[planted_key("my")])
+        .set("DATABASE_URL", "mysql://keygate@127.0.0.1/keygate");
     let (ok, output) = run(&env, &["seed"]).await;
     assert!(!ok, "{output}");
     assert!(
-        output.contains("invalid DATABASE_URL: the \"postgres\" database is not supported"),
+        output.contains("invalid DATABASE_URL: the \"mysql\" database is not supported"),
         "{output}"
     );
-    assert!(!env.data_dir.path().join("postgres:").exists());
+    assert!(!env.data_dir.path().join("mysql:").exists());
+}
+
+#[tokio::test]
+async fn postgres_without_an_encryption_key_is_refused_naming_the_variable() {
+    let upstream = FakeUpstream::start().await;
+    let env = TestEnv::new(&upstream, &[planted_key("pg")])
+        .set(
+            "DATABASE_URL",
+            "postgres://keygate:db-password-1@127.0.0.1:1/keygate",
+        )
+        .unset("ENCRYPTION_KEY");
+    let (ok, output) = run(&env, &[]).await;
+    assert!(!ok, "{output}");
+    assert!(
+        output.contains("invalid ENCRYPTION_KEY: must be set when DATABASE_URL is a PostgreSQL"),
+        "{output}"
+    );
+    assert!(!output.contains("db-password-1"), "{output}");
+    assert!(!env.data_dir.path().join("encryption.key").exists());
 }
 
 #[tokio::test]

@@ -1,4 +1,5 @@
-//! The usage ledger's tables (`migrations/0003_usage_ledger.sql`, `0004`):
+//! The usage ledger's tables (`migrations/sqlite/0003_usage_ledger.sql`,
+//! `0004`; `migrations/postgres/0001_schema.sql`):
 //! `usage_requests`, one row per client request, and the rollups
 //! `usage_daily`, `usage_hourly` and `usage_5min`, the same rows summed per
 //! UTC day (hour, five minutes) and dimension combination (provider, model, key, status, error
@@ -26,16 +27,18 @@ mod rollup;
 pub mod totals;
 pub mod write;
 
+pub(in crate::store) use write::exclude_other_writers;
+
 #[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::{Database, Encode, QueryBuilder, Type};
 
 use crate::domain::{LatencyHistogram, ProviderKind};
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
 
 pub use page::{LedgerEntry, PagePosition, page};
 pub use prune::{prune_requests, prune_rollups};
@@ -46,8 +49,9 @@ pub use write::write_batch;
 /// daily level, by migration 0004) from the next finer one, in one
 /// transaction. Runs when the store opens, before any writer; does nothing
 /// once the level has rows. Returns how many rows were written.
-pub async fn backfill_rollups(pool: &sqlx::SqlitePool) -> Result<u64, StoreError> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+pub async fn backfill_rollups(store: &Store) -> Result<u64, StoreError> {
+    let mut tx = store.begin_write().await?;
+    write::exclude_other_writers(&mut tx).await?;
     let written = rollup::backfill(&mut tx, rollup::DAILY, rollup::HOURLY).await?;
     tx.commit().await?;
     Ok(written)
@@ -83,7 +87,7 @@ fn statement_chunks<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
     full.chain(rest.chunks(1))
 }
 
-/// `n` as SQLite's INTEGER; no count or token sum comes near the limit,
+/// `n` as a stored integer (SQLite's INTEGER, PostgreSQL's BIGINT); no count or token sum comes near the limit,
 /// and a saturated value is better than a failed batch.
 fn int(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
@@ -221,11 +225,13 @@ pub struct GroupTotals {
 
 /// The filter's optional equalities; `model` is the table's model column
 /// or expression.
-pub(super) fn push_filters<'a>(
-    query: &mut QueryBuilder<'a, Sqlite>,
+pub(super) fn push_filters<'a, DB: Database>(
+    query: &mut QueryBuilder<'a, DB>,
     filter: &'a UsageFilter,
     model: &str,
-) {
+) where
+    &'a str: Encode<'a, DB> + Type<DB>,
+{
     if let Some(provider) = filter.provider {
         query.push(" AND provider = ").push_bind(provider.as_str());
     }

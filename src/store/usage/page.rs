@@ -4,10 +4,10 @@
 //! never change, so paging neither repeats nor skips a row, and each page
 //! is one range scan of the `(at_ms, id)` index however deep it is.
 
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::QueryBuilder;
 
 use super::{RAW_MODEL, UsageFilter, push_filters};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, on_pool};
 
 /// Where a page ends: the last row it gave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,34 +58,32 @@ pub async fn page(
     after: Option<PagePosition>,
     limit: u32,
 ) -> Result<Vec<LedgerEntry>, StoreError> {
-    let mut query = QueryBuilder::<Sqlite>::new(
-        "SELECT id, at_ms, request_id, route, provider, model_requested, model_answered, key_id, \
-         attempts, keys_tried, status, error_class, input_tokens, output_tokens, \
-         cache_read_tokens, cache_write_tokens, cost_nanos, latency_us, ttft_us, client_key \
-         FROM usage_requests WHERE at_ms >= ",
-    );
-    query
-        .push_bind(filter.from_ms)
-        .push(" AND at_ms < ")
-        .push_bind(filter.to_ms);
-    if let Some(after) = after {
-        // The first condition bounds the index scan; the row value picks
-        // the rows after the position within its millisecond.
+    const COLUMNS: &str = "SELECT id, at_ms, request_id, route, provider, model_requested, \
+         model_answered, key_id, attempts, keys_tried, status, error_class, input_tokens, \
+         output_tokens, cache_read_tokens, cache_write_tokens, cost_nanos, latency_us, ttft_us, \
+         client_key FROM usage_requests WHERE at_ms >= ";
+    Ok(on_pool!(store, |pool, Db| {
+        let mut query = QueryBuilder::<Db>::new(COLUMNS);
         query
-            .push(" AND at_ms <= ")
-            .push_bind(after.at_ms)
-            .push(" AND (at_ms, id) < (")
-            .push_bind(after.at_ms)
-            .push(", ")
-            .push_bind(after.id)
-            .push(")");
-    }
-    push_filters(&mut query, filter, RAW_MODEL);
-    query
-        .push(" ORDER BY at_ms DESC, id DESC LIMIT ")
-        .push_bind(i64::from(limit));
-    Ok(query
-        .build_query_as::<LedgerEntry>()
-        .fetch_all(store.pool())
-        .await?)
+            .push_bind(filter.from_ms)
+            .push(" AND at_ms < ")
+            .push_bind(filter.to_ms);
+        if let Some(after) = after {
+            // The first condition bounds the index scan; the row value picks
+            // the rows after the position within its millisecond.
+            query
+                .push(" AND at_ms <= ")
+                .push_bind(after.at_ms)
+                .push(" AND (at_ms, id) < (")
+                .push_bind(after.at_ms)
+                .push(", ")
+                .push_bind(after.id)
+                .push(")");
+        }
+        push_filters(&mut query, filter, RAW_MODEL);
+        query
+            .push(" ORDER BY at_ms DESC, id DESC LIMIT ")
+            .push_bind(i64::from(limit));
+        query.build_query_as::<LedgerEntry>().fetch_all(pool).await
+    })?)
 }

@@ -3,16 +3,16 @@
 //! stored row (`add`).
 //! Counts, tokens and cost are added by the upsert itself; a histogram
 //! cannot be added in SQL, so the stored ones the batch touches are read
-//! and merged first, inside the writer's IMMEDIATE transaction (no other
-//! write can come between the read and the upsert).
+//! and merged first, inside the writer's transaction, which no other
+//! ledger write can come between (`write::exclude_other_writers`).
 
 use std::collections::{BTreeSet, HashMap};
 
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::QueryBuilder;
 
 use super::{DAY_MS, HOUR_MS, count, int, statement_chunks};
 use crate::domain::{LatencyHistogram, UsageRow};
-use crate::store::StoreError;
+use crate::store::{StoreError, Tx, on_tx};
 
 /// A rollup table and the period its rows sum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,49 +107,53 @@ pub(super) fn sum(level: Level, rows: &[UsageRow]) -> HashMap<RollupKey, RollupD
 /// Adds `deltas` to the stored rollups of `level` (creating the rows that
 /// are new).
 pub(super) async fn add(
-    conn: &mut SqliteConnection,
+    tx: &mut Tx,
     level: Level,
     mut deltas: HashMap<RollupKey, RollupDelta>,
 ) -> Result<(), StoreError> {
-    merge_stored_histograms(conn, level, &mut deltas).await?;
+    merge_stored_histograms(tx, level, &mut deltas).await?;
     let deltas: Vec<(RollupKey, RollupDelta)> = deltas.into_iter().collect();
     let table = level.table;
+    let head = format!(
+        "INSERT INTO {table} (start_ms, provider, model, key_id, status, error_class, \
+         requests, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, \
+         cost_nanos, latency_hist) "
+    );
+    // The histogram was merged with the stored one above, so it replaces
+    // it; every other column adds.
+    let tail = format!(
+        " ON CONFLICT (start_ms, provider, model, key_id, status, error_class) DO UPDATE SET \
+         requests = {table}.requests + excluded.requests, \
+         input_tokens = {table}.input_tokens + excluded.input_tokens, \
+         output_tokens = {table}.output_tokens + excluded.output_tokens, \
+         cache_read_tokens = {table}.cache_read_tokens + excluded.cache_read_tokens, \
+         cache_write_tokens = {table}.cache_write_tokens + excluded.cache_write_tokens, \
+         cost_nanos = {table}.cost_nanos + excluded.cost_nanos, \
+         latency_hist = excluded.latency_hist"
+    );
     for chunk in statement_chunks(&deltas) {
-        let mut upsert = QueryBuilder::<Sqlite>::new(format!(
-            "INSERT INTO {table} (start_ms, provider, model, key_id, status, error_class, \
-             requests, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, \
-             cost_nanos, latency_hist) "
-        ));
-        upsert.push_values(chunk, |mut values, (key, delta)| {
-            values
-                .push_bind(key.start_ms)
-                .push_bind(key.provider.as_str())
-                .push_bind(key.model.as_str())
-                .push_bind(key.key_id.as_str())
-                .push_bind(key.status)
-                .push_bind(key.error_class.as_str())
-                .push_bind(int(delta.requests))
-                .push_bind(int(delta.input_tokens))
-                .push_bind(int(delta.output_tokens))
-                .push_bind(int(delta.cache_read_tokens))
-                .push_bind(int(delta.cache_write_tokens))
-                .push_bind(int(delta.cost_nanos))
-                .push_bind(delta.latency.encode());
-        });
-        // The histogram was merged with the stored one above, so it
-        // replaces it; every other column adds.
-        upsert.push(format!(
-            " ON CONFLICT (start_ms, provider, model, key_id, status, error_class) DO UPDATE SET \
-             requests = {table}.requests + excluded.requests, \
-             input_tokens = {table}.input_tokens + excluded.input_tokens, \
-             output_tokens = {table}.output_tokens + excluded.output_tokens, \
-             cache_read_tokens = {table}.cache_read_tokens + excluded.cache_read_tokens, \
-             cache_write_tokens = {table}.cache_write_tokens + excluded.cache_write_tokens, \
-             cost_nanos = {table}.cost_nanos + excluded.cost_nanos, \
-             latency_hist = excluded.latency_hist"
-        ));
-        // One of two texts per level (see `statement_chunks`): cached.
-        upsert.build().execute(&mut *conn).await?;
+        on_tx!(&mut *tx, |conn, Db| {
+            let mut upsert = QueryBuilder::<Db>::new(&head);
+            upsert.push_values(chunk, |mut values, (key, delta)| {
+                values
+                    .push_bind(key.start_ms)
+                    .push_bind(key.provider.as_str())
+                    .push_bind(key.model.as_str())
+                    .push_bind(key.key_id.as_str())
+                    .push_bind(key.status)
+                    .push_bind(key.error_class.as_str())
+                    .push_bind(int(delta.requests))
+                    .push_bind(int(delta.input_tokens))
+                    .push_bind(int(delta.output_tokens))
+                    .push_bind(int(delta.cache_read_tokens))
+                    .push_bind(int(delta.cache_write_tokens))
+                    .push_bind(int(delta.cost_nanos))
+                    .push_bind(delta.latency.encode());
+            });
+            upsert.push(&tail);
+            // One of two texts per level (see `statement_chunks`): cached.
+            upsert.build().execute(&mut **conn).await.map(|_| ())
+        })?;
     }
     Ok(())
 }
@@ -158,21 +162,24 @@ pub(super) async fn add(
 /// batch's periods whole (usually one or two): one query per period
 /// instead of one per rollup row.
 async fn merge_stored_histograms(
-    conn: &mut SqliteConnection,
+    tx: &mut Tx,
     level: Level,
     deltas: &mut HashMap<RollupKey, RollupDelta>,
 ) -> Result<(), StoreError> {
     let periods: BTreeSet<i64> = deltas.keys().map(|k| k.start_ms).collect();
     let select = format!(
         "SELECT provider, model, key_id, status, error_class, latency_hist \
-         FROM {} WHERE start_ms = ?",
+         FROM {} WHERE start_ms = $1",
         level.table
     );
     for start_ms in periods {
-        let stored: Vec<(String, String, String, i64, String, String)> = sqlx::query_as(&select)
-            .bind(start_ms)
-            .fetch_all(&mut *conn)
-            .await?;
+        let stored: Vec<(String, String, String, i64, String, String)> =
+            on_tx!(&mut *tx, |conn, Db| {
+                sqlx::query_as(&select)
+                    .bind(start_ms)
+                    .fetch_all(&mut **conn)
+                    .await
+            })?;
         for (provider, model, key_id, status, error_class, histogram) in stored {
             let key = RollupKey {
                 start_ms,
@@ -205,41 +212,42 @@ async fn merge_stored_histograms(
 /// boundary, so the two are empty together or not at all. Reads one
 /// coarse period at a time, so memory stays that of one period's rows.
 /// Returns how many coarse rows were written.
-pub(super) async fn backfill(
-    conn: &mut SqliteConnection,
-    coarse: Level,
-    fine: Level,
-) -> Result<u64, StoreError> {
+pub(super) async fn backfill(tx: &mut Tx, coarse: Level, fine: Level) -> Result<u64, StoreError> {
     let has_rows = |level: Level| format!("SELECT EXISTS (SELECT 1 FROM {})", level.table);
-    let coarse_has: bool = sqlx::query_scalar(&has_rows(coarse))
-        .fetch_one(&mut *conn)
-        .await?;
-    let fine_has: bool = sqlx::query_scalar(&has_rows(fine))
-        .fetch_one(&mut *conn)
-        .await?;
+    let (coarse_sql, fine_sql) = (has_rows(coarse), has_rows(fine));
+    let (coarse_has, fine_has): (bool, bool) = on_tx!(&mut *tx, |conn, Db| {
+        let coarse_has = sqlx::query_scalar(&coarse_sql)
+            .fetch_one(&mut **conn)
+            .await?;
+        let fine_has = sqlx::query_scalar(&fine_sql).fetch_one(&mut **conn).await?;
+        Ok::<_, sqlx::Error>((coarse_has, fine_has))
+    })?;
     if coarse_has || !fine_has {
         return Ok(0);
     }
-    let periods: Vec<i64> = sqlx::query_scalar(&format!(
+    let periods = format!(
         "SELECT DISTINCT (start_ms / {p}) * {p} FROM {} ORDER BY 1",
         fine.table,
         p = coarse.period_ms
-    ))
-    .fetch_all(&mut *conn)
-    .await?;
+    );
+    let periods: Vec<i64> = on_tx!(&mut *tx, |conn, Db| {
+        sqlx::query_scalar(&periods).fetch_all(&mut **conn).await
+    })?;
     let select = format!(
         "SELECT provider, model, key_id, status, error_class, requests, input_tokens, \
          output_tokens, cache_read_tokens, cache_write_tokens, cost_nanos, latency_hist \
-         FROM {} WHERE start_ms >= ? AND start_ms < ?",
+         FROM {} WHERE start_ms >= $1 AND start_ms < $2",
         fine.table
     );
     let mut written = 0;
     for start_ms in periods {
-        let rows: Vec<StoredRollup> = sqlx::query_as(&select)
-            .bind(start_ms)
-            .bind(start_ms + coarse.period_ms)
-            .fetch_all(&mut *conn)
-            .await?;
+        let rows: Vec<StoredRollup> = on_tx!(&mut *tx, |conn, Db| {
+            sqlx::query_as(&select)
+                .bind(start_ms)
+                .bind(start_ms + coarse.period_ms)
+                .fetch_all(&mut **conn)
+                .await
+        })?;
         let mut deltas: HashMap<RollupKey, RollupDelta> = HashMap::new();
         for row in rows {
             let key = RollupKey {
@@ -266,7 +274,7 @@ pub(super) async fn backfill(
             }
         }
         written += deltas.len() as u64;
-        add(conn, coarse, deltas).await?;
+        add(tx, coarse, deltas).await?;
     }
     Ok(written)
 }

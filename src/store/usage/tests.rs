@@ -1,6 +1,7 @@
 //! The ledger's tables against a reference: random rows over a few days
 //! are written in batches, then totals over random ranges and groupings are
-//! compared with sums computed from the rows themselves.
+//! compared with sums computed from the rows themselves. Every test runs
+//! on SQLite and on PostgreSQL (a fresh database each, dropped after).
 
 use std::collections::BTreeMap;
 
@@ -10,17 +11,41 @@ use rand::{Rng, SeedableRng};
 use super::*;
 use crate::domain::latency::{bucket_middle_us, bucket_of};
 use crate::domain::{Usage, UsageRow};
-use crate::store::Store;
+use crate::store::test_db::TestDatabase;
+use crate::store::{Store, on_pool};
 
 /// 2026-01-15T00:00:00Z
 const T0: i64 = 1_768_435_200_000;
 
-async fn temp_store() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/ledger.db", dir.path().display());
-    let store = Store::connect(&url).await.unwrap();
-    (dir, store)
+/// `$test(&Store)` as two tests, `$test::sqlite` and `$test::postgres`.
+macro_rules! on_both_databases {
+    ($test:ident) => {
+        mod $test {
+            use super::*;
+
+            #[tokio::test]
+            async fn sqlite() {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}/ledger.db", dir.path().display());
+                let store = Store::connect(&url).await.unwrap();
+                super::$test(&store).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                let database = TestDatabase::create().await;
+                let store = Store::connect(&database.url).await.unwrap();
+                super::$test(&store).await;
+                store.close().await;
+            }
+        }
+    };
 }
+
+on_both_databases!(totals_match_the_rows_for_any_range_and_grouping);
+on_both_databases!(pages_walk_every_matching_row_newest_first_once);
+on_both_databases!(pruning_deletes_old_rows_and_their_rollups_and_keeps_the_rest);
+on_both_databases!(daily_rollups_missing_from_an_older_ledger_are_filled_from_hourly_ones);
 
 const KEYS: [&str; 3] = ["key_a", "key_b", "key_c"];
 const MODELS: [&str; 3] = ["claude-sonnet-4-5", "claude-haiku-4-5", "gpt-4o"];
@@ -141,12 +166,10 @@ async fn written(rng: &mut StdRng, store: &Store, n: usize, span: i64) -> Vec<Us
     rows
 }
 
-#[tokio::test]
-async fn totals_match_the_rows_for_any_range_and_grouping() {
-    let (_dir, store) = temp_store().await;
+async fn totals_match_the_rows_for_any_range_and_grouping(store: &Store) {
     let mut rng = StdRng::seed_from_u64(11);
     // Three days and a bit, so ranges cross days as well as hours.
-    let rows = written(&mut rng, &store, 4_000, 3 * DAY_MS).await;
+    let rows = written(&mut rng, store, 4_000, 3 * DAY_MS).await;
     let groupings: [&[Dimension]; 7] = [
         &[],
         &[Dimension::Key],
@@ -178,7 +201,7 @@ async fn totals_match_the_rows_for_any_range_and_grouping() {
             key: (round % 6 == 0).then(|| KEYS[1].to_string()),
         };
         let group_by = groupings[round % groupings.len()];
-        let got = totals(&store, &filter, group_by).await.unwrap();
+        let got = totals(store, &filter, group_by).await.unwrap();
         let mut want = reference(&rows, &filter, group_by);
         let got_keys: Vec<_> = got.iter().map(|(k, _)| k.clone()).collect();
         let want_keys: Vec<_> = want.keys().cloned().collect();
@@ -202,11 +225,9 @@ async fn totals_match_the_rows_for_any_range_and_grouping() {
     }
 }
 
-#[tokio::test]
-async fn pages_walk_every_matching_row_newest_first_once() {
-    let (_dir, store) = temp_store().await;
+async fn pages_walk_every_matching_row_newest_first_once(store: &Store) {
     let mut rng = StdRng::seed_from_u64(5);
-    let mut rows = written(&mut rng, &store, 500, 5 * HOUR_MS).await;
+    let mut rows = written(&mut rng, store, 500, 5 * HOUR_MS).await;
     // Rows that arrived in the same millisecond: ordered by when written.
     let same_ms: Vec<UsageRow> = (0..9)
         .map(|i| UsageRow {
@@ -216,7 +237,7 @@ async fn pages_walk_every_matching_row_newest_first_once() {
             ..rows[0].clone()
         })
         .collect();
-    write_batch(&store, &same_ms).await.unwrap();
+    write_batch(store, &same_ms).await.unwrap();
     rows.extend(same_ms);
     let filter = UsageFilter {
         from_ms: T0 + HOUR_MS + 1,
@@ -228,7 +249,7 @@ async fn pages_walk_every_matching_row_newest_first_once() {
     let mut seen = Vec::new();
     let mut after = None;
     loop {
-        let page = page(&store, &filter, after, 7).await.unwrap();
+        let page = page(store, &filter, after, 7).await.unwrap();
         seen.extend(page.iter().map(|e| e.request_id.clone()));
         match page.last() {
             Some(last) if page.len() == 7 => after = Some(last.position()),
@@ -250,15 +271,13 @@ async fn pages_walk_every_matching_row_newest_first_once() {
     assert_eq!(seen, expected);
 }
 
-#[tokio::test]
-async fn pruning_deletes_old_rows_and_their_rollups_and_keeps_the_rest() {
-    let (_dir, store) = temp_store().await;
+async fn pruning_deletes_old_rows_and_their_rollups_and_keeps_the_rest(store: &Store) {
     let mut rng = StdRng::seed_from_u64(3);
-    let rows = written(&mut rng, &store, 600, 3 * DAY_MS).await;
+    let rows = written(&mut rng, store, 600, 3 * DAY_MS).await;
     let cutoff = T0 + DAY_MS;
     let mut deleted = 0;
     loop {
-        let step = prune_requests(&store, cutoff, 100).await.unwrap();
+        let step = prune_requests(store, cutoff, 100).await.unwrap();
         deleted += step;
         if step < 100 {
             break;
@@ -266,12 +285,13 @@ async fn pruning_deletes_old_rows_and_their_rollups_and_keeps_the_rest() {
     }
     let old = rows.iter().filter(|r| r.at_ms < cutoff).count() as u64;
     assert_eq!(deleted, old);
-    assert!(prune_rollups(&store, cutoff).await.unwrap() > 0);
+    assert!(prune_rollups(store, cutoff).await.unwrap() > 0);
     for table in ["usage_daily", "usage_hourly", "usage_5min"] {
-        let starts: Vec<i64> = sqlx::query_scalar(&format!("SELECT start_ms FROM {table}"))
-            .fetch_all(store.pool())
-            .await
-            .unwrap();
+        let sql = format!("SELECT start_ms FROM {table}");
+        let starts: Vec<i64> = on_pool!(store, |pool, Db| {
+            sqlx::query_scalar(&sql).fetch_all(pool).await
+        })
+        .unwrap();
         assert!(!starts.is_empty());
         assert!(starts.iter().all(|s| *s >= cutoff), "{table}: {starts:?}");
     }
@@ -282,21 +302,19 @@ async fn pruning_deletes_old_rows_and_their_rollups_and_keeps_the_rest() {
         model: None,
         key: None,
     };
-    let left = totals(&store, &everything, &[]).await.unwrap();
+    let left = totals(store, &everything, &[]).await.unwrap();
     assert_eq!(left[0].1.requests, rows.len() as u64 - old);
     // A range over the pruned day finds nothing, from any table.
     let pruned = UsageFilter {
         to_ms: cutoff,
         ..everything
     };
-    assert!(totals(&store, &pruned, &[]).await.unwrap().is_empty());
+    assert!(totals(store, &pruned, &[]).await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn daily_rollups_missing_from_an_older_ledger_are_filled_from_hourly_ones() {
-    let (_dir, store) = temp_store().await;
+async fn daily_rollups_missing_from_an_older_ledger_are_filled_from_hourly_ones(store: &Store) {
     let mut rng = StdRng::seed_from_u64(8);
-    let rows = written(&mut rng, &store, 800, 3 * DAY_MS).await;
+    let rows = written(&mut rng, store, 800, 3 * DAY_MS).await;
     let month = UsageFilter {
         from_ms: T0 - DAY_MS,
         to_ms: T0 + 5 * DAY_MS,
@@ -305,23 +323,26 @@ async fn daily_rollups_missing_from_an_older_ledger_are_filled_from_hourly_ones(
         key: None,
     };
     let by = [Dimension::Key, Dimension::Day];
-    let before = totals(&store, &month, &by).await.unwrap();
+    let before = totals(store, &month, &by).await.unwrap();
     assert_eq!(
         before.iter().map(|(_, t)| t.requests).sum::<u64>(),
         rows.len() as u64
     );
     // A ledger written before migration 0004: hourly rollups, no daily ones.
-    sqlx::query("DELETE FROM usage_daily")
-        .execute(store.pool())
-        .await
-        .unwrap();
-    let emptied = totals(&store, &month, &by).await.unwrap();
+    on_pool!(store, |pool, Db| {
+        sqlx::query("DELETE FROM usage_daily")
+            .execute(pool)
+            .await
+            .map(|_| ())
+    })
+    .unwrap();
+    let emptied = totals(store, &month, &by).await.unwrap();
     assert_ne!(emptied, before, "whole days are read from usage_daily");
 
-    let filled = backfill_rollups(store.pool()).await.unwrap();
+    let filled = backfill_rollups(store).await.unwrap();
     assert!(filled > 0);
-    assert_eq!(totals(&store, &month, &by).await.unwrap(), before);
+    assert_eq!(totals(store, &month, &by).await.unwrap(), before);
     // Once filled, it is not filled again.
-    assert_eq!(backfill_rollups(store.pool()).await.unwrap(), 0);
-    assert_eq!(totals(&store, &month, &by).await.unwrap(), before);
+    assert_eq!(backfill_rollups(store).await.unwrap(), 0);
+    assert_eq!(totals(store, &month, &by).await.unwrap(), before);
 }

@@ -11,12 +11,13 @@
 use std::collections::BTreeMap;
 
 use futures::TryStreamExt;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+use sqlx::{ColumnIndex, Database, Decode, QueryBuilder, Row, Type};
 
 use super::rollup::{LEVELS, Level};
-use super::{DimValue, Dimension, GroupTotals, RAW_MODEL, UsageFilter, count, push_filters};
-use crate::store::{Store, StoreError};
+use super::{
+    DAY_MS, DimValue, Dimension, GroupTotals, HOUR_MS, RAW_MODEL, UsageFilter, count, push_filters,
+};
+use crate::store::{Store, StoreError, Tx, on_tx};
 
 /// Groups in order of their values (by the first dimension, then the
 /// second); one group with no values when `group_by` is empty and any row
@@ -29,8 +30,8 @@ pub async fn totals(
     let mut groups = BTreeMap::new();
     // One read transaction: every source from the same snapshot, so a
     // batch committed meanwhile is counted in all or none.
-    let mut tx = store.pool().begin().await?;
-    for source in plan(filter.from_ms, filter.to_ms) {
+    let mut tx = store.begin_snapshot().await?;
+    for source in plan(filter.from_ms, filter.to_ms, group_by) {
         match source {
             Source::Rollup(level, range) => {
                 fold_rollups(&mut tx, level, filter, range, group_by, &mut groups).await?;
@@ -52,9 +53,23 @@ enum Source {
 
 /// `[from, to)` cut into the whole periods of the coarsest level that fit,
 /// its ends cut the same way at the next level, and what is left read raw.
-fn plan(from: i64, to: i64) -> Vec<Source> {
+/// Levels coarser than a time grouping are skipped: a daily row cannot say
+/// which hour its requests came in.
+fn plan(from: i64, to: i64, group_by: &[Dimension]) -> Vec<Source> {
+    let finest_grouping = group_by
+        .iter()
+        .filter_map(|dimension| match dimension {
+            Dimension::Hour => Some(HOUR_MS),
+            Dimension::Day => Some(DAY_MS),
+            _ => None,
+        })
+        .min();
+    let levels: Vec<Level> = LEVELS
+        .into_iter()
+        .filter(|level| finest_grouping.is_none_or(|period| level.period_ms <= period))
+        .collect();
     let mut sources = Vec::new();
-    cut(from, to, &LEVELS, &mut sources);
+    cut(from, to, &levels, &mut sources);
     sources
 }
 
@@ -80,7 +95,11 @@ fn cut(from: i64, to: i64, levels: &[Level], sources: &mut Vec<Source>) {
 type Groups = BTreeMap<Vec<DimValue>, GroupTotals>;
 
 /// Selects each dimension's value as the first columns.
-fn push_dimensions(query: &mut QueryBuilder<'_, Sqlite>, group_by: &[Dimension], raw: bool) {
+fn push_dimensions<DB: Database>(
+    query: &mut QueryBuilder<'_, DB>,
+    group_by: &[Dimension],
+    raw: bool,
+) {
     for dimension in group_by {
         query.push(if raw {
             dimension.raw_sql()
@@ -92,7 +111,13 @@ fn push_dimensions(query: &mut QueryBuilder<'_, Sqlite>, group_by: &[Dimension],
 }
 
 /// The group a result row belongs to, from its first columns.
-fn group_of(row: &SqliteRow, group_by: &[Dimension]) -> Result<Vec<DimValue>, sqlx::Error> {
+fn group_of<R>(row: &R, group_by: &[Dimension]) -> Result<Vec<DimValue>, sqlx::Error>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+{
     group_by
         .iter()
         .enumerate()
@@ -109,7 +134,12 @@ fn group_of(row: &SqliteRow, group_by: &[Dimension]) -> Result<Vec<DimValue>, sq
 
 /// Adds the token and cost columns that follow `status, error_class,
 /// requests` (at `first`) to `group`.
-fn add_sums(group: &mut GroupTotals, row: &SqliteRow, first: usize) -> Result<(), sqlx::Error> {
+fn add_sums<R>(group: &mut GroupTotals, row: &R, first: usize) -> Result<(), sqlx::Error>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+{
     let at = |i: usize| -> Result<u64, sqlx::Error> { Ok(count(row.try_get(first + i)?)) };
     group.tokens.input += at(0)?;
     group.tokens.output += at(1)?;
@@ -122,77 +152,85 @@ fn add_sums(group: &mut GroupTotals, row: &SqliteRow, first: usize) -> Result<()
 /// Whole periods from one rollup level. Rows are folded here rather than
 /// grouped in SQL because their histograms can only be added in Rust.
 async fn fold_rollups(
-    conn: &mut SqliteConnection,
+    tx: &mut Tx,
     level: Level,
     filter: &UsageFilter,
     (from, to): (i64, i64),
     group_by: &[Dimension],
     groups: &mut Groups,
 ) -> Result<(), StoreError> {
-    let mut query = QueryBuilder::<Sqlite>::new("SELECT ");
-    push_dimensions(&mut query, group_by, false);
-    query.push(format!(
+    let columns = format!(
         "status, error_class, requests, input_tokens, output_tokens, cache_read_tokens, \
          cache_write_tokens, cost_nanos, latency_hist FROM {} WHERE start_ms >= ",
         level.table
-    ));
-    query.push_bind(from).push(" AND start_ms < ").push_bind(to);
-    push_filters(&mut query, filter, "model");
+    );
     let n = group_by.len();
-    let mut rows = query.build().fetch(&mut *conn);
-    while let Some(row) = rows.try_next().await? {
-        let group = groups.entry(group_of(&row, group_by)?).or_default();
-        let status: i64 = row.try_get(n)?;
-        let error_class: &str = row.try_get(n + 1)?;
-        group.add_outcome(status, error_class, count(row.try_get(n + 2)?));
-        add_sums(group, &row, n + 3)?;
-        let histogram: &str = row.try_get(n + 8)?;
-        if !group.latency.add_encoded(histogram) {
-            tracing::warn!("usage ledger: an unreadable rollup histogram was skipped");
+    on_tx!(tx, |conn, Db| {
+        let mut query = QueryBuilder::<Db>::new("SELECT ");
+        push_dimensions(&mut query, group_by, false);
+        query.push(&columns);
+        query.push_bind(from).push(" AND start_ms < ").push_bind(to);
+        push_filters(&mut query, filter, "model");
+        let mut rows = query.build().fetch(&mut **conn);
+        while let Some(row) = rows.try_next().await? {
+            let group = groups.entry(group_of(&row, group_by)?).or_default();
+            let status: i64 = row.try_get(n)?;
+            let error_class: &str = row.try_get(n + 1)?;
+            group.add_outcome(status, error_class, count(row.try_get(n + 2)?));
+            add_sums(group, &row, n + 3)?;
+            let histogram: &str = row.try_get(n + 8)?;
+            if !group.latency.add_encoded(histogram) {
+                tracing::warn!("usage ledger: an unreadable rollup histogram was skipped");
+            }
         }
-    }
+    });
     Ok(())
 }
 
 /// A partial five-minute slice from the raw rows, summed in SQL per
 /// group, outcome and latency bucket.
 async fn fold_raw(
-    conn: &mut SqliteConnection,
+    tx: &mut Tx,
     filter: &UsageFilter,
     (from, to): (i64, i64),
     group_by: &[Dimension],
     groups: &mut Groups,
 ) -> Result<(), StoreError> {
-    let mut query = QueryBuilder::<Sqlite>::new("SELECT ");
-    push_dimensions(&mut query, group_by, true);
-    query.push(
-        "status, COALESCE(error_class, ''), COUNT(*), SUM(input_tokens), SUM(output_tokens), \
-         SUM(cache_read_tokens), SUM(cache_write_tokens), SUM(cost_nanos), latency_bucket \
-         FROM usage_requests WHERE at_ms >= ",
-    );
-    query.push_bind(from).push(" AND at_ms < ").push_bind(to);
-    push_filters(&mut query, filter, RAW_MODEL);
-    // By position: the same in SQLite and PostgreSQL, and the expressions
-    // are not repeated.
     let n = group_by.len();
-    query.push(" GROUP BY ");
-    for position in 1..=n + 2 {
-        query.push(format!("{position}, "));
-    }
-    query.push(format!("{}", n + 9));
-    let mut rows = query.build().fetch(&mut *conn);
-    while let Some(row) = rows.try_next().await? {
-        let group = groups.entry(group_of(&row, group_by)?).or_default();
-        let status: i64 = row.try_get(n)?;
-        let error_class: &str = row.try_get(n + 1)?;
-        let requests = count(row.try_get(n + 2)?);
-        group.add_outcome(status, error_class, requests);
-        add_sums(group, &row, n + 3)?;
-        let bucket: i64 = row.try_get(n + 8)?;
-        group
-            .latency
-            .add(u16::try_from(bucket).unwrap_or(u16::MAX), requests);
-    }
+    on_tx!(tx, |conn, Db| {
+        let mut query = QueryBuilder::<Db>::new("SELECT ");
+        push_dimensions(&mut query, group_by, true);
+        // PostgreSQL sums BIGINTs as NUMERIC; the casts keep every column
+        // a 64-bit integer in both databases (no sum comes near the limit).
+        query.push(
+            "status, COALESCE(error_class, ''), COUNT(*), CAST(SUM(input_tokens) AS BIGINT), \
+             CAST(SUM(output_tokens) AS BIGINT), CAST(SUM(cache_read_tokens) AS BIGINT), \
+             CAST(SUM(cache_write_tokens) AS BIGINT), CAST(SUM(cost_nanos) AS BIGINT), \
+             latency_bucket FROM usage_requests WHERE at_ms >= ",
+        );
+        query.push_bind(from).push(" AND at_ms < ").push_bind(to);
+        push_filters(&mut query, filter, RAW_MODEL);
+        // By position: the same in SQLite and PostgreSQL, and the expressions
+        // are not repeated.
+        query.push(" GROUP BY ");
+        for position in 1..=n + 2 {
+            query.push(format!("{position}, "));
+        }
+        query.push(format!("{}", n + 9));
+        let mut rows = query.build().fetch(&mut **conn);
+        while let Some(row) = rows.try_next().await? {
+            let group = groups.entry(group_of(&row, group_by)?).or_default();
+            let status: i64 = row.try_get(n)?;
+            let error_class: &str = row.try_get(n + 1)?;
+            let requests = count(row.try_get(n + 2)?);
+            group.add_outcome(status, error_class, requests);
+            add_sums(group, &row, n + 3)?;
+            let bucket: i64 = row.try_get(n + 8)?;
+            group
+                .latency
+                .add(u16::try_from(bucket).unwrap_or(u16::MAX), requests);
+        }
+    });
     Ok(())
 }
 
@@ -200,7 +238,6 @@ async fn fold_raw(
 mod tests {
     use super::super::rollup::{DAILY, FIVE_MINUTES, HOURLY};
     use super::*;
-    use crate::store::usage::{DAY_MS, HOUR_MS};
 
     const H: i64 = HOUR_MS;
     const M: i64 = 60_000;
@@ -209,7 +246,7 @@ mod tests {
     fn a_range_is_read_from_the_coarsest_whole_periods_that_fit() {
         let t = 1_000 * H;
         assert_eq!(
-            plan(t + 7 * M, t + 3 * H + 12 * M + 5),
+            plan(t + 7 * M, t + 3 * H + 12 * M + 5, &[]),
             [
                 Source::Raw((t + 7 * M, t + 10 * M)),
                 Source::Rollup(FIVE_MINUTES, (t + 10 * M, t + H)),
@@ -221,7 +258,7 @@ mod tests {
         // Whole days inside: read per day, their ends per hour.
         let d = 500 * DAY_MS;
         assert_eq!(
-            plan(d + 2 * H + 5 * M, d + 3 * DAY_MS + H),
+            plan(d + 2 * H + 5 * M, d + 3 * DAY_MS + H, &[]),
             [
                 Source::Rollup(FIVE_MINUTES, (d + 2 * H + 5 * M, d + 3 * H)),
                 Source::Rollup(HOURLY, (d + 3 * H, d + DAY_MS)),
@@ -230,12 +267,24 @@ mod tests {
             ]
         );
         // Aligned ends: rollups only.
-        assert_eq!(plan(t, t + 2 * H), [Source::Rollup(HOURLY, (t, t + 2 * H))]);
-        // Inside one slice; across slices without a whole hour.
-        assert_eq!(plan(t + 5, t + 10), [Source::Raw((t + 5, t + 10))]);
         assert_eq!(
-            plan(t + 50 * M, t + H + 20 * M),
+            plan(t, t + 2 * H, &[]),
+            [Source::Rollup(HOURLY, (t, t + 2 * H))]
+        );
+        // Inside one slice; across slices without a whole hour.
+        assert_eq!(plan(t + 5, t + 10, &[]), [Source::Raw((t + 5, t + 10))]);
+        assert_eq!(
+            plan(t + 50 * M, t + H + 20 * M, &[]),
             [Source::Rollup(FIVE_MINUTES, (t + 50 * M, t + H + 20 * M)),]
+        );
+        // Grouped by hour, whole days are read per hour.
+        assert_eq!(
+            plan(d, d + 2 * DAY_MS, &[Dimension::Key, Dimension::Hour]),
+            [Source::Rollup(HOURLY, (d, d + 2 * DAY_MS))]
+        );
+        assert_eq!(
+            plan(d, d + 2 * DAY_MS, &[Dimension::Day]),
+            [Source::Rollup(DAILY, (d, d + 2 * DAY_MS))]
         );
     }
 }
