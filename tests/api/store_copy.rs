@@ -1,7 +1,7 @@
 //! `keygate store copy`: an installation moved from SQLite to PostgreSQL
 //! with the real binary: counts per table, nothing added by a second run,
-//! a wrong master key refused on either side, and the copied keys and
-//! state serving requests from PostgreSQL.
+//! a wrong master key refused on either side, the copied keys and state
+//! serving requests from PostgreSQL, and the way back to SQLite.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -99,6 +99,19 @@ async fn an_sqlite_installation_moves_to_postgres_once_and_serves_from_there() {
     }
     assert_eq!(table_rows(&database, "usage_requests").await, 4);
     assert_eq!(table_rows(&database, "usage_5min").await, rollups);
+
+    // And back, into a new SQLite file.
+    let back = format!("sqlite://{}/back.db", env.data_dir.path().display());
+    let (ok, output) = copy(&env, &database.url, &back).await;
+    assert!(ok, "{output}");
+    for line in [
+        "api_keys: 2 new (2 in the source)",
+        "key_state: 2 new (2 in the source)",
+        "usage_requests: 4 new (4 in the source)",
+        &format!("usage_5min: {rollups} new ({rollups} in the source)"),
+    ] {
+        assert!(output.contains(line), "{line}: {output}");
+    }
 
     // The copied keys, state and ledger serve from PostgreSQL.
     let pg_env = TestEnv::new(&app.upstream, &app.keys).set("DATABASE_URL", &database.url);
