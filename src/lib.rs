@@ -32,7 +32,7 @@
 //!    the request's tracker; `pricing` prices the usage.
 //! 6. Behind the request path, `state_saver` takes each pool's changes every
 //!    `STATE_FLUSH_SECS` and `store::pool_state` writes them (cooldowns
-//!    included) to SQLite.
+//!    included) to the database (SQLite, or PostgreSQL shared by replicas).
 //!
 //! # Modules, from the leaves up
 //!

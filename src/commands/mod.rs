@@ -1,5 +1,6 @@
 //! The one-shot commands run by the `keygate` binary besides serving:
-//! managing stored keys, checking them and rotating the master key.
+//! managing stored keys, checking them, rotating the master key and moving
+//! the stored data to another database.
 //!
 //! - `keys`: `keygate keys list|add|remove|enable|disable`.
 //! - `test_keys`: `keygate keys test`, checking keys against their upstream.

@@ -239,3 +239,48 @@ impl Store {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_unreachable_or_busy_database_is_worth_a_retry() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert!(StoreError::Query(sqlx::Error::Io(io)).is_transient());
+        assert!(StoreError::Query(sqlx::Error::PoolTimedOut).is_transient());
+        assert!(!StoreError::Query(sqlx::Error::PoolClosed).is_transient());
+        assert!(!StoreError::Query(sqlx::Error::RowNotFound).is_transient());
+    }
+
+    #[tokio::test]
+    async fn a_constraint_is_not_transient_and_a_busy_sqlite_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/k.db", dir.path().display());
+        let store = Store::connect(&url).await.unwrap();
+        let Backend::Sqlite(pool) = store.backend() else {
+            unreachable!()
+        };
+        let duplicate = "INSERT INTO provider_stats (provider, data) VALUES ('a', '{}')";
+        sqlx::query(duplicate).execute(pool).await.unwrap();
+        let error = StoreError::from(sqlx::query(duplicate).execute(pool).await.unwrap_err());
+        assert!(!error.is_transient(), "{error}");
+        // A second writer while the first holds the lock, without waiting.
+        let mut holder = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
+        sqlx::query("UPDATE provider_stats SET data = '[]'")
+            .execute(&mut *holder)
+            .await
+            .unwrap();
+        let mut other = pool.acquire().await.unwrap();
+        sqlx::query("PRAGMA busy_timeout = 0")
+            .execute(&mut *other)
+            .await
+            .unwrap();
+        let busy = sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *other)
+            .await
+            .unwrap_err();
+        assert!(StoreError::from(busy).is_transient());
+        holder.rollback().await.unwrap();
+    }
+}
