@@ -52,7 +52,7 @@ impl Default for LedgerSettings {
             retention: Duration::from_secs(30 * 86_400),
             prune_every: Duration::from_secs(3_600),
             writer: WriterSettings {
-                batch_rows: 1_000,
+                batch_rows: 5_000,
                 flush_every: Duration::from_millis(250),
             },
         }

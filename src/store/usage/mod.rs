@@ -71,20 +71,43 @@ pub fn hour_floor(at_ms: i64) -> i64 {
 }
 
 /// Rows per multi-row statement (INSERT or rollup upsert). Every batch is
-/// written as full statements of this many rows, then one statement per
-/// row left over, so only two statement texts per table ever exist and
-/// both stay in sqlx's cache of prepared statements. With statements as
-/// long as a batch (hundreds of rows, thousands of parameters) nearly every
-/// batch had a new length: SQLite parsed a 20,000-parameter statement per
-/// batch, and a cached one held megabytes. 64 rows keep most of the gain
-/// of multi-row statements (`cargo bench --bench ledger`).
+/// written as full statements of this many rows, then the rest in
+/// statements of 32, 16, 8, 4, 2 and 1 rows as needed, so only seven
+/// statement texts per table ever exist and all stay in sqlx's cache of
+/// prepared statements. With statements as long as a batch (hundreds of
+/// rows, thousands of parameters) nearly every batch had a new length:
+/// SQLite parsed a 20,000-parameter statement per batch, and a cached one
+/// held megabytes. Rows one by one instead cost a round trip to sqlx's
+/// SQLite thread each.
 const ROWS_PER_STATEMENT: usize = 64;
 
-/// `items` as full chunks of `ROWS_PER_STATEMENT`, then the rest one by one.
+/// `items` as full chunks of `ROWS_PER_STATEMENT`, then the rest in
+/// chunks of falling powers of two.
 fn statement_chunks<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
     let full = items.chunks_exact(ROWS_PER_STATEMENT);
-    let rest = full.remainder();
-    full.chain(rest.chunks(1))
+    let mut rest = full.remainder();
+    let tail = std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let size = 1 << rest.len().ilog2();
+        let (chunk, left) = rest.split_at(size);
+        rest = left;
+        Some(chunk)
+    });
+    full.chain(tail)
+}
+
+#[cfg(test)]
+#[test]
+fn a_batch_is_cut_into_a_few_statement_sizes() {
+    let sizes =
+        |n: usize| -> Vec<usize> { statement_chunks(&vec![0u8; n]).map(<[u8]>::len).collect() };
+    assert_eq!(sizes(0), Vec::<usize>::new());
+    assert_eq!(sizes(1), [1]);
+    assert_eq!(sizes(64), [64]);
+    assert_eq!(sizes(200), [64, 64, 64, 8]);
+    assert_eq!(sizes(127), [64, 32, 16, 8, 4, 2, 1]);
 }
 
 /// `n` as a stored integer (SQLite's INTEGER, PostgreSQL's BIGINT); no count or token sum comes near the limit,

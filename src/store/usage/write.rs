@@ -15,7 +15,7 @@ pub async fn write_batch(store: &Store, rows: &[UsageRow]) -> Result<(), StoreEr
         return Ok(());
     }
     // Summed before the transaction: the write lock is held only for SQL.
-    let deltas = rollup::LEVELS.map(|level| (level, rollup::sum(level, rows)));
+    let deltas = rollup::sum_levels(rows);
     // The rollup step reads the stored histograms, then writes: no other
     // writer may come between (`begin_write`, `exclude_other_writers`).
     let mut tx = store.begin_write().await?;
@@ -80,7 +80,7 @@ async fn insert_rows(tx: &mut Tx, rows: &[UsageRow]) -> Result<(), StoreError> {
                 .push_bind(row.ttft_us.map(int))
                 .push_bind(row.client_key.as_deref());
         });
-        // One of two texts (see `statement_chunks`), so always cached.
+        // One of seven texts (see `statement_chunks`), so always cached.
         insert.build().execute(&mut **conn).await.map(|_| ())
     })?;
     Ok(())
