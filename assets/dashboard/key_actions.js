@@ -80,7 +80,7 @@ export function bindKeyActions({ keys, refresh, onAuthLost }) {
       case "reset": return run(async () => {
         const sure = await ask({
           title: `Reset the ${provider} pool?`, ok: "Reset", danger: true,
-          text: "Every cooldown, ejection and invalid mark of this provider's keys is cleared, and its counters start again from zero.",
+          text: "Every cooldown, ejection and invalid mark of this provider's keys is cleared, and their failure counts and histories start again from zero (request and success totals stay).",
         });
         if (!sure) return null;
         await api.reset(provider);

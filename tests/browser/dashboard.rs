@@ -494,8 +494,11 @@ async fn resets_a_pool_after_confirming_and_every_key_is_back() {
         .await;
     browser.click("#dialog-cancel").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(app.status().await["keys"][0]["state"], "cooling_down");
-    // Confirmed: the key is back and the counters start again.
+    let before = app.status().await;
+    assert_eq!(before["keys"][0]["state"], "cooling_down");
+    assert!(before["keys"][0]["failures"].as_u64().unwrap() >= 1);
+    // Confirmed: the key is back and its failures start again from zero
+    // (request totals stay).
     browser.click(reset).await;
     browser
         .wait_for("the confirmation", "document.getElementById('dialog').open")
@@ -509,7 +512,9 @@ async fn resets_a_pool_after_confirming_and_every_key_is_back() {
         .await;
     let status = app.status().await;
     assert_eq!(status["keys"][0]["state"], "active");
-    assert_eq!(status["keys"][0]["requests"], 0);
+    assert_eq!(status["keys"][0]["failures"], 0);
+    assert_eq!(status["keys"][0]["failure_history"], json!([]));
+    assert!(status["keys"][0]["requests"].as_u64().unwrap() >= 1);
     assert!(
         browser
             .text("#notice")
