@@ -54,6 +54,8 @@
 //! - `key_check`: checking a key with a cheap upstream call.
 //! - `store`: everything SQL; `vault`: stored keys, sealed and opened.
 //! - `gateway`: the request path (above); `translate`: OpenAI ⇄ Anthropic.
+//! - `cluster`: sharing key marks, probe tokens and counters with other
+//!   replicas through Redis (`REDIS_URL`), off the request path.
 //! - `state_saver`: saving pool state and picking up CLI key changes;
 //!   `key_rechecker`: giving invalid keys another chance.
 //! - `alerts`: watching the pools and telling people (webhooks, e-mail)
@@ -74,6 +76,7 @@ pub mod alerts;
 pub mod app_state;
 pub mod auth;
 pub mod cli;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod crypto;

@@ -14,13 +14,18 @@
 //!   uses, with the request tracker that counts each request exactly once.
 //! - `status`: the serialisable snapshots the admin routes return.
 //! - `snapshot`: the pool's state in its saved form, and back.
+//! - `shared`: the marks a pool shares with other replicas of a cluster,
+//!   and applying theirs; `counts`: cluster-wide counters shown instead of
+//!   this replica's own.
 
 mod cooldown;
+mod counts;
 mod ejection;
 mod handle;
 mod latency;
 mod machine;
 mod select;
+pub mod shared;
 mod slot;
 pub mod snapshot;
 mod status;
@@ -29,8 +34,9 @@ use crate::domain::{FailureNote, KeyLease};
 use std::time::Duration;
 
 pub use cooldown::CooldownPolicy;
+pub use counts::Counts;
 pub use ejection::OutlierPolicy;
-pub use handle::{Changes, KeyPoolHandle, KeyPools, PoolUnavailable, RequestTracker};
+pub use handle::{Changes, KeyPoolHandle, KeyPools, PoolUnavailable, RequestTracker, SharedOutlet};
 pub use latency::LatencySummary;
 pub use machine::{PoolSettings, PoolState};
 pub use select::Strategy;

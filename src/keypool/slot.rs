@@ -108,11 +108,12 @@ impl KeySlot {
             .max()
     }
 
-    /// A half-open cooldown already has its one probe out.
+    /// A half-open cooldown already has its one probe out (here, or at
+    /// another replica of a cluster).
     fn probe_out(&self, model: Option<&str>, now: Instant) -> bool {
         self.cooldowns
             .iter()
-            .any(|c| c.applies_to(model) && !c.is_active(now) && c.probing)
+            .any(|c| c.applies_to(model) && !c.is_active(now) && (c.probing || c.awaits_token(now)))
     }
 
     pub fn can_serve(&self, model: Option<&str>, now: Instant) -> bool {
@@ -168,6 +169,16 @@ impl KeySlot {
             ejection.probing = true;
         }
         self.dirty = true;
+    }
+
+    /// A success for `model` now would end something: a finished cooldown
+    /// that applies to it (the probe passed) or an ejection.
+    pub fn recovering(&self, model: Option<&str>, now: Instant) -> bool {
+        self.ejection.is_some()
+            || self
+                .cooldowns
+                .iter()
+                .any(|c| c.applies_to(model) && !c.is_active(now))
     }
 
     /// Whether the key is ejected now (its rest not over).
@@ -294,6 +305,7 @@ impl KeySlot {
                 until: now + policy.length(0, hint),
                 level: 0,
                 probing: false,
+                gate: None,
             }),
         }
     }

@@ -460,7 +460,7 @@ async fn tests_one_key_then_all_and_shows_each_result() {
         .await;
     assert_eq!(app.status().await["keys"][1]["state"], "invalid");
     assert!(
-        !notice.contains(&app.key(1)),
+        !notice.contains(app.key(1)),
         "the key itself is never shown"
     );
     browser.close().await;

@@ -1,0 +1,126 @@
+//! Redis going away: the replicas keep serving, say so in `/health` and
+//! `/metrics`, and converge when it comes back.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use crate::helpers::{Canned, TestApp, TestEnv};
+use crate::support::{OwnRedis, Replicas, admin, within};
+
+fn limited(retry_after: &str) -> Canned {
+    Canned::error(429, "rate_limit_error", "slow down").header("retry-after", retry_after)
+}
+
+async fn key_state(app: &TestApp, index: usize) -> String {
+    let status = admin(app, "/api/keypool/anthropic/status").await;
+    status["keys"][index]["state"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_redis_loses_no_request_and_the_replicas_converge_when_it_returns() {
+    let mut redis = OwnRedis::start();
+    let cluster = Arc::new(Replicas::start(3, 3, &redis.url()).await);
+    // Traffic through all three, all along.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (sent, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let driver = {
+        let (cluster, stop, sent, failed) =
+            (cluster.clone(), stop.clone(), sent.clone(), failed.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let status = cluster.next().hello().await.status();
+                sent.fetch_add(1, Ordering::Relaxed);
+                if status != 200 {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    redis.kill();
+    cluster.wait_until_connected(false).await;
+    let metrics = cluster.apps[0]
+        .get("/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("keygate_redis_connected 0"), "{metrics}");
+    // During the outage replica A learns that key 1 is limited; only A
+    // knows.
+    let key = cluster.keys[1].clone();
+    let before = cluster.upstream.calls_with(&key);
+    cluster.upstream.queue(&key, [limited("60")]);
+    let a = &cluster.apps[0];
+    while cluster.upstream.calls_with(&key) == before {
+        assert_eq!(a.hello().await.status(), 200);
+    }
+    assert_eq!(key_state(a, 1).await, "cooling_down");
+    assert_eq!(key_state(&cluster.apps[1], 1).await, "active");
+    // Redis returns, empty, on the same port.
+    redis.restart();
+    cluster.wait_until_connected(true).await;
+    for app in &cluster.apps[1..] {
+        within(
+            Duration::from_secs(2),
+            "the outage's cooldown reaches the others",
+            || async { key_state(app, 1).await == "cooling_down" },
+        )
+        .await;
+    }
+    let after = cluster.upstream.calls_with(&key);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    driver.await.unwrap();
+    assert_eq!(
+        cluster.upstream.calls_with(&key),
+        after,
+        "no replica uses the benched key once converged"
+    );
+    assert!(sent.load(Ordering::Relaxed) > 20);
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "no client request failed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_starts_and_serves_with_redis_unreachable() {
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let upstream = crate::helpers::FakeUpstream::start().await;
+    let keys = vec![crate::helpers::planted_key("alone")];
+    let env = TestEnv::new(&upstream, &keys)
+        .set(
+            "REDIS_URL",
+            &format!("redis://:pw-not-logged@127.0.0.1:{port}"),
+        )
+        .set("KEYGATE_CLUSTER", "kgtest-unreachable");
+    let app = TestApp::start(env, upstream, keys).await;
+    assert_eq!(app.hello().await.status(), 200);
+    let health: serde_json::Value = app
+        .get("/health")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["ready"], true);
+    assert_eq!(health["cluster"]["redis"], "disconnected");
+    let stats = admin(&app, "/api/keypool/stats").await;
+    assert_eq!(stats["providers"]["anthropic"]["total_requests"], 1);
+    assert!(!crate::helpers::captured_logs().contains("pw-not-logged"));
+}

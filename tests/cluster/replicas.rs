@@ -1,0 +1,150 @@
+//! Three replicas on the machine's Redis, driven round-robin.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::helpers::{ADMIN_KEY, Canned, planted_key};
+use crate::support::{Replicas, admin, shared_redis_url, within};
+
+fn limited(retry_after: &str) -> Canned {
+    Canned::error(429, "rate_limit_error", "slow down").header("retry-after", retry_after)
+}
+
+/// Sends `n` requests round-robin; every one must succeed.
+async fn drive(cluster: &Replicas, n: usize) {
+    for _ in 0..n {
+        let response = cluster.next().hello().await;
+        assert_eq!(response.status(), 200);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_rate_limited_through_one_replica_gets_no_call_from_any_during_its_cooldown() {
+    let cluster = Replicas::start(3, 3, &shared_redis_url()).await;
+    let key = cluster.keys[0].clone();
+    // The first call with key 0 is limited for 3 s; so is its probe.
+    cluster.upstream.queue(&key, [limited("3"), limited("3")]);
+    let a = &cluster.apps[0];
+    while cluster.upstream.calls_with(&key) == 0 {
+        assert_eq!(a.hello().await.status(), 200, "replica A fails over");
+    }
+    let limited_at = Instant::now();
+    // The target: within 100 ms every replica knows.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    while limited_at.elapsed() < Duration::from_millis(2_700) {
+        drive(&cluster, 3).await;
+    }
+    assert_eq!(
+        cluster.upstream.calls_with(&key),
+        1,
+        "no replica used the key during its cooldown"
+    );
+    for app in &cluster.apps {
+        let status = admin(app, "/api/keypool/anthropic/status").await;
+        assert_eq!(status["keys"][0]["state"], "cooling_down", "{status}");
+    }
+    // After the rest exactly one replica probes; its probe is limited again
+    // and benches the key everywhere once more.
+    while limited_at.elapsed() < Duration::from_millis(4_500) {
+        drive(&cluster, 3).await;
+    }
+    assert_eq!(
+        cluster.upstream.calls_with(&key),
+        2,
+        "one probe for the whole cluster"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_added_through_one_replica_serves_on_another_within_a_second() {
+    let cluster = Replicas::start(3, 1, &shared_redis_url()).await;
+    let (b, c) = (&cluster.apps[1], &cluster.apps[2]);
+    let new_key = planted_key("added");
+    let response = b
+        .post("/api/keypool/anthropic/keys")
+        .bearer_auth(ADMIN_KEY)
+        .json(&json!({ "key": new_key, "label": "added-on-b" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let took = within(Duration::from_secs(1), "the key reaches C", || async {
+        let status = admin(c, "/api/keypool/anthropic/status").await;
+        status["keys"].as_array().unwrap().len() == 2
+    })
+    .await;
+    for _ in 0..2 {
+        assert_eq!(c.hello().await.status(), 200);
+    }
+    assert_eq!(cluster.upstream.calls_with(&new_key), 1, "C served with it");
+    println!("key in force on another replica after {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_summed_over_the_cluster_equal_the_upstream_calls_exactly() {
+    let cluster = Replicas::start(3, 3, &shared_redis_url()).await;
+    // Some failures and rotations too: key 1 is limited once, key 2 fails.
+    cluster.upstream.queue(&cluster.keys[1], [limited("1")]);
+    cluster
+        .upstream
+        .queue(&cluster.keys[2], [Canned::error(500, "api_error", "boom")]);
+    let requests = 60;
+    let mut handles = Vec::new();
+    for i in 0..requests {
+        let app = &cluster.apps[i % 3];
+        let (client, address) = (app.client.clone(), app.address.clone());
+        handles.push(tokio::spawn(async move {
+            client
+                .post(format!("{address}/api/chat"))
+                .json(&json!({"messages": [{"role": "user", "content": "Hello!"}]}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }));
+    }
+    for handle in handles {
+        assert_eq!(handle.await.unwrap(), 200);
+    }
+    let calls = cluster.upstream.calls_per_key();
+    let total_calls: usize = calls.values().sum();
+    assert!(total_calls > requests, "some requests rotated");
+    for app in &cluster.apps {
+        within(Duration::from_secs(2), "cluster totals settle", || async {
+            let stats = admin(app, "/api/keypool/stats").await;
+            let status = admin(app, "/api/keypool/anthropic/status").await;
+            let provider = &stats["providers"]["anthropic"];
+            let per_key: Vec<u64> = status["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k["requests"].as_u64().unwrap())
+                .collect();
+            provider["total_requests"] == requests as u64
+                && provider["successful_requests"] == requests as u64
+                && per_key.iter().sum::<u64>() == total_calls as u64
+                && cluster
+                    .keys
+                    .iter()
+                    .zip(&per_key)
+                    .all(|(key, n)| calls.get(key).copied().unwrap_or(0) as u64 == *n)
+        })
+        .await;
+    }
+    // The breakdown: each replica's own share, adding up to the totals.
+    let status = admin(&cluster.apps[0], "/api/keypool/anthropic/status").await;
+    let replicas = status["cluster"]["replicas"].as_array().unwrap();
+    assert_eq!(replicas.len(), 3, "{status}");
+    let shares: Vec<u64> = replicas
+        .iter()
+        .map(|r| r["total_requests"].as_u64().unwrap())
+        .collect();
+    assert_eq!(shares, [20, 20, 20]);
+    let attempts: u64 = replicas
+        .iter()
+        .flat_map(|r| r["keys"].as_object().unwrap().values())
+        .map(|k: &Value| k["requests"].as_u64().unwrap())
+        .sum();
+    assert_eq!(attempts, total_calls as u64);
+}
