@@ -140,17 +140,24 @@ impl CounterSync {
                     .arg(args)
                     .ignore();
             }
-            for (field, delta) in fields(&local)
-                .chunks(2)
-                .zip(deltas(&local, &sent))
-                .filter(|(_, d)| *d != 0)
-                .map(|(pair, d)| (pair[0].clone(), d))
-            {
-                pipe.cmd("HINCRBY")
-                    .arg(&hash)
-                    .arg(field)
-                    .arg(delta)
-                    .ignore();
+            for (pair, step) in fields(&local).chunks(2).zip(steps(&local, &sent)) {
+                match step {
+                    Step::Add(0) => {}
+                    Step::Add(delta) => {
+                        pipe.cmd("HINCRBY")
+                            .arg(&hash)
+                            .arg(&pair[0])
+                            .arg(delta)
+                            .ignore();
+                    }
+                    Step::Set(value) => {
+                        pipe.cmd("HSET")
+                            .arg(&hash)
+                            .arg(&pair[0])
+                            .arg(value)
+                            .ignore();
+                    }
+                }
             }
             pipe.cmd("HGETALL").arg(&hash);
             mine.providers
@@ -255,14 +262,28 @@ fn fields(counts: &Counts) -> Vec<String> {
     out
 }
 
-/// What `local` gained over `sent`, in `fields`' order. A figure that went
-/// down (a reset cleared failures) counts from zero.
-fn deltas(local: &Counts, sent: &Counts) -> Vec<i64> {
-    let gain = |now: u64, before: u64| -> i64 {
-        let gained = if now >= before { now - before } else { now };
-        i64::try_from(gained).unwrap_or(i64::MAX)
+/// How one field of the hash changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// What this replica counted since its last report.
+    Add(i64),
+    /// A figure that went down (a reset cleared the keys' failures, on
+    /// every replica): the cluster's figure restarts from this replica's.
+    /// Failures another replica counted in the instant after the reset may
+    /// be overwritten; a reset is an admin's rare act.
+    Set(u64),
+}
+
+/// How each field changes since `sent`, in `fields`' order.
+fn steps(local: &Counts, sent: &Counts) -> Vec<Step> {
+    let gain = |now: u64, before: u64| -> Step {
+        if now >= before {
+            Step::Add(i64::try_from(now - before).unwrap_or(i64::MAX))
+        } else {
+            Step::Set(now)
+        }
     };
-    let mut out: Vec<i64> = (0..4)
+    let mut out: Vec<Step> = (0..4)
         .map(|i| gain(local.provider[i], sent.provider[i]))
         .collect();
     let mut keys: Vec<_> = local.keys.iter().collect();
@@ -327,20 +348,29 @@ mod tests {
     fn only_what_was_counted_since_the_last_report_is_sent() {
         let sent = counts([10, 9, 1, 0], &[("k1", [12, 11, 1])]);
         let local = counts([13, 11, 2, 1], &[("k1", [16, 14, 2]), ("k2", [1, 1, 0])]);
+        let adds = |steps: Vec<Step>| -> Vec<i64> {
+            steps
+                .into_iter()
+                .map(|s| match s {
+                    Step::Add(n) => n,
+                    Step::Set(_) => -1,
+                })
+                .collect()
+        };
         assert_eq!(
-            deltas(&local, &sent),
+            adds(steps(&local, &sent)),
             [3, 2, 1, 1, 4, 3, 1, 1, 1, 0],
             "a key added since the last report counts from zero"
         );
         let reset = counts([13, 11, 2, 1], &[("k1", [16, 14, 0])]);
         let after = counts([13, 11, 2, 1], &[("k1", [17, 14, 1])]);
-        assert_eq!(deltas(&after, &reset), [0, 0, 0, 0, 1, 0, 1]);
+        assert_eq!(adds(steps(&after, &reset)), [0, 0, 0, 0, 1, 0, 1]);
         let before_reset = counts([13, 11, 2, 1], &[("k1", [16, 14, 2])]);
         let gone_down = counts([13, 11, 2, 1], &[("k1", [16, 14, 1])]);
         assert_eq!(
-            deltas(&gone_down, &before_reset)[6],
-            1,
-            "failures reset, then one"
+            steps(&gone_down, &before_reset)[6],
+            Step::Set(1),
+            "failures reset, then one: the cluster's figure restarts"
         );
     }
 

@@ -55,6 +55,16 @@ impl PoolState {
         self.cluster_counts = Some(ClusterCounts { totals, included });
     }
 
+    /// A reset cleared the keys' failures: the cluster's failure totals go
+    /// too (the counters task sets them in Redis from the replicas' own).
+    pub(super) fn forget_failures(&mut self) {
+        if let Some(cluster) = &mut self.cluster_counts {
+            for counts in [&mut cluster.totals, &mut cluster.included] {
+                counts.keys.values_mut().for_each(|values| values[2] = 0);
+            }
+        }
+    }
+
     /// The provider counters to show: the cluster's when known.
     pub(super) fn shown_stats(&self) -> PoolStats {
         let mut stats = self.stats.clone();

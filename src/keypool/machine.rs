@@ -331,6 +331,7 @@ impl PoolState {
     /// success totals stay.
     pub fn reset(&mut self) {
         self.slots.iter_mut().for_each(KeySlot::reset);
+        self.forget_failures();
         self.emit_reset();
     }
 

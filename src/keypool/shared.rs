@@ -154,7 +154,10 @@ impl PoolState {
     pub fn apply_remote(&mut self, change: &SharedChange, now: Instant, wall: SystemTime) {
         let shared = self.is_shared();
         match change {
-            SharedChange::Reset => self.slots.iter_mut().for_each(KeySlot::reset),
+            SharedChange::Reset => {
+                self.slots.iter_mut().for_each(KeySlot::reset);
+                self.forget_failures();
+            }
             SharedChange::Key { key, mark } => {
                 if let Some(slot) = self.slots.iter_mut().find(|s| s.entry.id.as_str() == key) {
                     apply_mark(slot, mark, shared, now, wall);

@@ -147,4 +147,31 @@ async fn counters_summed_over_the_cluster_equal_the_upstream_calls_exactly() {
         .map(|k: &Value| k["requests"].as_u64().unwrap())
         .sum();
     assert_eq!(attempts, total_calls as u64);
+    // A reset through one replica clears the failures the cluster shows on
+    // every replica (request totals stay).
+    let reset = cluster.apps[0]
+        .post("/api/keypool/anthropic/reset")
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reset.status(), 200);
+    for app in &cluster.apps {
+        within(
+            Duration::from_secs(1),
+            "failures cleared everywhere",
+            || async {
+                let status = admin(app, "/api/keypool/anthropic/status").await;
+                let keys = status["keys"].as_array().unwrap();
+                keys.iter()
+                    .all(|k| k["failures"] == 0 && k["state"] == "active")
+                    && keys
+                        .iter()
+                        .map(|k| k["requests"].as_u64().unwrap())
+                        .sum::<u64>()
+                        == total_calls as u64
+            },
+        )
+        .await;
+    }
 }
