@@ -33,6 +33,10 @@
 //! 6. Behind the request path, `state_saver` takes each pool's changes every
 //!    `STATE_FLUSH_SECS` and `store::pool_state` writes them (cooldowns
 //!    included) to SQLite.
+//! 7. With `REDIS_URL`, the pool also puts each change to a key's marks in
+//!    an outbox its handle drains into a queue (never waited on); `cluster`
+//!    publishes them to the other replicas and applies theirs, takes probe
+//!    tokens and sums counters, all beside the request path.
 //!
 //! # Modules, from the leaves up
 //!
