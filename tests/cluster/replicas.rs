@@ -178,3 +178,77 @@ async fn counters_summed_over_the_cluster_equal_the_upstream_calls_exactly() {
         .await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_replica_counts_nothing_twice() {
+    let mut cluster = Replicas::start(3, 2, &shared_redis_url()).await;
+    let send = |app: &crate::helpers::TestApp| {
+        let (client, address) = (app.client.clone(), app.address.clone());
+        async move {
+            let status = client
+                .post(format!("{address}/api/chat"))
+                .json(&json!({"messages": [{"role": "user", "content": "Hello!"}]}))
+                .send()
+                .await
+                .unwrap()
+                .status();
+            assert_eq!(status, 200);
+        }
+    };
+    for i in 0..30 {
+        send(&cluster.apps[i % 3]).await;
+    }
+    // B stops (saving the cluster's totals to the shared store) and starts
+    // again from the store, with a new replica id.
+    let b = cluster.apps.remove(1);
+    let b = b.restart().await;
+    cluster.apps.insert(1, b);
+    cluster.wait_until_connected(true).await;
+    for i in 0..30 {
+        send(&cluster.apps[i % 3]).await;
+    }
+    let calls = cluster.upstream.calls().len() as u64;
+    assert_eq!(calls, 60);
+    for app in &cluster.apps {
+        within(Duration::from_secs(2), "totals stay exact", || async {
+            let stats = admin(app, "/api/keypool/stats").await;
+            let status = admin(app, "/api/keypool/anthropic/status").await;
+            let attempts: u64 = status["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k["requests"].as_u64().unwrap())
+                .sum();
+            stats["providers"]["anthropic"]["total_requests"] == 60 && attempts == calls
+        })
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_added_with_the_cli_is_in_force_on_every_replica_within_a_second() {
+    let cluster = Replicas::start(3, 1, &shared_redis_url()).await;
+    let new_key = planted_key("from-cli");
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
+        .args(["keys", "add", "--provider", "anthropic", "--key", &new_key])
+        .env_clear()
+        .envs(cluster.apps[0].env_vars())
+        .env_remove("REDIS_URL")
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let added = Instant::now();
+    for app in &cluster.apps {
+        within(
+            Duration::from_secs(1),
+            "the CLI's key reaches every replica",
+            || async {
+                let status = admin(app, "/api/keypool/anthropic/status").await;
+                status["keys"].as_array().unwrap().len() == 2
+            },
+        )
+        .await;
+    }
+    println!("CLI key in force everywhere after {:?}", added.elapsed());
+}
