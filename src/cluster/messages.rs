@@ -91,20 +91,14 @@ impl Names {
         format!("{}:replica:{id}", self.prefix)
     }
 
-    /// The token for probing a finished cooldown, named by the cooldown's
-    /// end so every replica that knows it contends for the same token.
-    pub fn probe(
-        &self,
-        provider: ProviderKind,
-        key: &str,
-        model: Option<&str>,
-        until_ms: u64,
-    ) -> String {
+    /// The token for probing a finished rest (`slot`: `cooldown:<model>`
+    /// or `ejected`), named by the rest's end so every replica that knows
+    /// it contends for the same token.
+    pub fn probe(&self, provider: ProviderKind, key: &str, slot: &str, until_ms: u64) -> String {
         format!(
-            "{}:probe:{}:{key}:{}:{until_ms}",
+            "{}:probe:{}:{key}:{slot}:{until_ms}",
             self.prefix,
-            provider.as_str(),
-            model.unwrap_or("*")
+            provider.as_str()
         )
     }
 
@@ -162,8 +156,8 @@ mod tests {
             "prod-eu:mark:anthropic:key_1:cooldown:*"
         );
         assert_eq!(
-            names.probe(ProviderKind::OpenAI, "key_2", None, 42),
-            "prod-eu:probe:openai:key_2:*:42"
+            names.probe(ProviderKind::OpenAI, "key_2", "cooldown:*", 42),
+            "prod-eu:probe:openai:key_2:cooldown:*:42"
         );
     }
 }

@@ -1,11 +1,12 @@
-//! Half-open probe tokens. When a shared cooldown runs out, every replica
-//! knows it at once (same deadline), and each would send one probe: with
-//! ten replicas, ten requests into a key that may still be limited. Here,
-//! every `TICK` each replica asks its pools for finished cooldowns waiting
-//! on a token and tries `SET NX PX` on the token's name (which carries the
-//! cooldown's end, so all contend for the same one). The winner's pool lets
-//! one request probe; the others keep the key out until the probe's result
-//! arrives (a new cooldown, or a recovery) or the token expires.
+//! Half-open probe tokens. When a shared cooldown or ejection runs out,
+//! every replica knows it at once (same deadline), and each would send one
+//! probe: with ten replicas, ten requests into a key that may still be
+//! limited. Here, every `TICK` each replica asks its pools for finished
+//! rests waiting on a token and tries `SET NX PX` on the token's name
+//! (which carries the rest's end, so all contend for the same one). The
+//! winner's pool lets one request probe; the others keep the key out until
+//! the probe's result arrives (a new rest, or a recovery) or the token
+//! expires.
 //!
 //! This runs beside the request path, never on it: a key simply stays out
 //! for a few milliseconds longer. Without Redis each replica probes alone,
@@ -36,7 +37,7 @@ pub async fn run(ctx: Arc<Ctx>) {
                 let name = ctx.names.probe(
                     pool.provider(),
                     probe.key.as_str(),
-                    probe.model.as_deref(),
+                    &probe.scope.slot(),
                     probe.until_ms,
                 );
                 let taken: redis::RedisResult<Option<String>> = redis::cmd("SET")

@@ -256,7 +256,13 @@ impl PoolState {
                 .find(|m| m.model.as_deref() == model)
                 .map(|m| no_access_mark(m, now, wall)),
             Outcome::Failed(_) if slot.ejections != ejections => {
-                slot.ejection.as_ref().map(|e| ejection_mark(e, now, wall))
+                slot.ejection.as_mut().map(|ejection| {
+                    let mark = ejection_mark(ejection, now, wall);
+                    if let Mark::Ejected { until_ms, .. } = mark {
+                        ejection.gate = Some(ProbeGate::Await { until_ms });
+                    }
+                    mark
+                })
             }
             _ => None,
         };

@@ -103,13 +103,34 @@ pub(super) enum ProbeGate {
     Elsewhere { until: Instant, until_ms: u64 },
 }
 
-/// A half-open cooldown waiting for its probe token.
+/// What a probe token is for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProbeScope {
+    /// A cooldown on one model (`Some`) or the whole key.
+    Cooldown(Option<String>),
+    /// An ejection.
+    Ejection,
+}
+
+impl ProbeScope {
+    /// The token name's part for this scope.
+    pub fn slot(&self) -> String {
+        match self {
+            ProbeScope::Cooldown(model) => {
+                format!("cooldown:{}", model.as_deref().unwrap_or("*"))
+            }
+            ProbeScope::Ejection => "ejected".into(),
+        }
+    }
+}
+
+/// A finished cooldown or ejection waiting for its probe token.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProbeDue {
     pub key: KeyId,
-    pub model: Option<String>,
-    /// The cooldown's end, which names the token: every replica that knows
-    /// the same cooldown contends for the same token.
+    pub scope: ProbeScope,
+    /// The rest's end, which names the token: every replica that knows the
+    /// same rest contends for the same token.
     pub until_ms: u64,
 }
 
@@ -122,6 +143,10 @@ impl PoolState {
             for cooldown in &mut slot.cooldowns {
                 let until_ms = unix_ms(until_wall(cooldown.until, now, wall));
                 cooldown.gate = Some(ProbeGate::Await { until_ms });
+            }
+            if let Some(ejection) = &mut slot.ejection {
+                let until_ms = unix_ms(until_wall(ejection.until, now, wall));
+                ejection.gate = Some(ProbeGate::Await { until_ms });
             }
         }
     }
@@ -215,17 +240,28 @@ impl PoolState {
 
     /// Finished cooldowns of usable keys waiting for a probe token.
     pub fn probes_due(&self, now: Instant) -> Vec<ProbeDue> {
+        let waiting = |gate: Option<ProbeGate>| match gate {
+            Some(ProbeGate::Await { until_ms }) => Some(until_ms),
+            Some(ProbeGate::Elsewhere { until, until_ms }) if until <= now => Some(until_ms),
+            _ => None,
+        };
         let mut due = Vec::new();
         for slot in self.slots.iter().filter(|s| s.is_usable()) {
             for cooldown in slot.cooldowns.iter().filter(|c| !c.is_active(now)) {
-                let until_ms = match cooldown.gate {
-                    Some(ProbeGate::Await { until_ms }) => until_ms,
-                    Some(ProbeGate::Elsewhere { until, until_ms }) if until <= now => until_ms,
-                    _ => continue,
-                };
+                if let Some(until_ms) = waiting(cooldown.gate) {
+                    due.push(ProbeDue {
+                        key: slot.entry.id.clone(),
+                        scope: ProbeScope::Cooldown(cooldown.model.clone()),
+                        until_ms,
+                    });
+                }
+            }
+            if let Some(ejection) = slot.ejection.as_ref().filter(|e| !e.is_active(now))
+                && let Some(until_ms) = waiting(ejection.gate)
+            {
                 due.push(ProbeDue {
                     key: slot.entry.id.clone(),
-                    model: cooldown.model.clone(),
+                    scope: ProbeScope::Ejection,
                     until_ms,
                 });
             }
@@ -236,26 +272,29 @@ impl PoolState {
     /// The token for `probe` is this replica's (or Redis cannot be asked):
     /// the next request may probe.
     pub fn probe_granted(&mut self, probe: &ProbeDue) {
-        if let Some(cooldown) = self.probe_cooldown(probe) {
-            cooldown.gate = None;
+        if let Some(gate) = self.probe_gate(probe) {
+            *gate = None;
         }
     }
 
     /// Another replica holds the token for `probe` until `until`.
     pub fn probe_elsewhere(&mut self, probe: &ProbeDue, until: Instant) {
         let until_ms = probe.until_ms;
-        if let Some(cooldown) = self.probe_cooldown(probe) {
-            cooldown.gate = Some(ProbeGate::Elsewhere { until, until_ms });
+        if let Some(gate) = self.probe_gate(probe) {
+            *gate = Some(ProbeGate::Elsewhere { until, until_ms });
         }
     }
 
-    fn probe_cooldown(&mut self, probe: &ProbeDue) -> Option<&mut Cooldown> {
-        self.slots
-            .iter_mut()
-            .find(|s| s.entry.id == probe.key)?
-            .cooldowns
-            .iter_mut()
-            .find(|c| c.model == probe.model)
+    fn probe_gate(&mut self, probe: &ProbeDue) -> Option<&mut Option<ProbeGate>> {
+        let slot = self.slots.iter_mut().find(|s| s.entry.id == probe.key)?;
+        match &probe.scope {
+            ProbeScope::Cooldown(model) => slot
+                .cooldowns
+                .iter_mut()
+                .find(|c| &c.model == model)
+                .map(|c| &mut c.gate),
+            ProbeScope::Ejection => slot.ejection.as_mut().map(|e| &mut e.gate),
+        }
     }
 }
 
@@ -311,6 +350,9 @@ fn apply_mark(slot: &mut KeySlot, mark: &Mark, shared: bool, now: Instant, wall:
                     level: *level,
                     reason: reason.clone(),
                     probing: false,
+                    gate: shared.then_some(ProbeGate::Await {
+                        until_ms: *until_ms,
+                    }),
                 });
             }
         }

@@ -289,3 +289,30 @@ fn cluster_counters_are_shown_with_what_this_replica_counted_since() {
     );
     assert_eq!(a.pool.shown_key("key0"), [12, 11, 1]);
 }
+
+#[test]
+fn an_ejection_travels_and_its_probe_needs_the_token_too() {
+    let wall0 = SystemTime::now();
+    let mut a = Replica::new(2, Duration::ZERO);
+    let mut b = Replica::new(2, Duration::from_secs(40));
+    let key0 = KeyId::new("key0");
+    let fault = Outcome::Failed(FailureNote {
+        status: Some(500),
+        error_type: "api_error".into(),
+        message: "boom".into(),
+    });
+    for i in 0..5 {
+        let (now, wall) = a.at(wall0, i);
+        a.pool.record(&key0, MODEL, &fault, now, wall);
+    }
+    let t = b.at(wall0, 10);
+    relay(&mut a, &mut b, t);
+    assert_eq!(b.servable(b.at(wall0, 20)), ["key1"], "ejected on B too");
+    // Its 30 s are over: B waits for the token before probing.
+    assert_eq!(b.servable(b.at(wall0, 30_100)), ["key1"]);
+    let due = b.pool.probes_due(b.at(wall0, 30_100).0);
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].scope, ProbeScope::Ejection);
+    b.pool.probe_granted(&due[0]);
+    assert_eq!(b.servable(b.at(wall0, 30_200)), ["key0", "key1"]);
+}

@@ -197,6 +197,7 @@ impl KeySlot {
             level,
             reason,
             probing: false,
+            gate: None,
         });
         self.ejections += 1;
         self.consecutive_faults = 0;

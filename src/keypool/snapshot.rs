@@ -173,6 +173,7 @@ impl SavedKey {
             level: saved.level,
             reason: saved.reason.clone(),
             probing: false,
+            gate: None,
         });
         slot.ejections = self.ejections;
     }
