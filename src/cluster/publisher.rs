@@ -32,6 +32,16 @@ pub struct Pending {
 }
 
 impl Pending {
+    /// Puts back changes taken out for a publication that failed, ahead of
+    /// any learnt since.
+    pub fn restore(&mut self, changes: Vec<(ProviderKind, SharedChange)>, overflowed: bool) {
+        self.overflowed |= overflowed;
+        let later = std::mem::replace(&mut self.changes, changes);
+        for (provider, change) in later {
+            self.push(provider, vec![change]);
+        }
+    }
+
     fn push(&mut self, provider: ProviderKind, changes: Vec<SharedChange>) {
         if self.changes.len() + changes.len() > PENDING_MAX {
             self.overflowed = true;

@@ -56,7 +56,7 @@ pub async fn catch_up(
             .unwrap_or_default()
     };
     let kept = !created && known_epoch.is_none_or(|known| known == epoch);
-    let (mut learnt, overflowed) = ctx
+    let (waiting, overflowed) = ctx
         .pending
         .lock()
         .map(|mut p| {
@@ -66,11 +66,19 @@ pub async fn catch_up(
             )
         })
         .unwrap_or_default();
-    if !kept || overflowed {
-        learnt = all_marks(ctx);
-    }
-    if !learnt.is_empty() {
-        publish(ctx, conn, &learnt, false).await?;
+    let learnt = if !kept || overflowed {
+        all_marks(ctx)
+    } else {
+        waiting.clone()
+    };
+    if !learnt.is_empty()
+        && let Err(error) = publish(ctx, conn, &learnt, false).await
+    {
+        // The link failed again: what was learnt waits for the next one.
+        if let Ok(mut pending) = ctx.pending.lock() {
+            pending.restore(waiting, overflowed);
+        }
+        return Err(error);
     }
     for pool in ctx.pools.iter() {
         let marks = read_marks(ctx, conn, pool.provider()).await?;
