@@ -16,10 +16,8 @@ use super::Selection;
 use super::cooldown::CooldownPolicy;
 use super::counts::ClusterCounts;
 use super::ejection::OutlierPolicy;
+use super::marks::{Mark, SharedChange, limits_mark};
 use super::select::{Strategy, pick};
-use super::shared::{
-    Mark, ProbeGate, SharedChange, cooldown_mark, ejection_mark, limits_mark, no_access_mark,
-};
 use super::slot::KeySlot;
 use super::snapshot::{SavedKey, SavedProvider};
 use super::status::{PoolStats, PoolStatus};
@@ -215,60 +213,6 @@ impl PoolState {
             self.share_outcome(
                 index, outcome, model, scope, recovering, ejections, now, wall,
             );
-        }
-    }
-
-    /// Puts what `outcome` changed about the key at `index` in the outbox.
-    #[expect(clippy::too_many_arguments, reason = "one call site, all plain values")]
-    fn share_outcome(
-        &mut self,
-        index: usize,
-        outcome: &Outcome,
-        model: Option<&str>,
-        scope: Option<&str>,
-        recovering: bool,
-        ejections: u32,
-        now: Instant,
-        wall: SystemTime,
-    ) {
-        let slot = &mut self.slots[index];
-        let mark = match outcome {
-            Outcome::Success { .. } if recovering => Some(Mark::Recovered {
-                model: model.map(String::from),
-            }),
-            Outcome::RateLimited { .. } => slot
-                .cooldowns
-                .iter_mut()
-                .find(|c| c.model.as_deref() == scope)
-                .map(|cooldown| {
-                    let mark = cooldown_mark(cooldown, now, wall);
-                    if let Mark::Cooldown { until_ms, .. } = mark {
-                        cooldown.gate = Some(ProbeGate::Await { until_ms });
-                    }
-                    mark
-                }),
-            Outcome::Rejected(note) => Some(Mark::Invalid {
-                reason: note.message.clone(),
-            }),
-            Outcome::NoAccess(_) => slot
-                .no_access
-                .iter()
-                .find(|m| m.model.as_deref() == model)
-                .map(|m| no_access_mark(m, now, wall)),
-            Outcome::Failed(_) if slot.ejections != ejections => {
-                slot.ejection.as_mut().map(|ejection| {
-                    let mark = ejection_mark(ejection, now, wall);
-                    if let Mark::Ejected { until_ms, .. } = mark {
-                        ejection.gate = Some(ProbeGate::Await { until_ms });
-                    }
-                    mark
-                })
-            }
-            _ => None,
-        };
-        if let Some(mark) = mark {
-            let key = slot.entry.id.clone();
-            self.emit(&key, mark);
         }
     }
 

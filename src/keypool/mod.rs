@@ -14,9 +14,10 @@
 //!   uses, with the request tracker that counts each request exactly once.
 //! - `status`: the serialisable snapshots the admin routes return.
 //! - `snapshot`: the pool's state in its saved form, and back.
-//! - `shared`: the marks a pool shares with other replicas of a cluster,
-//!   and applying theirs; `counts`: cluster-wide counters shown instead of
-//!   this replica's own.
+//! - `shared`: what a pool shares with the other replicas of a cluster
+//!   (its outbox, applying theirs, probe tokens); `marks`: the shared
+//!   marks' wire form and what applying one does; `counts`: cluster-wide
+//!   counters shown instead of this replica's own.
 
 mod cooldown;
 mod counts;
@@ -24,6 +25,7 @@ mod ejection;
 mod handle;
 mod latency;
 mod machine;
+mod marks;
 mod select;
 pub mod shared;
 mod slot;

@@ -8,7 +8,7 @@ use secrecy::SecretString;
 use tokio::time::Instant;
 
 use super::*;
-use crate::domain::{KeyEntry, Outcome, ProviderKind};
+use crate::domain::{FailureNote, KeyEntry, Outcome, ProviderKind};
 use crate::keypool::counts::Counts;
 use crate::keypool::{CooldownPolicy, OutlierPolicy, PoolSettings, Selection, Strategy};
 
