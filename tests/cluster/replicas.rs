@@ -136,20 +136,21 @@ async fn counters_summed_over_the_cluster_equal_the_upstream_calls_exactly() {
         .await;
     }
     // The breakdown: each replica's own share, adding up to the totals.
-    let status = admin(&cluster.apps[0], "/api/keypool/anthropic/status").await;
-    let replicas = status["cluster"]["replicas"].as_array().unwrap();
-    assert_eq!(replicas.len(), 3, "{status}");
-    let shares: Vec<u64> = replicas
-        .iter()
-        .map(|r| r["total_requests"].as_u64().unwrap())
-        .collect();
-    assert_eq!(shares, [20, 20, 20]);
-    let attempts: u64 = replicas
-        .iter()
-        .flat_map(|r| r["keys"].as_object().unwrap().values())
-        .map(|k: &Value| k["requests"].as_u64().unwrap())
-        .sum();
-    assert_eq!(attempts, total_calls as u64);
+    within(Duration::from_secs(2), "the breakdown adds up", || async {
+        let status = admin(&cluster.apps[0], "/api/keypool/anthropic/status").await;
+        let replicas = status["cluster"]["replicas"].as_array().unwrap().clone();
+        let shares: Vec<u64> = replicas
+            .iter()
+            .map(|r| r["total_requests"].as_u64().unwrap())
+            .collect();
+        let attempts: u64 = replicas
+            .iter()
+            .flat_map(|r| r["keys"].as_object().unwrap().values())
+            .map(|k: &Value| k["requests"].as_u64().unwrap())
+            .sum();
+        shares == [20, 20, 20] && attempts == total_calls as u64
+    })
+    .await;
     // A reset through one replica clears the failures the cluster shows on
     // every replica (request totals stay).
     let reset = cluster.apps[0]
