@@ -61,10 +61,20 @@ async fn killing_redis_loses_no_request_and_the_replicas_converge_when_it_return
     while cluster.upstream.calls_with(&key) == before {
         assert_eq!(cluster.apps[0].hello().await.status(), 200);
     }
-    let mut states = Vec::new();
-    for app in &cluster.apps {
-        states.push(key_state(app, 1).await);
-    }
+    // The fake logs a call before answering it: wait for the answer's
+    // effect.
+    let waited = std::time::Instant::now();
+    let states = loop {
+        let mut states = Vec::new();
+        for app in &cluster.apps {
+            states.push(key_state(app, 1).await);
+        }
+        if states.iter().any(|s| s == "cooling_down") {
+            break states;
+        }
+        assert!(waited.elapsed() < Duration::from_secs(2), "{states:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let learner = states.iter().position(|s| s == "cooling_down").unwrap();
     assert_eq!(
         states.iter().filter(|s| *s == "active").count(),
