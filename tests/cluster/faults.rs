@@ -144,3 +144,63 @@ async fn a_replica_starts_and_serves_with_redis_unreachable() {
     assert_eq!(stats["providers"]["anthropic"]["total_requests"], 1);
     assert!(!crate::helpers::captured_logs().contains("pw-not-logged"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mark_cleared_during_a_partition_stays_cleared_when_redis_returns_with_its_data() {
+    let redis = OwnRedis::start();
+    let cluster = Replicas::start(3, 2, &redis.url()).await;
+    // Key 0 is rejected through A: invalid on every replica.
+    let key = cluster.keys[0].clone();
+    cluster.upstream.queue(
+        &key,
+        [Canned::error(
+            401,
+            "authentication_error",
+            "invalid x-api-key",
+        )],
+    );
+    while cluster.upstream.calls_with(&key) == 0 {
+        assert_eq!(cluster.apps[0].hello().await.status(), 200);
+    }
+    for app in &cluster.apps {
+        within(
+            Duration::from_secs(1),
+            "key 0 invalid everywhere",
+            || async { key_state(app, 0).await == "invalid" },
+        )
+        .await;
+    }
+    // Redis freezes; meanwhile an admin's check through B finds the key
+    // fine again. B publishes that when Redis returns; A and C, whose
+    // Redis kept its data, take Redis's view and do not bring back the
+    // invalid mark they still hold.
+    redis.signal("STOP");
+    let id = admin(&cluster.apps[1], "/api/keypool/anthropic/status").await["keys"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let checked = cluster.apps[1]
+        .post(&format!("/api/keypool/anthropic/test?key={id}"))
+        .bearer_auth(crate::helpers::ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(checked.status(), 200);
+    assert_eq!(key_state(&cluster.apps[1], 0).await, "active");
+    cluster.wait_until_connected(false).await;
+    for app in &cluster.apps {
+        assert_eq!(app.hello().await.status(), 200, "serving without Redis");
+    }
+    redis.signal("CONT");
+    cluster.wait_until_connected(true).await;
+    for app in &cluster.apps {
+        within(Duration::from_secs(2), "key 0 valid everywhere", || async {
+            key_state(app, 0).await == "active"
+        })
+        .await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for app in &cluster.apps {
+        assert_eq!(key_state(app, 0).await, "active", "and it stays so");
+    }
+}
