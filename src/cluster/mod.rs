@@ -91,10 +91,6 @@ impl ClusterHandle {
         &self.ctx.replica
     }
 
-    pub fn name(&self) -> &Names {
-        &self.ctx.names
-    }
-
     pub fn redis_connected(&self) -> bool {
         self.ctx.link.is_up()
     }

@@ -197,8 +197,9 @@ impl OwnRedis {
     /// hang, as over a network partition, and it keeps what it holds.
     pub fn signal(&self, signal: &str) {
         let pid = self.child.as_ref().expect("running").id();
-        let status = Command::new("kill")
-            .args([&format!("-{signal}"), &pid.to_string()])
+        // The shell's own `kill`: no procps needed.
+        let status = Command::new("sh")
+            .args(["-c", &format!("kill -{signal} {pid}")])
             .status()
             .unwrap();
         assert!(status.success());
@@ -207,8 +208,8 @@ impl OwnRedis {
     /// Kills the server at once (SIGKILL: no goodbye to the clients).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-CONT", &child.id().to_string()])
+            let _ = Command::new("sh")
+                .args(["-c", &format!("kill -CONT {}", child.id())])
                 .status();
             let _ = child.kill();
             let _ = child.wait();
