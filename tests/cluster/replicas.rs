@@ -57,6 +57,7 @@ async fn a_key_rate_limited_through_one_replica_gets_no_call_from_any_during_its
         2,
         "one probe for the whole cluster"
     );
+    cluster.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,6 +83,7 @@ async fn a_key_added_through_one_replica_serves_on_another_within_a_second() {
     }
     assert_eq!(cluster.upstream.calls_with(&new_key), 1, "C served with it");
     println!("key in force on another replica after {took:?}");
+    cluster.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -178,6 +180,7 @@ async fn counters_summed_over_the_cluster_equal_the_upstream_calls_exactly() {
         )
         .await;
     }
+    cluster.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -224,6 +227,7 @@ async fn a_restarted_replica_counts_nothing_twice() {
         })
         .await;
     }
+    cluster.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,4 +256,5 @@ async fn a_key_added_with_the_cli_is_in_force_on_every_replica_within_a_second()
         .await;
     }
     println!("CLI key in force everywhere after {:?}", added.elapsed());
+    cluster.finish().await;
 }

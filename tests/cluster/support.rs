@@ -88,6 +88,17 @@ impl Replicas {
         }
     }
 
+    /// Stops every replica (their last counters sent, their tasks ended),
+    /// then deletes the test's Redis keys. A test that panics before this
+    /// still deletes them on drop, though replicas still running may write
+    /// a few back.
+    pub async fn finish(mut self) {
+        for app in &mut self.apps {
+            app.shutdown().await;
+        }
+        self.clean_up();
+    }
+
     /// Deletes every Redis key of this test's prefix.
     pub fn clean_up(&self) {
         let port = self
