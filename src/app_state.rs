@@ -9,6 +9,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use crate::alerts::AlertsHandle;
+use crate::cluster::ClusterHandle;
 use crate::domain::ClientKeys;
 use crate::domain::browser::{AllowedHosts, CorsOrigins};
 use crate::gateway::Gateway;
@@ -76,4 +77,9 @@ pub struct AppParts {
     /// delivery counters (`alerts.counters()`: sent, failed, dropped),
     /// owned by the tasks `alerts::Alerts` runs.
     pub alerts: AlertsHandle,
+    /// This replica's view of its cluster (`None`: no `REDIS_URL`): the
+    /// replica id, the Redis link's state, the per-replica counters, and
+    /// the "keys changed" notice the key routes send. Owned by the tasks
+    /// `cluster::Cluster` runs; reading it never waits on Redis.
+    pub cluster: Option<ClusterHandle>,
 }

@@ -6,8 +6,13 @@
 //! config as a whole has no `Debug`/`Serialize`, so it cannot be dumped.
 //!
 //! - `alerts`: the alert channels and bounds (`ALERT_*`, `SMTP_URL`).
+//! - `cluster`: sharing state with other replicas (`REDIS_URL`,
+//!   `KEYGATE_CLUSTER`).
 
 mod alerts;
+mod cluster;
+
+pub use cluster::{ClusterSettings, DEFAULT_CLUSTER};
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -129,6 +134,8 @@ pub struct Config {
     /// Alert channels (webhooks, e-mail), the dedup window and every
     /// delivery bound.
     pub alerts: AlertSettings,
+    /// `REDIS_URL`, `KEYGATE_CLUSTER`: `None` runs this process alone.
+    pub cluster: Option<ClusterSettings>,
     pub json_logs: bool,
     /// `RUST_LOG`-style filter; `None` uses the quiet default.
     pub log_filter: Option<String>,
@@ -206,6 +213,7 @@ impl Config {
             allowed_hosts,
             ledger: ledger_settings(&get)?,
             alerts: alerts::alert_settings(&get)?,
+            cluster: cluster::cluster_settings(&get)?,
             json_logs: get("LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")),
             log_filter: get("RUST_LOG"),
         })

@@ -33,6 +33,10 @@
 //! 6. Behind the request path, `state_saver` takes each pool's changes every
 //!    `STATE_FLUSH_SECS` and `store::pool_state` writes them (cooldowns
 //!    included) to the database (SQLite, or PostgreSQL shared by replicas).
+//! 7. With `REDIS_URL`, the pool also puts each change to a key's marks in
+//!    an outbox its handle drains into a queue (never waited on); `cluster`
+//!    publishes them to the other replicas and applies theirs, takes probe
+//!    tokens and sums counters, all beside the request path.
 //!
 //! # Modules, from the leaves up
 //!
@@ -54,6 +58,8 @@
 //! - `key_check`: checking a key with a cheap upstream call.
 //! - `store`: everything SQL; `vault`: stored keys, sealed and opened.
 //! - `gateway`: the request path (above); `translate`: OpenAI ⇄ Anthropic.
+//! - `cluster`: sharing key marks, probe tokens and counters with other
+//!   replicas through Redis (`REDIS_URL`), off the request path.
 //! - `state_saver`: saving pool state and picking up CLI key changes;
 //!   `key_rechecker`: giving invalid keys another chance.
 //! - `alerts`: watching the pools and telling people (webhooks, e-mail)
@@ -74,6 +80,7 @@ pub mod alerts;
 pub mod app_state;
 pub mod auth;
 pub mod cli;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod crypto;

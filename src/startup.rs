@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use crate::alerts::{Alerts, AlertsError};
 use crate::app_state::{AppParts, AppState};
+use crate::cluster::{Cluster, LinkError};
 use crate::config::Config;
 use crate::domain::ClientKeys;
 use crate::domain::{KeyEntry, ProviderKind};
@@ -33,7 +34,7 @@ use crate::server::limits::{
     cap_crowds_descriptors, default_max_connections, raise_descriptor_limit,
 };
 use crate::server::{ServerSettings, serve};
-use crate::state_saver::StateSaver;
+use crate::state_saver::{KeyWatch, StateSaver};
 use crate::store::pool_state::load_saved;
 use crate::store::{Store, StoreError, redacted_url};
 use crate::vault::{MasterKeySource, Vault, VaultError, resolve_cipher};
@@ -48,6 +49,8 @@ pub enum StartupError {
     Upstreams(#[from] crate::providers::UpstreamsError),
     #[error(transparent)]
     Alerts(#[from] AlertsError),
+    #[error(transparent)]
+    Cluster(#[from] LinkError),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: String,
@@ -117,6 +120,11 @@ pub async fn open_vault_and_import(config: &Config) -> Result<(Vault, LoadedKeys
     Ok((vault, loaded))
 }
 
+/// In a cluster, how often the stored key set is checked for changes made
+/// through the CLI (admin routes also announce theirs through Redis): a
+/// change must be in force everywhere within 1 s.
+const CLUSTER_KEY_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
 pub struct Application {
     listener: TcpListener,
     router: Router,
@@ -127,6 +135,8 @@ pub struct Application {
     ledger: Option<Ledger>,
     ledger_sink: LedgerSink,
     alerts: Alerts,
+    /// The cluster's tasks (`None`: no `REDIS_URL`).
+    cluster: Option<Cluster>,
     server: ServerSettings,
 }
 
@@ -163,8 +173,29 @@ impl Application {
         }
         let pools = KeyPools::new(pools);
         let vault = Arc::new(vault);
-        let state_saver =
-            StateSaver::start(pools.clone(), vault.clone(), config.state_flush_interval).await;
+        let keys_changed = Arc::new(tokio::sync::Notify::new());
+        // Started before serving and after the saved state is restored, so
+        // the restored counters are this replica's baseline, not news.
+        let cluster = config
+            .cluster
+            .as_ref()
+            .map(|settings| Cluster::start(settings, pools.clone(), keys_changed.clone()))
+            .transpose()?;
+        let key_watch = KeyWatch {
+            poll: if cluster.is_some() {
+                CLUSTER_KEY_POLL
+            } else {
+                config.state_flush_interval
+            },
+            notice: keys_changed,
+        };
+        let state_saver = StateSaver::start(
+            pools.clone(),
+            vault.clone(),
+            config.state_flush_interval,
+            key_watch,
+        )
+        .await;
         let upstreams = Arc::new(Upstreams::new(&config, scrubber.clone())?);
         let retry = RetryPolicy {
             max_attempts: config.max_attempts,
@@ -199,6 +230,7 @@ impl Application {
             ScrapedCounters {
                 ledger: ledger_sink.counters().clone(),
                 alerts: alerts.handle().counters().clone(),
+                redis_connected: cluster.as_ref().map(|c| c.handle().connected_flag()),
             },
         );
         let metrics = Arc::new(Metrics::new(Some(Box::new(collector))));
@@ -219,6 +251,7 @@ impl Application {
             allowed_hosts: config.allowed_hosts.map(Arc::new),
             ledger: ledger_sink.clone(),
             alerts: alerts.handle(),
+            cluster: cluster.as_ref().map(Cluster::handle),
         });
         if state.client_keys.is_empty() {
             let why = if config.client_keys_given {
@@ -262,6 +295,7 @@ impl Application {
             ledger,
             ledger_sink,
             alerts,
+            cluster,
             server,
         })
     }
@@ -298,6 +332,11 @@ impl Application {
         // After serving: every request has recorded its row by now.
         if let Some(ledger) = self.ledger {
             ledger.stop().await;
+        }
+        // The last counters go to the cluster before the last save, which
+        // writes the cluster's totals.
+        if let Some(cluster) = self.cluster {
+            cluster.stop().await;
         }
         self.state_saver.stop().await;
         // After the save, which matters more: alerts still queued get at

@@ -4,8 +4,11 @@
 //!   interval of counters is lost, and keys themselves are written when
 //!   they are added;
 //! - noticing key changes made by another process (the `keygate keys` CLI
-//!   works on the database directly) and mirroring them into the pools, so
-//!   the CLI manages keys without a restart too.
+//!   works on the database directly, another replica's admin routes write
+//!   the shared store) and mirroring them into the pools, so keys are
+//!   managed without a restart. The stored set's signature is polled every
+//!   `KeyWatch::poll`, and a cluster's "keys changed" notice wakes the
+//!   reload at once.
 //!
 //! If the database is unreachable (PostgreSQL restarting, a network cut),
 //! requests go on with the pools in memory. The changes a failed flush
@@ -17,13 +20,23 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::keypool::KeyPools;
 use crate::store::StoreError;
 use crate::store::pool_state::{PoolChanges, save_changes};
 use crate::vault::Vault;
+
+/// How the saver notices key changes made elsewhere.
+pub struct KeyWatch {
+    /// How often the stored set's signature is compared (in a cluster,
+    /// shorter than the flush: a key changed through the CLI must be in
+    /// force on every replica within 1 s).
+    pub poll: Duration,
+    /// Woken by a cluster's "keys changed" notice.
+    pub notice: Arc<Notify>,
+}
 
 /// The background task; `stop` flushes one last time.
 pub struct StateSaver {
@@ -32,7 +45,12 @@ pub struct StateSaver {
 }
 
 impl StateSaver {
-    pub async fn start(pools: KeyPools, vault: Arc<Vault>, interval: Duration) -> Self {
+    pub async fn start(
+        pools: KeyPools,
+        vault: Arc<Vault>,
+        interval: Duration,
+        watch: KeyWatch,
+    ) -> Self {
         // Taken now, not in the task: a change made before the task first
         // runs must still count as a change.
         let mut key_set = vault.key_set_signature().await.unwrap_or_default();
@@ -42,13 +60,18 @@ impl StateSaver {
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut pending = Vec::new();
             let mut outage = Outage::default();
+            let mut polls = tokio::time::interval(watch.poll.min(interval));
+            polls.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
-                    _ = ticks.tick() => {}
+                    _ = ticks.tick() => {
+                        let saved = flush(&pools, &vault, &mut pending).await;
+                        outage.note("saving key state", saved);
+                    }
+                    _ = polls.tick() => {}
+                    () = watch.notice.notified() => {}
                     _ = &mut stopped => break,
                 }
-                let saved = flush(&pools, &vault, &mut pending).await;
-                outage.note("saving key state", saved);
                 key_set = mirror_key_changes(&pools, &vault, key_set, &mut outage).await;
             }
             if let Err(error) = flush(&pools, &vault, &mut pending).await {

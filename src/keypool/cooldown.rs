@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::shared::ProbeGate;
+
 /// Multiples of the default cooldown, per rung.
 const LADDER: [u32; 4] = [1, 2, 5, 15];
 
@@ -20,11 +22,20 @@ pub(super) struct Cooldown {
     pub level: u8,
     /// Half-open and a probe request is out.
     pub probing: bool,
+    /// In a cluster, whether this replica may probe once the rest is over
+    /// (`None`: it may; see `shared`).
+    pub gate: Option<ProbeGate>,
 }
 
 impl Cooldown {
     pub fn is_active(&self, now: Instant) -> bool {
         now < self.until
+    }
+
+    /// Over, but its probe belongs to another replica or waits for the
+    /// token.
+    pub fn awaits_token(&self, now: Instant) -> bool {
+        !self.is_active(now) && self.gate.is_some()
     }
 
     /// Applies to a request for `model`: key-wide ones apply to all.

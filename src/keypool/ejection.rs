@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::shared::ProbeGate;
+
 /// When to eject and for how long.
 #[derive(Debug, Clone, Copy)]
 pub struct OutlierPolicy {
@@ -47,6 +49,9 @@ pub struct Ejection {
     pub reason: String,
     /// Rest over and the one probe is out.
     pub probing: bool,
+    /// In a cluster, whether this replica may probe once the rest is over
+    /// (`None`: it may; see `shared`).
+    pub gate: Option<ProbeGate>,
 }
 
 impl Ejection {
@@ -57,7 +62,7 @@ impl Ejection {
     /// Keeps the key out of selection: ejected, or half-open with its
     /// probe already out.
     pub fn blocks(&self, now: Instant) -> bool {
-        self.is_active(now) || self.probing
+        self.is_active(now) || self.probing || self.gate.is_some()
     }
 }
 

@@ -10,13 +10,18 @@
 //! before the next key request is applied before it, so a 429'd key is
 //! never handed out again by a race.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::SystemTime;
+
+use tokio::sync::mpsc;
 
 use tokio::time::Instant;
 
 use super::Selection;
+use super::counts::Counts;
 use super::machine::PoolState;
+use super::shared::{Mark, ProbeDue, SharedChange};
 use super::snapshot::{SavedKey, SavedProvider};
 use super::status::{PoolStats, PoolStatus};
 use crate::domain::{KeyEntry, KeyId, Outcome, ProviderKind, RateLimits};
@@ -39,6 +44,18 @@ pub struct KeyPoolHandle {
     /// Learns every key that enters the pool, so no echo of it is ever
     /// shown; shared by all pools.
     scrubber: Arc<Scrubber>,
+    /// Where changes to share with other replicas go, once the pool is in
+    /// a cluster.
+    outlet: Arc<OnceLock<SharedOutlet>>,
+}
+
+/// The pools' side of the cluster publisher's queue. Sending never waits:
+/// a full queue drops the changes and raises `overflowed`, and the
+/// publisher then sends every key's marks in force instead.
+#[derive(Clone)]
+pub struct SharedOutlet {
+    pub sender: mpsc::Sender<(ProviderKind, Vec<SharedChange>)>,
+    pub overflowed: Arc<AtomicBool>,
 }
 
 impl KeyPoolHandle {
@@ -51,7 +68,14 @@ impl KeyPoolHandle {
             provider,
             state: Arc::new(Mutex::new(state)),
             scrubber,
+            outlet: Arc::new(OnceLock::new()),
         }
+    }
+
+    /// Makes the pool part of a cluster: its changes go to `outlet`.
+    pub fn share(&self, outlet: SharedOutlet) {
+        self.tell(|state, now, wall| state.share(now, wall));
+        let _ = self.outlet.set(outlet);
     }
 
     /// The scrubber that knows every pool's keys.
@@ -71,7 +95,14 @@ impl KeyPoolHandle {
     ) -> Result<T, PoolUnavailable> {
         let mut state: MutexGuard<'_, PoolState> =
             self.state.lock().map_err(|_| PoolUnavailable)?;
-        Ok(f(&mut state, Instant::now(), SystemTime::now()))
+        let answer = f(&mut state, Instant::now(), SystemTime::now());
+        if let Some(outlet) = self.outlet.get() {
+            let changes = state.take_shared();
+            if !changes.is_empty() && outlet.sender.try_send((self.provider, changes)).is_err() {
+                outlet.overflowed.store(true, Ordering::Relaxed);
+            }
+        }
+        Ok(answer)
     }
 
     /// Changes that need no answer: a poisoned pool has nothing to keep.
@@ -155,6 +186,47 @@ impl KeyPoolHandle {
     /// `Some((failing, usable))` when most keys just met provider faults.
     pub fn overloaded(&self) -> Result<Option<(usize, usize)>, PoolUnavailable> {
         self.with(|state, now, _| state.overloaded(now))
+    }
+
+    /// Applies a change another replica published (never republished).
+    pub fn apply_remote(&self, change: &SharedChange) {
+        self.tell(|state, now, wall| state.apply_remote(change, now, wall));
+    }
+
+    /// Takes the cluster's marks as the truth (see `PoolState::replace_marks`).
+    pub fn replace_marks(&self, marks: &[(String, Mark)]) {
+        self.tell(|state, now, wall| state.replace_marks(marks, now, wall));
+    }
+
+    /// Every key's marks in force, in shared form.
+    pub fn active_marks(&self) -> Vec<SharedChange> {
+        self.with(|state, now, wall| state.active_marks(now, wall))
+            .unwrap_or_default()
+    }
+
+    /// Finished cooldowns waiting for a probe token.
+    pub fn probes_due(&self) -> Vec<ProbeDue> {
+        self.with(|state, now, _| state.probes_due(now))
+            .unwrap_or_default()
+    }
+
+    pub fn probe_granted(&self, probe: &ProbeDue) {
+        self.tell(|state, _, _| state.probe_granted(probe));
+    }
+
+    /// Another replica probes `probe`'s key; keep it out for `hold`.
+    pub fn probe_elsewhere(&self, probe: &ProbeDue, hold: std::time::Duration) {
+        self.tell(|state, now, _| state.probe_elsewhere(probe, now + hold));
+    }
+
+    /// This replica's own counters.
+    pub fn local_counts(&self) -> Result<Counts, PoolUnavailable> {
+        self.with(|state, _, _| state.local_counts())
+    }
+
+    /// The cluster's counters, which include this replica's `included`.
+    pub fn set_cluster_counts(&self, totals: Counts, included: Counts) {
+        self.tell(|state, _, _| state.set_cluster_counts(totals, included));
     }
 
     /// What changed since the last call, in saved form.

@@ -14,7 +14,9 @@ use tokio::time::Instant;
 
 use super::Selection;
 use super::cooldown::CooldownPolicy;
+use super::counts::ClusterCounts;
 use super::ejection::OutlierPolicy;
+use super::marks::{Mark, SharedChange, limits_mark};
 use super::select::{Strategy, pick};
 use super::slot::KeySlot;
 use super::snapshot::{SavedKey, SavedProvider};
@@ -45,6 +47,10 @@ pub struct PoolState {
     cursor: usize,
     pub(super) stats: PoolStats,
     stats_dirty: bool,
+    /// Changes to share with other replicas (`None`: not in a cluster).
+    pub(super) outbox: Option<Vec<SharedChange>>,
+    /// Cluster-wide counters, when a cluster reports them (`counts`).
+    pub(super) cluster_counts: Option<ClusterCounts>,
 }
 
 impl PoolState {
@@ -55,6 +61,8 @@ impl PoolState {
             cursor: 0,
             stats: PoolStats::default(),
             stats_dirty: false,
+            outbox: None,
+            cluster_counts: None,
         }
     }
 
@@ -195,9 +203,16 @@ impl PoolState {
             return;
         };
         let probe_failed = self.slots[index].failed_its_probe();
+        let recovering = self.is_shared() && self.slots[index].recovering(model, now);
+        let ejections = self.slots[index].ejections;
         self.slots[index].record(outcome, model, scope, &policy, now, wall);
         if let Outcome::Failed(note) = outcome {
             self.consider_ejecting(index, probe_failed, &note.message, now);
+        }
+        if self.is_shared() {
+            self.share_outcome(
+                index, outcome, model, scope, recovering, ejections, now, wall,
+            );
         }
     }
 
@@ -238,8 +253,12 @@ impl PoolState {
 
     /// The rate-limit windows an answer reported for `key`.
     pub fn observe(&mut self, key: &KeyId, limits: RateLimits) {
-        if let Some(slot) = self.slot_mut(key) {
-            slot.limits = Some(limits);
+        let Some(slot) = self.slot_mut(key) else {
+            return;
+        };
+        slot.limits = Some(limits);
+        if self.is_shared() {
+            self.emit(key, limits_mark(&limits));
         }
     }
 
@@ -262,6 +281,8 @@ impl PoolState {
     /// success totals stay.
     pub fn reset(&mut self) {
         self.slots.iter_mut().for_each(KeySlot::reset);
+        self.forget_failures();
+        self.emit_reset();
     }
 
     /// Adds a key (or replaces the entry of one with the same id).
@@ -332,10 +353,18 @@ impl PoolState {
     /// A key check's verdict: `Some(reason)` marks the key invalid, `None`
     /// brings an invalid key back.
     pub fn set_invalid(&mut self, key: &KeyId, reason: Option<String>) {
-        if let Some(slot) = self.slot_mut(key) {
-            slot.invalid = reason;
-            slot.dirty = true;
-        }
+        let Some(slot) = self.slot_mut(key) else {
+            return;
+        };
+        let mark = match &reason {
+            Some(reason) => Mark::Invalid {
+                reason: reason.clone(),
+            },
+            None => Mark::Valid,
+        };
+        slot.invalid = reason;
+        slot.dirty = true;
+        self.emit(key, mark);
     }
 
     /// Most usable keys met provider faults in the last 30 s: the
@@ -376,7 +405,7 @@ impl PoolState {
                 .count(),
             invalid_keys: self.invalid_count(),
             disabled_keys: self.slots.iter().filter(|s| !s.entry.enabled).count(),
-            ..self.stats.clone()
+            ..self.shown_stats()
         }
     }
 
@@ -386,7 +415,7 @@ impl PoolState {
     }
 
     pub fn status(&self, now: Instant, wall: SystemTime) -> PoolStatus {
-        PoolStatus {
+        let mut status = PoolStatus {
             provider: self.settings.provider,
             strategy: self.settings.strategy.as_str(),
             cooldown_secs: self.settings.cooldown.default.as_secs_f64(),
@@ -398,7 +427,11 @@ impl PoolState {
                 .iter()
                 .map(|slot| super::status::key_status(slot, now, wall))
                 .collect(),
+        };
+        for key in &mut status.keys {
+            [key.requests, key.successes, key.failures] = self.shown_key(key.id.as_str());
         }
+        status
     }
 
     /// The state to save: provider counters and every key changed since
@@ -408,9 +441,12 @@ impl PoolState {
         now: Instant,
         wall: SystemTime,
     ) -> (Option<SavedProvider>, Vec<(KeyId, SavedKey)>) {
+        // In a cluster the saved counters are the cluster's: every replica
+        // writes (nearly) the same figures, so none overwrites another's.
+        let shown = self.shown_stats();
         let provider =
-            std::mem::take(&mut self.stats_dirty).then(|| SavedProvider::from_stats(&self.stats));
-        let keys = self
+            std::mem::take(&mut self.stats_dirty).then(|| SavedProvider::from_stats(&shown));
+        let mut keys: Vec<(KeyId, SavedKey)> = self
             .slots
             .iter_mut()
             .filter_map(|slot| {
@@ -418,6 +454,9 @@ impl PoolState {
                     .then(|| (slot.entry.id.clone(), SavedKey::from_slot(slot, now, wall)))
             })
             .collect();
+        for (id, saved) in &mut keys {
+            [saved.requests, saved.successes, saved.failures] = self.shown_key(id.as_str());
+        }
         (provider, keys)
     }
 

@@ -14,13 +14,20 @@
 //!   uses, with the request tracker that counts each request exactly once.
 //! - `status`: the serialisable snapshots the admin routes return.
 //! - `snapshot`: the pool's state in its saved form, and back.
+//! - `shared`: what a pool shares with the other replicas of a cluster
+//!   (its outbox, applying theirs, probe tokens); `marks`: the shared
+//!   marks' wire form and what applying one does; `counts`: cluster-wide
+//!   counters shown instead of this replica's own.
 
 mod cooldown;
+mod counts;
 mod ejection;
 mod handle;
 mod latency;
 mod machine;
+mod marks;
 mod select;
+pub mod shared;
 mod slot;
 pub mod snapshot;
 mod status;
@@ -29,8 +36,9 @@ use crate::domain::{FailureNote, KeyLease};
 use std::time::Duration;
 
 pub use cooldown::CooldownPolicy;
+pub use counts::Counts;
 pub use ejection::OutlierPolicy;
-pub use handle::{Changes, KeyPoolHandle, KeyPools, PoolUnavailable, RequestTracker};
+pub use handle::{Changes, KeyPoolHandle, KeyPools, PoolUnavailable, RequestTracker, SharedOutlet};
 pub use latency::LatencySummary;
 pub use machine::{PoolSettings, PoolState};
 pub use select::Strategy;

@@ -108,11 +108,12 @@ impl KeySlot {
             .max()
     }
 
-    /// A half-open cooldown already has its one probe out.
+    /// A half-open cooldown already has its one probe out (here, or at
+    /// another replica of a cluster).
     fn probe_out(&self, model: Option<&str>, now: Instant) -> bool {
         self.cooldowns
             .iter()
-            .any(|c| c.applies_to(model) && !c.is_active(now) && c.probing)
+            .any(|c| c.applies_to(model) && !c.is_active(now) && (c.probing || c.awaits_token(now)))
     }
 
     pub fn can_serve(&self, model: Option<&str>, now: Instant) -> bool {
@@ -170,6 +171,16 @@ impl KeySlot {
         self.dirty = true;
     }
 
+    /// A success for `model` now would end something: a finished cooldown
+    /// that applies to it (the probe passed) or an ejection.
+    pub fn recovering(&self, model: Option<&str>, now: Instant) -> bool {
+        self.ejection.is_some()
+            || self
+                .cooldowns
+                .iter()
+                .any(|c| c.applies_to(model) && !c.is_active(now))
+    }
+
     /// Whether the key is ejected now (its rest not over).
     pub fn is_ejected(&self, now: Instant) -> bool {
         self.ejection.as_ref().is_some_and(|e| e.is_active(now))
@@ -186,6 +197,7 @@ impl KeySlot {
             level,
             reason,
             probing: false,
+            gate: None,
         });
         self.ejections += 1;
         self.consecutive_faults = 0;
@@ -294,6 +306,7 @@ impl KeySlot {
                 until: now + policy.length(0, hint),
                 level: 0,
                 probing: false,
+                gate: None,
             }),
         }
     }

@@ -140,6 +140,7 @@ impl SavedKey {
                 until: until_instant(c.until_ms, now, wall),
                 level: c.level,
                 probing: false,
+                gate: None,
             })
             .collect();
         slot.requests = self.requests;
@@ -172,6 +173,7 @@ impl SavedKey {
             level: saved.level,
             reason: saved.reason.clone(),
             probing: false,
+            gate: None,
         });
         slot.ejections = self.ejections;
     }
@@ -195,7 +197,7 @@ impl SavedProvider {
     }
 }
 
-fn until_wall(until: Instant, now: Instant, wall: SystemTime) -> SystemTime {
+pub(super) fn until_wall(until: Instant, now: Instant, wall: SystemTime) -> SystemTime {
     if until >= now {
         wall + (until - now)
     } else {
@@ -205,7 +207,7 @@ fn until_wall(until: Instant, now: Instant, wall: SystemTime) -> SystemTime {
 
 /// A saved deadline as an `Instant` of this process; one already past
 /// becomes a past instant (a half-open cooldown), as it would have been.
-fn until_instant(until_ms: u64, now: Instant, wall: SystemTime) -> Instant {
+pub(super) fn until_instant(until_ms: u64, now: Instant, wall: SystemTime) -> Instant {
     let until = UNIX_EPOCH + Duration::from_millis(until_ms);
     match until.duration_since(wall) {
         Ok(ahead) => now + ahead,
@@ -213,7 +215,7 @@ fn until_instant(until_ms: u64, now: Instant, wall: SystemTime) -> Instant {
     }
 }
 
-fn unix_ms(time: SystemTime) -> u64 {
+pub(super) fn unix_ms(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

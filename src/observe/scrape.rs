@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -46,6 +47,9 @@ struct WindowLabels {
 pub struct ScrapedCounters {
     pub ledger: Arc<LedgerCounters>,
     pub alerts: Arc<AlertCounters>,
+    /// Whether this replica is connected to the cluster's Redis (`None`:
+    /// no `REDIS_URL`, and no series).
+    pub redis_connected: Option<Arc<AtomicBool>>,
 }
 
 pub struct PoolCollector {
@@ -166,6 +170,15 @@ impl Collector for PoolCollector {
         ] {
             let metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
             ConstCounter::new(value).encode(metric)?;
+        }
+        if let Some(connected) = &self.counters.redis_connected {
+            let metric = encoder.encode_descriptor(
+                "redis_connected",
+                "1 while this replica is connected to the cluster's Redis, 0 while it serves on its own view",
+                None,
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(i64::from(connected.load(Ordering::Relaxed))).encode(metric)?;
         }
         Ok(())
     }

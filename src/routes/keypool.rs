@@ -1,5 +1,10 @@
 //! Admin routes over the key pools (behind `auth::require_admin`):
 //! statistics for all providers, one provider's status, and reset.
+//!
+//! In a cluster the pools' counters are the cluster's totals (see
+//! `keypool::counts`), and both bodies gain a `cluster` object: this
+//! replica's id and Redis link, and in `/status` each live replica's own
+//! share. All of it is read from local memory.
 
 use std::collections::BTreeMap;
 
@@ -8,8 +13,8 @@ use axum::extract::{Path, State};
 use serde_json::{Value, json};
 
 use crate::app_state::AppState;
+use crate::domain::ProviderKind;
 use crate::error::ApiError;
-use crate::keypool::PoolStatus;
 use crate::routes::pool_for;
 
 /// `GET /api/keypool/stats`
@@ -18,24 +23,75 @@ pub async fn pool_stats(State(state): State<AppState>) -> Result<Json<Value>, Ap
     for pool in state.pools.iter() {
         providers.insert(pool.provider().as_str(), pool.stats()?);
     }
-    Ok(Json(json!({ "providers": providers })))
+    let mut body = json!({ "providers": providers });
+    if let Some(cluster) = &state.cluster {
+        body["cluster"] = json!({
+            "replica_id": cluster.replica_id(),
+            "redis_connected": cluster.redis_connected(),
+        });
+    }
+    Ok(Json(body))
 }
 
 /// `GET /api/keypool/{provider}/status`
 pub async fn pool_status(
     State(state): State<AppState>,
     Path(provider): Path<String>,
-) -> Result<Json<PoolStatus>, ApiError> {
-    Ok(Json(pool_for(&state, &provider)?.1.status()?))
+) -> Result<Json<Value>, ApiError> {
+    let (kind, pool) = pool_for(&state, &provider)?;
+    let status = pool.status()?;
+    Ok(Json(with_cluster(&state, kind, json!(status))))
+}
+
+/// Adds the `cluster` object to a status body: each live replica's own
+/// share of this provider's counters.
+fn with_cluster(state: &AppState, provider: ProviderKind, mut body: Value) -> Value {
+    if let Some(cluster) = &state.cluster {
+        let replicas: Vec<Value> = cluster
+            .replicas()
+            .into_iter()
+            .map(|replica| {
+                let share = replica
+                    .providers
+                    .get(provider.as_str())
+                    .cloned()
+                    .unwrap_or_default();
+                let keys: BTreeMap<String, Value> = share
+                    .keys
+                    .iter()
+                    .map(|(key, [requests, successes, failures])| {
+                        (
+                            key.clone(),
+                            json!({ "requests": requests, "successes": successes, "failures": failures }),
+                        )
+                    })
+                    .collect();
+                json!({
+                    "replica_id": replica.replica_id,
+                    "total_requests": share.total_requests,
+                    "successful_requests": share.successful_requests,
+                    "failed_requests": share.failed_requests,
+                    "rotations": share.rotations,
+                    "keys": keys,
+                })
+            })
+            .collect();
+        body["cluster"] = json!({
+            "replica_id": cluster.replica_id(),
+            "redis_connected": cluster.redis_connected(),
+            "replicas": replicas,
+        });
+    }
+    body
 }
 
 /// `POST /api/keypool/{provider}/reset`
 pub async fn reset_pool(
     State(state): State<AppState>,
     Path(provider): Path<String>,
-) -> Result<Json<PoolStatus>, ApiError> {
-    let (_, pool) = pool_for(&state, &provider)?;
+) -> Result<Json<Value>, ApiError> {
+    let (kind, pool) = pool_for(&state, &provider)?;
     let status = pool.reset()?;
     tracing::info!(provider = %pool.provider(), "admin reset the key pool");
-    Ok(Json(status))
+    Ok(Json(with_cluster(&state, kind, json!(status))))
 }

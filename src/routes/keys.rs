@@ -77,6 +77,7 @@ pub async fn create_key(
     }
     let response = (StatusCode::CREATED, Json(AddedKey::new(&entry, warning))).into_response();
     pool.add_key(entry);
+    announce(&state);
     Ok(response)
 }
 
@@ -128,6 +129,7 @@ pub async fn update_key(
         change.enabled,
     );
     tracing::info!(provider = %kind, key = %key, "admin changed a key");
+    announce(&state);
     let status = pool.status()?;
     Ok(Json(KeyView::new(&row, find(&status.keys, &row.id))).into_response())
 }
@@ -144,6 +146,7 @@ pub async fn delete_key(
     }
     let key = KeyId::new(id.as_str());
     pool.remove_key(&key);
+    announce(&state);
     tracing::info!(provider = %kind, key = %key, "admin deleted a key");
     Ok(Json(DeletedKey {
         id: &id,
@@ -200,6 +203,14 @@ pub async fn test_keys(
         results,
     })
     .into_response())
+}
+
+/// Tells the other replicas of a cluster the stored keys changed, after the
+/// write: they reload from the store at once.
+fn announce(state: &AppState) {
+    if let Some(cluster) = &state.cluster {
+        cluster.announce_keys_changed();
+    }
 }
 
 fn find<'a>(keys: &'a [KeyStatus], id: &str) -> Option<&'a KeyStatus> {
