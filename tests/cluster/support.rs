@@ -22,12 +22,28 @@ pub struct Replicas {
 }
 
 impl Replicas {
-    /// `n` replicas with `keys` planted Anthropic keys, on `redis_url`.
+    /// `n` replicas with `keys` planted Anthropic keys, on `redis_url`,
+    /// sharing one SQLite file.
     pub async fn start(n: usize, keys: usize, redis_url: &str) -> Self {
+        Self::start_on(n, keys, redis_url, None).await
+    }
+
+    /// The same, sharing the store at `database_url` when given (a
+    /// PostgreSQL database), else one SQLite file.
+    pub async fn start_on(
+        n: usize,
+        keys: usize,
+        redis_url: &str,
+        database_url: Option<&str>,
+    ) -> Self {
         let upstream = FakeUpstream::start().await;
         let keys: Vec<String> = (0..keys).map(|i| planted_key(&format!("c{i}"))).collect();
         let prefix = format!("kgtest-{}", uuid_like());
-        let env = TestEnv::new(&upstream, &keys)
+        let mut env = TestEnv::new(&upstream, &keys);
+        if let Some(url) = database_url {
+            env = env.set("DATABASE_URL", url);
+        }
+        let env = env
             .set("REDIS_URL", redis_url)
             .set("KEYGATE_CLUSTER", &prefix)
             .set("STATE_FLUSH_SECS", "0.5")

@@ -1,0 +1,76 @@
+//! Three replicas sharing a PostgreSQL store and a Redis, as a deployment
+//! runs them: a key added through one serves on another, and every
+//! replica's requests land in the one ledger, which any replica reports.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::{ADMIN_KEY, planted_key};
+use crate::pg_support::TestDatabase;
+use crate::support::{Replicas, admin, shared_redis_url, within};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_on_postgres_share_keys_counters_and_the_ledger() {
+    let database = TestDatabase::create().await;
+    let cluster = Replicas::start_on(3, 2, &shared_redis_url(), Some(&database.url)).await;
+    let (b, c) = (&cluster.apps[1], &cluster.apps[2]);
+
+    let new_key = planted_key("pg-added");
+    let response = b
+        .post("/api/keypool/anthropic/keys")
+        .bearer_auth(ADMIN_KEY)
+        .json(&json!({ "key": new_key, "label": "added-on-b" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let took = within(Duration::from_secs(1), "the key reaches C", || async {
+        let status = admin(c, "/api/keypool/anthropic/status").await;
+        status["keys"].as_array().unwrap().len() == 3
+    })
+    .await;
+    println!("key added on B in force on C after {took:?}");
+
+    let requests = 30;
+    for _ in 0..requests {
+        assert_eq!(cluster.next().hello().await.status(), 200);
+    }
+    assert!(
+        cluster.upstream.calls_with(&new_key) >= 1,
+        "the new key served"
+    );
+    let upstream_calls: usize = cluster.upstream.calls_per_key().values().sum();
+    // Any replica reports the whole cluster: counters through Redis, usage
+    // from the shared ledger.
+    for app in &cluster.apps {
+        within(
+            Duration::from_secs(3),
+            "totals and usage settle",
+            || async {
+                let stats = admin(app, "/api/keypool/stats").await;
+                let usage = admin(app, "/api/usage?from=1h").await;
+                stats["providers"]["anthropic"]["total_requests"] == requests as u64
+                    && usage["groups"][0]["requests"] == requests as u64
+            },
+        )
+        .await;
+        let status = admin(app, "/api/keypool/anthropic/status").await;
+        let attempts: u64 = status["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["requests"].as_u64().unwrap())
+            .sum();
+        assert_eq!(attempts, upstream_calls as u64);
+    }
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM usage_requests")
+        .fetch_one(&database.pool().await)
+        .await
+        .unwrap();
+    assert_eq!(
+        stored, requests as i64,
+        "one ledger row per request, in PostgreSQL"
+    );
+    cluster.finish().await;
+}
