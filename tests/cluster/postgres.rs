@@ -4,11 +4,9 @@
 
 use std::time::Duration;
 
-use serde_json::json;
-
-use crate::helpers::{ADMIN_KEY, planted_key};
+use crate::helpers::planted_key;
 use crate::pg_support::TestDatabase;
-use crate::support::{Replicas, admin, shared_redis_url, within};
+use crate::support::{Replicas, add_key_and_wait, admin, shared_redis_url, within};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_on_postgres_share_keys_counters_and_the_ledger() {
@@ -17,19 +15,7 @@ async fn replicas_on_postgres_share_keys_counters_and_the_ledger() {
     let (b, c) = (&cluster.apps[1], &cluster.apps[2]);
 
     let new_key = planted_key("pg-added");
-    let response = b
-        .post("/api/keypool/anthropic/keys")
-        .bearer_auth(ADMIN_KEY)
-        .json(&json!({ "key": new_key, "label": "added-on-b" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    let took = within(Duration::from_secs(1), "the key reaches C", || async {
-        let status = admin(c, "/api/keypool/anthropic/status").await;
-        status["keys"].as_array().unwrap().len() == 3
-    })
-    .await;
+    let took = add_key_and_wait(b, c, &new_key, 3).await;
     println!("key added on B in force on C after {took:?}");
 
     let requests = 30;

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::helpers::{ADMIN_KEY, Canned, planted_key};
-use crate::support::{Replicas, admin, shared_redis_url, within};
+use crate::support::{Replicas, add_key_and_wait, admin, shared_redis_url, within};
 
 fn limited(retry_after: &str) -> Canned {
     Canned::error(429, "rate_limit_error", "slow down").header("retry-after", retry_after)
@@ -65,19 +65,7 @@ async fn a_key_added_through_one_replica_serves_on_another_within_a_second() {
     let cluster = Replicas::start(3, 1, &shared_redis_url()).await;
     let (b, c) = (&cluster.apps[1], &cluster.apps[2]);
     let new_key = planted_key("added");
-    let response = b
-        .post("/api/keypool/anthropic/keys")
-        .bearer_auth(ADMIN_KEY)
-        .json(&json!({ "key": new_key, "label": "added-on-b" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    let took = within(Duration::from_secs(1), "the key reaches C", || async {
-        let status = admin(c, "/api/keypool/anthropic/status").await;
-        status["keys"].as_array().unwrap().len() == 2
-    })
-    .await;
+    let took = add_key_and_wait(b, c, &new_key, 2).await;
     for _ in 0..2 {
         assert_eq!(c.hello().await.status(), 200);
     }

@@ -142,6 +142,34 @@ impl Drop for Replicas {
     }
 }
 
+/// Adds `key` to the Anthropic pool through `app`'s admin API, then waits
+/// (up to 1 s) until `other` lists `keys_after` keys; returns how long that
+/// took.
+pub async fn add_key_and_wait(
+    app: &TestApp,
+    other: &TestApp,
+    key: &str,
+    keys_after: usize,
+) -> Duration {
+    let response = app
+        .post("/api/keypool/anthropic/keys")
+        .bearer_auth(ADMIN_KEY)
+        .json(&serde_json::json!({ "key": key, "label": "added-on-another-replica" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    within(
+        Duration::from_secs(1),
+        "the key reaches the other",
+        || async {
+            let status = admin(other, "/api/keypool/anthropic/status").await;
+            status["keys"].as_array().unwrap().len() == keys_after
+        },
+    )
+    .await
+}
+
 /// A GET of an admin route, as JSON.
 pub async fn admin(app: &TestApp, path: &str) -> Value {
     app.client

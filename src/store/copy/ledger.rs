@@ -4,6 +4,7 @@
 use sqlx::QueryBuilder;
 
 use super::{CopyError, PAGE, TableCopy, count};
+use crate::store::usage::{ROLLUP_COLUMNS, StoredRollup};
 use crate::store::{StoreError, Tx, on_tx};
 
 const ROLLUP_TABLES: [&str; 3] = ["usage_daily", "usage_hourly", "usage_5min"];
@@ -180,26 +181,6 @@ async fn copy_raw_rows(from: &mut Tx, to: &mut Tx) -> Result<u64, StoreError> {
     Ok(new_rows)
 }
 
-#[derive(sqlx::FromRow)]
-struct RollupRow {
-    start_ms: i64,
-    provider: String,
-    model: String,
-    key_id: String,
-    status: i64,
-    error_class: String,
-    requests: i64,
-    input_tokens: i64,
-    output_tokens: i64,
-    cache_read_tokens: i64,
-    cache_write_tokens: i64,
-    cost_nanos: i64,
-    latency_hist: String,
-}
-
-const ROLLUP_COLUMNS: &str = "start_ms, provider, model, key_id, status, error_class, requests, \
-    input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_nanos, latency_hist";
-
 async fn copy_rollups(from: &mut Tx, to: &mut Tx, table: &str) -> Result<u64, StoreError> {
     const KEY: &str = "start_ms, provider, model, key_id, status, error_class";
     let first = format!("SELECT {ROLLUP_COLUMNS} FROM {table} ORDER BY {KEY} LIMIT $1");
@@ -208,19 +189,19 @@ async fn copy_rollups(from: &mut Tx, to: &mut Tx, table: &str) -> Result<u64, St
          ORDER BY {KEY} LIMIT $1"
     );
     let insert = format!("INSERT INTO {table} ({ROLLUP_COLUMNS}) ");
-    let mut after: Option<RollupRow> = None;
+    let mut after: Option<StoredRollup> = None;
     let mut new_rows = 0;
     loop {
-        let page: Vec<RollupRow> = on_tx!(&mut *from, |conn, Db| {
+        let page: Vec<StoredRollup> = on_tx!(&mut *from, |conn, Db| {
             match &after {
                 None => {
-                    sqlx::query_as::<_, RollupRow>(&first)
+                    sqlx::query_as::<_, StoredRollup>(&first)
                         .bind(PAGE)
                         .fetch_all(&mut **conn)
                         .await
                 }
                 Some(a) => {
-                    sqlx::query_as::<_, RollupRow>(&next)
+                    sqlx::query_as::<_, StoredRollup>(&next)
                         .bind(PAGE)
                         .bind(a.start_ms)
                         .bind(&a.provider)

@@ -42,6 +42,7 @@ use crate::store::{Store, StoreError};
 
 pub use page::{LedgerEntry, PagePosition, page};
 pub use prune::{prune_requests, prune_rollups};
+pub(in crate::store) use rollup::{ROLLUP_COLUMNS, StoredRollup};
 pub use totals::totals;
 pub use write::write_batch;
 

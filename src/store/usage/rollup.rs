@@ -305,9 +305,7 @@ pub(super) async fn backfill(tx: &mut Tx, coarse: Level, fine: Level) -> Result<
         sqlx::query_scalar(&periods).fetch_all(&mut **conn).await
     })?;
     let select = format!(
-        "SELECT provider, model, key_id, status, error_class, requests, input_tokens, \
-         output_tokens, cache_read_tokens, cache_write_tokens, cost_nanos, latency_hist \
-         FROM {} WHERE start_ms >= $1 AND start_ms < $2",
+        "SELECT {ROLLUP_COLUMNS} FROM {} WHERE start_ms >= $1 AND start_ms < $2",
         fine.table
     );
     let mut written = 0;
@@ -350,19 +348,25 @@ pub(super) async fn backfill(tx: &mut Tx, coarse: Level, fine: Level) -> Result<
     Ok(written)
 }
 
-/// A stored rollup row without its period, as `backfill` reads it.
+/// A stored rollup row, as `backfill` and `store copy` read it.
 #[derive(sqlx::FromRow)]
-struct StoredRollup {
-    provider: String,
-    model: String,
-    key_id: String,
-    status: i64,
-    error_class: String,
-    requests: i64,
-    input_tokens: i64,
-    output_tokens: i64,
-    cache_read_tokens: i64,
-    cache_write_tokens: i64,
-    cost_nanos: i64,
-    latency_hist: String,
+pub(in crate::store) struct StoredRollup {
+    pub start_ms: i64,
+    pub provider: String,
+    pub model: String,
+    pub key_id: String,
+    pub status: i64,
+    pub error_class: String,
+    pub requests: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cache_read_tokens: i64,
+    pub cache_write_tokens: i64,
+    pub cost_nanos: i64,
+    pub latency_hist: String,
 }
+
+/// The columns of a rollup table, in `StoredRollup`'s order.
+pub(in crate::store) const ROLLUP_COLUMNS: &str = "start_ms, provider, model, key_id, status, \
+    error_class, requests, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, \
+    cost_nanos, latency_hist";
