@@ -6,8 +6,12 @@
 //! config as a whole has no `Debug`/`Serialize`, so it cannot be dumped.
 //!
 //! - `alerts`: the alert channels and bounds (`ALERT_*`, `SMTP_URL`).
+//! - `search`: the web-search settings (`GOOGLE_CSE_CX`, `SEARCH_*`).
 
 mod alerts;
+mod search;
+
+pub use search::SearchSettings;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -129,6 +133,8 @@ pub struct Config {
     /// Alert channels (webhooks, e-mail), the dedup window and every
     /// delivery bound.
     pub alerts: AlertSettings,
+    /// Web search: Google's engine id, the `auto` order, the answer cache.
+    pub search: SearchSettings,
     pub json_logs: bool,
     /// `RUST_LOG`-style filter; `None` uses the quiet default.
     pub log_filter: Option<String>,
@@ -206,6 +212,7 @@ impl Config {
             allowed_hosts,
             ledger: ledger_settings(&get)?,
             alerts: alerts::alert_settings(&get)?,
+            search: search::search_settings(&get)?,
             json_logs: get("LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")),
             log_filter: get("RUST_LOG"),
         })

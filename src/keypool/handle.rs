@@ -98,6 +98,12 @@ impl KeyPoolHandle {
         self.tell(|state, now, wall| state.record(key, model.map(|m| &**m), &outcome, now, wall));
     }
 
+    /// Rests `key` for exactly `rest`, counting no attempt (see
+    /// `PoolState::rest`).
+    pub fn rest(&self, key: &KeyId, rest: std::time::Duration) {
+        self.tell(|state, now, _| state.rest(key, rest, now));
+    }
+
     /// Records the rate-limit windows an answer reported.
     pub fn observe(&self, key: &KeyId, limits: RateLimits) {
         self.tell(|state, _, _| state.observe(key, limits));

@@ -236,6 +236,14 @@ impl PoolState {
         }
     }
 
+    /// Rests `key` for exactly `rest` without counting an attempt: a
+    /// quota it shares with a key that just ran out (a Google project's).
+    pub fn rest(&mut self, key: &KeyId, rest: Duration, now: Instant) {
+        if let Some(slot) = self.slot_mut(key) {
+            slot.rest(rest, now);
+        }
+    }
+
     /// The rate-limit windows an answer reported for `key`.
     pub fn observe(&mut self, key: &KeyId, limits: RateLimits) {
         if let Some(slot) = self.slot_mut(key) {
