@@ -427,3 +427,27 @@ async fn no_search_key_shows_anywhere_after_any_failure_class() {
     assert!(!seen.contains("api_key=serp"), "a key in a URL showed up");
     assert!(!seen.contains("key=AIza"));
 }
+
+#[tokio::test]
+async fn a_spent_month_outlives_a_restart() {
+    let mut s = SearchApp::start(2, 0, 0).await;
+    s.fake.always(
+        SERPAPI,
+        &s.serp[0],
+        Reply::new(
+            429,
+            json!({"error": "Your account has run out of searches."}),
+        ),
+    );
+    s.fake.always(ACCOUNT, &s.serp[0], serpapi_account(0, 0));
+    let (status, _, _) = s.search(json!({"q": "a"})).await;
+    assert_eq!(status, 200);
+    s.app = s.app.restart().await;
+    let spent = s.key("serpapi", &s.serp[0]).await;
+    assert_eq!(spent["state"], "cooling_down", "{spent:#}");
+    assert!(spent["cooldown_remaining_secs"].as_u64().unwrap() > 365 * 86_400);
+    let (status, _, answer) = s.search(json!({"q": "b"})).await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["attempts"], 1);
+    assert_eq!(s.fake.calls(SERPAPI, &s.serp[0]), 1);
+}
