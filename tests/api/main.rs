@@ -28,7 +28,6 @@ mod pg_support;
 mod postgres;
 mod sdk_routes;
 mod search;
-mod search_overhead;
 mod search_rules;
 mod secrets;
 mod shutdown;
