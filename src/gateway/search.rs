@@ -246,6 +246,12 @@ impl SearchGateway {
                 Ok(page)
             }
             Err(SearchFault::Failed(failure)) => Err(failure),
+            Err(SearchFault::Reported { failure, limits }) => {
+                if !limits.is_empty() {
+                    pool.observe(&key.id, limits);
+                }
+                Err(failure)
+            }
             Err(SearchFault::SerpApiLimit(detail)) => {
                 Err(self.serpapi_limit(pool, &key, detail).await)
             }

@@ -513,3 +513,22 @@ async fn chat_routes_refuse_a_search_provider() {
         .unwrap();
     assert!(models["providers"]["serpapi"].is_null());
 }
+
+#[tokio::test]
+async fn search_needs_a_client_key_when_chat_does() {
+    let s = SearchApp::configured(1, 0, 0, |env| {
+        env.set("GATEWAY_API_KEYS", r#"["kg-client-key-0123456789"]"#)
+    })
+    .await;
+    let refused = s.app.get("/api/search?q=x").send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+    let allowed = s
+        .app
+        .get("/api/search?q=x")
+        .header("x-api-key", "kg-client-key-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed.status(), 200);
+    assert_eq!(s.fake.calls(SERPAPI, &s.serp[0]), 1);
+}

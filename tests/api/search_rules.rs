@@ -316,6 +316,11 @@ async fn brave_headers_set_headroom_and_the_per_second_reset_sets_the_rest() {
         (1..=7).contains(&rest),
         "the per-second window's reset: {rest}"
     );
+    assert_eq!(
+        limited["rate_limits"]["requests"]["remaining"], 0,
+        "{limited:#}"
+    );
+    assert_eq!(limited["rate_limits"]["month"]["remaining"], 14000);
     let fine = s.key("brave", &s.brave[1]).await;
     assert_eq!(fine["rate_limits"]["month"]["remaining"], 14000, "{fine:#}");
     assert_eq!(counts(&fine), (1, 1, 0));

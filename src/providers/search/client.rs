@@ -26,6 +26,12 @@ const BODY_LIMIT: usize = 8 * 1024 * 1024;
 #[derive(Debug)]
 pub enum SearchFault {
     Failed(Failure),
+    /// A failure whose answer still reported the key's rate-limit windows
+    /// (Brave sends them on every answer, a 429 included).
+    Reported {
+        failure: Failure,
+        limits: RateLimits,
+    },
     /// A SerpApi 429: the account endpoint says which limit it was.
     SerpApiLimit(UpstreamDetail),
     /// A Google project's daily quota is spent.
@@ -141,7 +147,10 @@ impl SearchClient {
                 if (200..300).contains(&status) {
                     return Ok((brave::page(&body, query.start)?, limits));
                 }
-                Err(brave::classify(status, &headers, &body, now).into())
+                Err(SearchFault::Reported {
+                    failure: brave::classify(status, &headers, &body, now),
+                    limits,
+                })
             }
             _ => Err(Failure::malformed("not a search provider").into()),
         }
@@ -182,9 +191,11 @@ impl SearchClient {
             .map_err(|e| Failure::malformed(&e.to_string()))?;
         match self.search(provider, &query, secret).await {
             Ok((_, limits)) => Ok(limits),
-            Err(SearchFault::Failed(failure) | SearchFault::ProjectQuota { failure, .. }) => {
-                Err(failure)
-            }
+            Err(
+                SearchFault::Failed(failure)
+                | SearchFault::ProjectQuota { failure, .. }
+                | SearchFault::Reported { failure, .. },
+            ) => Err(failure),
             Err(SearchFault::SerpApiLimit(detail)) => Err(Failure::RateLimited {
                 retry_after: None,
                 detail,
