@@ -606,7 +606,7 @@ async fn a_tampered_row_fails_the_rotation_and_changes_nothing() {
 #[tokio::test]
 async fn search_key_checks_show_serpapi_headroom_and_warn_before_a_google_query() {
     use crate::fake_search::{ACCOUNT, FakeSearch, GOOGLE, SERPAPI};
-    use crate::search::{google_key, serp_key};
+    use crate::search_app::{google_key, serp_key};
     let mut op = Operator::new().await;
     let fake = FakeSearch::start().await;
     op.set("SERPAPI_BASE_URL", &fake.url);
