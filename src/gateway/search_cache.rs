@@ -61,3 +61,49 @@ impl SearchCache {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{KeyId, ProviderKind};
+
+    fn query(q: &str) -> SearchQuery {
+        SearchQuery::parse(Some(q.into()), None, None, None, None, None).unwrap()
+    }
+
+    fn answer(q: &str) -> SearchAnswer {
+        SearchAnswer {
+            provider: ProviderKind::Brave,
+            query: q.into(),
+            total_results: None,
+            results: Vec::new(),
+            key_id: KeyId::new("key0"),
+            attempts: 1,
+            search_time_ms: 1.0,
+            cached: false,
+        }
+    }
+
+    #[test]
+    fn the_oldest_answer_goes_when_the_cache_is_full() {
+        let cache = SearchCache::new(Duration::from_secs(60), 2);
+        for q in ["a", "b", "c"] {
+            cache.put(Choice::Auto, &query(q), &answer(q));
+        }
+        assert!(cache.get(Choice::Auto, &query("a")).is_none());
+        assert_eq!(cache.get(Choice::Auto, &query("c")).unwrap().query, "c");
+        assert!(
+            cache
+                .get(Choice::Only(ProviderKind::Brave), &query("c"))
+                .is_none(),
+            "another provider choice is another search"
+        );
+    }
+
+    #[test]
+    fn answers_expire() {
+        let cache = SearchCache::new(Duration::ZERO, 10);
+        cache.put(Choice::Auto, &query("a"), &answer("a"));
+        assert!(cache.get(Choice::Auto, &query("a")).is_none());
+    }
+}
