@@ -12,7 +12,7 @@ use crate::alerts::AlertsHandle;
 use crate::cluster::ClusterHandle;
 use crate::domain::ClientKeys;
 use crate::domain::browser::{AllowedHosts, CorsOrigins};
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, SearchGateway};
 use crate::keypool::KeyPools;
 use crate::ledger::LedgerSink;
 use crate::limits::ConversionGate;
@@ -40,6 +40,8 @@ impl std::ops::Deref for AppState {
 pub struct AppParts {
     /// The request path: every proxied request goes through it.
     pub gateway: Arc<Gateway>,
+    /// `/api/search`'s path across the search pools (the same pools).
+    pub search: Arc<SearchGateway>,
     /// Where each finished request's row and each attempt go (usage
     /// ledger, metrics).
     pub observer: Arc<Observer>,

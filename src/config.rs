@@ -8,11 +8,14 @@
 //! - `alerts`: the alert channels and bounds (`ALERT_*`, `SMTP_URL`).
 //! - `cluster`: sharing state with other replicas (`REDIS_URL`,
 //!   `KEYGATE_CLUSTER`).
+//! - `search`: the web-search settings (`GOOGLE_CSE_CX`, `SEARCH_*`).
 
 mod alerts;
 mod cluster;
+mod search;
 
 pub use cluster::{ClusterSettings, DEFAULT_CLUSTER};
+pub use search::SearchSettings;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -136,6 +139,8 @@ pub struct Config {
     pub alerts: AlertSettings,
     /// `REDIS_URL`, `KEYGATE_CLUSTER`: `None` runs this process alone.
     pub cluster: Option<ClusterSettings>,
+    /// Web search: Google's engine id, the `auto` order, the answer cache.
+    pub search: SearchSettings,
     pub json_logs: bool,
     /// `RUST_LOG`-style filter; `None` uses the quiet default.
     pub log_filter: Option<String>,
@@ -214,6 +219,7 @@ impl Config {
             ledger: ledger_settings(&get)?,
             alerts: alerts::alert_settings(&get)?,
             cluster: cluster::cluster_settings(&get)?,
+            search: search::search_settings(&get)?,
             json_logs: get("LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")),
             log_filter: get("RUST_LOG"),
         })

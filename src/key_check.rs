@@ -1,5 +1,7 @@
-//! Checking keys against their upstream with a cheap call (`GET /v1/models`),
-//! for `POST /api/keypool/{provider}/test` and `keygate keys test`. Bounded
+//! Checking keys against their upstream with a cheap call (`GET /v1/models`;
+//! SerpApi's free account endpoint; a one-result search for Google and
+//! Brave), for `POST /api/keypool/{provider}/test` and `keygate keys test`.
+//! A search key's check also reads what it has left (its headroom). Bounded
 //! concurrency and a timeout per key, so a large pool or a dead upstream
 //! cannot hang the check.
 
@@ -8,7 +10,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde::Serialize;
 
-use crate::domain::{Failure, KeyEntry, ProviderKind};
+use crate::domain::{Failure, KeyEntry, ProviderKind, RateLimits};
 use crate::providers::Upstreams;
 
 /// Keys checked at once.
@@ -31,11 +33,25 @@ pub async fn check_key(
     key: &KeyEntry,
     timeout: Duration,
 ) -> KeyCheck {
-    let outcome = tokio::time::timeout(timeout, upstreams.probe(provider, &key.secret))
+    check_key_headroom(upstreams, provider, key, timeout)
+        .await
+        .0
+}
+
+/// The check, and what the upstream said the key has left (empty when it
+/// did not say).
+pub async fn check_key_headroom(
+    upstreams: &Upstreams,
+    provider: ProviderKind,
+    key: &KeyEntry,
+    timeout: Duration,
+) -> (KeyCheck, RateLimits) {
+    let outcome = tokio::time::timeout(timeout, upstreams.probe_limits(provider, &key.secret))
         .await
         .unwrap_or(Err(Failure::timeout(timeout)));
-    match outcome.map_err(|failure| failure.scrubbed(upstreams.scrubber())) {
-        Ok(()) | Err(Failure::RateLimited { .. }) => KeyCheck::Ok,
+    let check = match outcome.map_err(|failure| failure.scrubbed(upstreams.scrubber())) {
+        Ok(limits) => return (KeyCheck::Ok, limits),
+        Err(Failure::RateLimited { .. } | Failure::QuotaSpent { .. }) => KeyCheck::Ok,
         // The models list needs no special access: a 403 there is the key's.
         Err(Failure::KeyRejected(detail) | Failure::AccessDenied(detail)) => KeyCheck::Invalid {
             status: detail.status,
@@ -50,7 +66,8 @@ pub async fn check_key(
                 },
             }
         }
-    }
+    };
+    (check, RateLimits::default())
 }
 
 /// Checks `keys`, `CONCURRENCY` at a time, calling `progress(done, total)`
@@ -61,12 +78,12 @@ pub async fn check_keys(
     keys: Vec<KeyEntry>,
     timeout: Duration,
     mut progress: impl FnMut(usize, usize),
-) -> Vec<(KeyEntry, KeyCheck)> {
+) -> Vec<(KeyEntry, KeyCheck, RateLimits)> {
     let total = keys.len();
-    let mut results: Vec<(usize, KeyEntry, KeyCheck)> = Vec::with_capacity(total);
+    let mut results: Vec<(usize, KeyEntry, (KeyCheck, RateLimits))> = Vec::with_capacity(total);
     let mut checks = futures::stream::iter(keys.into_iter().enumerate())
         .map(|(index, key)| async move {
-            let check = check_key(upstreams, provider, &key, timeout).await;
+            let check = check_key_headroom(upstreams, provider, &key, timeout).await;
             (index, key, check)
         })
         .buffer_unordered(CONCURRENCY);
@@ -77,6 +94,6 @@ pub async fn check_keys(
     results.sort_by_key(|(index, _, _)| *index);
     results
         .into_iter()
-        .map(|(_, key, check)| (key, check))
+        .map(|(_, key, (check, limits))| (key, check, limits))
         .collect()
 }

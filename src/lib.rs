@@ -30,7 +30,13 @@
 //!    (`gateway::stream`) and relayed frame by frame (`gateway::relay`),
 //!    rendered by `gateway::render` (or `translate`). The gateway finishes
 //!    the request's tracker; `pricing` prices the usage.
-//! 6. Behind the request path, `state_saver` takes each pool's changes every
+//! 6. A web search (`POST`/`GET /api/search`, `routes::search`) takes a
+//!    path of its own beside chat: `gateway::search` runs the same failover
+//!    loop over the search pools (`serpapi`, `google_cse`, `brave`), asking
+//!    `providers::search` and applying each search provider's failure
+//!    rules (SerpApi's account lookup on a 429, Google's project-wide daily
+//!    quota, Brave's rate-limit windows).
+//! 7. Behind the request path, `state_saver` takes each pool's changes every
 //!    `STATE_FLUSH_SECS` and `store::pool_state` writes them (cooldowns
 //!    included) to the database (SQLite, or PostgreSQL shared by replicas).
 //! 7. With `REDIS_URL`, the pool also puts each change to a key's marks in

@@ -36,9 +36,14 @@ pub fn mask_key(key: &SecretString) -> String {
     format!("{prefix}…{tail}")
 }
 
-/// Anything shaped like a provider key, whole or already partly masked.
+/// Anything shaped like a provider key, whole or already partly masked:
+/// `sk-…` keys, Google's `AIza…` keys, and a key riding in a URL's query
+/// string (`api_key=…`, `key=…`, as SerpApi and Google take them).
 static KEY_LIKE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"sk-[A-Za-z0-9_\-\*\.…]{3,}").unwrap_or_else(|e| unreachable!("static regex: {e}"))
+    Regex::new(
+        r#"sk-[A-Za-z0-9_\-\*\.…]{3,}|AIza[0-9A-Za-z_\-]{8,}|(?i:\b(?:api_key|key)=[^&\s"'<>]+)"#,
+    )
+    .unwrap_or_else(|e| unreachable!("static regex: {e}"))
 });
 
 /// The shortest run of a key's characters that counts as an echo of it.
@@ -160,6 +165,25 @@ mod tests {
             mask_key(&SecretString::from("plainkey-0123456789abcd")),
             "…abcd"
         );
+    }
+
+    #[test]
+    fn google_keys_show_only_their_last_four() {
+        let key = SecretString::from("AIzaSyA1b2C3d4E5f6G7h8I9j0KlMnOpQrStUv");
+        assert_eq!(mask_key(&key), "…StUv");
+        assert!(!mask_key(&key).contains("AIza"));
+    }
+
+    #[test]
+    fn keys_in_urls_and_google_shaped_keys_are_scrubbed() {
+        let clean = Scrubber::new().scrub(
+            "GET https://serpapi.com/search.json?engine=google&api_key=0123abcd&q=x and \
+             AIzaSyA1b2C3d4E5f6G7h8 and ?key=zzzz&cx=1",
+        );
+        assert!(!clean.contains("0123abcd"), "{clean}");
+        assert!(!clean.contains("AIzaSy"), "{clean}");
+        assert!(!clean.contains("zzzz"), "{clean}");
+        assert!(clean.contains("cx=1"), "{clean}");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::cluster::{Cluster, LinkError};
 use crate::config::Config;
 use crate::domain::ClientKeys;
 use crate::domain::{KeyEntry, ProviderKind};
-use crate::gateway::{Gateway, RetryPolicy};
+use crate::gateway::{Gateway, RetryPolicy, SearchGateway};
 use crate::key_rechecker::KeyRechecker;
 use crate::keypool::{
     CooldownPolicy, KeyPoolHandle, KeyPools, OutlierPolicy, PoolSettings, PoolState,
@@ -215,6 +215,13 @@ impl Application {
             tracing::info!("USAGE_LEDGER=off: usage is not recorded");
         }
         let alerts = Alerts::start(config.alerts, pools.clone())?;
+        let search = SearchGateway::new(
+            pools.clone(),
+            upstreams.clone(),
+            retry,
+            &config.search,
+            config.key_cooldown,
+        );
         let gateway = Gateway::new(
             pools.clone(),
             upstreams.clone(),
@@ -237,6 +244,7 @@ impl Application {
         let observer = Arc::new(Observer::new(ledger_sink.clone(), metrics));
         let state = AppState::new(AppParts {
             gateway: Arc::new(gateway),
+            search: Arc::new(search),
             observer,
             pools,
             upstreams,

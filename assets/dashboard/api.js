@@ -108,10 +108,11 @@ function readStatus(s) {
   };
 }
 
-// rate_limits: {requests|tokens|input_tokens|output_tokens: {limit, remaining, reset}}
+// rate_limits: {requests|tokens|input_tokens|output_tokens|month: {limit, remaining, reset}}
+// (a search key's short window is "requests"; its plan's month is "month")
 function readLimits(limits) {
   if (!limits) return [];
-  const names = [["requests", "req"], ["tokens", "tok"], ["input_tokens", "in"], ["output_tokens", "out"]];
+  const names = [["requests", "req"], ["tokens", "tok"], ["input_tokens", "in"], ["output_tokens", "out"], ["month", "month"]];
   return names
     .filter(([name]) => limits[name] && limits[name].limit > 0)
     .map(([name, short]) => ({

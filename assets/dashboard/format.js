@@ -57,5 +57,11 @@ export const STATE_TEXT = {
   disabled: "disabled",
 };
 
-const PROVIDER_NAMES = { anthropic: "Anthropic", openai: "OpenAI" };
+const PROVIDER_NAMES = {
+  anthropic: "Anthropic",
+  openai: "OpenAI",
+  serpapi: "SerpApi",
+  google_cse: "Google Custom Search",
+  brave: "Brave Search",
+};
 export const providerName = (p) => PROVIDER_NAMES[p] || p;

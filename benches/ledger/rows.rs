@@ -96,7 +96,8 @@ impl RowMaker {
         let (provider, requested, answered, _) = pick(rng, &MODELS, |m| m.3);
         let key = match provider {
             ProviderKind::Anthropic => rng.gen_range(0..ANTHROPIC_KEYS),
-            ProviderKind::OpenAI => rng.gen_range(ANTHROPIC_KEYS..KEYS),
+            // The models table holds chat providers only.
+            _ => rng.gen_range(ANTHROPIC_KEYS..KEYS),
         };
         let (status, error_class, _) = pick(rng, &OUTCOMES, |o| o.2);
         let answered_whole = status == 200 && error_class.is_none();
@@ -130,7 +131,7 @@ impl RowMaker {
             request_id: uuid::Uuid::new_v4().to_string(),
             route: match provider {
                 ProviderKind::Anthropic => "/v1/messages",
-                ProviderKind::OpenAI => "/v1/chat/completions",
+                _ => "/v1/chat/completions",
             },
             provider: Some(provider),
             model_requested: Some(requested.to_string()),

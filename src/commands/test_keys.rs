@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::{CommandError, one_line, provider_of, providers};
 use crate::config::Config;
-use crate::domain::{KeyEntry, ProviderKind};
+use crate::domain::{KeyEntry, ProviderKind, RateLimits};
 use crate::key_check::{KeyCheck, check_keys};
 use crate::keypool::snapshot::SavedHealth;
 use crate::providers::Upstreams;
@@ -44,6 +44,13 @@ pub async fn run(
     let upstreams = Upstreams::new(config, scrubber)?;
     let mut failed = 0;
     for (provider, keys) in batches {
+        if provider == ProviderKind::GoogleCse {
+            // Google has no free check: say so before spending anything.
+            eprintln!(
+                "note: checking a google_cse key makes one real search, which counts against \
+                 its project's daily quota"
+            );
+        }
         let progress = Progress::new(provider);
         let results = check_keys(
             &upstreams,
@@ -54,7 +61,7 @@ pub async fn run(
         )
         .await;
         progress.finish();
-        for (key, check) in &results {
+        for (key, check, limits) in &results {
             let health = match check {
                 KeyCheck::Ok => Some(SavedHealth::Active),
                 KeyCheck::Invalid { reason, .. } => Some(SavedHealth::Invalid {
@@ -67,10 +74,11 @@ pub async fn run(
             }
             writeln!(
                 out,
-                "{}  {}  {}",
+                "{}  {}  {}{}",
                 key.id,
                 one_line(key.label()),
-                verdict(check)
+                verdict(check),
+                headroom(limits)
             )?;
             if *check != KeyCheck::Ok {
                 failed += 1;
@@ -109,6 +117,25 @@ async fn keys_to_test(
         }
     }
     Ok(batches)
+}
+
+/// What a check read the key has left, e.g. `  (searches left: 95 of 100
+/// this month, 45 of 50 this hour)`; empty when the upstream did not say.
+fn headroom(limits: &RateLimits) -> String {
+    let mut parts = Vec::new();
+    if let Some(month) = limits.month {
+        parts.push(format!("{} of {} this month", month.remaining, month.limit));
+    }
+    if let Some(short) = limits.requests {
+        parts.push(format!(
+            "{} of {} this window",
+            short.remaining, short.limit
+        ));
+    }
+    if parts.is_empty() {
+        return String::new();
+    }
+    format!("  (left: {})", parts.join(", "))
 }
 
 /// How a check reads in the output; upstream reasons arrive scrubbed of key

@@ -45,6 +45,7 @@ const KNOWN_ERROR_TYPES: &[&str] = &[
     "incomplete_stream",
     "invalid_key",
     "upstream_error",
+    "configuration_error",
 ];
 
 /// `error_type` if it is a known word, else the type `status` stands for.
@@ -85,6 +86,14 @@ pub enum Failure {
     /// 429: this key is rate-limited; cool it down, try another.
     RateLimited {
         retry_after: Option<Duration>,
+        detail: UpstreamDetail,
+    },
+    /// A quota that will not refill soon is used up (a search plan's month,
+    /// a Google project's day): the key rests exactly `rest`, neither
+    /// clamped to `KEY_COOLDOWN_MAX_SECS` nor laddered, since the provider
+    /// says when it refills.
+    QuotaSpent {
+        rest: Duration,
         detail: UpstreamDetail,
     },
     /// 401/402: the upstream refuses this key; take it out of rotation.
@@ -195,6 +204,7 @@ impl Failure {
     pub fn detail_ref(&self) -> &UpstreamDetail {
         match self {
             Failure::RateLimited { detail, .. }
+            | Failure::QuotaSpent { detail, .. }
             | Failure::KeyRejected(detail)
             | Failure::AccessDenied(detail)
             | Failure::NoAccess(detail)
@@ -208,6 +218,7 @@ impl Failure {
     fn detail_mut(&mut self) -> &mut UpstreamDetail {
         match self {
             Failure::RateLimited { detail, .. }
+            | Failure::QuotaSpent { detail, .. }
             | Failure::KeyRejected(detail)
             | Failure::AccessDenied(detail)
             | Failure::NoAccess(detail)
@@ -244,6 +255,7 @@ impl Failure {
                 cooldown: *retry_after,
                 note,
             },
+            Failure::QuotaSpent { rest, .. } => Outcome::QuotaSpent { rest: *rest, note },
             Failure::KeyRejected(_) => Outcome::Rejected(note),
             // Unconfirmed, it is treated as confirmed: a key is never
             // condemned for what may be the request's model.
@@ -264,6 +276,8 @@ pub enum Outcome {
         cooldown: Option<Duration>,
         note: FailureNote,
     },
+    /// A quota is used up until a known time: rest exactly `rest`.
+    QuotaSpent { rest: Duration, note: FailureNote },
     /// 401/402: the upstream refuses this key; out of rotation until reset
     /// (or a background check finds it working again).
     Rejected(FailureNote),
@@ -291,7 +305,7 @@ mod tests {
 
     fn class(status: u16) -> &'static str {
         match Failure::from_status(status, None, String::new(), String::new()) {
-            Failure::RateLimited { .. } => "rate_limited",
+            Failure::RateLimited { .. } | Failure::QuotaSpent { .. } => "rate_limited",
             Failure::KeyRejected(_) => "key_rejected",
             Failure::AccessDenied(_) => "access_denied",
             Failure::NoAccess(_) => "no_access",

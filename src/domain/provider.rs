@@ -11,6 +11,12 @@ use std::str::FromStr;
 pub enum ProviderKind {
     Anthropic,
     OpenAI,
+    /// SerpApi (Google results through serpapi.com): a web-search pool.
+    SerpApi,
+    /// Google Custom Search JSON API: a web-search pool.
+    GoogleCse,
+    /// Brave Search API: a web-search pool.
+    Brave,
 }
 
 /// The environment variables that configure one provider.
@@ -24,13 +30,38 @@ pub struct ProviderEnv {
 }
 
 impl ProviderKind {
-    pub const ALL: &'static [ProviderKind] = &[ProviderKind::Anthropic, ProviderKind::OpenAI];
+    pub const ALL: &'static [ProviderKind] = &[
+        ProviderKind::Anthropic,
+        ProviderKind::OpenAI,
+        ProviderKind::SerpApi,
+        ProviderKind::GoogleCse,
+        ProviderKind::Brave,
+    ];
+
+    /// The web-search providers, in the default `auto` order.
+    pub const SEARCH: &'static [ProviderKind] = &[
+        ProviderKind::SerpApi,
+        ProviderKind::GoogleCse,
+        ProviderKind::Brave,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             ProviderKind::Anthropic => "anthropic",
             ProviderKind::OpenAI => "openai",
+            ProviderKind::SerpApi => "serpapi",
+            ProviderKind::GoogleCse => "google_cse",
+            ProviderKind::Brave => "brave",
         }
+    }
+
+    /// A web-search provider (served by `/api/search`, never by the chat
+    /// routes).
+    pub fn is_search(self) -> bool {
+        matches!(
+            self,
+            ProviderKind::SerpApi | ProviderKind::GoogleCse | ProviderKind::Brave
+        )
     }
 
     pub fn env(self) -> ProviderEnv {
@@ -49,16 +80,36 @@ impl ProviderKind {
                 default_base_url: "https://api.openai.com",
                 strategy: "KEY_STRATEGY_OPENAI",
             },
+            // The single-key names are the ones the assistant app's backend
+            // already uses, so its `.env` keeps working as it is.
+            ProviderKind::SerpApi => ProviderEnv {
+                keys: "SERPAPI_KEYS",
+                key: "SERPAPI_KEY",
+                base_url: "SERPAPI_BASE_URL",
+                default_base_url: "https://serpapi.com",
+                strategy: "KEY_STRATEGY_SERPAPI",
+            },
+            ProviderKind::GoogleCse => ProviderEnv {
+                keys: "GOOGLE_CSE_KEYS",
+                key: "GOOGLE_CSE_KEY",
+                base_url: "GOOGLE_CSE_BASE_URL",
+                default_base_url: "https://customsearch.googleapis.com",
+                strategy: "KEY_STRATEGY_GOOGLE_CSE",
+            },
+            ProviderKind::Brave => ProviderEnv {
+                keys: "BRAVE_SEARCH_KEYS",
+                key: "BRAVE_SEARCH_KEY",
+                base_url: "BRAVE_SEARCH_BASE_URL",
+                default_base_url: "https://api.search.brave.com",
+                strategy: "KEY_STRATEGY_BRAVE",
+            },
         }
     }
 
     /// The upstream rate-limits each model separately (Anthropic does), so a
     /// 429 benches the key for that model only.
     pub fn limits_per_model(self) -> bool {
-        match self {
-            ProviderKind::Anthropic => true,
-            ProviderKind::OpenAI => false,
-        }
+        self == ProviderKind::Anthropic
     }
 
     /// The provider whose keys look like `key`, if it is another one than
@@ -69,6 +120,8 @@ impl ProviderKind {
             ProviderKind::Anthropic
         } else if key.starts_with("sk-") {
             ProviderKind::OpenAI
+        } else if key.starts_with("AIza") {
+            ProviderKind::GoogleCse
         } else {
             return None;
         };
@@ -79,6 +132,10 @@ impl ProviderKind {
         match self {
             ProviderKind::Anthropic => "claude-sonnet-4-20250514",
             ProviderKind::OpenAI => "gpt-4o-mini",
+            // Search has no models; the ledger's model column names the API.
+            ProviderKind::SerpApi => "google",
+            ProviderKind::GoogleCse => "customsearch",
+            ProviderKind::Brave => "web",
         }
     }
 }

@@ -29,6 +29,11 @@ pub struct RateLimits {
     pub input_tokens: Option<Window>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output_tokens: Option<Window>,
+    /// Searches left in the plan's month (SerpApi's `plan_searches_left`,
+    /// Brave's per-month window). A search key's short window (SerpApi's
+    /// hour, Brave's second) is `requests`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub month: Option<Window>,
 }
 
 impl RateLimits {
@@ -51,6 +56,7 @@ impl RateLimits {
             &self.tokens,
             &self.input_tokens,
             &self.output_tokens,
+            &self.month,
         ]
         .into_iter()
         .flatten()

@@ -89,6 +89,10 @@ fn exhausted(attempts: u32, last: Failure) -> ApiError {
             ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", summary)
                 .with_retry_after(retry_after.unwrap_or(Duration::from_secs(1)))
         }
+        Failure::QuotaSpent { rest, .. } => {
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", summary)
+                .with_retry_after(rest)
+        }
         Failure::Timeout(_) => ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout_error", summary),
         // Every key tried lacks access to the model: the upstream's answer.
         Failure::AccessDenied(detail) | Failure::NoAccess(detail) => ApiError::new(

@@ -86,7 +86,7 @@ fn counted_as(verdict: &Verdict) -> AttemptOutcome {
         Verdict::Pending => AttemptOutcome::Cancelled,
         Verdict::Succeeded(_) => AttemptOutcome::Success,
         Verdict::Failed(failure) => match failure {
-            Failure::RateLimited { .. } => AttemptOutcome::RateLimited,
+            Failure::RateLimited { .. } | Failure::QuotaSpent { .. } => AttemptOutcome::RateLimited,
             Failure::KeyRejected(_) | Failure::AccessDenied(_) | Failure::NoAccess(_) => {
                 AttemptOutcome::Invalid
             }

@@ -8,6 +8,8 @@
 //! - `stream`: reading an upstream SSE stream up to the first-content gate.
 //! - `relay`: relaying a gated stream to the client frame by frame.
 //! - `render`: how frames and answers reach each kind of client.
+//! - `search`: `/api/search`'s path across the search pools, with each
+//!   search provider's failure rules; `search_cache`: its optional cache.
 //! - `error`: how a gateway failure becomes the client's status and body.
 
 mod error;
@@ -15,7 +17,10 @@ pub mod failover;
 mod proxy;
 pub mod relay;
 pub mod render;
+pub mod search;
+mod search_cache;
 pub mod stream;
 
 pub use failover::{Answered, GatewayError, KeyReport, RetryPolicy, with_failover};
 pub use proxy::{Gateway, Proxied};
+pub use search::{Choice, SearchAnswer, SearchGateway};

@@ -129,6 +129,12 @@ impl KeyPoolHandle {
         self.tell(|state, now, wall| state.record(key, model.map(|m| &**m), &outcome, now, wall));
     }
 
+    /// Rests `key` for exactly `rest`, counting no attempt (see
+    /// `PoolState::rest`).
+    pub fn rest(&self, key: &KeyId, rest: std::time::Duration) {
+        self.tell(|state, now, wall| state.rest(key, rest, now, wall));
+    }
+
     /// Records the rate-limit windows an answer reported.
     pub fn observe(&self, key: &KeyId, limits: RateLimits) {
         self.tell(|state, _, _| state.observe(key, limits));

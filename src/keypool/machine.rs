@@ -251,6 +251,18 @@ impl PoolState {
         }
     }
 
+    /// Rests `key` for exactly `rest` without counting an attempt: a
+    /// quota it shares with a key that just ran out (a Google project's).
+    pub fn rest(&mut self, key: &KeyId, rest: Duration, now: Instant, wall: SystemTime) {
+        let Some(index) = self.slots.iter().position(|s| &s.entry.id == key) else {
+            return;
+        };
+        self.slots[index].rest(rest, now);
+        if self.is_shared() {
+            self.share_rest(index, now, wall);
+        }
+    }
+
     /// The rate-limit windows an answer reported for `key`.
     pub fn observe(&mut self, key: &KeyId, limits: RateLimits) {
         let Some(slot) = self.slot_mut(key) else {

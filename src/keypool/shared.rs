@@ -116,17 +116,9 @@ impl PoolState {
             Outcome::Success { .. } if recovering => Some(Mark::Recovered {
                 model: model.map(String::from),
             }),
-            Outcome::RateLimited { .. } => slot
-                .cooldowns
-                .iter_mut()
-                .find(|c| c.model.as_deref() == scope)
-                .map(|cooldown| {
-                    let mark = cooldown_mark(cooldown, now, wall);
-                    if let Mark::Cooldown { until_ms, .. } = mark {
-                        cooldown.gate = Some(ProbeGate::Await { until_ms });
-                    }
-                    mark
-                }),
+            Outcome::RateLimited { .. } => shared_cooldown(slot, scope, now, wall),
+            // A spent quota rests the whole key.
+            Outcome::QuotaSpent { .. } => shared_cooldown(slot, None, now, wall),
             Outcome::Rejected(note) => Some(Mark::Invalid {
                 reason: note.message.clone(),
             }),
@@ -148,6 +140,15 @@ impl PoolState {
         };
         if let Some(mark) = mark {
             let key = slot.entry.id.clone();
+            self.emit(&key, mark);
+        }
+    }
+
+    /// Puts the whole-key rest of the key at `index` in the outbox: a rest
+    /// decided from another key's answer (a Google project's spent quota).
+    pub(super) fn share_rest(&mut self, index: usize, now: Instant, wall: SystemTime) {
+        if let Some(mark) = shared_cooldown(&mut self.slots[index], None, now, wall) {
+            let key = self.slots[index].entry.id.clone();
             self.emit(&key, mark);
         }
     }
@@ -293,3 +294,23 @@ impl PoolState {
 #[cfg(test)]
 #[path = "shared_tests.rs"]
 mod tests;
+
+/// The mark of the key's cooldown for `scope` (a model, or the whole key),
+/// its probe now awaiting the cluster's token.
+fn shared_cooldown(
+    slot: &mut KeySlot,
+    scope: Option<&str>,
+    now: Instant,
+    wall: SystemTime,
+) -> Option<Mark> {
+    slot.cooldowns
+        .iter_mut()
+        .find(|c| c.model.as_deref() == scope)
+        .map(|cooldown| {
+            let mark = cooldown_mark(cooldown, now, wall);
+            if let Mark::Cooldown { until_ms, .. } = mark {
+                cooldown.gate = Some(ProbeGate::Await { until_ms });
+            }
+            mark
+        })
+}

@@ -316,3 +316,30 @@ fn an_ejection_travels_and_its_probe_needs_the_token_too() {
     b.pool.probe_granted(&due[0]);
     assert_eq!(b.servable(b.at(wall0, 30_200)), ["key0", "key1"]);
 }
+
+#[test]
+fn a_spent_quota_and_a_rest_for_a_shared_quota_bench_the_key_on_the_other_replica() {
+    let wall0 = SystemTime::now();
+    let mut a = Replica::new(3, Duration::ZERO);
+    let mut b = Replica::new(3, Duration::from_secs(900));
+    let (key0, key1) = (KeyId::new("key0"), KeyId::new("key1"));
+    let (now, wall) = a.at(wall0, 0);
+    let spent = Outcome::QuotaSpent {
+        rest: Duration::from_secs(3 * 3600),
+        note: FailureNote {
+            status: Some(429),
+            error_type: "rate_limit_error".into(),
+            message: "monthly searches used up".into(),
+        },
+    };
+    a.pool.record(&key0, None, &spent, now, wall);
+    // key1 shares key0's quota (a Google project): rested without an attempt.
+    a.pool.rest(&key1, Duration::from_secs(3 * 3600), now, wall);
+    let t = b.at(wall0, 20);
+    relay(&mut a, &mut b, t);
+    let t = b.at(wall0, 30);
+    assert_eq!(b.servable(t), ["key2"]);
+    let t = b.at(wall0, 2 * 3600 * 1000);
+    assert_eq!(b.servable(t), ["key2"]);
+    assert!(a.pool.take_shared().is_empty(), "nothing left to send");
+}

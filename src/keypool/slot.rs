@@ -243,6 +243,10 @@ impl KeySlot {
                 self.record_failure(note, wall);
                 self.cool_down(scope, *cooldown, policy, now);
             }
+            Outcome::QuotaSpent { rest, note } => {
+                self.record_failure(note, wall);
+                self.rest(*rest, now);
+            }
             Outcome::Rejected(note) => {
                 self.record_failure(note, wall);
                 self.invalid = Some(note.message.clone());
@@ -274,6 +278,26 @@ impl KeySlot {
                     ejection.probing = false;
                 }
             }
+        }
+        self.dirty = true;
+    }
+
+    /// A key-wide rest of exactly `rest` (never shortened if one is longer
+    /// already): the provider said when the quota refills.
+    pub fn rest(&mut self, rest: Duration, now: Instant) {
+        let until = now + rest;
+        match self.cooldowns.iter_mut().find(|c| c.model.is_none()) {
+            Some(cooldown) => {
+                cooldown.until = cooldown.until.max(until);
+                cooldown.probing = false;
+            }
+            None => self.cooldowns.push(Cooldown {
+                model: None,
+                until,
+                level: 0,
+                probing: false,
+                gate: None,
+            }),
         }
         self.dirty = true;
     }

@@ -128,6 +128,7 @@ impl Collector for PoolCollector {
                     ("tokens", limits.tokens),
                     ("input_tokens", limits.input_tokens),
                     ("output_tokens", limits.output_tokens),
+                    ("month", limits.month),
                 ] {
                     if let Some(value) = value {
                         let labels = WindowLabels {

@@ -5,6 +5,7 @@
 //!
 //! - `upstream`: the shared HTTP client, endpoints, sending and probing.
 //! - `anthropic`, `openai`: one module per provider.
+//! - `search`: the web-search providers (SerpApi, Google, Brave).
 //! - `ratelimit`: rate-limit headers as `RateLimits` and cooldown hints.
 //! - `retry_after`: `retry-after-ms` / `retry-after` as a wait.
 //! - `error_text`: a short excerpt of an error body that is not JSON.
@@ -14,6 +15,7 @@ mod error_text;
 pub mod openai;
 mod ratelimit;
 mod retry_after;
+pub mod search;
 mod upstream;
 
 pub use ratelimit::{cooldown_hint, rate_limits};

@@ -58,6 +58,7 @@ pub fn rate_limits(provider: ProviderKind, headers: &HeaderMap, now: SystemTime)
                 tokens: window(ANTHROPIC[1]),
                 input_tokens: window(ANTHROPIC[2]),
                 output_tokens: window(ANTHROPIC[3]),
+                month: None,
             }
         }
         ProviderKind::OpenAI => {
@@ -74,6 +75,8 @@ pub fn rate_limits(provider: ProviderKind, headers: &HeaderMap, now: SystemTime)
                 ..RateLimits::default()
             }
         }
+        // Search answers are read by their own modules (`providers::search`).
+        _ => RateLimits::default(),
     }
 }
 

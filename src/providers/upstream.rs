@@ -13,10 +13,12 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::scrub::Scrubber;
 
+use super::search::SearchClient;
 use super::{anthropic, openai};
 use crate::config::Config;
 use crate::domain::{
-    ChatReply, ChatRequest, Failure, Frame, KeyLease, ProviderKind, Reading, UpstreamDetail, Usage,
+    ChatReply, ChatRequest, Failure, Frame, KeyLease, ProviderKind, RateLimits, Reading,
+    UpstreamDetail, Usage,
 };
 
 /// One request to send upstream, the same for every attempt.
@@ -35,9 +37,10 @@ impl UpstreamCall {
     /// The call for a gateway chat request, in the provider's own API; the
     /// body is serialised once and reused for every attempt.
     pub fn chat(provider: ProviderKind, request: &ChatRequest) -> Self {
+        // Search providers never reach here: the chat routes refuse them.
         let body = match provider {
             ProviderKind::Anthropic => anthropic::request_body(request),
-            ProviderKind::OpenAI => openai::request_body(request),
+            _ => openai::request_body(request),
         };
         Self {
             provider,
@@ -82,6 +85,8 @@ pub struct Upstreams {
     scrubber: Arc<Scrubber>,
     /// Largest successful body read whole (`MAX_UPSTREAM_BODY_BYTES`).
     max_body: usize,
+    /// The web-search endpoints, on the same HTTP client.
+    search: SearchClient,
 }
 
 impl Upstreams {
@@ -101,10 +106,11 @@ impl Upstreams {
         let endpoints = config
             .providers
             .iter()
+            .filter(|p| !p.kind.is_search())
             .map(|p| {
                 let path = match p.kind {
                     ProviderKind::Anthropic => anthropic::MESSAGES_PATH,
-                    ProviderKind::OpenAI => openai::CHAT_PATH,
+                    _ => openai::CHAT_PATH,
                 };
                 let parse = |suffix: &str| {
                     Url::parse(&format!("{}{suffix}", p.base_url)).map_err(|e| {
@@ -122,6 +128,7 @@ impl Upstreams {
             })
             .collect::<Result<_, UpstreamsError>>()?;
         Ok(Self {
+            search: SearchClient::new(http.clone(), config)?,
             http,
             endpoints,
             scrubber,
@@ -220,6 +227,26 @@ impl Upstreams {
             .collect()
     }
 
+    /// The web-search endpoints.
+    pub fn search(&self) -> &SearchClient {
+        &self.search
+    }
+
+    /// A key check that also reads what the key has left: a search
+    /// provider's (see `SearchClient::probe`); for chat, `probe`.
+    pub async fn probe_limits(
+        &self,
+        provider: ProviderKind,
+        secret: &SecretString,
+    ) -> Result<RateLimits, Failure> {
+        if provider.is_search() {
+            return self.search.probe(provider, secret).await;
+        }
+        self.probe(provider, secret)
+            .await
+            .map(|()| RateLimits::default())
+    }
+
     /// A cheap authenticated call (`GET /v1/models`) to check that a key
     /// works. `Ok` for a 2xx; the classified failure otherwise.
     pub async fn probe(
@@ -227,6 +254,9 @@ impl Upstreams {
         provider: ProviderKind,
         secret: &SecretString,
     ) -> Result<(), Failure> {
+        if provider.is_search() {
+            return self.search.probe(provider, secret).await.map(|_| ());
+        }
         let (auth_header, auth_value) = authorization(provider, secret)?;
         let mut request = self
             .http
@@ -247,7 +277,7 @@ impl Upstreams {
 pub fn parse_reply(provider: ProviderKind, body: &[u8]) -> Result<ChatReply, Failure> {
     match provider {
         ProviderKind::Anthropic => anthropic::reply_from_bytes(body),
-        ProviderKind::OpenAI => openai::reply_from_bytes(body),
+        _ => openai::reply_from_bytes(body),
     }
 }
 
@@ -256,7 +286,7 @@ pub fn parse_reply(provider: ProviderKind, body: &[u8]) -> Result<ChatReply, Fai
 pub fn reply_usage(provider: ProviderKind, body: &[u8]) -> Result<(String, Usage), Failure> {
     match provider {
         ProviderKind::Anthropic => anthropic::usage_from_bytes(body),
-        ProviderKind::OpenAI => openai::usage_from_bytes(body),
+        _ => openai::usage_from_bytes(body),
     }
 }
 
@@ -264,7 +294,7 @@ pub fn reply_usage(provider: ProviderKind, body: &[u8]) -> Result<(String, Usage
 pub fn frame_reader(provider: ProviderKind) -> fn(&Frame) -> Reading {
     match provider {
         ProviderKind::Anthropic => anthropic::read_frame,
-        ProviderKind::OpenAI => openai::read_frame,
+        _ => openai::read_frame,
     }
 }
 
@@ -272,7 +302,7 @@ pub fn frame_reader(provider: ProviderKind) -> fn(&Frame) -> Reading {
 pub fn stop_reason_normalizer(provider: ProviderKind) -> fn(&str) -> String {
     match provider {
         ProviderKind::Anthropic => str::to_string,
-        ProviderKind::OpenAI => openai::stop_reason,
+        _ => openai::stop_reason,
     }
 }
 
@@ -299,7 +329,7 @@ async fn read_capped(mut response: reqwest::Response, limit: usize) -> Result<Ca
 fn classify(provider: ProviderKind, status: u16, headers: &HeaderMap, body: &[u8]) -> Failure {
     match provider {
         ProviderKind::Anthropic => anthropic::classify(status, headers, body),
-        ProviderKind::OpenAI => openai::classify(status, headers, body),
+        _ => openai::classify(status, headers, body),
     }
 }
 
@@ -311,7 +341,7 @@ fn authorization(
 ) -> Result<(HeaderName, HeaderValue), Failure> {
     Ok(match provider {
         ProviderKind::Anthropic => (X_API_KEY, header_value(secret.expose_secret())?),
-        ProviderKind::OpenAI => (
+        _ => (
             AUTHORIZATION,
             header_value(&format!("Bearer {}", secret.expose_secret()))?,
         ),

@@ -135,6 +135,11 @@ impl ChatBody {
                 .parse()
                 .map_err(|e| ApiError::bad_request(format!("provider: {e}")))?,
         };
+        if provider.is_search() {
+            return Err(ApiError::bad_request(format!(
+                "provider: {provider} is a web-search provider; use /api/search"
+            )));
+        }
         let model = match self.model {
             None => provider.default_model().to_string(),
             Some(model) if model.trim().is_empty() => {

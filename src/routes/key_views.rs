@@ -78,6 +78,10 @@ pub struct DeletedKey<'a> {
 pub struct CheckedKey<'a> {
     #[serde(flatten)]
     pub check: &'a KeyCheck,
+    /// What the check read the key has left (SerpApi's searches this
+    /// month and this hour, Brave's windows).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub headroom: Option<&'a crate::domain::RateLimits>,
     pub id: &'a KeyId,
     pub label: &'a str,
 }

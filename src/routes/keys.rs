@@ -183,7 +183,10 @@ pub async fn test_keys(
         |_, _| {},
     )
     .await;
-    for (entry, check) in &results {
+    for (entry, check, limits) in &results {
+        if !limits.is_empty() {
+            pool.observe(&entry.id, *limits);
+        }
         match check {
             KeyCheck::Ok => pool.set_invalid(&entry.id, None),
             KeyCheck::Invalid { reason, .. } => pool.set_invalid(&entry.id, Some(reason.clone())),
@@ -192,8 +195,9 @@ pub async fn test_keys(
     }
     let results = results
         .iter()
-        .map(|(entry, check)| CheckedKey {
+        .map(|(entry, check, limits)| CheckedKey {
             check,
+            headroom: (!limits.is_empty()).then_some(limits),
             id: &entry.id,
             label: entry.label(),
         })

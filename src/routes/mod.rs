@@ -9,6 +9,7 @@
 //!   model is translated to Anthropic).
 //! - `sdk_fields`: the few fields of an SDK body keygate reads.
 //! - `stream_usage`: asking an OpenAI stream for usage, by splicing the body.
+//! - `search`: `POST`/`GET /api/search`, web search across the search pools.
 //! - `v1_models`, `models`: model lists for the SDKs and for people.
 //! - `health`: `GET /health`; `metrics`: `GET /metrics` (Prometheus).
 //! - `dashboard`: `GET /dashboard`, the operator's page (public; the data it
@@ -40,6 +41,7 @@ pub mod metrics;
 pub mod models;
 pub mod request_log;
 mod sdk_fields;
+pub mod search;
 mod stream_usage;
 pub mod usage;
 pub mod usage_views;
@@ -113,6 +115,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/chat", post(chat::chat))
         .route("/v1/messages", post(messages::create_message))
         .route("/v1/chat/completions", post(completions::create_completion))
+        .route(
+            "/api/search",
+            post(search::search_post).get(search::search_get),
+        )
         .route("/v1/models", get(v1_models::list_models));
     // Without GATEWAY_API_KEYS the check would only pass every request on;
     // leave it out of the request path.

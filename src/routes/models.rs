@@ -11,7 +11,7 @@ use crate::pricing::{PRICES, per_million};
 
 pub async fn list_models() -> Json<Value> {
     let mut providers = BTreeMap::new();
-    for &provider in ProviderKind::ALL {
+    for &provider in ProviderKind::ALL.iter().filter(|p| !p.is_search()) {
         let models: Vec<Value> = PRICES
             .iter()
             .filter(|entry| entry.provider == provider)

@@ -30,6 +30,7 @@ fn logged_route(path: &str) -> Option<&'static str> {
         "/api/chat" => Some("/api/chat"),
         "/v1/messages" => Some("/v1/messages"),
         "/v1/chat/completions" => Some("/v1/chat/completions"),
+        "/api/search" => Some("/api/search"),
         _ => None,
     }
 }

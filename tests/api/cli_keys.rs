@@ -602,3 +602,51 @@ async fn a_tampered_row_fails_the_rotation_and_changes_nothing() {
     );
     op.assert_never_shown(&[&keys[0], &keys[1], &keys[2]]);
 }
+
+#[tokio::test]
+async fn search_key_checks_show_serpapi_headroom_and_warn_before_a_google_query() {
+    use crate::fake_search::{ACCOUNT, FakeSearch, GOOGLE, SERPAPI};
+    use crate::search_app::{google_key, serp_key};
+    let mut op = Operator::new().await;
+    let fake = FakeSearch::start().await;
+    op.set("SERPAPI_BASE_URL", &fake.url);
+    op.set("GOOGLE_CSE_BASE_URL", &fake.url);
+    op.set("GOOGLE_CSE_CX", "abc123");
+    let (serp, google) = (serp_key("cli"), google_key("cli"));
+    let serp_id = op.add("serpapi", &serp, &[]).await;
+    let google_id = op.add("google_cse", &google, &[]).await;
+
+    let run = op.run(&["keys", "test", "--provider", "serpapi"]).await;
+    assert!(run.ok, "{}{}", run.stdout, run.stderr);
+    assert!(
+        line_of(&run.stdout, &serp_id)
+            .ends_with("ok  (left: 95 of 100 this month, 45 of 50 this window)"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(fake.calls(ACCOUNT, &serp), 1);
+    assert_eq!(
+        fake.calls(SERPAPI, &serp),
+        0,
+        "the SerpApi check spends no search"
+    );
+    assert!(!run.stderr.contains("daily quota"));
+
+    let run = op.run(&["keys", "test", "--provider", "google_cse"]).await;
+    assert!(run.ok, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr
+            .contains("counts against its project's daily quota"),
+        "{}",
+        run.stderr
+    );
+    assert!(line_of(&run.stdout, &google_id).ends_with("ok"));
+    assert_eq!(fake.calls(GOOGLE, &google), 1);
+    for key in [&serp, &google] {
+        assert!(
+            !op.transcript.contains(&key[4..key.len() - 4]),
+            "{}",
+            op.transcript
+        );
+    }
+}
