@@ -20,9 +20,27 @@ pub struct SearchPage {
     pub results: Vec<SearchHit>,
 }
 
+/// One result as a provider gave it: `(title, url, snippet, display form)`.
+pub type RawHit = (String, String, String, Option<String>);
+
+/// A page's hits numbered from `start + 1`, each with a display form (its
+/// URL without the scheme when the provider gave none).
+pub fn numbered(start: u32, hits: impl IntoIterator<Item = RawHit>) -> Vec<SearchHit> {
+    hits.into_iter()
+        .zip(start + 1..)
+        .map(|((title, url, snippet, display), position)| SearchHit {
+            position,
+            display_url: display.unwrap_or_else(|| display_url(&url)),
+            title,
+            url,
+            snippet,
+        })
+        .collect()
+}
+
 /// `url`'s host and path without the scheme, for a result that came
 /// without a display form.
-pub fn display_url(url: &str) -> String {
+fn display_url(url: &str) -> String {
     url.trim_start_matches("https://")
         .trim_start_matches("http://")
         .trim_end_matches('/')

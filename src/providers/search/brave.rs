@@ -11,7 +11,7 @@ use reqwest::Url;
 use reqwest::header::HeaderMap;
 use serde::Deserialize;
 
-use super::answer::{SearchHit, SearchPage, display_url};
+use super::answer::{SearchPage, numbered};
 use super::query::{SafeSearch, SearchQuery};
 use crate::domain::{Failure, RateLimits, UpstreamDetail, Window};
 use crate::providers::error_text::snippet;
@@ -74,20 +74,14 @@ pub fn page(body: &[u8], start: u32) -> Result<SearchPage, Failure> {
         .map_err(|_| Failure::malformed("Brave's answer is not the JSON it documents"))?;
     Ok(SearchPage {
         total_results: None,
-        results: body
-            .web
-            .map(|w| w.results)
-            .unwrap_or_default()
-            .into_iter()
-            .enumerate()
-            .map(|(index, hit)| SearchHit {
-                position: start + index as u32 + 1,
-                display_url: display_url(&hit.url),
-                title: hit.title,
-                url: hit.url,
-                snippet: hit.description,
-            })
-            .collect(),
+        results: numbered(
+            start,
+            body.web
+                .map(|w| w.results)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|hit| (hit.title, hit.url, hit.description, None)),
+        ),
     })
 }
 

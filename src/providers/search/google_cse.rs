@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use reqwest::Url;
 use serde::Deserialize;
 
-use super::answer::{SearchHit, SearchPage, display_url};
+use super::answer::{SearchPage, numbered};
 use super::pacific::until_midnight;
 use super::query::{SafeSearch, SearchQuery};
 use crate::domain::{Failure, UpstreamDetail};
@@ -87,18 +87,12 @@ pub fn page(body: &[u8], start: u32) -> Result<SearchPage, Failure> {
             .information
             .and_then(|i| i.total_results)
             .and_then(|t| t.trim().parse().ok()),
-        results: body
-            .items
-            .into_iter()
-            .enumerate()
-            .map(|(index, item)| SearchHit {
-                position: start + index as u32 + 1,
-                display_url: item.display_link.unwrap_or_else(|| display_url(&item.link)),
-                title: item.title,
-                url: item.link,
-                snippet: item.snippet,
-            })
-            .collect(),
+        results: numbered(
+            start,
+            body.items
+                .into_iter()
+                .map(|item| (item.title, item.link, item.snippet, item.display_link)),
+        ),
     })
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use reqwest::Url;
 use serde::Deserialize;
 
-use super::answer::{SearchHit, SearchPage, display_url};
+use super::answer::{SearchPage, numbered};
 use super::pacific::{first_of_next_month, parse_date};
 use super::query::{SafeSearch, SearchQuery};
 use crate::domain::{Failure, RateLimits, UpstreamDetail, Window};
@@ -86,18 +86,12 @@ pub fn page(body: &[u8], start: u32) -> Result<SearchPage, Failure> {
         .map_err(|_| Failure::malformed("SerpApi's answer is not the JSON it documents"))?;
     Ok(SearchPage {
         total_results: body.search_information.and_then(|i| i.total_results),
-        results: body
-            .organic_results
-            .into_iter()
-            .enumerate()
-            .map(|(index, hit)| SearchHit {
-                position: start + index as u32 + 1,
-                display_url: hit.displayed_link.unwrap_or_else(|| display_url(&hit.link)),
-                title: hit.title,
-                url: hit.link,
-                snippet: hit.snippet,
-            })
-            .collect(),
+        results: numbered(
+            start,
+            body.organic_results
+                .into_iter()
+                .map(|hit| (hit.title, hit.link, hit.snippet, hit.displayed_link)),
+        ),
     })
 }
 
