@@ -348,7 +348,9 @@ fn authorization(
     })
 }
 
-fn header_value(text: &str) -> Result<HeaderValue, Failure> {
+/// `text` (holding a key) as a header value marked sensitive, so no debug
+/// output shows it.
+pub(in crate::providers) fn header_value(text: &str) -> Result<HeaderValue, Failure> {
     let mut value = HeaderValue::from_str(text).map_err(|_| {
         Failure::KeyRejected(UpstreamDetail {
             status: None,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::fake_search::FakeSearch;
-use crate::helpers::{ADMIN_KEY, TestApp, TestEnv, captured_logs};
+use crate::helpers::{TestApp, TestEnv, captured_logs};
 
 pub fn serp_key(tag: &str) -> String {
     format!("serp{tag}{}", "9f3c1ab7".repeat(7))
@@ -135,16 +135,10 @@ impl SearchApp {
     pub async fn rows(&self, count: usize) -> Vec<Value> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
-            let page: Value = self
+            let page = self
                 .app
-                .get("/api/usage/requests?limit=500&from=1h")
-                .bearer_auth(ADMIN_KEY)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+                .admin_get("/api/usage/requests?limit=500&from=1h")
+                .await;
             let rows = page["requests"].as_array().cloned().unwrap_or_default();
             if rows.len() >= count {
                 assert_eq!(rows.len(), count, "{rows:#?}");

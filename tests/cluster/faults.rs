@@ -6,14 +6,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::helpers::{Canned, TestApp, TestEnv};
-use crate::support::{OwnRedis, Replicas, admin, within};
+use crate::support::{OwnRedis, Replicas, within};
 
 fn limited(retry_after: &str) -> Canned {
     Canned::error(429, "rate_limit_error", "slow down").header("retry-after", retry_after)
 }
 
 async fn key_state(app: &TestApp, index: usize) -> String {
-    let status = admin(app, "/api/keypool/anthropic/status").await;
+    let status = app.admin_get("/api/keypool/anthropic/status").await;
     status["keys"][index]["state"]
         .as_str()
         .unwrap_or_default()
@@ -140,7 +140,7 @@ async fn a_replica_starts_and_serves_with_redis_unreachable() {
         .unwrap();
     assert_eq!(health["ready"], true);
     assert_eq!(health["cluster"]["redis"], "disconnected");
-    let stats = admin(&app, "/api/keypool/stats").await;
+    let stats = app.admin_get("/api/keypool/stats").await;
     assert_eq!(stats["providers"]["anthropic"]["total_requests"], 1);
     assert!(!crate::helpers::captured_logs().contains("pw-not-logged"));
 }
@@ -175,7 +175,9 @@ async fn a_mark_cleared_during_a_partition_stays_cleared_when_redis_returns_with
     // Redis kept its data, take Redis's view and do not bring back the
     // invalid mark they still hold.
     redis.signal("STOP");
-    let id = admin(&cluster.apps[1], "/api/keypool/anthropic/status").await["keys"][0]["id"]
+    let id = cluster.apps[1]
+        .admin_get("/api/keypool/anthropic/status")
+        .await["keys"][0]["id"]
         .as_str()
         .unwrap()
         .to_string();

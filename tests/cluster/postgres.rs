@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::helpers::planted_key;
 use crate::pg_support::TestDatabase;
-use crate::support::{Replicas, add_key_and_wait, admin, shared_redis_url, within};
+use crate::support::{Replicas, add_key_and_wait, shared_redis_url, within};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_on_postgres_share_keys_counters_and_the_ledger() {
@@ -34,14 +34,14 @@ async fn replicas_on_postgres_share_keys_counters_and_the_ledger() {
             Duration::from_secs(3),
             "totals and usage settle",
             || async {
-                let stats = admin(app, "/api/keypool/stats").await;
-                let usage = admin(app, "/api/usage?from=1h").await;
+                let stats = app.admin_get("/api/keypool/stats").await;
+                let usage = app.admin_get("/api/usage?from=1h").await;
                 stats["providers"]["anthropic"]["total_requests"] == requests as u64
                     && usage["groups"][0]["requests"] == requests as u64
             },
         )
         .await;
-        let status = admin(app, "/api/keypool/anthropic/status").await;
+        let status = app.admin_get("/api/keypool/anthropic/status").await;
         let attempts: u64 = status["keys"]
             .as_array()
             .unwrap()

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::helpers::{ADMIN_KEY, Canned, planted_key};
-use crate::support::{Replicas, add_key_and_wait, admin, shared_redis_url, within};
+use crate::support::{Replicas, add_key_and_wait, shared_redis_url, within};
 
 fn limited(retry_after: &str) -> Canned {
     Canned::error(429, "rate_limit_error", "slow down").header("retry-after", retry_after)
@@ -29,7 +29,7 @@ async fn a_key_rate_limited_through_one_replica_gets_no_call_from_any_during_its
             Duration::from_secs(1),
             "the cooldown reaches B and C",
             || async {
-                admin(app, "/api/keypool/anthropic/status").await["keys"][0]["state"]
+                app.admin_get("/api/keypool/anthropic/status").await["keys"][0]["state"]
                     == "cooling_down"
             },
         )
@@ -105,8 +105,8 @@ async fn counters_summed_over_the_cluster_equal_the_upstream_calls_exactly() {
     assert!(total_calls > requests, "some requests rotated");
     for app in &cluster.apps {
         within(Duration::from_secs(2), "cluster totals settle", || async {
-            let stats = admin(app, "/api/keypool/stats").await;
-            let status = admin(app, "/api/keypool/anthropic/status").await;
+            let stats = app.admin_get("/api/keypool/stats").await;
+            let status = app.admin_get("/api/keypool/anthropic/status").await;
             let provider = &stats["providers"]["anthropic"];
             let per_key: Vec<u64> = status["keys"]
                 .as_array()
@@ -127,7 +127,9 @@ async fn counters_summed_over_the_cluster_equal_the_upstream_calls_exactly() {
     }
     // The breakdown: each replica's own share, adding up to the totals.
     within(Duration::from_secs(2), "the breakdown adds up", || async {
-        let status = admin(&cluster.apps[0], "/api/keypool/anthropic/status").await;
+        let status = cluster.apps[0]
+            .admin_get("/api/keypool/anthropic/status")
+            .await;
         let replicas = status["cluster"]["replicas"].as_array().unwrap().clone();
         let shares: Vec<u64> = replicas
             .iter()
@@ -155,7 +157,7 @@ async fn counters_summed_over_the_cluster_equal_the_upstream_calls_exactly() {
             Duration::from_secs(1),
             "failures cleared everywhere",
             || async {
-                let status = admin(app, "/api/keypool/anthropic/status").await;
+                let status = app.admin_get("/api/keypool/anthropic/status").await;
                 let keys = status["keys"].as_array().unwrap();
                 keys.iter()
                     .all(|k| k["failures"] == 0 && k["state"] == "active")
@@ -203,8 +205,8 @@ async fn a_restarted_replica_counts_nothing_twice() {
     assert_eq!(calls, 60);
     for app in &cluster.apps {
         within(Duration::from_secs(2), "totals stay exact", || async {
-            let stats = admin(app, "/api/keypool/stats").await;
-            let status = admin(app, "/api/keypool/anthropic/status").await;
+            let stats = app.admin_get("/api/keypool/stats").await;
+            let status = app.admin_get("/api/keypool/anthropic/status").await;
             let attempts: u64 = status["keys"]
                 .as_array()
                 .unwrap()
@@ -237,7 +239,7 @@ async fn a_key_added_with_the_cli_is_in_force_on_every_replica_within_a_second()
             Duration::from_secs(1),
             "the CLI's key reaches every replica",
             || async {
-                let status = admin(app, "/api/keypool/anthropic/status").await;
+                let status = app.admin_get("/api/keypool/anthropic/status").await;
                 status["keys"].as_array().unwrap().len() == 2
             },
         )

@@ -163,24 +163,11 @@ pub async fn add_key_and_wait(
         Duration::from_secs(1),
         "the key reaches the other",
         || async {
-            let status = admin(other, "/api/keypool/anthropic/status").await;
+            let status = other.admin_get("/api/keypool/anthropic/status").await;
             status["keys"].as_array().unwrap().len() == keys_after
         },
     )
     .await
-}
-
-/// A GET of an admin route, as JSON.
-pub async fn admin(app: &TestApp, path: &str) -> Value {
-    app.client
-        .get(format!("{}{path}", app.address))
-        .bearer_auth(ADMIN_KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 /// Polls `check` every 20 ms until it holds, for at most `limit`; returns

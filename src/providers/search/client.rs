@@ -17,6 +17,7 @@ use super::{brave, google_cse, serpapi};
 use crate::config::Config;
 use crate::domain::{Failure, ProviderKind, RateLimits, UpstreamDetail};
 use crate::providers::UpstreamsError;
+use crate::providers::upstream::header_value;
 
 /// Largest search answer read: pages of ten results are a few hundred KB.
 const BODY_LIMIT: usize = 8 * 1024 * 1024;
@@ -141,7 +142,7 @@ impl SearchClient {
                     .http
                     .get(brave::search_url(&self.brave, query))
                     .header("accept", "application/json")
-                    .header(brave::TOKEN_HEADER, token(key)?);
+                    .header(brave::TOKEN_HEADER, header_value(key)?);
                 let (status, headers, body) = self.get(request).await?;
                 let limits = brave::rate_limits(&headers, now);
                 if (200..300).contains(&status) {
@@ -238,17 +239,4 @@ fn serpapi_message(body: &[u8]) -> String {
         .ok()
         .and_then(|b| b.error)
         .unwrap_or_else(|| crate::providers::error_text::snippet(body))
-}
-
-/// The key as a header value, marked sensitive so no debug output shows it.
-fn token(key: &str) -> Result<reqwest::header::HeaderValue, Failure> {
-    let mut value = reqwest::header::HeaderValue::from_str(key).map_err(|_| {
-        Failure::KeyRejected(UpstreamDetail {
-            status: None,
-            error_type: "invalid_key".into(),
-            message: "the stored key contains characters an HTTP header cannot carry".into(),
-        })
-    })?;
-    value.set_sensitive(true);
-    Ok(value)
 }

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::answer::{SearchPage, numbered};
 use super::pacific::until_midnight;
-use super::query::{SafeSearch, SearchQuery};
+use super::query::SearchQuery;
 use crate::domain::{Failure, UpstreamDetail};
 use crate::providers::error_text::snippet;
 
@@ -39,13 +39,7 @@ pub fn search_url(base: &Url, query: &SearchQuery, cx: &str, key: &str) -> Url {
             pairs.append_pair("lr", &format!("lang_{language}"));
         }
         if let Some(safe) = query.safe {
-            pairs.append_pair(
-                "safe",
-                match safe {
-                    SafeSearch::Off => "off",
-                    SafeSearch::Active => "active",
-                },
-            );
+            pairs.append_pair("safe", safe.as_str());
         }
         pairs.append_pair("key", key);
     }

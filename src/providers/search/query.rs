@@ -8,6 +8,16 @@ pub enum SafeSearch {
     Active,
 }
 
+impl SafeSearch {
+    /// The value SerpApi's and Google's `safe` parameter takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SafeSearch::Off => "off",
+            SafeSearch::Active => "active",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SearchQuery {
     pub q: String,

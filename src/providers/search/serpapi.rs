@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::answer::{SearchPage, numbered};
 use super::pacific::{first_of_next_month, parse_date};
-use super::query::{SafeSearch, SearchQuery};
+use super::query::SearchQuery;
 use crate::domain::{Failure, RateLimits, UpstreamDetail, Window};
 use crate::providers::error_text::snippet;
 
@@ -36,13 +36,7 @@ pub fn search_url(base: &Url, query: &SearchQuery, key: &str) -> Url {
             pairs.append_pair("hl", language);
         }
         if let Some(safe) = query.safe {
-            pairs.append_pair(
-                "safe",
-                match safe {
-                    SafeSearch::Off => "off",
-                    SafeSearch::Active => "active",
-                },
-            );
+            pairs.append_pair("safe", safe.as_str());
         }
         pairs.append_pair("api_key", key);
     }
