@@ -9,6 +9,7 @@
 //! whose messages never quote them.
 
 use std::convert::Infallible;
+use std::path::PathBuf;
 
 use crate::domain::ProviderKind;
 use crate::domain::key_fields::KeyWeight;
@@ -78,8 +79,18 @@ pub enum KeysCommand {
         provider: ProviderKind,
         /// The API key, or `-` to read it from stdin (keeps it out of shell
         /// history and the process list).
-        #[arg(long, value_name = "KEY", value_parser = secret)]
-        key: SecretString,
+        #[arg(
+            long,
+            value_name = "KEY",
+            value_parser = secret,
+            required_unless_present = "from_file",
+            conflicts_with = "from_file"
+        )]
+        key: Option<SecretString>,
+        /// Store every key of a file (one a line, or a JSON array), or of
+        /// stdin with `-`; keys already stored are skipped.
+        #[arg(long, value_name = "PATH", conflicts_with = "label")]
+        from_file: Option<PathBuf>,
         /// A name shown instead of the masked key (e.g. team-a).
         #[arg(long, value_name = "NAME")]
         label: Option<String>,

@@ -9,19 +9,21 @@
 //! - `cluster`: sharing state with other replicas (`REDIS_URL`,
 //!   `KEYGATE_CLUSTER`).
 //! - `search`: the web-search settings (`GOOGLE_CSE_CX`, `SEARCH_*`).
+//! - `key_files`: keys from a file (`<PROVIDER>_API_KEYS_FILE`).
 
 mod alerts;
 mod cluster;
+pub mod key_files;
 mod search;
 
 pub use cluster::{ClusterSettings, DEFAULT_CLUSTER};
 pub use search::SearchSettings;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::alerts::AlertSettings;
 use crate::crypto::MasterKey;
@@ -261,12 +263,17 @@ fn provider_config(
     if let Some(single) = get(env.key) {
         keys.push(validate_key(env.key, single.trim())?);
     }
-    let mut unique: Vec<String> = Vec::with_capacity(keys.len());
-    for key in keys {
-        if !unique.contains(&key) {
-            unique.push(key);
-        }
+    if let Some(path) = get(env.keys_file) {
+        let from_file = key_files::read_key_file(Path::new(path.trim()))
+            .map_err(|e| ConfigError::new(env.keys_file, e.to_string()))?;
+        keys.extend(from_file.iter().map(|k| k.secret().expose_secret().to_string()));
     }
+    // A set, not a scan of the list: a file may hold thousands of keys.
+    let mut seen = std::collections::HashSet::with_capacity(keys.len());
+    let unique: Vec<String> = keys
+        .into_iter()
+        .filter(|key| seen.insert(key.clone()))
+        .collect();
     let strategy = match get(env.strategy).or_else(|| get("KEY_STRATEGY")) {
         None => Strategy::default(),
         Some(name) => name.parse().map_err(|()| {

@@ -17,6 +17,7 @@ use crate::app_state::{AppParts, AppState};
 use crate::cluster::{Cluster, LinkError};
 use crate::config::Config;
 use crate::domain::ClientKeys;
+use crate::domain::key_fields::KeyWeight;
 use crate::domain::{KeyEntry, ProviderKind};
 use crate::gateway::{Gateway, RetryPolicy, SearchGateway};
 use crate::key_rechecker::KeyRechecker;
@@ -105,7 +106,9 @@ pub async fn open_vault_and_import(config: &Config) -> Result<(Vault, LoadedKeys
                 );
             }
         }
-        let added = vault.import(provider.kind, &provider.keys).await?;
+        let added = vault
+            .import(provider.kind, &provider.keys, KeyWeight::DEFAULT)
+            .await?;
         let keys = vault.load(provider.kind).await?;
         tracing::info!(new = added, "{}: {} keys loaded", provider.kind, keys.len());
         if keys.is_empty() {

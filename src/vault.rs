@@ -123,16 +123,18 @@ impl Vault {
         Ok(rows.len())
     }
 
-    /// Stores each key not yet stored for `provider`; returns how many were new.
+    /// Stores each key not yet stored for `provider`, at `weight`, in one
+    /// transaction; returns how many were new.
     pub async fn import(
         &self,
         provider: ProviderKind,
         api_keys: &[KeySecret],
+        weight: KeyWeight,
     ) -> Result<usize, VaultError> {
         let mut tx = self.store.begin().await?;
         let mut added = 0;
         for api_key in api_keys {
-            let row = self.seal_new(provider, api_key.secret(), None, KeyWeight::DEFAULT);
+            let row = self.seal_new(provider, api_key.secret(), None, weight);
             if keys::insert_if_new(&mut tx, &row).await? {
                 added += 1;
             }

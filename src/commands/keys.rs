@@ -7,6 +7,7 @@
 //! `state_saver`), so each change says when it takes effect.
 
 use std::io::Write;
+use std::path::Path;
 
 use secrecy::{ExposeSecret, SecretString};
 
@@ -14,6 +15,7 @@ use super::secret_input::{parse_key, parse_label, secret_or_stdin};
 use super::{CommandError, one_line, provider_of, providers};
 use crate::cli::{KeyRef, KeysCommand};
 use crate::config::Config;
+use crate::config::key_files::{read_key_file, read_keys};
 use crate::domain::ProviderKind;
 use crate::domain::key_fields::KeyWeight;
 use crate::keypool::snapshot::{SavedHealth, SavedKey};
@@ -36,9 +38,15 @@ pub async fn run(
         KeysCommand::Add {
             provider,
             key,
+            from_file,
             label,
             weight,
-        } => add(config, provider, &key, label, weight, out).await,
+        } => match (key, from_file) {
+            (Some(key), _) => add(config, provider, &key, label, weight, out).await,
+            (None, Some(path)) => add_from_file(config, provider, &path, weight, out).await,
+            // clap requires one of the two.
+            (None, None) => Err(CommandError::NothingToAdd),
+        },
         KeysCommand::Remove(key) => remove(&open_vault(config).await?.0, key, out).await,
         KeysCommand::Enable(key) => switch(&open_vault(config).await?.0, key, true, out).await,
         KeysCommand::Disable(key) => switch(&open_vault(config).await?.0, key, false, out).await,
@@ -142,6 +150,50 @@ async fn add(
     writeln!(out, "added {} ({provider}, {})", entry.id, entry.masked)?;
     if let Some(owner) = provider.foreign_key_owner(key.secret().expose_secret()) {
         eprintln!("warning: this key looks like a key for {owner}; it will be sent to {provider}");
+    }
+    eprintln!("{RESTART_NOTE}");
+    Ok(())
+}
+
+/// Keys stored per transaction by `--from-file`, between progress lines.
+const IMPORT_BATCH: usize = 500;
+
+/// Stores every key of a file (or of stdin, `-`), in batches, reporting
+/// progress on stderr. The whole file is checked before anything is
+/// stored: a bad line stores nothing.
+async fn add_from_file(
+    config: &Config,
+    provider: ProviderKind,
+    path: &Path,
+    weight: KeyWeight,
+    out: &mut impl Write,
+) -> Result<(), CommandError> {
+    let keys = if path == Path::new("-") {
+        read_keys(std::io::stdin().lock(), "stdin")
+    } else {
+        read_key_file(path)
+    }
+    .map_err(CommandError::KeyFile)?;
+    let (vault, _source) = open_vault(config).await?;
+    let total = keys.len();
+    let mut added = 0;
+    for (batch, keys) in keys.chunks(IMPORT_BATCH).enumerate() {
+        added += vault.import(provider, keys, weight).await?;
+        let done = (batch * IMPORT_BATCH + keys.len()).min(total);
+        eprintln!("stored {done}/{total} keys");
+    }
+    writeln!(
+        out,
+        "added {added} of {total} keys ({provider}); {} already stored",
+        total - added
+    )?;
+    let foreign = keys
+        .iter()
+        .find_map(|key| provider.foreign_key_owner(key.secret().expose_secret()));
+    if let Some(owner) = foreign {
+        eprintln!(
+            "warning: some of these keys look like keys for {owner}; they will be sent to {provider}"
+        );
     }
     eprintln!("{RESTART_NOTE}");
     Ok(())

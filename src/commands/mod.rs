@@ -59,6 +59,10 @@ pub enum CommandError {
     /// Says what is wrong with a key without quoting it.
     #[error("invalid --key: {0}")]
     BadKey(crate::domain::key_fields::KeyRuleError),
+    #[error("invalid --from-file: {0}")]
+    KeyFile(crate::config::key_files::KeyFileError),
+    #[error("give --key or --from-file")]
+    NothingToAdd,
     #[error("invalid --label: {0}")]
     BadLabel(crate::domain::key_fields::KeyRuleError),
     #[error("{}", unknown_key_message(.id, *.provider))]

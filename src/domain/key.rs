@@ -21,6 +21,14 @@ impl KeyId {
     }
 }
 
+// Lets a map keyed by `KeyId` be searched with a plain `&str` (the
+// derived `Hash` hashes the same string).
+impl std::borrow::Borrow<str> for KeyId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl std::fmt::Display for KeyId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)

@@ -22,6 +22,9 @@ pub enum ProviderKind {
 /// The environment variables that configure one provider.
 pub struct ProviderEnv {
     pub keys: &'static str,
+    /// A file of keys (one a line, or a JSON array), for pools too large
+    /// for one environment variable.
+    pub keys_file: &'static str,
     pub key: &'static str,
     pub base_url: &'static str,
     pub default_base_url: &'static str,
@@ -68,6 +71,7 @@ impl ProviderKind {
         match self {
             ProviderKind::Anthropic => ProviderEnv {
                 keys: "ANTHROPIC_API_KEYS",
+                keys_file: "ANTHROPIC_API_KEYS_FILE",
                 key: "ANTHROPIC_API_KEY",
                 base_url: "ANTHROPIC_BASE_URL",
                 default_base_url: "https://api.anthropic.com",
@@ -75,6 +79,7 @@ impl ProviderKind {
             },
             ProviderKind::OpenAI => ProviderEnv {
                 keys: "OPENAI_API_KEYS",
+                keys_file: "OPENAI_API_KEYS_FILE",
                 key: "OPENAI_API_KEY",
                 base_url: "OPENAI_BASE_URL",
                 default_base_url: "https://api.openai.com",
@@ -84,6 +89,7 @@ impl ProviderKind {
             // already uses, so its `.env` keeps working as it is.
             ProviderKind::SerpApi => ProviderEnv {
                 keys: "SERPAPI_KEYS",
+                keys_file: "SERPAPI_KEYS_FILE",
                 key: "SERPAPI_KEY",
                 base_url: "SERPAPI_BASE_URL",
                 default_base_url: "https://serpapi.com",
@@ -91,6 +97,7 @@ impl ProviderKind {
             },
             ProviderKind::GoogleCse => ProviderEnv {
                 keys: "GOOGLE_CSE_KEYS",
+                keys_file: "GOOGLE_CSE_KEYS_FILE",
                 key: "GOOGLE_CSE_KEY",
                 base_url: "GOOGLE_CSE_BASE_URL",
                 default_base_url: "https://customsearch.googleapis.com",
@@ -98,6 +105,7 @@ impl ProviderKind {
             },
             ProviderKind::Brave => ProviderEnv {
                 keys: "BRAVE_SEARCH_KEYS",
+                keys_file: "BRAVE_SEARCH_KEYS_FILE",
                 key: "BRAVE_SEARCH_KEY",
                 base_url: "BRAVE_SEARCH_BASE_URL",
                 default_base_url: "https://api.search.brave.com",

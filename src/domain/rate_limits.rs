@@ -80,6 +80,16 @@ impl RateLimits {
             .filter_map(|reset| reset.duration_since(now).ok())
             .max()
     }
+
+    /// How long until the next window that has not reset yet does: the
+    /// moment `share` or `exhausted_for` may change by time alone.
+    pub fn next_reset(&self, now: SystemTime) -> Option<Duration> {
+        self.windows()
+            .filter_map(|w| w.reset)
+            .filter_map(|reset| reset.duration_since(now).ok())
+            .filter(|wait| !wait.is_zero())
+            .min()
+    }
 }
 
 impl Window {

@@ -88,7 +88,7 @@ impl PoolState {
 
     /// A key's requests, successes and failures to show.
     pub(super) fn shown_key(&self, key: &str) -> [u64; 3] {
-        let Some(slot) = self.slots.iter().find(|s| s.entry.id.as_str() == key) else {
+        let Some(slot) = self.positions.get(key).map(|&i| &self.slots[i]) else {
             return [0; 3];
         };
         let local = [slot.requests, slot.successes, slot.failures];

@@ -12,16 +12,16 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use super::Selection;
 use super::cooldown::CooldownPolicy;
 use super::counts::ClusterCounts;
 use super::ejection::OutlierPolicy;
 use super::marks::{Mark, SharedChange, limits_mark};
-use super::select::{Strategy, pick};
+use super::ready::ReadyIndex;
+use super::select::Strategy;
 use super::slot::KeySlot;
 use super::snapshot::{SavedKey, SavedProvider};
 use super::status::{PoolStats, PoolStatus};
-use crate::domain::{FailureNote, KeyEntry, KeyId, KeyLease, Outcome, ProviderKind, RateLimits};
+use crate::domain::{KeyEntry, KeyId, Outcome, ProviderKind, RateLimits};
 
 /// How recent a provider fault must be to count towards "overloaded".
 const OVERLOAD_WINDOW: Duration = Duration::from_secs(30);
@@ -43,8 +43,18 @@ pub struct PoolSettings {
 pub struct PoolState {
     pub(super) settings: PoolSettings,
     pub(super) slots: Vec<KeySlot>,
+    /// Each key's index in `slots`.
+    pub(super) positions: HashMap<KeyId, usize>,
+    /// The keys ready to serve, in the strategy's order (see `ready`);
+    /// `None` after a change to the key set, until the next pick builds it.
+    pub(super) ready: Option<ReadyIndex>,
+    /// Slots changed since the ready index last saw them: changes arrive
+    /// without the time, which the next pick brings.
+    pub(super) changed: Vec<usize>,
     /// Where the round-robin order starts next.
-    cursor: usize,
+    pub(super) cursor: usize,
+    /// `weighted`: the pass of the latest pick (see `select::charge`).
+    pub(super) pass_clock: u128,
     pub(super) stats: PoolStats,
     stats_dirty: bool,
     /// Changes to share with other replicas (`None`: not in a cluster).
@@ -55,132 +65,21 @@ pub struct PoolState {
 
 impl PoolState {
     pub fn new(settings: PoolSettings, keys: Vec<KeyEntry>) -> Self {
-        Self {
+        let mut state = Self {
             settings,
             slots: keys.into_iter().map(KeySlot::new).collect(),
+            positions: HashMap::new(),
+            ready: None,
+            changed: Vec::new(),
             cursor: 0,
+            pass_clock: 0,
             stats: PoolStats::default(),
             stats_dirty: false,
             outbox: None,
             cluster_counts: None,
-        }
-    }
-
-    /// Picks a key for an attempt at `model`, preferring keys this request
-    /// has not tried; a tried key is reused only when no untried one can
-    /// serve (a one-key pool still gets its retries).
-    pub fn select(
-        &mut self,
-        now: Instant,
-        wall: SystemTime,
-        tried: &[KeyId],
-        model: Option<&str>,
-    ) -> Selection {
-        self.select_excluding(now, wall, tried, &[], model)
-    }
-
-    /// `select`, never picking a key in `spent`; when only spent keys
-    /// could serve, `Selection::Spent`.
-    pub fn select_excluding(
-        &mut self,
-        now: Instant,
-        wall: SystemTime,
-        tried: &[KeyId],
-        spent: &[KeyId],
-        model: Option<&str>,
-    ) -> Selection {
-        let count = self.slots.len();
-        let headroom = self.settings.strategy == Strategy::Headroom;
-        let order: Vec<usize> = (0..count)
-            .map(|offset| (self.cursor + offset) % count)
-            .filter(|&i| {
-                let slot = &self.slots[i];
-                slot.can_serve(model, now)
-                    && !(headroom && slot.limits.is_some_and(|l| l.exhausted_for(wall).is_some()))
-            })
-            .collect();
-        let untried: Vec<usize> = order
-            .iter()
-            .copied()
-            .filter(|&i| !tried.contains(&self.slots[i].entry.id))
-            .collect();
-        let candidates = if untried.is_empty() { order } else { untried };
-        if candidates.is_empty() {
-            return self.why_none(model, now, wall);
-        }
-        let candidates: Vec<usize> = candidates
-            .into_iter()
-            .filter(|&i| !spent.contains(&self.slots[i].entry.id))
-            .collect();
-        if candidates.is_empty() {
-            return Selection::Spent;
-        }
-        let index = pick(
-            self.settings.strategy,
-            &candidates,
-            &mut self.slots,
-            now,
-            wall,
-        );
-        self.cursor = (index + 1) % count;
-        let slot = &mut self.slots[index];
-        slot.lease(model, now, wall);
-        Selection::Leased(KeyLease {
-            id: slot.entry.id.clone(),
-            secret: slot.entry.secret.clone(),
-            token_limit: slot.limits.and_then(|l| l.token_limit()),
-        })
-    }
-
-    fn why_none(&self, model: Option<&str>, now: Instant, wall: SystemTime) -> Selection {
-        let usable: Vec<&KeySlot> = self.slots.iter().filter(|s| s.is_usable()).collect();
-        if usable.is_empty() {
-            return Selection::NoUsableKey {
-                total: self.slots.len(),
-                invalid: self.invalid_count(),
-            };
-        }
-        // Keys without access to the model will not get it by waiting.
-        let usable: Vec<&KeySlot> = usable
-            .into_iter()
-            .filter(|s| s.lacks_access(model, now).is_none())
-            .collect();
-        if usable.is_empty() {
-            let note = self
-                .slots
-                .iter()
-                .find_map(|s| s.lacks_access(model, now))
-                .cloned()
-                .unwrap_or_else(|| FailureNote {
-                    status: Some(403),
-                    error_type: "permission_error".into(),
-                    message: "no key has access to this model".into(),
-                });
-            return Selection::NoAccess(note);
-        }
-        // Every usable key is resting, probing, or out of room: the first
-        // to come back decides the wait.
-        let wait = usable
-            .iter()
-            .filter_map(|slot| {
-                let ejected = slot
-                    .ejection
-                    .as_ref()
-                    .filter(|e| e.is_active(now))
-                    .map(|e| e.until);
-                let cooling = slot
-                    .blocked_until(model, now)
-                    .max(ejected)
-                    .map(|until| until - now);
-                let room = slot.limits.and_then(|l| l.exhausted_for(wall));
-                match (cooling, room) {
-                    (Some(a), Some(b)) => Some(a.max(b)),
-                    (a, b) => a.or(b),
-                }
-            })
-            .min()
-            .unwrap_or(Duration::from_secs(1));
-        Selection::AllCoolingDown { retry_after: wait }
+        };
+        state.key_set_changed();
+        state
     }
 
     /// Applies an attempt's outcome to its key; ids no longer in the pool
@@ -199,7 +98,7 @@ impl PoolState {
             None
         };
         let policy = self.settings.cooldown;
-        let Some(index) = self.slots.iter().position(|s| s.entry.id == *key) else {
+        let Some(&index) = self.positions.get(key) else {
             return;
         };
         let probe_failed = self.slots[index].failed_its_probe();
@@ -209,6 +108,7 @@ impl PoolState {
         if let Outcome::Failed(note) = outcome {
             self.consider_ejecting(index, probe_failed, &note.message, now);
         }
+        self.mark_changed(index);
         if self.is_shared() {
             self.share_outcome(
                 index, outcome, model, scope, recovering, ejections, now, wall,
@@ -254,10 +154,11 @@ impl PoolState {
     /// Rests `key` for exactly `rest` without counting an attempt: a
     /// quota it shares with a key that just ran out (a Google project's).
     pub fn rest(&mut self, key: &KeyId, rest: Duration, now: Instant, wall: SystemTime) {
-        let Some(index) = self.slots.iter().position(|s| &s.entry.id == key) else {
+        let Some(&index) = self.positions.get(key) else {
             return;
         };
         self.slots[index].rest(rest, now);
+        self.mark_changed(index);
         if self.is_shared() {
             self.share_rest(index, now, wall);
         }
@@ -265,10 +166,11 @@ impl PoolState {
 
     /// The rate-limit windows an answer reported for `key`.
     pub fn observe(&mut self, key: &KeyId, limits: RateLimits) {
-        let Some(slot) = self.slot_mut(key) else {
+        let Some(slot) = self.slot_mut(key.as_str()) else {
             return;
         };
         slot.limits = Some(limits);
+        self.mark_key_changed(key.as_str());
         if self.is_shared() {
             self.emit(key, limits_mark(&limits));
         }
@@ -293,50 +195,48 @@ impl PoolState {
     /// success totals stay.
     pub fn reset(&mut self) {
         self.slots.iter_mut().for_each(KeySlot::reset);
+        self.key_set_changed();
         self.forget_failures();
         self.emit_reset();
     }
 
     /// Adds a key (or replaces the entry of one with the same id).
     pub fn add_key(&mut self, entry: KeyEntry) {
-        match self.slot_mut(&entry.id) {
+        match self.slot_mut(entry.id.as_str()) {
             Some(slot) => slot.entry = entry,
             None => self.slots.push(KeySlot::new(entry)),
         }
+        self.key_set_changed();
     }
 
     /// Makes the pool's keys those of `entries` (the stored set): new ones
     /// join, missing ones leave, names, weights and switches follow; the
     /// state of keys that stay is kept.
     pub fn sync_keys(&mut self, entries: Vec<KeyEntry>) {
-        self.slots
-            .retain(|slot| entries.iter().any(|e| e.id == slot.entry.id));
+        let stored: std::collections::HashSet<&KeyId> = entries.iter().map(|e| &e.id).collect();
+        self.slots.retain(|slot| stored.contains(&slot.entry.id));
+        self.key_set_changed();
         for entry in entries {
-            match self.slot_mut(&entry.id) {
+            match self.slot_mut(entry.id.as_str()) {
                 Some(slot) => {
                     slot.entry.name = entry.name;
                     slot.entry.weight = entry.weight;
                     slot.entry.enabled = entry.enabled;
                 }
-                None => self.slots.push(KeySlot::new(entry)),
+                None => {
+                    self.positions.insert(entry.id.clone(), self.slots.len());
+                    self.slots.push(KeySlot::new(entry));
+                }
             }
         }
-        self.cursor = if self.slots.is_empty() {
-            0
-        } else {
-            self.cursor % self.slots.len()
-        };
+        self.key_set_changed();
     }
 
     /// Removes a key; a request in flight on it still finishes.
     pub fn remove_key(&mut self, key: &KeyId) -> bool {
         let before = self.slots.len();
         self.slots.retain(|s| &s.entry.id != key);
-        self.cursor = if self.slots.is_empty() {
-            0
-        } else {
-            self.cursor % self.slots.len()
-        };
+        self.key_set_changed();
         self.slots.len() != before
     }
 
@@ -348,7 +248,7 @@ impl PoolState {
         weight: Option<u32>,
         enabled: Option<bool>,
     ) {
-        if let Some(slot) = self.slot_mut(key) {
+        if let Some(slot) = self.slot_mut(key.as_str()) {
             if let Some(name) = name {
                 slot.entry.name = name;
             }
@@ -360,12 +260,13 @@ impl PoolState {
             }
             slot.dirty = true;
         }
+        self.mark_key_changed(key.as_str());
     }
 
     /// A key check's verdict: `Some(reason)` marks the key invalid, `None`
     /// brings an invalid key back.
     pub fn set_invalid(&mut self, key: &KeyId, reason: Option<String>) {
-        let Some(slot) = self.slot_mut(key) else {
+        let Some(slot) = self.slot_mut(key.as_str()) else {
             return;
         };
         let mark = match &reason {
@@ -376,6 +277,7 @@ impl PoolState {
         };
         slot.invalid = reason;
         slot.dirty = true;
+        self.mark_key_changed(key.as_str());
         self.emit(key, mark);
     }
 
@@ -488,13 +390,53 @@ impl PoolState {
                 saved.apply_to(slot, now, wall);
             }
         }
+        self.key_set_changed();
     }
 
-    fn slot_mut(&mut self, key: &KeyId) -> Option<&mut KeySlot> {
-        self.slots.iter_mut().find(|s| &s.entry.id == key)
+    pub(super) fn slot_mut(&mut self, key: &str) -> Option<&mut KeySlot> {
+        let index = *self.positions.get(key)?;
+        self.slots.get_mut(index)
     }
 
-    fn invalid_count(&self) -> usize {
+    /// Slot `index` changed: the ready index files it again at the next
+    /// pick.
+    pub(super) fn mark_changed(&mut self, index: usize) {
+        if self.ready.is_none() {
+            return;
+        }
+        self.changed.push(index);
+        // Changes heard from other replicas can arrive with no pick in
+        // between: past one per key, rebuilding is cheaper.
+        if self.changed.len() > self.slots.len() {
+            self.key_set_changed();
+        }
+    }
+
+    pub(super) fn mark_key_changed(&mut self, key: &str) {
+        if let Some(&index) = self.positions.get(key) {
+            self.mark_changed(index);
+        }
+    }
+
+    /// Keys joined, left or changed all at once: positions are rebuilt and
+    /// the ready index is dropped, to be rebuilt at the next pick.
+    pub(super) fn key_set_changed(&mut self) {
+        self.positions = self
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(i, slot)| (slot.entry.id.clone(), i))
+            .collect();
+        self.ready = None;
+        self.changed.clear();
+        self.cursor = if self.slots.is_empty() {
+            0
+        } else {
+            self.cursor % self.slots.len()
+        };
+    }
+
+    pub(super) fn invalid_count(&self) -> usize {
         self.slots.iter().filter(|s| s.invalid.is_some()).count()
     }
 }

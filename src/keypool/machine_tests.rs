@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::*;
 use crate::domain::{FailureNote, RateLimits, Window};
-use crate::keypool::CooldownPolicy;
+use crate::keypool::{CooldownPolicy, Selection};
 
 const MODEL: Option<&str> = Some("claude-sonnet-4-20250514");
 const OTHER_MODEL: Option<&str> = Some("claude-haiku-4-5");

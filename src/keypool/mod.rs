@@ -7,7 +7,11 @@
 //! - `slot`: one key and what each outcome does to it.
 //! - `cooldown`: the cooldown ladder and its half-open probes.
 //! - `ejection`: taking a key that keeps failing out of rotation.
-//! - `select`: the selection strategies.
+//! - `select`: the selection strategies, as a rank per key.
+//! - `leasing`: which key serves next, and why none can.
+//! - `ready`: the keys ready to serve, kept in the strategy's order so
+//!   that a pick costs the same however large the pool (`lineup`: one
+//!   such ordered set).
 //! - `latency`: each key's recent latencies (p50/p95).
 //! - `handle`: the owner of one `PoolState` (behind a short lock, never
 //!   held across an await) and the cheap, cloneable API the request path
@@ -24,8 +28,13 @@ mod counts;
 mod ejection;
 mod handle;
 mod latency;
+mod leasing;
+mod lineup;
 mod machine;
 mod marks;
+mod ready;
+#[cfg(test)]
+mod ready_tests;
 mod select;
 pub mod shared;
 mod slot;

@@ -87,6 +87,7 @@ impl PoolState {
                 ejection.gate = Some(ProbeGate::Await { until_ms });
             }
         }
+        self.key_set_changed();
     }
 
     pub fn is_shared(&self) -> bool {
@@ -175,10 +176,12 @@ impl PoolState {
             SharedChange::Reset => {
                 self.slots.iter_mut().for_each(KeySlot::reset);
                 self.forget_failures();
+                self.key_set_changed();
             }
             SharedChange::Key { key, mark } => {
-                if let Some(slot) = self.slots.iter_mut().find(|s| s.entry.id.as_str() == key) {
+                if let Some(slot) = self.slot_mut(key) {
                     apply_mark(slot, mark, shared, now, wall);
+                    self.mark_key_changed(key);
                 }
             }
         }
@@ -197,10 +200,11 @@ impl PoolState {
             slot.no_access.clear();
         }
         for (key, mark) in marks {
-            if let Some(slot) = self.slots.iter_mut().find(|s| s.entry.id.as_str() == key) {
+            if let Some(slot) = self.slot_mut(key) {
                 apply_mark(slot, mark, shared, now, wall);
             }
         }
+        self.key_set_changed();
     }
 
     /// Every key's marks in force, to publish when Redis lost them.
@@ -268,6 +272,7 @@ impl PoolState {
         if let Some(gate) = self.probe_gate(probe) {
             *gate = None;
         }
+        self.mark_key_changed(probe.key.as_str());
     }
 
     /// Another replica holds the token for `probe` until `until`.
@@ -276,10 +281,11 @@ impl PoolState {
         if let Some(gate) = self.probe_gate(probe) {
             *gate = Some(ProbeGate::Elsewhere { until, until_ms });
         }
+        self.mark_key_changed(probe.key.as_str());
     }
 
     fn probe_gate(&mut self, probe: &ProbeDue) -> Option<&mut Option<ProbeGate>> {
-        let slot = self.slots.iter_mut().find(|s| s.entry.id == probe.key)?;
+        let slot = self.slot_mut(probe.key.as_str())?;
         match &probe.scope {
             ProbeScope::Cooldown(model) => slot
                 .cooldowns

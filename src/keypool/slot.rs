@@ -28,8 +28,8 @@ pub(super) struct KeySlot {
     pub recent: VecDeque<Instant>,
     pub latency: LatencyWindow,
     pub limits: Option<RateLimits>,
-    /// Smooth weighted round-robin's running score.
-    pub smooth_weight: i64,
+    /// Stride scheduling's pass under `weighted`: the lowest goes next.
+    pub pass: u128,
     /// When the key last met a provider or network fault.
     pub last_fault: Option<Instant>,
     pub requests: u64,
@@ -77,7 +77,7 @@ impl KeySlot {
             recent: VecDeque::new(),
             latency: LatencyWindow::default(),
             limits: None,
-            smooth_weight: 0,
+            pass: 0,
             last_fault: None,
             requests: 0,
             successes: 0,
@@ -85,7 +85,9 @@ impl KeySlot {
             consecutive_failures: 0,
             last_used_at: None,
             last_error: None,
-            history: VecDeque::with_capacity(FAILURE_HISTORY_LEN),
+            // Grown on the first failure: most keys of a large pool never
+            // fail, and 20 empty records would cost each of them 2 KB.
+            history: VecDeque::new(),
             no_access: Vec::new(),
             consecutive_faults: 0,
             ejection: None,
@@ -141,21 +143,30 @@ impl KeySlot {
             .max()
     }
 
-    pub fn recent_count(&mut self, now: Instant) -> usize {
-        while self
-            .recent
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > RECENT_WINDOW)
-        {
-            self.recent.pop_front();
-        }
-        self.recent.len()
+    /// Leases in the last minute. Reads without pruning, so that ranking a
+    /// key changes nothing; `lease` prunes.
+    pub fn recent_count(&self, now: Instant) -> usize {
+        self.recent.len() - self.expired_recent(now)
+    }
+
+    /// When the oldest lease still counted by `recent_count` stops counting.
+    pub fn recent_expiry(&self, now: Instant) -> Option<Instant> {
+        self.recent
+            .get(self.expired_recent(now))
+            .map(|t| *t + RECENT_WINDOW + Duration::from_nanos(1))
+    }
+
+    fn expired_recent(&self, now: Instant) -> usize {
+        self.recent
+            .partition_point(|t| now.duration_since(*t) > RECENT_WINDOW)
     }
 
     pub fn lease(&mut self, model: Option<&str>, now: Instant, wall: SystemTime) {
         self.requests += 1;
         self.in_flight += 1;
         self.last_used_at = Some(wall);
+        let expired = self.expired_recent(now);
+        self.recent.drain(..expired);
         if self.recent.len() == RECENT_MAX {
             self.recent.pop_front();
         }
