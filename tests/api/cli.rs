@@ -16,7 +16,7 @@ const BINARY: &str = env!("CARGO_BIN_EXE_keygate");
 
 /// The binary with exactly `env`'s variables, run in its data folder so no
 /// developer `.env` is picked up.
-fn command(env: &TestEnv, args: &[&str]) -> Command {
+pub fn command(env: &TestEnv, args: &[&str]) -> Command {
     let mut command = Command::new(BINARY);
     command
         .args(args)
@@ -29,7 +29,7 @@ fn command(env: &TestEnv, args: &[&str]) -> Command {
     command
 }
 
-async fn run(env: &TestEnv, args: &[&str]) -> (bool, String) {
+pub async fn run(env: &TestEnv, args: &[&str]) -> (bool, String) {
     let output = tokio::time::timeout(Duration::from_secs(30), command(env, args).output())
         .await
         .expect("keygate exits")

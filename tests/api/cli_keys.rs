@@ -650,3 +650,85 @@ async fn search_key_checks_show_serpapi_headroom_and_warn_before_a_google_query(
         );
     }
 }
+
+#[tokio::test]
+async fn keys_add_from_a_file_stores_thousands_with_progress_and_skips_stored_ones() {
+    let mut op = Operator::new().await;
+    let keys: Vec<String> = (0..5000).map(|i| planted_key(&format!("f{i}"))).collect();
+    let file = op.env.data_dir.path().join("keys.txt");
+    std::fs::write(&file, format!("# imported pool\n{}\n", keys.join("\n"))).unwrap();
+    let path = file.display().to_string();
+    let args = [
+        "keys",
+        "add",
+        "--provider",
+        "anthropic",
+        "--from-file",
+        &path,
+        "--weight",
+        "2",
+    ];
+    let run = op.run(&args).await;
+    assert!(run.ok, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains("added 5000 of 5000 keys (anthropic); 0 already stored"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stderr.contains("stored 500/5000 keys"), "{}", run.stderr);
+    assert!(run.stderr.contains("stored 5000/5000 keys"), "{}", run.stderr);
+    let rows = op.rows().await;
+    assert_eq!(rows.len(), 5000);
+    assert!(rows.iter().all(|row| row.1 == "anthropic" && row.3 == 2));
+
+    // Again, plus two new keys as a JSON array on stdin.
+    let again = op.run(&args).await;
+    assert!(
+        again.ok && again.stdout.contains("added 0 of 5000 keys (anthropic); 5000 already stored"),
+        "{}{}",
+        again.stdout,
+        again.stderr
+    );
+    let piped = [planted_key("pipe-1"), planted_key("pipe-2")];
+    let run = op
+        .run_with_stdin(
+            &["keys", "add", "--provider", "anthropic", "--from-file", "-"],
+            &serde_json::to_string(&piped).unwrap(),
+        )
+        .await;
+    assert!(run.ok && run.stdout.contains("added 2 of 2 keys"), "{}", run.stderr);
+    assert_eq!(op.rows().await.len(), 5002);
+    op.assert_never_shown(&keys.iter().map(String::as_str).collect::<Vec<_>>());
+    op.assert_never_shown(&[&piped[0], &piped[1]]);
+}
+
+#[tokio::test]
+async fn a_key_file_with_a_bad_line_stores_nothing_and_names_the_line_not_the_key() {
+    let mut op = Operator::new().await;
+    let (good, bad) = (planted_key("good"), planted_key("bad"));
+    op.add("anthropic", &planted_key("before"), &[]).await;
+    let file = op.env.data_dir.path().join("keys.txt");
+    std::fs::write(&file, format!("{good}\n\n{bad} trailing-half\n")).unwrap();
+    let path = file.display().to_string();
+    let run = op
+        .run(&["keys", "add", "--provider", "anthropic", "--from-file", &path])
+        .await;
+    assert!(!run.ok);
+    assert!(
+        run.stderr.contains("invalid --from-file: the key on line 3 must be printable ASCII"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(op.rows().await.len(), 1, "nothing stored");
+    let missing = op
+        .run(&["keys", "add", "--provider", "anthropic", "--from-file", "nowhere.txt"])
+        .await;
+    assert!(!missing.ok && missing.stderr.contains("cannot read nowhere.txt"), "{}", missing.stderr);
+    let both = op
+        .run(&["keys", "add", "--provider", "anthropic", "--from-file", &path, "--key", &good])
+        .await;
+    assert!(!both.ok && both.stderr.contains("cannot be used with"), "{}", both.stderr);
+    assert!(!op.transcript.contains("trailing-half"));
+    op.assert_never_shown(&[&good, &bad]);
+}

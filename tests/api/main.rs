@@ -18,6 +18,7 @@ mod ejection;
 mod fake_search;
 mod helpers;
 mod input;
+mod large_pools;
 mod ledger_rows;
 mod lifecycle;
 mod limits;
