@@ -266,7 +266,11 @@ fn provider_config(
     if let Some(path) = get(env.keys_file) {
         let from_file = key_files::read_key_file(Path::new(path.trim()))
             .map_err(|e| ConfigError::new(env.keys_file, e.to_string()))?;
-        keys.extend(from_file.iter().map(|k| k.secret().expose_secret().to_string()));
+        keys.extend(
+            from_file
+                .iter()
+                .map(|k| k.secret().expose_secret().to_string()),
+        );
     }
     // A set, not a scan of the list: a file may hold thousands of keys.
     let mut seen = std::collections::HashSet::with_capacity(keys.len());

@@ -132,8 +132,15 @@ impl Vault {
         weight: KeyWeight,
     ) -> Result<usize, VaultError> {
         let mut tx = self.store.begin().await?;
+        let mut stored = keys::fingerprints_in(&mut tx, provider.as_str()).await?;
         let mut added = 0;
         for api_key in api_keys {
+            // Sealing costs far more than a fingerprint: skip stored keys
+            // (and repeats within `api_keys`) before it.
+            let fingerprint = self.cipher.fingerprint(provider.as_str(), api_key.secret());
+            if !stored.insert(fingerprint) {
+                continue;
+            }
             let row = self.seal_new(provider, api_key.secret(), None, weight);
             if keys::insert_if_new(&mut tx, &row).await? {
                 added += 1;

@@ -52,11 +52,7 @@ pub fn read_keys(source: impl Read, name: &str) -> Result<Vec<KeySecret>, KeyFil
     read_bounded(source, name, MAX_KEY_FILE_BYTES)
 }
 
-fn read_bounded(
-    source: impl Read,
-    name: &str,
-    limit: u64,
-) -> Result<Vec<KeySecret>, KeyFileError> {
+fn read_bounded(source: impl Read, name: &str, limit: u64) -> Result<Vec<KeySecret>, KeyFileError> {
     let mut bytes = Vec::new();
     source
         .take(limit + 1)
@@ -86,8 +82,12 @@ pub fn parse_key_file(text: &str) -> Result<Vec<KeySecret>, KeyFileError> {
             .into_iter()
             .enumerate()
             .map(|(n, item)| {
-                KeySecret::parse(SecretString::from(item.trim()))
-                    .map_err(|problem| KeyFileError::BadItem { item: n + 1, problem })
+                KeySecret::parse(SecretString::from(item.trim())).map_err(|problem| {
+                    KeyFileError::BadItem {
+                        item: n + 1,
+                        problem,
+                    }
+                })
             })
             .collect::<Result<Vec<_>, _>>()?
     } else {
@@ -120,7 +120,8 @@ mod tests {
 
     #[test]
     fn lines_skip_blanks_and_comments_and_are_trimmed() {
-        let keys = parse_key_file("# team a\nsk-ant-1\n\n  sk-ant-2  \r\n#sk-ant-old\nsk-ant-3").unwrap();
+        let keys =
+            parse_key_file("# team a\nsk-ant-1\n\n  sk-ant-2  \r\n#sk-ant-old\nsk-ant-3").unwrap();
         assert_eq!(texts(&keys), ["sk-ant-1", "sk-ant-2", "sk-ant-3"]);
     }
 
@@ -132,13 +133,18 @@ mod tests {
 
     #[test]
     fn errors_name_the_line_and_never_the_key() {
-        let err = parse_key_file("sk-ant-good\nsk-ant secret-half\n").err().unwrap();
+        let err = parse_key_file("sk-ant-good\nsk-ant secret-half\n")
+            .err()
+            .unwrap();
         let text = err.to_string();
         assert!(text.contains("line 2"), "{text}");
         assert!(!text.contains("secret-half"), "{text}");
         let err = parse_key_file("[\"sk-ant-secret-1\", 7]").err().unwrap();
         assert!(!err.to_string().contains("secret-1"), "{err}");
-        assert!(matches!(parse_key_file("# nothing\n\n"), Err(KeyFileError::Empty)));
+        assert!(matches!(
+            parse_key_file("# nothing\n\n"),
+            Err(KeyFileError::Empty)
+        ));
     }
 
     #[test]
@@ -150,7 +156,9 @@ mod tests {
 
     fn config_with(vars: &[(&str, String)]) -> Result<crate::config::Config, String> {
         crate::config::Config::from_lookup(|name| {
-            vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.clone())
         })
         .map_err(|e| e.to_string())
     }
@@ -171,7 +179,11 @@ mod tests {
         ])
         .unwrap();
         let anthropic = config.provider(ProviderKind::Anthropic).unwrap();
-        assert_eq!(anthropic.keys.len(), 5001, "the array, the file, one duplicate dropped");
+        assert_eq!(
+            anthropic.keys.len(),
+            5001,
+            "the array, the file, one duplicate dropped"
+        );
         let brave = config.provider(ProviderKind::Brave).unwrap();
         assert_eq!(texts(&brave.keys), ["brave-1", "brave-2"]);
     }
@@ -184,12 +196,18 @@ mod tests {
         let err = config_with(&[("OPENAI_API_KEYS_FILE", file.display().to_string())])
             .err()
             .unwrap();
-        assert!(err.contains("OPENAI_API_KEYS_FILE") && err.contains("line 2"), "{err}");
+        assert!(
+            err.contains("OPENAI_API_KEYS_FILE") && err.contains("line 2"),
+            "{err}"
+        );
         assert!(!err.contains("leaked"), "{err}");
         let missing = dir.path().join("missing.txt").display().to_string();
         let err = config_with(&[("ANTHROPIC_API_KEYS_FILE", missing)])
             .err()
             .unwrap();
-        assert!(err.contains("ANTHROPIC_API_KEYS_FILE") && err.contains("not found"), "{err}");
+        assert!(
+            err.contains("ANTHROPIC_API_KEYS_FILE") && err.contains("not found"),
+            "{err}"
+        );
     }
 }

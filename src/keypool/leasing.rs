@@ -62,7 +62,7 @@ impl PoolState {
                     .collect();
                 tried_ready.sort_unstable();
                 tried_ready.dedup();
-                if lineup.len() == 0 {
+                if lineup.is_empty() {
                     Choice::NoneReady
                 } else {
                     let untried_left = lineup.len() > tried_ready.len();

@@ -41,6 +41,10 @@ impl Lineup {
         }
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn contains(&self, rank: Rank, index: usize) -> bool {
         match self {
             Lineup::Ranked(set) => set.contains(&(rank, index)),

@@ -11,24 +11,47 @@ use proptest::prelude::*;
 use secrecy::SecretString;
 use tokio::time::Instant;
 
+use super::Strategy as KeyStrategy;
 use super::leasing::Choice;
 use super::{CooldownPolicy, OutlierPolicy, PoolSettings, PoolState, Selection};
-use super::Strategy as KeyStrategy;
-use crate::domain::{
-    FailureNote, KeyEntry, KeyId, Outcome, ProviderKind, RateLimits, Window,
-};
+use crate::domain::{FailureNote, KeyEntry, KeyId, Outcome, ProviderKind, RateLimits, Window};
 
 const MODELS: [Option<&str>; 3] = [None, Some("model-a"), Some("model-b")];
 
 #[derive(Debug, Clone)]
 enum Step {
-    Pick { model: usize, tried: u8, spent: u8 },
-    Record { key: usize, model: usize, outcome: u8, secs: u64 },
-    Observe { key: usize, remaining: u64, reset_secs: u64 },
-    Rest { key: usize, secs: u64 },
-    Update { key: usize, weight: u32, enabled: bool },
-    Invalid { key: usize, invalid: bool },
-    Wait { millis: u64 },
+    Pick {
+        model: usize,
+        tried: u8,
+        spent: u8,
+    },
+    Record {
+        key: usize,
+        model: usize,
+        outcome: u8,
+        secs: u64,
+    },
+    Observe {
+        key: usize,
+        remaining: u64,
+        reset_secs: u64,
+    },
+    Rest {
+        key: usize,
+        secs: u64,
+    },
+    Update {
+        key: usize,
+        weight: u32,
+        enabled: bool,
+    },
+    Invalid {
+        key: usize,
+        invalid: bool,
+    },
+    Wait {
+        millis: u64,
+    },
     Share,
     GrantProbes,
     Reset,
@@ -207,9 +230,7 @@ fn run(strategy: KeyStrategy, keys: usize, steps: Vec<Step>) -> Result<(), TestC
                 };
                 pool.observe(&key(k), limits);
             }
-            Step::Rest { key: k, secs } => {
-                pool.rest(&key(k), Duration::from_secs(secs), now, wall)
-            }
+            Step::Rest { key: k, secs } => pool.rest(&key(k), Duration::from_secs(secs), now, wall),
             Step::Update {
                 key: k,
                 weight,

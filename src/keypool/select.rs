@@ -74,10 +74,7 @@ pub(super) fn rank(strategy: Strategy, slot: &KeySlot, now: Instant, wall: Syste
     match strategy {
         Strategy::RoundRobin | Strategy::Random => (0, 0),
         Strategy::Weighted => (slot.pass, 0),
-        Strategy::LeastUsed => (
-            u128::from(slot.in_flight),
-            slot.recent_count(now) as u64,
-        ),
+        Strategy::LeastUsed => (u128::from(slot.in_flight), slot.recent_count(now) as u64),
         Strategy::Headroom => {
             let share = slot.limits.map_or(1.0, |l| l.share(wall));
             // Non-negative floats order as their bits do; the largest share

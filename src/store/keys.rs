@@ -78,6 +78,22 @@ pub async fn find(
     })?)
 }
 
+/// The fingerprints of `provider`'s stored keys: importing a large pool
+/// again at every start seals (and inserts) only the keys that are new.
+pub async fn fingerprints_in(
+    tx: &mut Tx,
+    provider: &str,
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    let sql = "SELECT fingerprint FROM api_keys WHERE provider = $1";
+    let rows: Vec<String> = on_tx!(tx, |conn, Db| {
+        sqlx::query_scalar::<_, String>(sql)
+            .bind(provider)
+            .fetch_all(&mut **conn)
+            .await
+    })?;
+    Ok(rows.into_iter().collect())
+}
+
 /// Inserts the key unless one with the same fingerprint exists; returns
 /// whether a row was added. Restarting with the same keys adds nothing.
 pub async fn insert_if_new(tx: &mut Tx, key: &StoredKey) -> Result<bool, StoreError> {

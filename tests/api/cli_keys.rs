@@ -676,8 +676,16 @@ async fn keys_add_from_a_file_stores_thousands_with_progress_and_skips_stored_on
         "{}",
         run.stdout
     );
-    assert!(run.stderr.contains("stored 500/5000 keys"), "{}", run.stderr);
-    assert!(run.stderr.contains("stored 5000/5000 keys"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("stored 500/5000 keys"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("stored 5000/5000 keys"),
+        "{}",
+        run.stderr
+    );
     let rows = op.rows().await;
     assert_eq!(rows.len(), 5000);
     assert!(rows.iter().all(|row| row.1 == "anthropic" && row.3 == 2));
@@ -685,7 +693,10 @@ async fn keys_add_from_a_file_stores_thousands_with_progress_and_skips_stored_on
     // Again, plus two new keys as a JSON array on stdin.
     let again = op.run(&args).await;
     assert!(
-        again.ok && again.stdout.contains("added 0 of 5000 keys (anthropic); 5000 already stored"),
+        again.ok
+            && again
+                .stdout
+                .contains("added 0 of 5000 keys (anthropic); 5000 already stored"),
         "{}{}",
         again.stdout,
         again.stderr
@@ -697,7 +708,11 @@ async fn keys_add_from_a_file_stores_thousands_with_progress_and_skips_stored_on
             &serde_json::to_string(&piped).unwrap(),
         )
         .await;
-    assert!(run.ok && run.stdout.contains("added 2 of 2 keys"), "{}", run.stderr);
+    assert!(
+        run.ok && run.stdout.contains("added 2 of 2 keys"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(op.rows().await.len(), 5002);
     op.assert_never_shown(&keys.iter().map(String::as_str).collect::<Vec<_>>());
     op.assert_never_shown(&[&piped[0], &piped[1]]);
@@ -712,23 +727,55 @@ async fn a_key_file_with_a_bad_line_stores_nothing_and_names_the_line_not_the_ke
     std::fs::write(&file, format!("{good}\n\n{bad} trailing-half\n")).unwrap();
     let path = file.display().to_string();
     let run = op
-        .run(&["keys", "add", "--provider", "anthropic", "--from-file", &path])
+        .run(&[
+            "keys",
+            "add",
+            "--provider",
+            "anthropic",
+            "--from-file",
+            &path,
+        ])
         .await;
     assert!(!run.ok);
     assert!(
-        run.stderr.contains("invalid --from-file: the key on line 3 must be printable ASCII"),
+        run.stderr
+            .contains("invalid --from-file: the key on line 3 must be printable ASCII"),
         "{}",
         run.stderr
     );
     assert_eq!(op.rows().await.len(), 1, "nothing stored");
     let missing = op
-        .run(&["keys", "add", "--provider", "anthropic", "--from-file", "nowhere.txt"])
+        .run(&[
+            "keys",
+            "add",
+            "--provider",
+            "anthropic",
+            "--from-file",
+            "nowhere.txt",
+        ])
         .await;
-    assert!(!missing.ok && missing.stderr.contains("cannot read nowhere.txt"), "{}", missing.stderr);
+    assert!(
+        !missing.ok && missing.stderr.contains("cannot read nowhere.txt"),
+        "{}",
+        missing.stderr
+    );
     let both = op
-        .run(&["keys", "add", "--provider", "anthropic", "--from-file", &path, "--key", &good])
+        .run(&[
+            "keys",
+            "add",
+            "--provider",
+            "anthropic",
+            "--from-file",
+            &path,
+            "--key",
+            &good,
+        ])
         .await;
-    assert!(!both.ok && both.stderr.contains("cannot be used with"), "{}", both.stderr);
+    assert!(
+        !both.ok && both.stderr.contains("cannot be used with"),
+        "{}",
+        both.stderr
+    );
     assert!(!op.transcript.contains("trailing-half"));
     op.assert_never_shown(&[&good, &bad]);
 }

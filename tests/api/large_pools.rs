@@ -7,10 +7,14 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::cli::run;
-use crate::helpers::{FakeUpstream, TestApp, TestEnv, planted_key, planted_openai_key, secret_core};
+use crate::helpers::{
+    FakeUpstream, TestApp, TestEnv, planted_key, planted_openai_key, secret_core,
+};
 
 fn keys(tag: &str, count: usize) -> Vec<String> {
-    (0..count).map(|i| planted_key(&format!("{tag}{i}"))).collect()
+    (0..count)
+        .map(|i| planted_key(&format!("{tag}{i}")))
+        .collect()
 }
 
 #[tokio::test]
@@ -18,10 +22,16 @@ async fn a_dot_env_and_a_keys_file_load_pools_too_large_for_a_variable() {
     let upstream = FakeUpstream::start().await;
     let env = TestEnv::new(&upstream, &[]).unset("ANTHROPIC_API_KEYS");
     let anthropic = keys("env", 5000);
-    let openai: Vec<String> = (0..3000).map(|i| planted_openai_key(&format!("o{i}"))).collect();
+    let openai: Vec<String> = (0..3000)
+        .map(|i| planted_openai_key(&format!("o{i}")))
+        .collect();
     let array = serde_json::to_string(&anthropic).unwrap();
     assert!(array.len() > 128 * 1024, "more than one variable may hold");
-    std::fs::write(env.data_dir.path().join("openai-keys.txt"), openai.join("\n")).unwrap();
+    std::fs::write(
+        env.data_dir.path().join("openai-keys.txt"),
+        openai.join("\n"),
+    )
+    .unwrap();
     std::fs::write(
         env.data_dir.path().join(".env"),
         format!("ANTHROPIC_API_KEYS={array}\nOPENAI_API_KEYS_FILE=openai-keys.txt\n"),
@@ -72,13 +82,26 @@ async fn figures() {
     let started = Instant::now();
     let (ok, output) = run(
         &env,
-        &["keys", "add", "--provider", "anthropic", "--from-file", &path],
+        &[
+            "keys",
+            "add",
+            "--provider",
+            "anthropic",
+            "--from-file",
+            &path,
+        ],
     )
     .await;
     assert!(ok, "{output}");
-    println!("import of 5000 keys: {:.2} s (target: under 5 s)", started.elapsed().as_secs_f64());
+    println!(
+        "import of 5000 keys: {:.2} s (target: under 5 s)",
+        started.elapsed().as_secs_f64()
+    );
     let large = serving(&env).await;
-    println!("start-up with 5000 keys: {:.3} s (target: under 1 s)", large.0.as_secs_f64());
+    println!(
+        "start-up with 5000 keys: {:.3} s (target: under 1 s)",
+        large.0.as_secs_f64()
+    );
 
     let small_env = TestEnv::new(&upstream, &keys("s", 2));
     let small = serving(&small_env).await;

@@ -18,6 +18,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A server to start: program, arguments, the whole environment (nothing
 /// is inherited but PATH), working directory and CPU.
+#[derive(Clone)]
 pub struct Launch {
     pub name: &'static str,
     pub program: PathBuf,

@@ -7,7 +7,8 @@
 //! (the closed-loop generator), `children` (pinned server processes),
 //! `baseline` (the minimal gateway keygate is compared with), `procfs` (CPU,
 //! RSS, machine), `run` (phases and medians), `stats` (pure arithmetic and
-//! targets), `report` (Markdown and JSON).
+//! targets), `report` (Markdown and JSON), `sweep` (the pool-size sweep,
+//! issue 16).
 
 pub mod api;
 pub mod baseline;
@@ -17,6 +18,7 @@ pub mod procfs;
 pub mod report;
 pub mod run;
 pub mod stats;
+pub mod sweep;
 
 use std::path::PathBuf;
 use std::time::Duration;

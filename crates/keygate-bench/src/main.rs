@@ -50,6 +50,13 @@ struct Args {
     /// keygate's KEY_STRATEGY (default: keygate's own default).
     #[arg(long)]
     strategy: Option<String>,
+    /// Run the pool-size sweep instead: keygate alone, every strategy at
+    /// each of `--sizes` keys (Anthropic Messages, `--concurrency`).
+    #[arg(long)]
+    sweep: bool,
+    /// The sweep's pool sizes; ratios are to the smallest.
+    #[arg(long, value_delimiter = ',', default_values_t = bench::sweep::POOL_SIZES)]
+    sizes: Vec<usize>,
     /// An extra setting for keygate, e.g. `USAGE_LEDGER=off` to measure
     /// what the ledger costs (repeatable).
     #[arg(long = "keygate-env", value_name = "NAME=VALUE", value_parser = setting)]
@@ -133,6 +140,14 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if args.sweep {
+        let cells = runtime.block_on(bench::sweep::sweep(&options, &args.sizes))?;
+        println!("{}", bench::sweep::markdown(&cells));
+        std::fs::write(&args.output, serde_json::to_string_pretty(&cells)?)
+            .with_context(|| format!("cannot write {}", args.output.display()))?;
+        eprintln!("JSON written to {}", args.output.display());
+        return Ok(());
+    }
     let report = runtime.block_on(bench::run::run(&options))?;
     println!("{}", report.markdown());
     std::fs::write(&args.output, serde_json::to_string_pretty(&report)?)

@@ -20,6 +20,14 @@ pub fn peak_rss_kib(pid: u32) -> Option<u64> {
     )
 }
 
+/// Resident set size now (VmRSS) of process `pid`, in KiB.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    parse_status_kib(
+        &fs::read_to_string(format!("/proc/{pid}/status")).ok()?,
+        "VmRSS:",
+    )
+}
+
 /// The CPUs this process may run on (`Cpus_allowed_list`), e.g. `[0, 1]`.
 pub fn allowed_cpus() -> Vec<usize> {
     fs::read_to_string("/proc/self/status")

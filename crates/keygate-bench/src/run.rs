@@ -18,17 +18,17 @@ use super::stats::{cpu_us_per_request, median};
 use super::{BenchError, Options};
 
 /// One way to reach the fake upstream.
-struct Path {
-    kind: PathKind,
-    base_url: String,
+pub(crate) struct Path {
+    pub kind: PathKind,
+    pub base_url: String,
     /// The process whose CPU time the requests cost (none for direct).
-    pid: Option<u32>,
+    pub pid: Option<u32>,
 }
 
 /// Runs the whole benchmark and returns its report.
 pub async fn run(options: &Options) -> Result<Report, BenchError> {
     let machine = Machine::describe();
-    let scratch = Scratch::create()?;
+    let scratch = Scratch::create("run")?;
     let (server_cpu, load_cpu) = options.cpus.unzip();
     let fake = Server::start(fake_launch(options, load_cpu)?)?;
     let keygate = Server::start(keygate_launch(options, server_cpu, &fake.url, &scratch)?)?;
@@ -77,7 +77,7 @@ pub async fn run(options: &Options) -> Result<Report, BenchError> {
 
 /// Warms each path up, then measures it `options.runs` times; one
 /// [`Measured`] per path, in the order of `paths`.
-async fn measure(
+pub(crate) async fn measure(
     client: &reqwest::Client,
     paths: &[Path],
     api: Api,
@@ -175,7 +175,7 @@ fn binary(options: &Options, name: &str) -> Result<PathBuf, BenchError> {
     }
 }
 
-fn fake_launch(options: &Options, cpu: Option<usize>) -> Result<Launch, BenchError> {
+pub(crate) fn fake_launch(options: &Options, cpu: Option<usize>) -> Result<Launch, BenchError> {
     Ok(Launch {
         name: "fake-upstream",
         program: binary(options, "fake-upstream")?,
@@ -186,13 +186,19 @@ fn fake_launch(options: &Options, cpu: Option<usize>) -> Result<Launch, BenchErr
     })
 }
 
-fn keygate_launch(
+pub(crate) fn keygate_launch(
     options: &Options,
     cpu: Option<usize>,
     upstream: &str,
     scratch: &Scratch,
 ) -> Result<Launch, BenchError> {
-    let keys = |prefix| serde_json::Value::from(upstream_keys(prefix, options)).to_string();
+    // Keys go in files: 5,000 of them do not fit in one environment
+    // variable (128 KB).
+    let key_file = |name: &str, prefix| -> Result<String, BenchError> {
+        let path = scratch.0.join(name);
+        fs::write(&path, upstream_keys(prefix, options).join("\n"))?;
+        Ok(path.display().to_string())
+    };
     let database = scratch.0.join("keygate.db");
     let mut env = vec![
         ("HOST", "127.0.0.1".to_string()),
@@ -200,8 +206,14 @@ fn keygate_launch(
         ("DATABASE_URL", format!("sqlite://{}", database.display())),
         // A throwaway master key: the database is deleted after the run.
         ("ENCRYPTION_KEY", hex::encode(rand::random::<[u8; 32]>())),
-        ("ANTHROPIC_API_KEYS", keys(ANTHROPIC_PREFIX)),
-        ("OPENAI_API_KEYS", keys(OPENAI_PREFIX)),
+        (
+            "ANTHROPIC_API_KEYS_FILE",
+            key_file("anthropic-keys.txt", ANTHROPIC_PREFIX)?,
+        ),
+        (
+            "OPENAI_API_KEYS_FILE",
+            key_file("openai-keys.txt", OPENAI_PREFIX)?,
+        ),
         // Clients must authenticate, as in any real deployment.
         (
             "GATEWAY_API_KEYS",
@@ -274,11 +286,13 @@ fn upstream_keys(prefix: &str, options: &Options) -> Vec<String> {
 }
 
 /// A temporary directory for keygate's database, removed on drop.
-struct Scratch(PathBuf);
+pub(crate) struct Scratch(PathBuf);
 
 impl Scratch {
-    fn create() -> Result<Self, BenchError> {
-        let dir = std::env::temp_dir().join(format!("keygate-bench-{}", std::process::id()));
+    /// A fresh directory; `tag` tells apart the ones a process makes.
+    pub fn create(tag: &str) -> Result<Self, BenchError> {
+        let dir = std::env::temp_dir().join(format!("keygate-bench-{}-{tag}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir)?;
         Ok(Self(dir))
     }
