@@ -66,7 +66,7 @@ impl PoolState {
                     Choice::NoneReady
                 } else {
                     let untried_left = lineup.len() > tried_ready.len();
-                    let admit = |i| !spent.contains(&i) && !(untried_left && tried.contains(&i));
+                    let admit = |i| admitted(i, &tried, &spent, untried_left);
                     lineup
                         .choose(cursor, admit)
                         .map_or(Choice::Spent, Choice::Take)
@@ -125,7 +125,7 @@ impl PoolState {
         let untried_left = order.iter().any(|i| !tried.contains(i));
         let candidates: Vec<usize> = order
             .into_iter()
-            .filter(|i| !spent.contains(i) && !(untried_left && tried.contains(i)))
+            .filter(|&i| admitted(i, tried, spent, untried_left))
             .collect();
         if candidates.is_empty() {
             return Err(Choice::Spent);
@@ -227,4 +227,10 @@ impl PoolState {
             .unwrap_or(Duration::from_secs(1));
         Selection::AllCoolingDown { retry_after: wait }
     }
+}
+
+/// Whether a pick may take slot `i`: never a spent key, and a tried one
+/// only when every key that can serve has been tried.
+fn admitted(i: usize, tried: &[usize], spent: &[usize], untried_left: bool) -> bool {
+    !(spent.contains(&i) || untried_left && tried.contains(&i))
 }

@@ -125,7 +125,7 @@ fn outcome(kind: u8, secs: u64) -> Outcome {
     match kind {
         0 | 1 => Outcome::Success { latency: None },
         2 => Outcome::RateLimited {
-            cooldown: (secs % 2 == 0).then(|| Duration::from_secs(secs)),
+            cooldown: secs.is_multiple_of(2).then(|| Duration::from_secs(secs)),
             note: note(429),
         },
         3 => Outcome::QuotaSpent {
