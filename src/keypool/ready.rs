@@ -15,6 +15,10 @@
 //! keys on its own (a cooldown ends, a rate-limit window resets, a lease
 //! leaves `least_used`'s minute), so each slot's next such moment waits in
 //! a min-heap, and `catch_up` refreshes the slots whose moment has come.
+//! A rate-limit window's reset is a wall-clock time, filed as a monotonic
+//! deadline (`now` plus the wait): should the wall clock jump, a key comes
+//! back at that deadline at the latest, and a refresh that finds it early
+//! files it again.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
