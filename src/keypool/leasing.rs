@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use super::Selection;
 use super::machine::PoolState;
 use super::ready::{Ready, ReadyIndex};
-use super::select::{charge, eligible, pick};
+use super::select::{Strategy, charge, eligible, pick};
 use super::slot::KeySlot;
 use crate::domain::{FailureNote, KeyId, KeyLease};
 
@@ -163,8 +163,9 @@ impl PoolState {
     ) -> Selection {
         self.cursor = (index + 1) % self.slots.len();
         let slot = &mut self.slots[index];
-        charge(self.settings.strategy, slot, &mut self.pass_clock);
-        slot.lease(model, now, wall);
+        let strategy = self.settings.strategy;
+        charge(strategy, slot, &mut self.pass_clock);
+        slot.lease(model, now, wall, strategy == Strategy::LeastUsed);
         let lease = KeyLease {
             id: slot.entry.id.clone(),
             secret: slot.entry.secret.clone(),

@@ -161,16 +161,27 @@ impl KeySlot {
             .partition_point(|t| now.duration_since(*t) > RECENT_WINDOW)
     }
 
-    pub fn lease(&mut self, model: Option<&str>, now: Instant, wall: SystemTime) {
+    /// Lends the key to one attempt. `count_recent`: remember the lease for
+    /// `recent_count` (only `least_used` reads it; other strategies save
+    /// the memory, up to 8 KB a busy key).
+    pub fn lease(
+        &mut self,
+        model: Option<&str>,
+        now: Instant,
+        wall: SystemTime,
+        count_recent: bool,
+    ) {
         self.requests += 1;
         self.in_flight += 1;
         self.last_used_at = Some(wall);
-        let expired = self.expired_recent(now);
-        self.recent.drain(..expired);
-        if self.recent.len() == RECENT_MAX {
-            self.recent.pop_front();
+        if count_recent {
+            let expired = self.expired_recent(now);
+            self.recent.drain(..expired);
+            if self.recent.len() == RECENT_MAX {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(now);
         }
-        self.recent.push_back(now);
         for cooldown in &mut self.cooldowns {
             if cooldown.applies_to(model) && !cooldown.is_active(now) {
                 cooldown.probing = true;
