@@ -1,11 +1,15 @@
-//! The pool's state machine: which key serves next, what each upstream
-//! outcome does, live key changes, statistics, and the saved form. Pure and
-//! synchronous; time is passed in (`now` for cooldowns, `wall` for times
-//! shown to people or saved), so every transition is tested without sleeps.
+//! The pool's state machine: what each upstream outcome does, live key
+//! changes, statistics, and the saved form; which key serves next is
+//! `leasing`'s part of it. Pure and synchronous; time is passed in (`now`
+//! for cooldowns, `wall` for times shown to people or saved), so every
+//! transition is tested without sleeps.
 //!
 //! Invariants: a key that is disabled, invalid, cooling down (for the
 //! requested model), half-open with its probe out, or (under `headroom`)
-//! out of rate-limit room is never leased.
+//! out of rate-limit room is never leased. Every change to a slot is
+//! reported to the ready index (`mark_changed`), and every change to the
+//! key set drops it (`key_set_changed`), so it never answers from a stale
+//! view.
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
