@@ -180,7 +180,7 @@ impl SearchGateway {
         log: &RequestLog,
     ) -> Result<SearchAnswer, Miss> {
         let provider = pool.provider();
-        if pool.stats().is_ok_and(|stats| stats.total_keys == 0) {
+        if pool.key_count().is_ok_and(|count| count == 0) {
             return Err(Miss::Unconfigured);
         }
         let model = provider.default_model();

@@ -174,6 +174,12 @@ impl KeyPoolHandle {
         self.tell(|state, _, _| state.set_invalid(key, reason));
     }
 
+    /// How many keys the pool holds, whatever their state: O(1), for the
+    /// request path (`stats` counts every key's state).
+    pub fn key_count(&self) -> Result<usize, PoolUnavailable> {
+        self.with(|state, _, _| state.slots.len())
+    }
+
     pub fn stats(&self) -> Result<PoolStats, PoolUnavailable> {
         self.with(|state, now, _| state.stats(now))
     }
