@@ -1,6 +1,6 @@
 //! The keys ready to serve, kept up to date as they change so that a pick
-//! never looks at the whole pool: with 5,000 keys it costs what it costs
-//! with 2 (a few B-tree steps).
+//! never looks at the whole pool: a few B-tree steps, with 5,000 keys as
+//! with 2.
 //!
 //! One `Lineup` holds the keys that can serve a request for a model none
 //! of them has a mark for (and a request naming no model). A model that
