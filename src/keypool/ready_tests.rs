@@ -55,6 +55,10 @@ enum Step {
     Share,
     GrantProbes,
     Reset,
+    /// Takes a key out of the pool, or puts it back (fresh).
+    Toggle {
+        key: usize,
+    },
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -73,6 +77,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => Just(Step::Share),
         1 => Just(Step::GrantProbes),
         1 => Just(Step::Reset),
+        1 => (0..8usize).prop_map(|key| Step::Toggle { key }),
     ]
 }
 
@@ -103,17 +108,18 @@ fn pool(strategy: KeyStrategy, keys: usize) -> PoolState {
             max: Duration::from_secs(300),
         },
     };
-    let entries = (0..keys)
-        .map(|i| KeyEntry {
-            id: KeyId::new(format!("key{i}")),
-            masked: format!("sk-…{i}"),
-            name: None,
-            weight: 1,
-            enabled: true,
-            secret: Arc::new(SecretString::from(format!("secret-{i}"))),
-        })
-        .collect();
-    PoolState::new(settings, entries)
+    PoolState::new(settings, (0..keys).map(entry).collect())
+}
+
+fn entry(i: usize) -> KeyEntry {
+    KeyEntry {
+        id: KeyId::new(format!("key{i}")),
+        masked: format!("sk-…{i}"),
+        name: None,
+        weight: 1,
+        enabled: true,
+        secret: Arc::new(SecretString::from(format!("secret-{i}"))),
+    }
 }
 
 fn outcome(kind: u8, secs: u64) -> Outcome {
@@ -247,6 +253,11 @@ fn run(strategy: KeyStrategy, keys: usize, steps: Vec<Step>) -> Result<(), TestC
                 }
             }
             Step::Reset => pool.reset(),
+            Step::Toggle { key: k } => {
+                if !pool.remove_key(&key(k)) {
+                    pool.add_key(entry(k % keys));
+                }
+            }
         }
     }
     Ok(())
