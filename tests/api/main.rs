@@ -24,6 +24,7 @@ mod limits;
 mod metrics;
 mod openai;
 mod outcomes;
+mod prices;
 mod pg_support;
 mod postgres;
 mod sdk_routes;
