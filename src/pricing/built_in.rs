@@ -117,10 +117,13 @@ const SONNET_5_PAGE: &str = "https://platform.claude.com/docs/zh-CN/models/sonne
 const OPENAI_GPT_6: &str = "https://docs.litellm.ai/blog/gpt_6_sol_luna";
 const OPENAI_GPT_5_6: &str = "https://docs.laozhang.ai/en/announcements/gpt-5-6-pricing-2026-07.md";
 const OPENAI_GPT_5_5: &str = "https://tokenmix.ai/blog/openai-api-cost-2026-gpt-5-5-5-4-nano-batch";
-/// Rows carried over from keygate's first table (protocols.md (c)) that no
-/// page found on 2026-11-30 confirmed again: the day they were checked is
-/// not recorded, so it is left empty (`GET /api/models` shows `null`).
-const FIRST_TABLE: &str = "https://developers.openai.com/api/docs/pricing";
+/// LiteLLM's price map as mirrored on 2026-07-24 (the newest copy the
+/// search tool holds): it agrees with every OpenAI row below that it
+/// lists, and gives GPT-5.4's and GPT-5.5's long-context rates.
+const LITELLM_MAP: &str = "https://github.com/Wei-Shaw/model-price-repo/blob/f9ff147/model_prices_and_context_window.json";
+/// Claude 3 Sonnet is on neither the current pricing page nor that map: its
+/// row is carried over from keygate's first table (protocols.md (c)), and
+/// the day it was checked is not recorded (`GET /api/models` shows `null`).
 const FIRST_TABLE_DAY: &str = "";
 
 pub static BUILT_IN: &[BuiltInPrice] = &[
@@ -315,7 +318,7 @@ pub static BUILT_IN: &[BuiltInPrice] = &[
         "20240229",
         [3000, 15_000, 3750, 6000, 300],
     )
-    .checked(FIRST_TABLE_DAY, ANTHROPIC_PRICING),
+    .checked(FIRST_TABLE_DAY, "https://docs.anthropic.com/en/docs/about-claude/pricing"),
     anthropic(
         "claude-3-haiku-20240307",
         "Claude 3 Haiku",
@@ -348,8 +351,11 @@ pub static BUILT_IN: &[BuiltInPrice] = &[
     )
     .long_context(272_000, [200, 750, 250, 250, 20])
     .checked(TODAY, OPENAI_GPT_6),
-    // GPT-5.6 Terra and Luna after the 2026-07-30 cut. GPT-5.6 Sol (and the
-    // `gpt-5.6` alias) is left out: its sources disagree ($5/$30 or $4/$20).
+    // GPT-5.6 Terra and Luna after the 2026-07-30 cut (LiteLLM's map of
+    // 2026-07-24 still has the old $2.50/$15 and $1/$6). Their cache-write
+    // and long-context rates after the cut were not found, so neither is
+    // here. GPT-5.6 Sol (and the `gpt-5.6` alias) is left out: its sources
+    // disagree ($5/$30 or $4/$20).
     openai(
         "gpt-5.6-terra",
         "GPT-5.6 Terra",
@@ -358,28 +364,33 @@ pub static BUILT_IN: &[BuiltInPrice] = &[
     )
     .checked(TODAY, OPENAI_GPT_5_6),
     openai("gpt-5.6-luna", "GPT-5.6 Luna", "2026-07-09", [200, 20, 1200]).checked(TODAY, OPENAI_GPT_5_6),
-    openai("gpt-5.5", "GPT-5.5", "", [5000, 500, 30_000]).checked(TODAY, OPENAI_GPT_5_5),
-    openai("gpt-5.4", "GPT-5.4", "", [2500, 250, 15_000]).checked(TODAY, OPENAI_GPT_5_5),
+    // Past 272K input tokens: input and cached input double, output 1.5×.
+    openai("gpt-5.5", "GPT-5.5", "2026-04-23", [5000, 500, 30_000])
+        .long_context(272_000, [10_000, 45_000, 0, 0, 1000])
+        .checked(TODAY, OPENAI_GPT_5_5),
+    openai("gpt-5.4", "GPT-5.4", "2026-03-05", [2500, 250, 15_000])
+        .long_context(272_000, [5000, 22_500, 0, 0, 500])
+        .checked(TODAY, OPENAI_GPT_5_5),
     openai("gpt-5.4-mini", "GPT-5.4 mini", "", [750, 75, 4500]).checked(TODAY, OPENAI_GPT_5_5),
     openai("gpt-5.4-nano", "GPT-5.4 nano", "", [200, 20, 1250]).checked(TODAY, OPENAI_GPT_5_5),
     openai("gpt-4.1", "GPT-4.1", "2025-04-14", [2000, 500, 8000])
-        .checked(FIRST_TABLE_DAY, FIRST_TABLE),
+        .checked(TODAY, LITELLM_MAP),
     openai(
         "gpt-4.1-mini",
         "GPT-4.1 mini",
         "2025-04-14",
         [400, 100, 1600],
     )
-    .checked(FIRST_TABLE_DAY, FIRST_TABLE),
+    .checked(TODAY, LITELLM_MAP),
     openai("gpt-4.1-nano", "GPT-4.1 nano", "2025-04-14", [100, 25, 400])
-        .checked(FIRST_TABLE_DAY, FIRST_TABLE),
-    openai("o3", "o3", "2025-04-16", [2000, 500, 8000]).checked(FIRST_TABLE_DAY, FIRST_TABLE),
+        .checked(TODAY, LITELLM_MAP),
+    openai("o3", "o3", "2025-04-16", [2000, 500, 8000]).checked(TODAY, LITELLM_MAP),
     openai("o4-mini", "o4-mini", "2025-04-16", [1100, 275, 4400])
-        .checked(FIRST_TABLE_DAY, FIRST_TABLE),
+        .checked(TODAY, LITELLM_MAP),
     openai("o3-mini", "o3-mini", "2025-01-31", [1100, 550, 4400])
-        .checked(FIRST_TABLE_DAY, FIRST_TABLE),
+        .checked(TODAY, LITELLM_MAP),
     openai("gpt-4o", "GPT-4o", "2024-05-13", [2500, 1250, 10_000])
-        .checked(FIRST_TABLE_DAY, FIRST_TABLE),
+        .checked(TODAY, LITELLM_MAP),
     // The first GPT-4o snapshot kept its launch price.
     openai(
         "gpt-4o-2024-05-13",
@@ -387,7 +398,7 @@ pub static BUILT_IN: &[BuiltInPrice] = &[
         "2024-05-13",
         [5000, 5000, 15_000],
     )
-    .checked(FIRST_TABLE_DAY, FIRST_TABLE),
+    .checked(TODAY, LITELLM_MAP),
     openai("gpt-4o-mini", "GPT-4o mini", "2024-07-18", [150, 75, 600])
-        .checked(FIRST_TABLE_DAY, FIRST_TABLE),
+        .checked(TODAY, LITELLM_MAP),
 ];

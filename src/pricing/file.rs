@@ -4,7 +4,9 @@
 //!   of model name → entry with per-token USD prices
 //!   (`input_cost_per_token`, `output_cost_per_token`,
 //!   `cache_read_input_token_cost`, `cache_creation_input_token_cost`, the
-//!   `_above_1hr` and `_above_200k_tokens` variants) and `litellm_provider`.
+//!   `_above_1hr`, `_above_200k_tokens` and `_above_272k_tokens` variants)
+//!   and `litellm_provider`. Batch, flex and priority prices are not read:
+//!   keygate bills the standard tier.
 //!   Entries of other providers, of modes other than chat and responses
 //!   (embeddings, images, audio...) and LiteLLM's `sample_spec` are
 //!   skipped unread, so nothing in them can break the file.
@@ -353,10 +355,12 @@ struct LiteLlmEntry {
     cache_read_input_token_cost_above_200k_tokens: Option<PerToken>,
     cache_creation_input_token_cost_above_200k_tokens: Option<PerToken>,
     cache_creation_input_token_cost_above_1hr_above_200k_tokens: Option<PerToken>,
+    input_cost_per_token_above_272k_tokens: Option<PerToken>,
+    output_cost_per_token_above_272k_tokens: Option<PerToken>,
+    cache_read_input_token_cost_above_272k_tokens: Option<PerToken>,
+    cache_creation_input_token_cost_above_272k_tokens: Option<PerToken>,
 }
 
-/// LiteLLM's long-context threshold for the `_above_200k_tokens` prices.
-const LITELLM_LONG_CONTEXT: u64 = 200_000;
 
 impl LiteLlmEntry {
     /// `None` for an entry without both an input and an output price.
@@ -377,30 +381,46 @@ impl LiteLlmEntry {
             cache_write_1h: or(self.cache_creation_input_token_cost_above_1hr, write_5m),
             cache_read: or(self.cache_read_input_token_cost, input),
         };
-        let long_context = self
-            .input_cost_per_token_above_200k_tokens
-            .map(|long_input| {
-                let long_write = or(
-                    self.cache_creation_input_token_cost_above_200k_tokens,
-                    rates.cache_write_5m,
-                );
+        // LiteLLM prices long prompts past 200K tokens (Anthropic) or past
+        // 272K (OpenAI), each in fields of their own.
+        let long = |above_tokens: u64,
+                    input: Option<PerToken>,
+                    output_long: Option<PerToken>,
+                    write_long: Option<PerToken>,
+                    write_1h_long: Option<PerToken>,
+                    read_long: Option<PerToken>| {
+            input.map(|long_input| {
+                let write = or(write_long, rates.cache_write_5m);
                 LongContext {
-                    above_tokens: LITELLM_LONG_CONTEXT,
+                    above_tokens,
                     rates: Rates {
                         input: long_input.0,
-                        output: or(self.output_cost_per_token_above_200k_tokens, output),
-                        cache_write_5m: long_write,
-                        cache_write_1h: or(
-                            self.cache_creation_input_token_cost_above_1hr_above_200k_tokens,
-                            rates.cache_write_1h,
-                        ),
-                        cache_read: or(
-                            self.cache_read_input_token_cost_above_200k_tokens,
-                            rates.cache_read,
-                        ),
+                        output: or(output_long, output),
+                        cache_write_5m: write,
+                        cache_write_1h: or(write_1h_long, write),
+                        cache_read: or(read_long, rates.cache_read),
                     },
                 }
-            });
+            })
+        };
+        let long_context = long(
+            200_000,
+            self.input_cost_per_token_above_200k_tokens,
+            self.output_cost_per_token_above_200k_tokens,
+            self.cache_creation_input_token_cost_above_200k_tokens,
+            self.cache_creation_input_token_cost_above_1hr_above_200k_tokens,
+            self.cache_read_input_token_cost_above_200k_tokens,
+        )
+        .or_else(|| {
+            long(
+                272_000,
+                self.input_cost_per_token_above_272k_tokens,
+                self.output_cost_per_token_above_272k_tokens,
+                self.cache_creation_input_token_cost_above_272k_tokens,
+                None,
+                self.cache_read_input_token_cost_above_272k_tokens,
+            )
+        });
         // LiteLLM names some models `anthropic/claude-…`; upstreams answer
         // with the bare id.
         let id = name

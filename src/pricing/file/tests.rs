@@ -35,6 +35,9 @@ const LITELLM: &str = r#"{
     "gpt-7-mini": {
         "input_cost_per_token": 4e-07,
         "output_cost_per_token": 1.6e-06,
+        "input_cost_per_token_above_272k_tokens": 8e-07,
+        "output_cost_per_token_above_272k_tokens": 2.4e-06,
+        "input_cost_per_token_batches": 2e-07,
         "litellm_provider": "openai",
         "mode": "responses"
     },
@@ -70,6 +73,8 @@ fn a_litellm_file_is_read_as_it_is() {
     let mini = &entries[1];
     assert_eq!(mini.provider, ProviderKind::OpenAI);
     assert_eq!((mini.price.rates.cache_read, mini.price.rates.cache_write_5m), (400, 400));
+    let long = mini.price.long_context.unwrap();
+    assert_eq!((long.above_tokens, long.rates.input, long.rates.output), (272_000, 800, 2400));
 }
 
 const KEYGATE: &str = r#"{
