@@ -362,7 +362,10 @@ mod tests {
             let name = format!("model-{n}");
             assert_eq!(labels.label(&row(Some(&name), None), false), name);
         }
-        assert_eq!(labels.label(&row(Some("one-too-many"), None), false), "other");
+        assert_eq!(
+            labels.label(&row(Some("one-too-many"), None), false),
+            "other"
+        );
         assert_eq!(labels.label(&row(Some("model-7"), None), false), "model-7");
         let fresh = ModelLabels::default();
         assert_eq!(
@@ -384,7 +387,8 @@ mod tests {
         metrics.request_finished(&unpriced, false);
         metrics.request_finished(&row(Some("claude-sonnet-4-20250514"), None), false);
         let text = metrics.render().unwrap();
-        let line = r#"keygate_unpriced_requests_total{provider="anthropic",model="claude-nova-1"} 1"#;
+        let line =
+            r#"keygate_unpriced_requests_total{provider="anthropic",model="claude-nova-1"} 1"#;
         assert!(text.contains(line), "missing {line} in\n{text}");
         assert_eq!(text.matches("keygate_unpriced_requests_total{").count(), 1);
     }

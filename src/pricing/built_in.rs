@@ -318,7 +318,10 @@ pub static BUILT_IN: &[BuiltInPrice] = &[
         "20240229",
         [3000, 15_000, 3750, 6000, 300],
     )
-    .checked(FIRST_TABLE_DAY, "https://docs.anthropic.com/en/docs/about-claude/pricing"),
+    .checked(
+        FIRST_TABLE_DAY,
+        "https://docs.anthropic.com/en/docs/about-claude/pricing",
+    ),
     anthropic(
         "claude-3-haiku-20240307",
         "Claude 3 Haiku",
@@ -363,7 +366,13 @@ pub static BUILT_IN: &[BuiltInPrice] = &[
         [2000, 200, 12_000],
     )
     .checked(TODAY, OPENAI_GPT_5_6),
-    openai("gpt-5.6-luna", "GPT-5.6 Luna", "2026-07-09", [200, 20, 1200]).checked(TODAY, OPENAI_GPT_5_6),
+    openai(
+        "gpt-5.6-luna",
+        "GPT-5.6 Luna",
+        "2026-07-09",
+        [200, 20, 1200],
+    )
+    .checked(TODAY, OPENAI_GPT_5_6),
     // Past 272K input tokens: input and cached input double, output 1.5×.
     openai("gpt-5.5", "GPT-5.5", "2026-04-23", [5000, 500, 30_000])
         .long_context(272_000, [10_000, 45_000, 0, 0, 1000])
@@ -373,8 +382,7 @@ pub static BUILT_IN: &[BuiltInPrice] = &[
         .checked(TODAY, OPENAI_GPT_5_5),
     openai("gpt-5.4-mini", "GPT-5.4 mini", "", [750, 75, 4500]).checked(TODAY, OPENAI_GPT_5_5),
     openai("gpt-5.4-nano", "GPT-5.4 nano", "", [200, 20, 1250]).checked(TODAY, OPENAI_GPT_5_5),
-    openai("gpt-4.1", "GPT-4.1", "2025-04-14", [2000, 500, 8000])
-        .checked(TODAY, LITELLM_MAP),
+    openai("gpt-4.1", "GPT-4.1", "2025-04-14", [2000, 500, 8000]).checked(TODAY, LITELLM_MAP),
     openai(
         "gpt-4.1-mini",
         "GPT-4.1 mini",
@@ -385,12 +393,9 @@ pub static BUILT_IN: &[BuiltInPrice] = &[
     openai("gpt-4.1-nano", "GPT-4.1 nano", "2025-04-14", [100, 25, 400])
         .checked(TODAY, LITELLM_MAP),
     openai("o3", "o3", "2025-04-16", [2000, 500, 8000]).checked(TODAY, LITELLM_MAP),
-    openai("o4-mini", "o4-mini", "2025-04-16", [1100, 275, 4400])
-        .checked(TODAY, LITELLM_MAP),
-    openai("o3-mini", "o3-mini", "2025-01-31", [1100, 550, 4400])
-        .checked(TODAY, LITELLM_MAP),
-    openai("gpt-4o", "GPT-4o", "2024-05-13", [2500, 1250, 10_000])
-        .checked(TODAY, LITELLM_MAP),
+    openai("o4-mini", "o4-mini", "2025-04-16", [1100, 275, 4400]).checked(TODAY, LITELLM_MAP),
+    openai("o3-mini", "o3-mini", "2025-01-31", [1100, 550, 4400]).checked(TODAY, LITELLM_MAP),
+    openai("gpt-4o", "GPT-4o", "2024-05-13", [2500, 1250, 10_000]).checked(TODAY, LITELLM_MAP),
     // The first GPT-4o snapshot kept its launch price.
     openai(
         "gpt-4o-2024-05-13",
@@ -399,6 +404,5 @@ pub static BUILT_IN: &[BuiltInPrice] = &[
         [5000, 5000, 15_000],
     )
     .checked(TODAY, LITELLM_MAP),
-    openai("gpt-4o-mini", "GPT-4o mini", "2024-07-18", [150, 75, 600])
-        .checked(TODAY, LITELLM_MAP),
+    openai("gpt-4o-mini", "GPT-4o mini", "2024-07-18", [150, 75, 600]).checked(TODAY, LITELLM_MAP),
 ];

@@ -115,9 +115,8 @@ pub fn parse_price_file(text: &str, changed: Option<&str>) -> Result<Vec<PriceEn
 /// and column in `whole` and its field path under `under`.
 fn parse_at<'a, T: Deserialize<'a>>(whole: &str, part: &'a str, under: &str) -> Result<T, Fault> {
     let mut deserializer = serde_json::Deserializer::from_str(part);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        fault(whole, part, under, &error.path().to_string(), error.inner())
-    })?;
+    let value = serde_path_to_error::deserialize(&mut deserializer)
+        .map_err(|error| fault(whole, part, under, &error.path().to_string(), error.inner()))?;
     deserializer
         .end()
         .map_err(|error| fault(whole, part, under, ".", &error))?;
@@ -178,10 +177,7 @@ struct PerMillion(u64);
 
 impl<'de> Deserialize<'de> for PerMillion {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let usd = f64::deserialize(deserializer)?;
-        nanos_per_token(usd / 1e6)
-            .map(PerMillion)
-            .map_err(serde::de::Error::custom)
+        price(deserializer, 1e6).map(PerMillion)
     }
 }
 
@@ -191,11 +187,14 @@ struct PerToken(u64);
 
 impl<'de> Deserialize<'de> for PerToken {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let usd = f64::deserialize(deserializer)?;
-        nanos_per_token(usd)
-            .map(PerToken)
-            .map_err(serde::de::Error::custom)
+        price(deserializer, 1.0).map(PerToken)
     }
+}
+
+/// A price in USD per `tokens` tokens, as nano-dollars per token.
+fn price<'de, D: serde::Deserializer<'de>>(deserializer: D, tokens: f64) -> Result<u64, D::Error> {
+    let usd = f64::deserialize(deserializer)?;
+    nanos_per_token(usd / tokens).map_err(serde::de::Error::custom)
 }
 
 fn nanos_per_token(usd: f64) -> Result<u64, String> {
@@ -314,7 +313,10 @@ impl KeygateRow {
                 long_context,
             },
             origin: Origin::PriceFile,
-            checked: self.checked.map(|day| day.0).or(changed.map(str::to_string)),
+            checked: self
+                .checked
+                .map(|day| day.0)
+                .or(changed.map(str::to_string)),
             source: "PRICES_FILE".into(),
         }
     }
@@ -360,7 +362,6 @@ struct LiteLlmEntry {
     cache_read_input_token_cost_above_272k_tokens: Option<PerToken>,
     cache_creation_input_token_cost_above_272k_tokens: Option<PerToken>,
 }
-
 
 impl LiteLlmEntry {
     /// `None` for an entry without both an input and an output price.

@@ -24,7 +24,9 @@ fn per_mtok(provider: ProviderKind, model: &str) -> Option<(f64, f64)> {
 }
 
 fn name_of(provider: ProviderKind, model: &str) -> Option<String> {
-    table().find(provider, model).map(|entry| entry.name.clone())
+    table()
+        .find(provider, model)
+        .map(|entry| entry.name.clone())
 }
 
 #[test]
@@ -124,9 +126,18 @@ fn another_model_is_never_priced_as_its_neighbour() {
 
 #[test]
 fn old_backend_models_keep_their_prices() {
-    assert_eq!(per_mtok(Anthropic, "claude-3-opus-20240229"), Some((15.0, 75.0)));
-    assert_eq!(per_mtok(Anthropic, "claude-3-sonnet-20240229"), Some((3.0, 15.0)));
-    assert_eq!(per_mtok(Anthropic, "claude-3-haiku-20240307"), Some((0.25, 1.25)));
+    assert_eq!(
+        per_mtok(Anthropic, "claude-3-opus-20240229"),
+        Some((15.0, 75.0))
+    );
+    assert_eq!(
+        per_mtok(Anthropic, "claude-3-sonnet-20240229"),
+        Some((3.0, 15.0))
+    );
+    assert_eq!(
+        per_mtok(Anthropic, "claude-3-haiku-20240307"),
+        Some((0.25, 1.25))
+    );
     assert_eq!(per_mtok(Anthropic, "claude-sonnet-4-0"), Some((3.0, 15.0)));
 }
 
@@ -221,13 +232,24 @@ fn a_price_file_row_overrides_the_built_in_one_and_adds_new_ones() {
     };
     let table = PriceTable::with_file(vec![row("claude-opus-4-8", 7000), row("claude-nova", 1)]);
     let opus = table.find(Anthropic, "claude-opus-4-8-20260528").unwrap();
-    assert_eq!((opus.origin, opus.price.rates.input), (Origin::PriceFile, 7000));
+    assert_eq!(
+        (opus.origin, opus.price.rates.input),
+        (Origin::PriceFile, 7000)
+    );
     let listed = table
         .entries()
         .iter()
         .filter(|entry| entry.id == "claude-opus-4-8")
         .count();
     assert_eq!(listed, 1, "the built-in row is replaced, not listed twice");
-    assert_eq!(table.find(Anthropic, "claude-nova-20261201").map(|e| e.id.as_str()), Some("claude-nova"));
-    assert_eq!(table.find(Anthropic, "claude-sonnet-4-0").unwrap().origin, Origin::BuiltIn);
+    assert_eq!(
+        table
+            .find(Anthropic, "claude-nova-20261201")
+            .map(|e| e.id.as_str()),
+        Some("claude-nova")
+    );
+    assert_eq!(
+        table.find(Anthropic, "claude-sonnet-4-0").unwrap().origin,
+        Origin::BuiltIn
+    );
 }

@@ -52,7 +52,12 @@ impl UnpricedModels {
 
     /// An upstream answered as `model`, which has no price.
     pub fn record(&self, provider: ProviderKind, model: &str, at_ms: i64) {
-        let name: String = self.scrubber.scrub(model).chars().take(MAX_NAME_CHARS).collect();
+        let name: String = self
+            .scrubber
+            .scrub(model)
+            .chars()
+            .take(MAX_NAME_CHARS)
+            .collect();
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(entry) = seen.get_mut(&(provider.as_str(), name.clone())) {
             entry.requests += 1;

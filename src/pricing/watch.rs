@@ -6,7 +6,7 @@
 //! A file that fails to read leaves the last good table in force; the
 //! error is logged once per change of the file, not at every poll.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use tokio::task::JoinHandle;
@@ -21,7 +21,7 @@ pub struct PriceFileWatch {
 /// What a poll compares: a write changes one or the other.
 type Stamp = Option<(SystemTime, u64)>;
 
-fn stamp(path: &PathBuf) -> Stamp {
+fn stamp(path: &Path) -> Stamp {
     let metadata = std::fs::metadata(path).ok()?;
     Some((metadata.modified().ok()?, metadata.len()))
 }
@@ -55,7 +55,7 @@ impl PriceFileWatch {
     }
 }
 
-fn reload(path: &PathBuf, prices: &Prices, forced: bool) {
+fn reload(path: &Path, prices: &Prices, forced: bool) {
     let why = if forced { "SIGHUP" } else { "file changed" };
     match read_price_file(path) {
         Ok(entries) => {

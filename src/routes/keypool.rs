@@ -26,7 +26,8 @@ pub async fn pool_stats(State(state): State<AppState>) -> Result<Json<Value>, Ap
     for pool in state.pools.iter() {
         providers.insert(pool.provider().as_str(), pool.stats()?);
     }
-    let mut body = json!({ "providers": providers, "unpriced_models": unpriced_models(&state, None) });
+    let mut body =
+        json!({ "providers": providers, "unpriced_models": unpriced_models(&state, None) });
     if let Some(cluster) = &state.cluster {
         body["cluster"] = json!({
             "replica_id": cluster.replica_id(),

@@ -73,7 +73,13 @@ async fn chat(app: &TestApp, model: &str) -> Value {
 }
 
 async fn models(app: &TestApp) -> Value {
-    app.get("/api/models").send().await.unwrap().json().await.unwrap()
+    app.get("/api/models")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 /// The `/api/models` entry for `id`.
@@ -99,7 +105,12 @@ async fn claude_code_default_model_is_priced_out_of_the_box() {
     assert_eq!(entry["pricing"]["input"], 5.0);
     assert_eq!(entry["pricing"]["source"], "built in");
     assert_eq!(entry["pricing"]["checked"], "2026-11-30");
-    assert!(entry["pricing"]["reference"].as_str().unwrap().starts_with("https://"));
+    assert!(
+        entry["pricing"]["reference"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://")
+    );
 }
 
 #[tokio::test]
@@ -109,25 +120,37 @@ async fn a_litellm_price_file_prices_a_model_keygate_never_heard_of() {
     // 25 × $2 + 86 × $10 per million.
     assert_eq!(answer["cost"]["total"], 0.00091, "{answer}");
     let row = &rows(&app, 1).await[0];
-    assert_eq!((row["cost_nanos"].clone(), row["unpriced"].clone()), (json!(910_000), json!(false)));
+    assert_eq!(
+        (row["cost_nanos"].clone(), row["unpriced"].clone()),
+        (json!(910_000), json!(false))
+    );
     let entry = listed(&app, "anthropic", "claude-nova-1").await.unwrap();
     assert_eq!(entry["pricing"]["source"], "price file");
     assert_eq!(entry["pricing"]["cache_read"], 0.2);
     assert!(entry["pricing"]["checked"].is_string(), "{entry}");
     // The built-in prices are still there beside it.
     assert!(listed(&app, "anthropic", "claude-opus-4-8").await.is_some());
-    assert!(listed(&app, "openai", "text-embedding-3-small").await.is_none());
+    assert!(
+        listed(&app, "openai", "text-embedding-3-small")
+            .await
+            .is_none()
+    );
 }
 
 /// Waits until `/api/models` prices `id` at `input` $/MTok.
 async fn until_input_price(app: &TestApp, id: &str, input: f64) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let now = listed(app, "anthropic", id).await.map(|m| m["pricing"]["input"].clone());
+        let now = listed(app, "anthropic", id)
+            .await
+            .map(|m| m["pricing"]["input"].clone());
         if now == Some(json!(input)) {
             return;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{id} still at {now:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{id} still at {now:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -145,10 +168,16 @@ async fn the_price_file_is_reloaded_when_it_changes() {
 #[tokio::test]
 async fn a_bad_reload_keeps_the_last_good_prices() {
     let (app, path) = start_with_prices(&litellm_file("claude-nova-3", 2e-6, 1e-5)).await;
-    write(&path, "{\n  \"claude-nova-3\": {\"litellm_provider\": \"anthropic\",\n    \"input_cost_per_token\": \"cheap\"}\n}");
+    write(
+        &path,
+        "{\n  \"claude-nova-3\": {\"litellm_provider\": \"anthropic\",\n    \"input_cost_per_token\": \"cheap\"}\n}",
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !captured_logs().contains("claude-nova-3.input_cost_per_token") {
-        assert!(tokio::time::Instant::now() < deadline, "no reload error logged");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no reload error logged"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let logs = captured_logs();
@@ -156,7 +185,10 @@ async fn a_bad_reload_keeps_the_last_good_prices() {
         .lines()
         .find(|l| l.contains("claude-nova-3.input_cost_per_token"))
         .unwrap();
-    assert!(line.contains("line 3") && line.contains("last good prices stay"), "{line}");
+    assert!(
+        line.contains("line 3") && line.contains("last good prices stay"),
+        "{line}"
+    );
     let answer = chat(&app, "claude-nova-3").await;
     assert_eq!(answer["cost"]["total"], 0.00091, "{answer}");
 }
@@ -189,7 +221,8 @@ async fn an_unknown_model_is_counted_listed_and_warned_about_once() {
         assert_eq!(answer["usage"]["output_tokens"], 86);
     }
     let metrics = scrape(&app).await;
-    let series = r#"keygate_unpriced_requests_total{provider="anthropic",model="claude-unheard-of-7"} 2"#;
+    let series =
+        r#"keygate_unpriced_requests_total{provider="anthropic",model="claude-unheard-of-7"} 2"#;
     assert!(metrics.contains(series), "{metrics}");
     let listed = &models(&app).await["providers"]["anthropic"]["unpriced_models"];
     assert_eq!(listed, &json!(["claude-unheard-of-7"]));
@@ -197,10 +230,15 @@ async fn an_unknown_model_is_counted_listed_and_warned_about_once() {
     assert_eq!(status["unpriced_models"][0]["model"], "claude-unheard-of-7");
     assert_eq!(status["unpriced_models"][0]["requests"], 2);
     let rows = rows(&app, 2).await;
-    assert!(rows.iter().all(|row| row["unpriced"] == true && row["cost_nanos"] == 0));
+    assert!(
+        rows.iter()
+            .all(|row| row["unpriced"] == true && row["cost_nanos"] == 0)
+    );
     let warnings = captured_logs()
         .lines()
-        .filter(|l| l.contains("WARN") && l.contains("claude-unheard-of-7") && l.contains("no price"))
+        .filter(|l| {
+            l.contains("WARN") && l.contains("claude-unheard-of-7") && l.contains("no price")
+        })
         .count();
     assert_eq!(warnings, 1);
     // A priced model beside it is not listed.

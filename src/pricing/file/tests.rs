@@ -72,9 +72,15 @@ fn a_litellm_file_is_read_as_it_is() {
     // No cache prices: cache tokens are billed as input.
     let mini = &entries[1];
     assert_eq!(mini.provider, ProviderKind::OpenAI);
-    assert_eq!((mini.price.rates.cache_read, mini.price.rates.cache_write_5m), (400, 400));
+    assert_eq!(
+        (mini.price.rates.cache_read, mini.price.rates.cache_write_5m),
+        (400, 400)
+    );
     let long = mini.price.long_context.unwrap();
-    assert_eq!((long.above_tokens, long.rates.input, long.rates.output), (272_000, 800, 2400));
+    assert_eq!(
+        (long.above_tokens, long.rates.input, long.rates.output),
+        (272_000, 800, 2400)
+    );
 }
 
 const KEYGATE: &str = r#"{
@@ -91,7 +97,10 @@ const KEYGATE: &str = r#"{
 fn keygate_own_form_is_read_per_million() {
     let entries = parse_price_file(KEYGATE, Some("2026-11-30")).unwrap();
     let nova = &entries[0];
-    assert_eq!((nova.id.as_str(), nova.name.as_str()), ("claude-nova", "Claude Nova"));
+    assert_eq!(
+        (nova.id.as_str(), nova.name.as_str()),
+        ("claude-nova", "Claude Nova")
+    );
     assert_eq!(
         nova.price.rates,
         Rates {
@@ -103,10 +112,16 @@ fn keygate_own_form_is_read_per_million() {
         }
     );
     let long = nova.price.long_context.unwrap();
-    assert_eq!((long.above_tokens, long.rates.output, long.rates.cache_read), (200_000, 22_500, 6000));
+    assert_eq!(
+        (long.above_tokens, long.rates.output, long.rates.cache_read),
+        (200_000, 22_500, 6000)
+    );
     assert_eq!(nova.checked.as_deref(), Some("2026-11-28"));
     let gpt = &entries[1];
-    assert_eq!((gpt.provider, gpt.name.as_str()), (ProviderKind::OpenAI, "gpt-7"));
+    assert_eq!(
+        (gpt.provider, gpt.name.as_str()),
+        (ProviderKind::OpenAI, "gpt-7")
+    );
     assert_eq!(gpt.checked.as_deref(), Some("2026-11-30"));
 }
 
@@ -118,7 +133,11 @@ fn fault(text: &str) -> Fault {
 fn a_malformed_file_names_its_line_and_field() {
     let bad_type = "{\n  \"models\": [\n    {\"provider\": \"openai\", \"id\": \"gpt-7\",\n     \"input\": \"1.25\", \"output\": 10}\n  ]\n}";
     let found = fault(bad_type);
-    assert_eq!((found.line, found.field.as_str()), (4, "models[0].input"), "{found:?}");
+    assert_eq!(
+        (found.line, found.field.as_str()),
+        (4, "models[0].input"),
+        "{found:?}"
+    );
     assert!(found.message.contains("invalid type"), "{}", found.message);
 
     let typo = "{\"models\": [\n{\"provider\": \"openai\", \"id\": \"gpt-7\", \"input\": 1, \"output\": 2,\n \"cache_reed\": 0.1}]}";
@@ -129,12 +148,21 @@ fn a_malformed_file_names_its_line_and_field() {
     let search = r#"{"models": [{"provider": "brave", "id": "x", "input": 1, "output": 1}]}"#;
     assert_eq!(fault(search).field, "models[0].provider");
 
-    let per_token_in_per_million = r#"{"models": [{"provider": "openai", "id": "x", "input": 1e9, "output": 1}]}"#;
-    assert!(fault(per_token_in_per_million).message.contains("more than any model costs"));
+    let per_token_in_per_million =
+        r#"{"models": [{"provider": "openai", "id": "x", "input": 1e9, "output": 1}]}"#;
+    assert!(
+        fault(per_token_in_per_million)
+            .message
+            .contains("more than any model costs")
+    );
 
     let negative = "{\n\"claude-nova\": {\"litellm_provider\": \"anthropic\",\n \"input_cost_per_token\": -1e-6, \"output_cost_per_token\": 1e-5}}";
     let found = fault(negative);
-    assert_eq!((found.line, found.field.as_str()), (3, "claude-nova.input_cost_per_token"), "{found:?}");
+    assert_eq!(
+        (found.line, found.field.as_str()),
+        (3, "claude-nova.input_cost_per_token"),
+        "{found:?}"
+    );
 
     let syntax = "{\n  \"models\": [\n    {\"provider\": \"openai\",,}\n  ]\n}";
     assert_eq!(fault(syntax).line, 3);
@@ -143,5 +171,8 @@ fn a_malformed_file_names_its_line_and_field() {
 #[test]
 fn a_missing_or_oversized_file_is_refused_by_name() {
     let error = read_price_file(Path::new("/nonexistent/prices.json")).unwrap_err();
-    assert!(error.to_string().contains("/nonexistent/prices.json"), "{error}");
+    assert!(
+        error.to_string().contains("/nonexistent/prices.json"),
+        "{error}"
+    );
 }
