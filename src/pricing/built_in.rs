@@ -174,7 +174,7 @@ pub static BUILT_IN: &[BuiltInPrice] = &[
         "claude-opus-4-7",
         "Claude Opus 4.7",
         &[],
-        "",
+        "2026-04-16",
         [5000, 25_000, 6250, 10_000, 500],
     )
     .checked(TODAY, ANTHROPIC_PRICING),
@@ -182,7 +182,7 @@ pub static BUILT_IN: &[BuiltInPrice] = &[
         "claude-opus-4-6",
         "Claude Opus 4.6",
         &[],
-        "",
+        "2026-02-05",
         [5000, 25_000, 6250, 10_000, 500],
     )
     .checked(TODAY, ANTHROPIC_PRICING),
