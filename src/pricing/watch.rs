@@ -29,8 +29,10 @@ fn stamp(path: &Path) -> Stamp {
 impl PriceFileWatch {
     /// Watches `path`, whose contents `prices` holds now.
     pub fn start(path: PathBuf, prices: Prices, poll: Duration) -> Self {
+        // Caught from here on, before the task first runs: a SIGHUP sent
+        // once keygate has started never falls to the default (exit).
+        let mut hangups = hangup_signals();
         let task = tokio::spawn(async move {
-            let mut hangups = hangup_signals();
             let mut last = stamp(&path);
             let mut ticks = tokio::time::interval(poll);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

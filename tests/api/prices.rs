@@ -166,6 +166,27 @@ async fn the_price_file_is_reloaded_when_it_changes() {
 }
 
 #[tokio::test]
+async fn sighup_reloads_the_price_file() {
+    // Checked for changes only hourly: the reload comes from the signal.
+    let app = TestApp::configured(1, |env| {
+        let path = env.data_dir.path().join("prices.json");
+        write(&path, &litellm_file("claude-nova-4", 2e-6, 1e-5));
+        env.set("PRICES_FILE", &path.display().to_string())
+            .set("PRICES_POLL_SECS", "3600")
+    })
+    .await;
+    let path = app.data_dir.path().join("prices.json");
+    write(&path, &litellm_file("claude-nova-4", 3e-6, 1e-5));
+    let pid = std::process::id().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    until_input_price(&app, "claude-nova-4", 3.0).await;
+}
+
+#[tokio::test]
 async fn a_bad_reload_keeps_the_last_good_prices() {
     let (app, path) = start_with_prices(&litellm_file("claude-nova-3", 2e-6, 1e-5)).await;
     write(
