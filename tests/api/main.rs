@@ -26,6 +26,7 @@ mod openai;
 mod outcomes;
 mod pg_support;
 mod postgres;
+mod prices;
 mod sdk_routes;
 mod search;
 mod search_app;
