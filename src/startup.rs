@@ -12,6 +12,7 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
+use crate::affinity::Affinity;
 use crate::alerts::{Alerts, AlertsError};
 use crate::app_state::{AppParts, AppState};
 use crate::cluster::{Cluster, LinkError};
@@ -94,13 +95,13 @@ pub async fn open_vault_and_import(config: &Config) -> Result<(Vault, LoadedKeys
         for key in &provider.keys {
             if let Some(owner) = provider
                 .kind
-                .foreign_key_owner(key.secret().expose_secret())
+                .foreign_key_owner(key.secret.secret().expose_secret())
             {
                 tracing::warn!(
                     "{}: a key in {} ({}) looks like a key for {owner}; it will be sent to {}",
                     provider.kind,
                     provider.kind.env().keys,
-                    crate::scrub::mask_key(key.secret()),
+                    crate::scrub::mask_key(key.secret.secret()),
                     provider.kind
                 );
             }
@@ -229,6 +230,7 @@ impl Application {
             config.stream_idle_timeout,
             scrubber,
             config.key_test_timeout,
+            Arc::new(Affinity::new(config.affinity)),
         );
         // The request log (observe) writes each client request's row to the
         // ledger's sink.

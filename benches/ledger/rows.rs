@@ -147,6 +147,7 @@ impl RowMaker {
             ttft_us: (answered_whole && rng.gen_bool(0.7))
                 .then(|| (latency_us as f64 * rng.gen_range(0.05..0.3)) as u64),
             client_key: Some(self.client_keys[rng.gen_range(0..5)].clone()),
+            cache_scope: None,
         }
     }
 }

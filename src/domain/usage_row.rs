@@ -48,6 +48,9 @@ pub struct UsageRow {
     pub ttft_us: Option<u64>,
     /// The fingerprint of the client's gateway key, when keys are required.
     pub client_key: Option<String>,
+    /// The cache scope of `key_id` (its organisation's, else the key's
+    /// own id), so cache reads and writes can be summed per scope.
+    pub cache_scope: Option<String>,
 }
 
 impl UsageRow {

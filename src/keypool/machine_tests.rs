@@ -22,6 +22,7 @@ fn entry(i: usize, weight: u32) -> KeyEntry {
         name: None,
         weight,
         enabled: true,
+        scope: None,
         secret: Arc::new(SecretString::from(format!("secret-{i}"))),
     }
 }

@@ -20,6 +20,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
+use super::prompt_cache::CacheUse;
 use super::canned::Canned;
 use super::{
     DEFAULT_PIECES, anthropic, anthropic_message, anthropic_stream_frames_for, openai,
@@ -337,8 +338,8 @@ impl Shape {
     fn normal(&self, request: &Value) -> Canned {
         let settings = super::Settings::default();
         match self.dialect {
-            Dialect::Anthropic => anthropic::default_answer(request, &settings),
-            Dialect::OpenAi => openai::default_answer(request, &settings),
+            Dialect::Anthropic => anthropic::default_answer(request, &settings, CacheUse::default()),
+            Dialect::OpenAi => openai::default_answer(request, &settings, CacheUse::default()),
         }
     }
 
