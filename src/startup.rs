@@ -177,10 +177,19 @@ impl Application {
         let keys_changed = Arc::new(tokio::sync::Notify::new());
         // Started before serving and after the saved state is restored, so
         // the restored counters are this replica's baseline, not news.
+        // Shared by the gateway and, in a cluster, the replicas' link.
+        let affinity = Arc::new(Affinity::new(config.affinity));
         let cluster = config
             .cluster
             .as_ref()
-            .map(|settings| Cluster::start(settings, pools.clone(), keys_changed.clone()))
+            .map(|settings| {
+                Cluster::start(
+                    settings,
+                    pools.clone(),
+                    keys_changed.clone(),
+                    affinity.clone(),
+                )
+            })
             .transpose()?;
         let key_watch = KeyWatch {
             poll: if cluster.is_some() {
@@ -230,7 +239,7 @@ impl Application {
             config.stream_idle_timeout,
             scrubber,
             config.key_test_timeout,
-            Arc::new(Affinity::new(config.affinity)),
+            affinity,
         );
         // The request log (observe) writes each client request's row to the
         // ledger's sink.

@@ -12,15 +12,21 @@
 //!
 //! Requests too short to be cached get no affinity at all, so they keep
 //! spreading by the pool's strategy. `KEY_AFFINITY=off` turns it off.
+//!
+//! In a cluster (`REDIS_URL`), new and moved bindings are queued (never
+//! waited on) for `cluster` to publish, and the other replicas' are
+//! adopted, so a conversation keeps its scope whichever replica serves it.
 
 mod cacheable;
 mod session;
 mod table;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::http::HeaderValue;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::domain::ProviderKind;
@@ -75,11 +81,26 @@ pub struct Session {
     pub ttl: Duration,
 }
 
+/// A binding as replicas tell each other of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SharedBinding {
+    /// `SessionId::to_hex`.
+    pub session: String,
+    pub scope: String,
+    /// The binding's remaining lifetime, in milliseconds.
+    pub ttl_ms: u64,
+}
+
+/// The longest lifetime a shared binding is given, whatever it says.
+const MAX_SHARED_TTL: Duration = HOUR_TTL;
+
 /// The bindings of every provider's sessions (a session id includes its
 /// provider), shared by all requests.
 pub struct Affinity {
     mode: AffinityMode,
     table: SessionTable,
+    /// Where bindings to tell other replicas go, once in a cluster.
+    outlet: OnceLock<mpsc::Sender<SharedBinding>>,
 }
 
 impl Affinity {
@@ -87,7 +108,24 @@ impl Affinity {
         Self {
             mode: settings.mode,
             table: SessionTable::new(settings.max_sessions),
+            outlet: OnceLock::new(),
         }
+    }
+
+    /// Shares this replica's bindings through `outlet` (a full queue drops
+    /// them: a replica that misses one rebinds the session itself).
+    pub fn share(&self, outlet: mpsc::Sender<SharedBinding>) {
+        let _ = self.outlet.set(outlet);
+    }
+
+    /// A binding another replica made (never told on).
+    pub fn adopt(&self, binding: &SharedBinding) {
+        let Some(id) = SessionId::from_hex(&binding.session) else {
+            return;
+        };
+        let ttl = Duration::from_millis(binding.ttl_ms).min(MAX_SHARED_TTL);
+        self.table
+            .bind(id, Arc::from(binding.scope.as_str()), ttl, Instant::now());
     }
 
     /// The session of a request, if affinity is on and the prompt may be
@@ -117,8 +155,16 @@ impl Affinity {
 
     /// Binds `session` to `scope`, where it was just answered.
     pub fn bind(&self, session: &Session, scope: Arc<str>) {
-        self.table
-            .bind(session.id, scope, session.ttl, Instant::now());
+        let tell = self
+            .table
+            .bind(session.id, scope.clone(), session.ttl, Instant::now());
+        if tell && let Some(outlet) = self.outlet.get() {
+            let _ = outlet.try_send(SharedBinding {
+                session: session.id.to_hex(),
+                scope: scope.to_string(),
+                ttl_ms: u64::try_from(session.ttl.as_millis()).unwrap_or(u64::MAX),
+            });
+        }
     }
 
     /// Sessions remembered now.

@@ -55,6 +55,13 @@ impl SessionId {
     pub fn to_hex(self) -> String {
         hex::encode(self.0)
     }
+
+    /// An id another replica shared (`to_hex`); `None` if malformed.
+    pub fn from_hex(text: &str) -> Option<Self> {
+        let mut id = [0u8; 16];
+        hex::decode_to_slice(text, &mut id).ok()?;
+        Some(Self(id))
+    }
 }
 
 /// The client's own session header, if it sent one (read by the routes,

@@ -20,6 +20,8 @@ const SHARDS: usize = 8;
 struct Binding {
     scope: Arc<str>,
     expires: Instant,
+    /// When other replicas were last told of this binding.
+    told: Instant,
 }
 
 pub struct SessionTable {
@@ -52,13 +54,25 @@ impl SessionTable {
     }
 
     /// Binds `id` to `scope` for `ttl` from `now` (a use renews the cache's
-    /// lifetime, so it renews the binding too).
-    pub fn bind(&self, id: SessionId, scope: Arc<str>, ttl: Duration, now: Instant) {
+    /// lifetime, so it renews the binding too). Returns whether other
+    /// replicas should hear of it: a new or moved binding, or one they
+    /// last heard of over half its lifetime ago (so theirs does not lapse
+    /// while the session lives here).
+    pub fn bind(&self, id: SessionId, scope: Arc<str>, ttl: Duration, now: Instant) -> bool {
+        let mut shard = self.shard(&id);
+        let told = match shard.get(&id) {
+            Some(old) if old.scope == scope && old.expires > now && now < old.told + ttl / 2 => {
+                Some(old.told)
+            }
+            _ => None,
+        };
         let binding = Binding {
             scope,
             expires: now + ttl,
+            told: told.unwrap_or(now),
         };
-        self.shard(&id).put(id, binding);
+        shard.put(id, binding);
+        told.is_none()
     }
 
     /// Bindings held (expired ones included until found or pushed out).

@@ -532,4 +532,4 @@ impl PoolState {
 
 #[cfg(test)]
 #[path = "machine_tests.rs"]
-mod tests;
+pub(in crate::keypool) mod tests;

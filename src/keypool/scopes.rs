@@ -107,3 +107,76 @@ impl PoolState {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::machine::tests::{Clock, MODEL, limited, pool, record};
+    use super::*;
+
+    /// Six keys, key0..key5, in scopes a, b, c, a, b, c.
+    fn scoped_pool() -> PoolState {
+        let mut pool = pool(6);
+        for i in 0..6 {
+            let scope = ["a", "b", "c"][i % 3];
+            pool.set_scope(&KeyId::new(format!("key{i}")), Some(scope.into()));
+        }
+        pool
+    }
+
+    fn lease(
+        pool: &mut PoolState,
+        clock: (Instant, SystemTime),
+        tried: &[KeyId],
+        scope: Option<&str>,
+    ) -> (KeyId, Arc<str>) {
+        match pool.select_preferring(clock.0, clock.1, tried, &[], MODEL, scope) {
+            Selection::Leased(lease) => (lease.id, lease.scope),
+            _ => panic!("no key leased"),
+        }
+    }
+
+    #[test]
+    fn a_preferred_scope_is_served_by_its_own_keys_in_turn() {
+        let clock = Clock::new();
+        let mut pool = scoped_pool();
+        let ids: Vec<String> = (0..4)
+            .map(|_| lease(&mut pool, clock.at(0), &[], Some("b")).0.to_string())
+            .collect();
+        assert_eq!(ids, ["key1", "key4", "key1", "key4"]);
+        let (_, scope) = lease(&mut pool, clock.at(0), &[], None);
+        assert!(["a", "b", "c"].contains(&&*scope));
+    }
+
+    #[test]
+    fn failover_tries_the_scope_first_then_leaves_it() {
+        let clock = Clock::new();
+        let mut pool = scoped_pool();
+        let (first, _) = lease(&mut pool, clock.at(0), &[], Some("a"));
+        let (second, scope) = lease(&mut pool, clock.at(0), std::slice::from_ref(&first), Some("a"));
+        assert_eq!((second.as_str(), &*scope), ("key3", "a"));
+        let (third, scope) = lease(&mut pool, clock.at(0), &[first, second], Some("a"));
+        assert_ne!(&*scope, "a", "{third}");
+    }
+
+    #[test]
+    fn health_wins_over_affinity() {
+        let clock = Clock::new();
+        let mut pool = scoped_pool();
+        for key in ["key0", "key3"] {
+            record(&mut pool, &KeyId::new(key), MODEL, limited(Some(60)), clock.at(0));
+        }
+        let (_, scope) = lease(&mut pool, clock.at(1), &[], Some("a"));
+        assert_ne!(&*scope, "a");
+        // Back from its cooldown, the scope serves its sessions again.
+        let (_, scope) = lease(&mut pool, clock.at(61), &[], Some("a"));
+        assert_eq!(&*scope, "a");
+    }
+
+    #[test]
+    fn a_key_without_a_scope_is_its_own() {
+        let clock = Clock::new();
+        let mut pool = pool(2);
+        let (id, scope) = lease(&mut pool, clock.at(0), &[], Some("key1"));
+        assert_eq!((id.as_str(), &*scope), ("key1", "key1"));
+    }
+}

@@ -152,12 +152,12 @@ pub enum Dimension {
 impl Dimension {
     pub const ALL: [Dimension; 7] = [
         Dimension::Key,
-        Dimension::Scope,
         Dimension::Model,
         Dimension::Provider,
         Dimension::Status,
         Dimension::Hour,
         Dimension::Day,
+        Dimension::Scope,
     ];
 
     pub fn as_str(self) -> &'static str {
