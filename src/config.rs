@@ -24,11 +24,11 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::affinity::AffinitySettings;
 use crate::alerts::AlertSettings;
 use crate::crypto::MasterKey;
 use crate::domain::ProviderKind;
 use crate::domain::browser::{AllowedHosts, CorsOrigins, is_loopback_name};
-use crate::affinity::AffinitySettings;
 use crate::domain::key_fields::{KeyRuleError, KeySecret, KeySpec};
 use crate::keypool::Strategy;
 use crate::ledger::{LedgerSettings, WriterSettings};

@@ -195,10 +195,11 @@ impl Vault {
             name: change.name.map(KeyLabel::as_str),
             weight: change.weight.map(|w| i64::from(w.get())),
             enabled: change.enabled,
-            cache_scope: change.scope.map(|scope| scope.map_or("", CacheScope::as_str)),
+            cache_scope: change
+                .scope
+                .map(|scope| scope.map_or("", CacheScope::as_str)),
         };
-        if !keys::update(store, provider.as_str(), id, update).await?
-        {
+        if !keys::update(store, provider.as_str(), id, update).await? {
             return Ok(None);
         }
         Ok(keys::find(store, provider.as_str(), id).await?)

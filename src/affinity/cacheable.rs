@@ -66,7 +66,10 @@ mod tests {
         assert_eq!(anthropic("claude-3-5-haiku-20241022"), 2048);
         assert_eq!(anthropic("claude-opus-4-5-20251101"), 4096);
         assert_eq!(anthropic("claude-haiku-4-5"), 4096);
-        assert_eq!(min_cacheable_tokens(ProviderKind::OpenAI, Some("gpt-4o")), 1024);
+        assert_eq!(
+            min_cacheable_tokens(ProviderKind::OpenAI, Some("gpt-4o")),
+            1024
+        );
     }
 
     #[test]
@@ -79,7 +82,8 @@ mod tests {
     #[test]
     fn the_hour_cache_is_read_from_cache_control() {
         assert_eq!(cache_ttl(br#"{"system": "x"}"#), DEFAULT_TTL);
-        let hour = br#"{"system": [{"text": "x", "cache_control": {"type": "ephemeral", "ttl" : "1h"}}]}"#;
+        let hour =
+            br#"{"system": [{"text": "x", "cache_control": {"type": "ephemeral", "ttl" : "1h"}}]}"#;
         assert_eq!(cache_ttl(hour), HOUR_TTL);
         let five = br#"{"cache_control": {"type": "ephemeral", "ttl": "5m"}}"#;
         assert_eq!(cache_ttl(five), DEFAULT_TTL);

@@ -87,11 +87,15 @@ pub fn session_of(
     }
     let fields: BodyFields<'_> = serde_json::from_slice(body).ok()?;
     if let Some(key) = fields.prompt_cache_key.filter(|key| !key.is_empty()) {
-        return Some(SessionId::of(&[provider, b"prompt_cache_key", key.as_bytes()]));
+        return Some(SessionId::of(&[
+            provider,
+            b"prompt_cache_key",
+            key.as_bytes(),
+        ]));
     }
     if let Some(user) = fields
         .metadata
-        .and_then(|metadata| crate::raw_json::object::<Metadata<'_>>(metadata))
+        .and_then(crate::raw_json::object::<Metadata<'_>>)
         .and_then(|metadata| metadata.user_id)
         .filter(|user| !user.is_empty())
     {

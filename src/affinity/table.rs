@@ -86,7 +86,10 @@ impl SessionTable {
 
     /// The most bindings the table can hold.
     pub fn capacity(&self) -> usize {
-        self.shards.iter().map(|shard| lock(shard).cap().get()).sum()
+        self.shards
+            .iter()
+            .map(|shard| lock(shard).cap().get())
+            .sum()
     }
 
     fn shard(&self, id: &SessionId) -> MutexGuard<'_, LruCache<SessionId, Binding>> {

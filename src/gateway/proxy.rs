@@ -14,10 +14,10 @@ use axum::response::Response;
 use bytes::Bytes;
 
 use super::failover::{Answered, RetryPolicy, with_failover};
-use crate::affinity::Affinity;
 use super::relay::{RelayContext, Render, relay_body};
 use super::render::{gateway_headers, sse_response};
 use super::stream::{frames, pass_gate};
+use crate::affinity::Affinity;
 use crate::domain::{ChatReply, Failure, KeyId, KeyLease, UpstreamDetail};
 use crate::error::ApiError;
 use crate::keypool::{KeyPools, RequestTracker};

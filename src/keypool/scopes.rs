@@ -61,7 +61,8 @@ impl PoolState {
         model: Option<&str>,
         scope: Option<&str>,
     ) -> Selection {
-        if let Some(index) = scope.and_then(|scope| self.pick_in(scope, now, wall, tried, spent, model))
+        if let Some(index) =
+            scope.and_then(|scope| self.pick_in(scope, now, wall, tried, spent, model))
         {
             return self.lease_at(index, model, now, wall);
         }
@@ -86,10 +87,10 @@ impl PoolState {
             .copied()
             .filter(|&i| {
                 let slot = &self.slots[i];
-                slot.can_serve(model, now)
-                    && !(headroom && slot.limits.is_some_and(|l| l.exhausted_for(wall).is_some()))
-                    && !tried.contains(&slot.entry.id)
-                    && !spent.contains(&slot.entry.id)
+                let out_of_room =
+                    headroom && slot.limits.is_some_and(|l| l.exhausted_for(wall).is_some());
+                let used = tried.contains(&slot.entry.id) || spent.contains(&slot.entry.id);
+                slot.can_serve(model, now) && !out_of_room && !used
             })
             .collect();
         if candidates.is_empty() {
@@ -152,7 +153,12 @@ mod tests {
         let clock = Clock::new();
         let mut pool = scoped_pool();
         let (first, _) = lease(&mut pool, clock.at(0), &[], Some("a"));
-        let (second, scope) = lease(&mut pool, clock.at(0), std::slice::from_ref(&first), Some("a"));
+        let (second, scope) = lease(
+            &mut pool,
+            clock.at(0),
+            std::slice::from_ref(&first),
+            Some("a"),
+        );
         assert_eq!((second.as_str(), &*scope), ("key3", "a"));
         let (third, scope) = lease(&mut pool, clock.at(0), &[first, second], Some("a"));
         assert_ne!(&*scope, "a", "{third}");
@@ -163,7 +169,13 @@ mod tests {
         let clock = Clock::new();
         let mut pool = scoped_pool();
         for key in ["key0", "key3"] {
-            record(&mut pool, &KeyId::new(key), MODEL, limited(Some(60)), clock.at(0));
+            record(
+                &mut pool,
+                &KeyId::new(key),
+                MODEL,
+                limited(Some(60)),
+                clock.at(0),
+            );
         }
         let (_, scope) = lease(&mut pool, clock.at(1), &[], Some("a"));
         assert_ne!(&*scope, "a");

@@ -71,11 +71,17 @@ impl CacheMetrics {
 
     pub fn request_finished(&self, provider: &'static str, key_id: &str, row: &UsageRow) {
         let usage = &row.usage;
-        let (read, written) = (usage.cache_read_input_tokens, usage.cache_creation_input_tokens);
+        let (read, written) = (
+            usage.cache_read_input_tokens,
+            usage.cache_creation_input_tokens,
+        );
         if read == 0 && written == 0 {
             return;
         }
-        let scope = row.cache_scope.clone().unwrap_or_else(|| key_id.to_string());
+        let scope = row
+            .cache_scope
+            .clone()
+            .unwrap_or_else(|| key_id.to_string());
         let labels = |kind| CacheLabels {
             provider,
             scope: scope.clone(),

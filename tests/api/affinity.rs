@@ -56,7 +56,8 @@ async fn converse(
     let mut done = Vec::new();
     for turn in 0..turns {
         before_turn(turn, &done);
-        messages.push(json!({"role": "user", "content": format!("Question {turn}: tell me more.")}));
+        messages
+            .push(json!({"role": "user", "content": format!("Question {turn}: tell me more.")}));
         let mut request = app.post("/v1/messages").json(&json!({
             "model": "claude-sonnet-4-20250514",
             "max_tokens": 100,
@@ -68,13 +69,18 @@ async fn converse(
         }
         let response = request.send().await.unwrap();
         assert_eq!(response.status(), 200, "turn {turn}");
-        let key_id = response.headers()["x-keygate-key"].to_str().unwrap().to_string();
+        let key_id = response.headers()["x-keygate-key"]
+            .to_str()
+            .unwrap()
+            .to_string();
         let body: Value = response.json().await.unwrap();
         messages.push(json!({"role": "assistant", "content": body["content"]}));
         done.push(Turn {
             scope: scope_of[&key_id].clone(),
             read: body["usage"]["cache_read_input_tokens"].as_u64().unwrap(),
-            written: body["usage"]["cache_creation_input_tokens"].as_u64().unwrap(),
+            written: body["usage"]["cache_creation_input_tokens"]
+                .as_u64()
+                .unwrap(),
         });
     }
     done
@@ -216,7 +222,10 @@ async fn a_session_header_keeps_requests_with_different_prompts_together() {
 async fn scopes_are_set_on_add_changed_by_patch_and_shown() {
     let app = TestApp::with_keys(1).await;
     let unscoped = app.key_status(0).await;
-    assert_eq!(unscoped["scope"], unscoped["id"], "a key without a scope is its own");
+    assert_eq!(
+        unscoped["scope"], unscoped["id"],
+        "a key without a scope is its own"
+    );
 
     let added = app
         .post("/api/keypool/anthropic/keys")
@@ -239,13 +248,22 @@ async fn scopes_are_set_on_add_changed_by_patch_and_shown() {
     };
     let changed = patch(json!({"scope": "acme-staging"})).await.unwrap();
     assert_eq!(changed.status(), 200);
-    assert_eq!(changed.json::<Value>().await.unwrap()["scope"], "acme-staging");
+    assert_eq!(
+        changed.json::<Value>().await.unwrap()["scope"],
+        "acme-staging"
+    );
     assert_eq!(app.key_status(1).await["scope"], "acme-staging");
 
     let refused = patch(json!({"scope": "a\nb"})).await.unwrap();
     assert_eq!(refused.status(), 400);
     let error: Value = refused.json().await.unwrap();
-    assert!(error["error"]["message"].as_str().unwrap().contains("scope"), "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("scope"),
+        "{error}"
+    );
     assert_eq!(app.key_status(1).await["scope"], "acme-staging");
 
     let cleared = patch(json!({"scope": ""})).await.unwrap();
@@ -258,24 +276,70 @@ async fn scopes_are_set_on_add_changed_by_patch_and_shown() {
 }
 
 #[tokio::test]
+async fn a_scope_given_in_the_environment_reaches_a_key_stored_before() {
+    let upstream = FakeUpstream::start().await;
+    let keys = vec![planted_key("env0")];
+    let mut app = TestApp::start(
+        TestEnv::new(&upstream, &keys),
+        upstream.clone(),
+        keys.clone(),
+    )
+    .await;
+    let id = app.key_status(0).await["id"].clone();
+    assert_eq!(app.key_status(0).await["scope"], id);
+    app.shutdown().await;
+    let mut env = TestEnv::new(&upstream, &keys);
+    env.vars = app.env_vars().clone();
+    env.data_dir = app.data_dir.clone();
+    let items = json!([{"key": keys[0], "scope": "acme-prod", "weight": 4}]);
+    let env = env.set("ANTHROPIC_API_KEYS", &items.to_string());
+    let app = TestApp::start(env, upstream, keys).await;
+    let key = app.key_status(0).await;
+    assert_eq!(
+        (&key["id"], &key["scope"], &key["weight"]),
+        (&id, &json!("acme-prod"), &json!(4))
+    );
+
+    let bad = json!([{"key": "sk-ant-secret-in-env", "scope": "a\nb"}]);
+    let env = TestEnv::new(&app.upstream, &[]).set("ANTHROPIC_API_KEYS", &bad.to_string());
+    let error = match keygate::config::Config::from_lookup(|name| env.vars.get(name).cloned()) {
+        Ok(_) => panic!("a bad scope was accepted"),
+        Err(error) => error.to_string(),
+    };
+    assert!(error.contains("scope"), "{error}");
+    assert!(!error.contains("secret-in-env"), "{error}");
+}
+
+#[tokio::test]
 async fn cache_reads_are_counted_per_scope_and_their_saving_reported() {
     let app = three_scopes("scope").await;
     let turns = converse(&app, 4, &[], |_, _| {}).await;
     let scope = &turns[0].scope;
     let read: u64 = turns.iter().map(|t| t.read).sum();
 
-    let metrics = app.get("/metrics").send().await.unwrap().text().await.unwrap();
+    let metrics = app
+        .get("/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let hits = format!("scope=\"{scope}\"");
     assert!(
-        metrics.lines().any(|l| l.starts_with("keygate_cache_requests_total")
-            && l.contains(&hits)
-            && l.contains("kind=\"hit\"")),
+        metrics
+            .lines()
+            .any(|l| l.starts_with("keygate_cache_requests_total")
+                && l.contains(&hits)
+                && l.contains("kind=\"hit\"")),
         "{metrics}"
     );
     assert!(
         metrics
             .lines()
-            .any(|l| l.starts_with("keygate_cache_hit_ratio") && l.contains(&hits) && l.ends_with(" 0.75")),
+            .any(|l| l.starts_with("keygate_cache_hit_ratio")
+                && l.contains(&hits)
+                && l.ends_with(" 0.75")),
         "{metrics}"
     );
 

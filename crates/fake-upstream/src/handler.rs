@@ -88,9 +88,10 @@ async fn answer(
         }
         None => {
             let cache = match (route, &request) {
-                (Route::Messages | Route::ChatCompletions, Some(request)) => {
-                    shared.script().cache.use_prefix(&key, request, Instant::now())
-                }
+                (Route::Messages | Route::ChatCompletions, Some(request)) => shared
+                    .script()
+                    .cache
+                    .use_prefix(&key, request, Instant::now()),
                 _ => CacheUse::default(),
             };
             default_answer(route, request.as_ref(), shared, cache)
@@ -110,9 +111,7 @@ fn default_answer(
     match (route, request) {
         (Route::Messages, Some(request)) => anthropic::default_answer(request, settings, cache),
         (Route::Messages, None) => anthropic::bad_request(),
-        (Route::ChatCompletions, Some(request)) => {
-            openai::default_answer(request, settings, cache)
-        }
+        (Route::ChatCompletions, Some(request)) => openai::default_answer(request, settings, cache),
         (Route::ChatCompletions, None) => openai::bad_request(),
         (Route::Models, _) => anthropic::models_list(),
     }

@@ -61,14 +61,17 @@ impl PromptCache {
         };
         let org = self.org_of(key);
         let until = now + ttl(request);
-        let read = boundaries.iter().rev().find_map(|&(digest, prefix_tokens)| {
-            let entry = self.entries.get_mut(&(org.clone(), digest))?;
-            // A read renews the cache's lifetime.
-            (*entry > now).then(|| {
-                *entry = until.max(*entry);
-                prefix_tokens
-            })
-        });
+        let read = boundaries
+            .iter()
+            .rev()
+            .find_map(|&(digest, prefix_tokens)| {
+                let entry = self.entries.get_mut(&(org.clone(), digest))?;
+                // A read renews the cache's lifetime.
+                (*entry > now).then(|| {
+                    *entry = until.max(*entry);
+                    prefix_tokens
+                })
+            });
         if self.entries.len() >= MAX_ENTRIES {
             self.entries.retain(|_, until| *until > now);
             if self.entries.len() >= MAX_ENTRIES {
@@ -104,7 +107,9 @@ fn boundaries(request: &Value) -> Vec<(u64, u64)> {
         bytes += text.len() as u64;
         text.hash(&mut hasher);
     }
-    let messages = request["messages"].as_array().map_or(&[][..], Vec::as_slice);
+    let messages = request["messages"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice);
     messages
         .iter()
         .map(|message| {
