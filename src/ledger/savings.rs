@@ -7,30 +7,51 @@ use std::collections::BTreeMap;
 
 use crate::domain::ProviderKind;
 use crate::pricing;
-use crate::store::usage::{DimValue, Dimension, UsageFilter, totals};
+use crate::store::usage::{DimValue, Dimension, GroupTotals, UsageFilter, totals};
 use crate::store::{Store, StoreError};
 
 /// Nano-dollars saved per group of `group_by` (groups without cache reads
-/// are left out).
+/// are left out), given the groups' `totals`. A second query, grouped by
+/// provider and model too, is made only when some group read a cache and
+/// the grouping does not already name both.
 pub async fn cache_savings(
     store: &Store,
     filter: &UsageFilter,
     group_by: &[Dimension],
+    totals_of_groups: &[(Vec<DimValue>, GroupTotals)],
 ) -> Result<BTreeMap<Vec<DimValue>, u64>, StoreError> {
+    if totals_of_groups.iter().all(|(_, group)| group.tokens.cache_read == 0) {
+        return Ok(BTreeMap::new());
+    }
+    let priced = [Dimension::Provider, Dimension::Model];
+    if priced.iter().all(|d| group_by.contains(d)) {
+        return Ok(savings_of(group_by, group_by.len(), totals_of_groups));
+    }
     let mut dimensions = group_by.to_vec();
-    for priced_by in [Dimension::Provider, Dimension::Model] {
+    for priced_by in priced {
         if !dimensions.contains(&priced_by) {
             dimensions.push(priced_by);
         }
     }
+    let finer = totals(store, filter, &dimensions).await?;
+    Ok(savings_of(&dimensions, group_by.len(), &finer))
+}
+
+/// Sums the saving of each of `groups` (grouped by `dimensions`, provider
+/// and model among them) into its group of the first `kept` dimensions.
+fn savings_of(
+    dimensions: &[Dimension],
+    kept: usize,
+    groups: &[(Vec<DimValue>, GroupTotals)],
+) -> BTreeMap<Vec<DimValue>, u64> {
     let position = |wanted| dimensions.iter().position(|d| *d == wanted);
     let (Some(provider_at), Some(model_at)) =
         (position(Dimension::Provider), position(Dimension::Model))
     else {
-        return Ok(BTreeMap::new());
+        return BTreeMap::new();
     };
     let mut savings = BTreeMap::new();
-    for (values, group) in totals(store, filter, &dimensions).await? {
+    for (values, group) in groups {
         if group.tokens.cache_read == 0 {
             continue;
         }
@@ -45,9 +66,44 @@ pub async fn cache_savings(
             .map_or(0, |entry| {
                 entry.price.input.saturating_sub(entry.price.cache_read)
             });
-        *savings
-            .entry(values[..group_by.len()].to_vec())
-            .or_default() += group.tokens.cache_read.saturating_mul(saved_per_token);
+        *savings.entry(values[..kept].to_vec()).or_default() +=
+            group.tokens.cache_read.saturating_mul(saved_per_token);
     }
-    Ok(savings)
+    savings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::usage::TokenTotals;
+
+    fn group(provider: &str, model: &str, cache_read: u64) -> (Vec<DimValue>, GroupTotals) {
+        let name = |text: &str| DimValue::Name(Some(text.to_string()));
+        let totals = GroupTotals {
+            tokens: TokenTotals {
+                cache_read,
+                ..TokenTotals::default()
+            },
+            ..GroupTotals::default()
+        };
+        (vec![name(provider), name(model)], totals)
+    }
+
+    #[test]
+    fn reads_save_the_input_price_less_the_read_price_of_their_model() {
+        let dimensions = [Dimension::Provider, Dimension::Model];
+        let groups = [
+            // Sonnet 4: $3 input, $0.30 cache reads per million tokens.
+            group("anthropic", "claude-sonnet-4-20250514", 1_000_000),
+            // gpt-4o: $2.50 input, $1.25 cached.
+            group("openai", "gpt-4o", 2_000_000),
+            group("anthropic", "claude-unknown-model", 1_000_000),
+        ];
+        let by_provider = savings_of(&dimensions, 1, &groups);
+        let anthropic = DimValue::Name(Some("anthropic".into()));
+        let openai = DimValue::Name(Some("openai".into()));
+        assert_eq!(by_provider[&vec![anthropic]], 2_700_000_000);
+        assert_eq!(by_provider[&vec![openai]], 2_500_000_000);
+        assert_eq!(savings_of(&dimensions, 0, &groups)[&vec![]], 5_200_000_000);
+    }
 }

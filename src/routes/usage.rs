@@ -28,7 +28,7 @@ pub async fn usage_totals(
     let groups = totals(store, &query.filter, &query.group_by)
         .await
         .map_err(storage_error)?;
-    let savings = cache_savings(store, &query.filter, &query.group_by)
+    let savings = cache_savings(store, &query.filter, &query.group_by, &groups)
         .await
         .map_err(storage_error)?;
     Ok(Json(UsageReport::new(&query, groups, &savings)))
