@@ -20,7 +20,10 @@ pub async fn cache_savings(
     group_by: &[Dimension],
     totals_of_groups: &[(Vec<DimValue>, GroupTotals)],
 ) -> Result<BTreeMap<Vec<DimValue>, u64>, StoreError> {
-    if totals_of_groups.iter().all(|(_, group)| group.tokens.cache_read == 0) {
+    if totals_of_groups
+        .iter()
+        .all(|(_, group)| group.tokens.cache_read == 0)
+    {
         return Ok(BTreeMap::new());
     }
     let priced = [Dimension::Provider, Dimension::Model];
