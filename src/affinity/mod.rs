@@ -166,9 +166,4 @@ impl Affinity {
             });
         }
     }
-
-    /// Sessions remembered now.
-    pub fn sessions(&self) -> usize {
-        self.table.len()
-    }
 }
