@@ -680,6 +680,24 @@ mod tests {
     }
 
     #[test]
+    fn affinity_is_on_by_default_and_a_bad_setting_is_named() {
+        let defaults = config(&[]).unwrap().affinity;
+        assert_eq!(defaults.mode, crate::affinity::AffinityMode::Scope);
+        assert_eq!(defaults.max_sessions, 100_000);
+        let off = config(&[("KEY_AFFINITY", " OFF "), ("AFFINITY_MAX_SESSIONS", "0")]).unwrap();
+        assert_eq!(off.affinity.mode, crate::affinity::AffinityMode::Off);
+        assert_eq!(off.affinity.max_sessions, 1);
+        assert_eq!(
+            config_err(&[("KEY_AFFINITY", "sticky")]).variable,
+            "KEY_AFFINITY"
+        );
+        assert_eq!(
+            config_err(&[("AFFINITY_MAX_SESSIONS", "many")]).variable,
+            "AFFINITY_MAX_SESSIONS"
+        );
+    }
+
+    #[test]
     fn strategies_are_set_per_provider_or_for_all() {
         let config = config(&[
             ("KEY_STRATEGY", "least_used"),

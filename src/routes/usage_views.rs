@@ -181,6 +181,8 @@ pub struct RequestView {
     pub ttft_ms: Option<f64>,
     /// The fingerprint of the client's gateway key.
     pub client_key: Option<String>,
+    /// The cache scope of `key_id` when the request was made.
+    pub cache_scope: Option<String>,
 }
 
 impl RequestView {
@@ -209,6 +211,7 @@ impl RequestView {
             latency_ms: entry.latency_us as f64 / 1000.0,
             ttft_ms: entry.ttft_us.map(|us| us as f64 / 1000.0),
             client_key: entry.client_key,
+            cache_scope: entry.cache_scope,
         }
     }
 }

@@ -354,6 +354,15 @@ async fn cache_reads_are_counted_per_scope_and_their_saving_reported() {
         .clone();
     assert_eq!(group["tokens"]["cache_read"], read);
     assert_eq!(group["cache_saved_nanos"], read * 2_700);
+
+    // Each recorded request names its key's scope.
+    let page = app.admin_get("/api/usage/requests").await;
+    let rows = page["requests"].as_array().unwrap();
+    assert_eq!(rows.len(), 4);
+    assert!(
+        rows.iter().all(|row| row["cache_scope"] == scope.as_str()),
+        "{page}"
+    );
 }
 
 /// `/api/usage` at `path` once the ledger has written every row.
