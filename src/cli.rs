@@ -11,7 +11,7 @@
 use std::convert::Infallible;
 
 use crate::domain::ProviderKind;
-use crate::domain::key_fields::KeyWeight;
+use crate::domain::key_fields::{CacheScope, KeyWeight};
 use clap::{Args, Parser, Subcommand};
 use secrecy::SecretString;
 
@@ -86,6 +86,10 @@ pub enum KeysCommand {
         /// Share of traffic under the weighted strategy.
         #[arg(long, default_value = "1", value_parser = weight)]
         weight: KeyWeight,
+        /// The organisation or workspace whose prompt cache the key uses
+        /// (keys with the same scope share a cache); unset: its own.
+        #[arg(long, value_name = "SCOPE", value_parser = scope)]
+        scope: Option<CacheScope>,
     },
     /// Delete a stored key and its saved state.
     Remove(KeyRef),
@@ -132,6 +136,11 @@ pub struct KeyRef {
 
 fn secret(text: &str) -> Result<SecretString, Infallible> {
     Ok(SecretString::from(text))
+}
+
+/// `--scope`, checked by the same rule as the admin API's.
+fn scope(text: &str) -> Result<CacheScope, String> {
+    text.parse::<CacheScope>().map_err(|e| e.to_string())
 }
 
 /// `--weight`, checked by the same rule as the admin API's.

@@ -12,6 +12,7 @@
 
 mod alerts;
 mod cluster;
+mod env_keys;
 mod search;
 
 pub use cluster::{ClusterSettings, DEFAULT_CLUSTER};
@@ -21,13 +22,14 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
+use crate::affinity::AffinitySettings;
 use crate::alerts::AlertSettings;
 use crate::crypto::MasterKey;
 use crate::domain::ProviderKind;
 use crate::domain::browser::{AllowedHosts, CorsOrigins, is_loopback_name};
-use crate::domain::key_fields::{KeyRuleError, KeySecret};
+use crate::domain::key_fields::{KeyRuleError, KeySecret, KeySpec};
 use crate::keypool::Strategy;
 use crate::ledger::{LedgerSettings, WriterSettings};
 use crate::limits::GateSettings;
@@ -54,8 +56,9 @@ impl ConfigError {
 pub struct ProviderConfig {
     pub kind: ProviderKind,
     /// Keys from `<PROVIDER>_API_KEYS` and `<PROVIDER>_API_KEY`, deduplicated,
-    /// imported into the store at startup.
-    pub keys: Vec<KeySecret>,
+    /// imported into the store at startup, with the cache scope, label and
+    /// weight the array may give each.
+    pub keys: Vec<KeySpec>,
     pub base_url: String,
     /// How this provider's pool picks keys.
     pub strategy: Strategy,
@@ -145,6 +148,9 @@ pub struct Config {
     pub prices_file: Option<PathBuf>,
     /// `PRICES_POLL_SECS`: how often the price file is checked for changes.
     pub prices_poll: Duration,
+    /// `KEY_AFFINITY`, `AFFINITY_MAX_SESSIONS`: keeping a conversation on
+    /// keys that share its prompt cache.
+    pub affinity: AffinitySettings,
     pub json_logs: bool,
     /// `RUST_LOG`-style filter; `None` uses the quiet default.
     pub log_filter: Option<String>,
@@ -226,6 +232,7 @@ impl Config {
             search: search::search_settings(&get)?,
             prices_file: get("PRICES_FILE").map(PathBuf::from),
             prices_poll: parse_secs(&get, "PRICES_POLL_SECS", 5.0)?.max(Duration::from_millis(10)),
+            affinity: affinity_settings(&get)?,
             json_logs: get("LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")),
             log_filter: get("RUST_LOG"),
         })
@@ -260,16 +267,23 @@ fn provider_config(
     get: &impl Fn(&str) -> Option<String>,
 ) -> Result<ProviderConfig, ConfigError> {
     let env = kind.env();
-    let mut keys: Vec<String> = match get(env.keys) {
-        Some(json) => parse_key_list(env.keys, &json)?,
+    let mut keys: Vec<KeySpec> = match get(env.keys) {
+        Some(json) => env_keys::parse_key_specs(env.keys, &json)?,
         None => Vec::new(),
     };
     if let Some(single) = get(env.key) {
-        keys.push(validate_key(env.key, single.trim())?);
+        let single = validate_key(env.key, single.trim())?;
+        let secret = KeySecret::parse(SecretString::from(single))
+            .map_err(|e| ConfigError::new(env.key, format!("a key {e}")))?;
+        keys.push(KeySpec::bare(secret));
     }
-    let mut unique: Vec<String> = Vec::with_capacity(keys.len());
+    let mut unique: Vec<KeySpec> = Vec::with_capacity(keys.len());
     for key in keys {
-        if !unique.contains(&key) {
+        let text = key.secret.secret().expose_secret();
+        if !unique
+            .iter()
+            .any(|kept| kept.secret.secret().expose_secret() == text)
+        {
             unique.push(key);
         }
     }
@@ -296,11 +310,7 @@ fn provider_config(
     }
     Ok(ProviderConfig {
         kind,
-        keys: unique
-            .into_iter()
-            .map(|key| KeySecret::parse(SecretString::from(key)))
-            .collect::<Result<_, _>>()
-            .map_err(|e| ConfigError::new(env.keys, format!("a key {e}")))?,
+        keys: unique,
         base_url: base_url.trim_end_matches('/').to_string(),
         strategy,
     })
@@ -512,6 +522,23 @@ fn ledger_settings(get: &impl Fn(&str) -> Option<String>) -> Result<LedgerSettin
     })
 }
 
+/// `KEY_AFFINITY` (`scope` or `off`) and `AFFINITY_MAX_SESSIONS` (at least 1).
+fn affinity_settings(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<AffinitySettings, ConfigError> {
+    let defaults = AffinitySettings::default();
+    let mode = match get("KEY_AFFINITY") {
+        None => defaults.mode,
+        Some(text) => text
+            .parse()
+            .map_err(|()| ConfigError::new("KEY_AFFINITY", "must be scope or off"))?,
+    };
+    Ok(AffinitySettings {
+        mode,
+        max_sessions: parse_number(get, "AFFINITY_MAX_SESSIONS", defaults.max_sessions)?.max(1),
+    })
+}
+
 fn parse_number<T: std::str::FromStr>(
     get: &impl Fn(&str) -> Option<String>,
     variable: &'static str,
@@ -596,7 +623,7 @@ mod tests {
         let keys: Vec<&str> = config.providers[0]
             .keys
             .iter()
-            .map(|k| k.secret().expose_secret())
+            .map(|k| k.secret.secret().expose_secret())
             .collect();
         assert_eq!(keys, ["sk-ant-a", "sk-ant-b"]);
     }
@@ -656,6 +683,24 @@ mod tests {
 
     fn config_or_err(keys: &str) -> Config {
         config(&[("ANTHROPIC_API_KEYS", keys)]).unwrap()
+    }
+
+    #[test]
+    fn affinity_is_on_by_default_and_a_bad_setting_is_named() {
+        let defaults = config(&[]).unwrap().affinity;
+        assert_eq!(defaults.mode, crate::affinity::AffinityMode::Scope);
+        assert_eq!(defaults.max_sessions, 100_000);
+        let off = config(&[("KEY_AFFINITY", " OFF "), ("AFFINITY_MAX_SESSIONS", "0")]).unwrap();
+        assert_eq!(off.affinity.mode, crate::affinity::AffinityMode::Off);
+        assert_eq!(off.affinity.max_sessions, 1);
+        assert_eq!(
+            config_err(&[("KEY_AFFINITY", "sticky")]).variable,
+            "KEY_AFFINITY"
+        );
+        assert_eq!(
+            config_err(&[("AFFINITY_MAX_SESSIONS", "many")]).variable,
+            "AFFINITY_MAX_SESSIONS"
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
+use crate::affinity::Affinity;
 use crate::alerts::{Alerts, AlertsError};
 use crate::app_state::{AppParts, AppState};
 use crate::cluster::{Cluster, LinkError};
@@ -97,13 +98,13 @@ pub async fn open_vault_and_import(config: &Config) -> Result<(Vault, LoadedKeys
         for key in &provider.keys {
             if let Some(owner) = provider
                 .kind
-                .foreign_key_owner(key.secret().expose_secret())
+                .foreign_key_owner(key.secret.secret().expose_secret())
             {
                 tracing::warn!(
                     "{}: a key in {} ({}) looks like a key for {owner}; it will be sent to {}",
                     provider.kind,
                     provider.kind.env().keys,
-                    crate::scrub::mask_key(key.secret()),
+                    crate::scrub::mask_key(key.secret.secret()),
                     provider.kind
                 );
             }
@@ -196,10 +197,19 @@ impl Application {
         let keys_changed = Arc::new(tokio::sync::Notify::new());
         // Started before serving and after the saved state is restored, so
         // the restored counters are this replica's baseline, not news.
+        // Shared by the gateway and, in a cluster, the replicas' link.
+        let affinity = Arc::new(Affinity::new(config.affinity));
         let cluster = config
             .cluster
             .as_ref()
-            .map(|settings| Cluster::start(settings, pools.clone(), keys_changed.clone()))
+            .map(|settings| {
+                Cluster::start(
+                    settings,
+                    pools.clone(),
+                    keys_changed.clone(),
+                    affinity.clone(),
+                )
+            })
             .transpose()?;
         let key_watch = KeyWatch {
             poll: if cluster.is_some() {
@@ -249,6 +259,7 @@ impl Application {
             config.stream_idle_timeout,
             scrubber,
             config.key_test_timeout,
+            affinity,
         );
         // The request log (observe) writes each client request's row to the
         // ledger's sink.

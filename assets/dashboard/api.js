@@ -93,6 +93,7 @@ function readStatus(s) {
       state: k.state || "unknown",
       enabled: !!k.enabled,
       weight: num(k.weight),
+      scope: k.scope || "",
       cooldownSecs: num(k.cooldown_remaining_secs),
       ejectedSecs: k.ejection ? num(k.ejection.returns_in_secs) : 0,
       reason: k.invalid_reason || k.disabled_reason || (k.ejection && k.ejection.reason) || "",

@@ -153,6 +153,7 @@ impl RowMaker {
                 .then(|| (latency_us as f64 * rng.gen_range(0.05..0.3)) as u64),
             client_key: Some(self.client_keys[rng.gen_range(0..5)].clone()),
             unpriced: false,
+            cache_scope: None,
         }
     }
 }

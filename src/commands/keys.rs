@@ -15,12 +15,12 @@ use super::{CommandError, one_line, provider_of, providers};
 use crate::cli::{KeyRef, KeysCommand};
 use crate::config::Config;
 use crate::domain::ProviderKind;
-use crate::domain::key_fields::KeyWeight;
+use crate::domain::key_fields::{CacheScope, KeySpec, KeyWeight};
 use crate::keypool::snapshot::{SavedHealth, SavedKey};
 use crate::startup::open_vault;
 use crate::store::keys::StoredKey;
 use crate::store::pool_state::load_saved;
-use crate::vault::{Vault, VaultError};
+use crate::vault::{KeyChanges, Vault, VaultError};
 
 const RESTART_NOTE: &str =
     "note: a running keygate picks this up within STATE_FLUSH_SECS (default 5 s)";
@@ -38,7 +38,15 @@ pub async fn run(
             key,
             label,
             weight,
-        } => add(config, provider, &key, label, weight, out).await,
+            scope,
+        } => {
+            let settings = KeySettings {
+                label,
+                weight,
+                scope,
+            };
+            add(config, provider, &key, settings, out).await
+        }
         KeysCommand::Remove(key) => remove(&open_vault(config).await?.0, key, out).await,
         KeysCommand::Enable(key) => switch(&open_vault(config).await?.0, key, true, out).await,
         KeysCommand::Disable(key) => switch(&open_vault(config).await?.0, key, false, out).await,
@@ -121,20 +129,31 @@ fn write_table<const N: usize>(lines: &[[String; N]], out: &mut impl Write) -> s
     Ok(())
 }
 
+/// What `keys add` may say about a key besides the key itself.
+struct KeySettings {
+    label: Option<String>,
+    weight: KeyWeight,
+    scope: Option<CacheScope>,
+}
+
 async fn add(
     config: &Config,
     provider: ProviderKind,
     key: &SecretString,
-    label: Option<String>,
-    weight: KeyWeight,
+    settings: KeySettings,
     out: &mut impl Write,
 ) -> Result<(), CommandError> {
     // Checked before the vault is opened: a bad key changes nothing on disk.
     let key = secret_or_stdin(key, "the key", &format!("{provider} API key")).await?;
-    let key = parse_key(key)?;
-    let name = parse_label(label)?;
+    let spec = KeySpec {
+        secret: parse_key(key)?,
+        label: parse_label(settings.label)?,
+        weight: Some(settings.weight),
+        scope: settings.scope,
+    };
+    let key = &spec.secret;
     let (vault, _source) = open_vault(config).await?;
-    let entry = match vault.add(provider, &key, name, weight).await {
+    let entry = match vault.add(provider, &spec).await {
         Ok(entry) => entry,
         Err(VaultError::Duplicate) => return Err(CommandError::Duplicate(provider)),
         Err(other) => return Err(other.into()),
@@ -165,7 +184,14 @@ async fn switch(
 ) -> Result<(), CommandError> {
     let provider = provider_of(vault, &key.id, key.provider).await?;
     let Some(row) = vault
-        .update(provider, &key.id, None, None, Some(enabled))
+        .update(
+            provider,
+            &key.id,
+            KeyChanges {
+                enabled: Some(enabled),
+                ..KeyChanges::default()
+            },
+        )
         .await?
     else {
         return Err(unknown(key));
@@ -198,6 +224,7 @@ mod tests {
             name: name.map(String::from),
             weight: 3,
             enabled,
+            cache_scope: None,
         }
     }
 

@@ -52,6 +52,9 @@ pub struct UsageRow {
     /// the answering nor the requested one): `cost_nanos` is 0 and the
     /// answer's `cost` was null, so the cost is unknown, not nothing.
     pub unpriced: bool,
+    /// The cache scope of `key_id` (its organisation's, else the key's
+    /// own id), so cache reads and writes can be summed per scope.
+    pub cache_scope: Option<String>,
 }
 
 impl UsageRow {

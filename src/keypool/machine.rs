@@ -17,6 +17,7 @@ use super::cooldown::CooldownPolicy;
 use super::counts::ClusterCounts;
 use super::ejection::OutlierPolicy;
 use super::marks::{Mark, SharedChange, limits_mark};
+use super::scopes::ScopeIndex;
 use super::select::{Strategy, pick};
 use super::slot::KeySlot;
 use super::snapshot::{SavedKey, SavedProvider};
@@ -44,7 +45,9 @@ pub struct PoolState {
     pub(super) settings: PoolSettings,
     pub(super) slots: Vec<KeySlot>,
     /// Where the round-robin order starts next.
-    cursor: usize,
+    pub(super) cursor: usize,
+    /// Which slots share a cache scope (`scopes`).
+    pub(super) scopes: ScopeIndex,
     pub(super) stats: PoolStats,
     stats_dirty: bool,
     /// Changes to share with other replicas (`None`: not in a cluster).
@@ -55,9 +58,11 @@ pub struct PoolState {
 
 impl PoolState {
     pub fn new(settings: PoolSettings, keys: Vec<KeyEntry>) -> Self {
+        let slots: Vec<KeySlot> = keys.into_iter().map(KeySlot::new).collect();
         Self {
             settings,
-            slots: keys.into_iter().map(KeySlot::new).collect(),
+            scopes: ScopeIndex::build(&slots),
+            slots,
             cursor: 0,
             stats: PoolStats::default(),
             stats_dirty: false,
@@ -122,12 +127,26 @@ impl PoolState {
             now,
             wall,
         );
-        self.cursor = (index + 1) % count;
+        self.lease_at(index, model, now, wall)
+    }
+
+    /// Leases the key at `index` (picked by a strategy) and moves the
+    /// round-robin cursor past it.
+    pub(super) fn lease_at(
+        &mut self,
+        index: usize,
+        model: Option<&str>,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Selection {
+        self.cursor = (index + 1) % self.slots.len();
+        let scope = self.scopes.name_of(index);
         let slot = &mut self.slots[index];
         slot.lease(model, now, wall);
         Selection::Leased(KeyLease {
             id: slot.entry.id.clone(),
             secret: slot.entry.secret.clone(),
+            scope,
             token_limit: slot.limits.and_then(|l| l.token_limit()),
         })
     }
@@ -303,10 +322,11 @@ impl PoolState {
             Some(slot) => slot.entry = entry,
             None => self.slots.push(KeySlot::new(entry)),
         }
+        self.scopes = ScopeIndex::build(&self.slots);
     }
 
     /// Makes the pool's keys those of `entries` (the stored set): new ones
-    /// join, missing ones leave, names, weights and switches follow; the
+    /// join, missing ones leave, names, weights, switches and scopes follow; the
     /// state of keys that stay is kept.
     pub fn sync_keys(&mut self, entries: Vec<KeyEntry>) {
         self.slots
@@ -317,10 +337,12 @@ impl PoolState {
                     slot.entry.name = entry.name;
                     slot.entry.weight = entry.weight;
                     slot.entry.enabled = entry.enabled;
+                    slot.entry.scope = entry.scope;
                 }
                 None => self.slots.push(KeySlot::new(entry)),
             }
         }
+        self.scopes = ScopeIndex::build(&self.slots);
         self.cursor = if self.slots.is_empty() {
             0
         } else {
@@ -332,6 +354,7 @@ impl PoolState {
     pub fn remove_key(&mut self, key: &KeyId) -> bool {
         let before = self.slots.len();
         self.slots.retain(|s| &s.entry.id != key);
+        self.scopes = ScopeIndex::build(&self.slots);
         self.cursor = if self.slots.is_empty() {
             0
         } else {
@@ -359,6 +382,14 @@ impl PoolState {
                 slot.entry.enabled = enabled;
             }
             slot.dirty = true;
+        }
+    }
+
+    /// Moves a key to cache `scope` (`None`: its own).
+    pub fn set_scope(&mut self, key: &KeyId, scope: Option<std::sync::Arc<str>>) {
+        if let Some(slot) = self.slot_mut(key) {
+            slot.entry.scope = scope;
+            self.scopes = ScopeIndex::build(&self.slots);
         }
     }
 
@@ -501,4 +532,4 @@ impl PoolState {
 
 #[cfg(test)]
 #[path = "machine_tests.rs"]
-mod tests;
+pub(in crate::keypool) mod tests;

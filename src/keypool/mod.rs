@@ -7,7 +7,8 @@
 //! - `slot`: one key and what each outcome does to it.
 //! - `cooldown`: the cooldown ladder and its half-open probes.
 //! - `ejection`: taking a key that keeps failing out of rotation.
-//! - `select`: the selection strategies.
+//! - `select`: the selection strategies; `scopes`: which keys share a
+//!   prompt cache, and selection that prefers one scope (affinity).
 //! - `latency`: each key's recent latencies (p50/p95).
 //! - `handle`: the owner of one `PoolState` (behind a short lock, never
 //!   held across an await) and the cheap, cloneable API the request path
@@ -26,6 +27,7 @@ mod handle;
 mod latency;
 mod machine;
 mod marks;
+mod scopes;
 mod select;
 pub mod shared;
 mod slot;

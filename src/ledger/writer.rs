@@ -283,6 +283,7 @@ mod tests {
             ttft_us: None,
             client_key: None,
             unpriced: false,
+            cache_scope: None,
         }
     }
 

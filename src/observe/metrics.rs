@@ -3,7 +3,8 @@
 //!
 //! Two kinds of series:
 //! - counted as things happen: requests, attempts, latency and time to
-//!   first token, tokens, cost and rotations, from each finished
+//!   first token, tokens, cost, rotations and the prompt cache's reads,
+//!   writes and hit rate per key and scope (`cache_metrics`), from each finished
 //!   `UsageRow` and each attempt's outcome (`Metrics::request_finished`,
 //!   `Metrics::attempt`);
 //! - read at scrape time (`scrape::PoolCollector`): each key's state,
@@ -25,6 +26,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use super::cache_metrics::CacheMetrics;
 use crate::domain::{ProviderKind, UsageRow};
 use crate::pricing;
 
@@ -126,6 +128,7 @@ pub struct Metrics {
     cost: Family<CostLabels, Counter<f64, AtomicU64>>,
     rotations: Family<ProviderLabels, Counter>,
     unpriced: Family<ModelLabelSet, Counter>,
+    cache: CacheMetrics,
     models: ModelLabels,
 }
 
@@ -183,6 +186,7 @@ impl Metrics {
             "Requests that used tokens of a model keygate has no price for (cost unknown)",
             unpriced.clone(),
         );
+        let cache = CacheMetrics::register(&mut registry);
         if let Some(collector) = collector {
             registry.register_collector(collector);
         }
@@ -196,6 +200,7 @@ impl Metrics {
             cost,
             rotations,
             unpriced,
+            cache,
             models: ModelLabels::default(),
         }
     }
@@ -242,6 +247,7 @@ impl Metrics {
         let Some(key_id) = &row.key_id else {
             return;
         };
+        self.cache.request_finished(provider, key_id, row);
         let usage = &row.usage;
         for (kind, count) in [
             ("input", usage.input_tokens),
@@ -352,6 +358,7 @@ mod tests {
             ttft_us: None,
             client_key: None,
             unpriced: false,
+            cache_scope: None,
         }
     }
 

@@ -40,6 +40,8 @@ struct Draft {
     model_requested: Option<String>,
     model_answered: Option<String>,
     keys_tried: Vec<KeyId>,
+    /// The cache scope of the last key tried.
+    scope: Option<Arc<str>>,
     status: Option<u16>,
     error_class: Option<Cow<'static, str>>,
     usage: Usage,
@@ -85,8 +87,11 @@ impl RequestLog {
     }
 
     /// An upstream attempt with `key` began.
-    pub fn attempted(&self, key: &KeyId) {
-        self.with(|draft| draft.keys_tried.push(key.clone()));
+    pub fn attempted(&self, key: &KeyId, scope: &Arc<str>) {
+        self.with(|draft| {
+            draft.keys_tried.push(key.clone());
+            draft.scope = Some(scope.clone());
+        });
     }
 
     /// An upstream attempt with `key` is over.
@@ -202,6 +207,7 @@ impl Draft {
             ttft_us: self.first_content.map(|d| d.as_micros() as u64),
             client_key: self.client_key,
             unpriced,
+            cache_scope: self.scope.map(|scope| scope.to_string()),
         }
     }
 }

@@ -650,3 +650,36 @@ async fn search_key_checks_show_serpapi_headroom_and_warn_before_a_google_query(
         );
     }
 }
+
+#[tokio::test]
+async fn a_key_added_with_a_scope_stores_it_and_a_bad_scope_is_refused() {
+    let mut op = Operator::new().await;
+    let scoped = planted_key("scoped");
+    let id = op
+        .add("anthropic", &scoped, &["--scope", " acme-prod "])
+        .await;
+    let refused = planted_key("unscoped");
+    let bad = op
+        .run(&[
+            "keys",
+            "add",
+            "--provider",
+            "anthropic",
+            "--key",
+            &refused,
+            "--scope",
+            "",
+        ])
+        .await;
+    assert!(!bad.ok);
+    assert!(bad.stderr.contains("--scope"), "{}", bad.stderr);
+    let pool = op.pool().await;
+    let scopes: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT id, cache_scope FROM api_keys ORDER BY rowid")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    pool.close().await;
+    assert_eq!(scopes, vec![(id, Some("acme-prod".to_string()))]);
+    op.assert_never_shown(&[&scoped, &refused]);
+}

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod admin;
+mod affinity;
 mod alert_sinks;
 mod alerts;
 mod browser;

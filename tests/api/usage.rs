@@ -39,6 +39,7 @@ fn row(at_ms: i64, key: &str, model: &str) -> UsageRow {
         ttft_us: None,
         client_key: None,
         unpriced: false,
+        cache_scope: None,
     }
 }
 

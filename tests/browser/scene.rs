@@ -94,6 +94,7 @@ fn row(rng: &mut StdRng, at_ms: i64, key: &str, keys: &[String]) -> UsageRow {
         ttft_us: Some(rng.gen_range(150_000..900_000)),
         client_key: None,
         unpriced: false,
+        cache_scope: None,
     }
 }
 
