@@ -12,7 +12,7 @@ use std::convert::Infallible;
 use std::path::PathBuf;
 
 use crate::domain::ProviderKind;
-use crate::domain::key_fields::KeyWeight;
+use crate::domain::key_fields::{CacheScope, KeyWeight};
 use clap::{Args, Parser, Subcommand};
 use secrecy::SecretString;
 
@@ -94,9 +94,15 @@ pub enum KeysCommand {
         /// A name shown instead of the masked key (e.g. team-a).
         #[arg(long, value_name = "NAME")]
         label: Option<String>,
-        /// Share of traffic under the weighted strategy.
-        #[arg(long, default_value = "1", value_parser = weight)]
-        weight: KeyWeight,
+        /// Share of traffic under the weighted strategy (a new key: 1 if
+        /// not given; with --from-file, given to stored keys too).
+        #[arg(long, value_name = "N", value_parser = weight)]
+        weight: Option<KeyWeight>,
+        /// The organisation or workspace whose prompt cache the key uses
+        /// (keys with the same scope share a cache); unset: its own. With
+        /// --from-file, given to stored keys too.
+        #[arg(long, value_name = "SCOPE", value_parser = scope)]
+        scope: Option<CacheScope>,
     },
     /// Delete a stored key and its saved state.
     Remove(KeyRef),
@@ -143,6 +149,11 @@ pub struct KeyRef {
 
 fn secret(text: &str) -> Result<SecretString, Infallible> {
     Ok(SecretString::from(text))
+}
+
+/// `--scope`, checked by the same rule as the admin API's.
+fn scope(text: &str) -> Result<CacheScope, String> {
+    text.parse::<CacheScope>().map_err(|e| e.to_string())
 }
 
 /// `--weight`, checked by the same rule as the admin API's.

@@ -13,6 +13,7 @@
 
 mod alerts;
 mod cluster;
+mod env_keys;
 pub mod key_files;
 mod search;
 
@@ -20,16 +21,17 @@ pub use cluster::{ClusterSettings, DEFAULT_CLUSTER};
 pub use search::SearchSettings;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
+use crate::affinity::AffinitySettings;
 use crate::alerts::AlertSettings;
 use crate::crypto::MasterKey;
 use crate::domain::ProviderKind;
 use crate::domain::browser::{AllowedHosts, CorsOrigins, is_loopback_name};
-use crate::domain::key_fields::{KeyRuleError, KeySecret};
+use crate::domain::key_fields::{KeyRuleError, KeySecret, KeySpec};
 use crate::keypool::Strategy;
 use crate::ledger::{LedgerSettings, WriterSettings};
 use crate::limits::GateSettings;
@@ -55,9 +57,11 @@ impl ConfigError {
 /// One provider's upstream and the keys the environment brings for it.
 pub struct ProviderConfig {
     pub kind: ProviderKind,
-    /// Keys from `<PROVIDER>_API_KEYS` and `<PROVIDER>_API_KEY`, deduplicated,
-    /// imported into the store at startup.
-    pub keys: Vec<KeySecret>,
+    /// Keys from `<PROVIDER>_API_KEYS`, `<PROVIDER>_API_KEY` and the file
+    /// `<PROVIDER>_API_KEYS_FILE` names, deduplicated, imported into the
+    /// store at startup, with the cache scope, label and weight the array
+    /// may give each.
+    pub keys: Vec<KeySpec>,
     pub base_url: String,
     /// How this provider's pool picks keys.
     pub strategy: Strategy,
@@ -143,6 +147,13 @@ pub struct Config {
     pub cluster: Option<ClusterSettings>,
     /// Web search: Google's engine id, the `auto` order, the answer cache.
     pub search: SearchSettings,
+    /// `PRICES_FILE`: a JSON price file over the built-in prices.
+    pub prices_file: Option<PathBuf>,
+    /// `PRICES_POLL_SECS`: how often the price file is checked for changes.
+    pub prices_poll: Duration,
+    /// `KEY_AFFINITY`, `AFFINITY_MAX_SESSIONS`: keeping a conversation on
+    /// keys that share its prompt cache.
+    pub affinity: AffinitySettings,
     pub json_logs: bool,
     /// `RUST_LOG`-style filter; `None` uses the quiet default.
     pub log_filter: Option<String>,
@@ -222,6 +233,9 @@ impl Config {
             alerts: alerts::alert_settings(&get)?,
             cluster: cluster::cluster_settings(&get)?,
             search: search::search_settings(&get)?,
+            prices_file: get("PRICES_FILE").map(PathBuf::from),
+            prices_poll: parse_secs(&get, "PRICES_POLL_SECS", 5.0)?.max(Duration::from_millis(10)),
+            affinity: affinity_settings(&get)?,
             json_logs: get("LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")),
             log_filter: get("RUST_LOG"),
         })
@@ -256,28 +270,20 @@ fn provider_config(
     get: &impl Fn(&str) -> Option<String>,
 ) -> Result<ProviderConfig, ConfigError> {
     let env = kind.env();
-    let mut keys: Vec<String> = match get(env.keys) {
-        Some(json) => parse_key_list(env.keys, &json)?,
+    let mut keys: Vec<KeySpec> = match get(env.keys) {
+        Some(json) => env_keys::parse_key_specs(env.keys, &json)?,
         None => Vec::new(),
     };
     if let Some(single) = get(env.key) {
-        keys.push(validate_key(env.key, single.trim())?);
+        let single = validate_key(env.key, single.trim())?;
+        let secret = KeySecret::parse(SecretString::from(single))
+            .map_err(|e| ConfigError::new(env.key, format!("a key {e}")))?;
+        keys.push(KeySpec::bare(secret));
     }
     if let Some(path) = get(env.keys_file) {
-        let from_file = key_files::read_key_file(Path::new(path.trim()))
-            .map_err(|e| ConfigError::new(env.keys_file, e.to_string()))?;
-        keys.extend(
-            from_file
-                .iter()
-                .map(|k| k.secret().expose_secret().to_string()),
-        );
+        keys.extend(env_keys::file_key_specs(env.keys_file, &path)?);
     }
-    // A set, not a scan of the list: a file may hold thousands of keys.
-    let mut seen = std::collections::HashSet::with_capacity(keys.len());
-    let unique: Vec<String> = keys
-        .into_iter()
-        .filter(|key| seen.insert(key.clone()))
-        .collect();
+    let unique = env_keys::unique_specs(keys);
     let strategy = match get(env.strategy).or_else(|| get("KEY_STRATEGY")) {
         None => Strategy::default(),
         Some(name) => name.parse().map_err(|()| {
@@ -301,11 +307,7 @@ fn provider_config(
     }
     Ok(ProviderConfig {
         kind,
-        keys: unique
-            .into_iter()
-            .map(|key| KeySecret::parse(SecretString::from(key)))
-            .collect::<Result<_, _>>()
-            .map_err(|e| ConfigError::new(env.keys, format!("a key {e}")))?,
+        keys: unique,
         base_url: base_url.trim_end_matches('/').to_string(),
         strategy,
     })
@@ -517,6 +519,23 @@ fn ledger_settings(get: &impl Fn(&str) -> Option<String>) -> Result<LedgerSettin
     })
 }
 
+/// `KEY_AFFINITY` (`scope` or `off`) and `AFFINITY_MAX_SESSIONS` (at least 1).
+fn affinity_settings(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<AffinitySettings, ConfigError> {
+    let defaults = AffinitySettings::default();
+    let mode = match get("KEY_AFFINITY") {
+        None => defaults.mode,
+        Some(text) => text
+            .parse()
+            .map_err(|()| ConfigError::new("KEY_AFFINITY", "must be scope or off"))?,
+    };
+    Ok(AffinitySettings {
+        mode,
+        max_sessions: parse_number(get, "AFFINITY_MAX_SESSIONS", defaults.max_sessions)?.max(1),
+    })
+}
+
 fn parse_number<T: std::str::FromStr>(
     get: &impl Fn(&str) -> Option<String>,
     variable: &'static str,
@@ -601,7 +620,7 @@ mod tests {
         let keys: Vec<&str> = config.providers[0]
             .keys
             .iter()
-            .map(|k| k.secret().expose_secret())
+            .map(|k| k.secret.secret().expose_secret())
             .collect();
         assert_eq!(keys, ["sk-ant-a", "sk-ant-b"]);
     }
@@ -661,6 +680,24 @@ mod tests {
 
     fn config_or_err(keys: &str) -> Config {
         config(&[("ANTHROPIC_API_KEYS", keys)]).unwrap()
+    }
+
+    #[test]
+    fn affinity_is_on_by_default_and_a_bad_setting_is_named() {
+        let defaults = config(&[]).unwrap().affinity;
+        assert_eq!(defaults.mode, crate::affinity::AffinityMode::Scope);
+        assert_eq!(defaults.max_sessions, 100_000);
+        let off = config(&[("KEY_AFFINITY", " OFF "), ("AFFINITY_MAX_SESSIONS", "0")]).unwrap();
+        assert_eq!(off.affinity.mode, crate::affinity::AffinityMode::Off);
+        assert_eq!(off.affinity.max_sessions, 1);
+        assert_eq!(
+            config_err(&[("KEY_AFFINITY", "sticky")]).variable,
+            "KEY_AFFINITY"
+        );
+        assert_eq!(
+            config_err(&[("AFFINITY_MAX_SESSIONS", "many")]).variable,
+            "AFFINITY_MAX_SESSIONS"
+        );
     }
 
     #[test]

@@ -57,9 +57,13 @@
 //!   only a few large bodies be converted at once.
 //! - `crypto`: sealing keys at rest (AES-256-CBC + HMAC-SHA256).
 //! - `keypool`: one pool per provider: a pure state machine behind its handle.
+//! - `affinity`: which session a request belongs to, and the bounded table
+//!   binding each session to the cache scope it last used, so a
+//!   conversation stays on keys that share its prompt cache.
 //! - `config`, `env_file`: typed configuration from the environment
 //!   (`config` reads the alert settings into `alerts::settings`' types).
-//! - `pricing`: list prices and the one usage-and-cost builder.
+//! - `pricing`: list prices (built in, and `PRICES_FILE` reloaded as it
+//!   changes), the one usage-and-cost builder, the unpriced models seen.
 //! - `providers`: each upstream's wire format, classification, endpoints.
 //! - `key_check`: checking a key with a cheap upstream call.
 //! - `store`: everything SQL; `vault`: stored keys, sealed and opened.
@@ -82,6 +86,7 @@
 //! - `cli`, `commands`: the command line and its one-shot commands;
 //!   `demo`: `keygate demo`, keygate in front of a simulated upstream.
 
+pub mod affinity;
 pub mod alerts;
 pub mod app_state;
 pub mod auth;

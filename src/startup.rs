@@ -12,12 +12,12 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
+use crate::affinity::Affinity;
 use crate::alerts::{Alerts, AlertsError};
 use crate::app_state::{AppParts, AppState};
 use crate::cluster::{Cluster, LinkError};
 use crate::config::Config;
 use crate::domain::ClientKeys;
-use crate::domain::key_fields::KeyWeight;
 use crate::domain::{KeyEntry, ProviderKind};
 use crate::gateway::{Gateway, RetryPolicy, SearchGateway};
 use crate::key_rechecker::KeyRechecker;
@@ -28,6 +28,7 @@ use crate::ledger::{Ledger, LedgerSink};
 use crate::limits::ConversionGate;
 use crate::observe::scrape::{PoolCollector, ScrapedCounters};
 use crate::observe::{Metrics, Observer};
+use crate::pricing::{PriceFileError, PriceFileWatch, PriceTable, Prices, read_price_file};
 use crate::providers::Upstreams;
 use crate::routes::router;
 use crate::scrub::Scrubber;
@@ -52,6 +53,8 @@ pub enum StartupError {
     Alerts(#[from] AlertsError),
     #[error(transparent)]
     Cluster(#[from] LinkError),
+    #[error(transparent)]
+    Prices(#[from] PriceFileError),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: String,
@@ -95,20 +98,18 @@ pub async fn open_vault_and_import(config: &Config) -> Result<(Vault, LoadedKeys
         for key in &provider.keys {
             if let Some(owner) = provider
                 .kind
-                .foreign_key_owner(key.secret().expose_secret())
+                .foreign_key_owner(key.secret.secret().expose_secret())
             {
                 tracing::warn!(
                     "{}: a key in {} ({}) looks like a key for {owner}; it will be sent to {}",
                     provider.kind,
                     provider.kind.env().keys,
-                    crate::scrub::mask_key(key.secret()),
+                    crate::scrub::mask_key(key.secret.secret()),
                     provider.kind
                 );
             }
         }
-        let added = vault
-            .import(provider.kind, &provider.keys, KeyWeight::DEFAULT)
-            .await?;
+        let added = vault.import(provider.kind, &provider.keys).await?;
         let keys = vault.load(provider.kind).await?;
         tracing::info!(new = added, "{}: {} keys loaded", provider.kind, keys.len());
         if keys.is_empty() {
@@ -140,14 +141,31 @@ pub struct Application {
     alerts: Alerts,
     /// The cluster's tasks (`None`: no `REDIS_URL`).
     cluster: Option<Cluster>,
+    /// Reloads `PRICES_FILE` when it changes (`None`: no price file).
+    price_watch: Option<PriceFileWatch>,
     server: ServerSettings,
 }
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
+        // First: a malformed price file stops startup before anything is
+        // opened or written.
+        let price_table = match &config.prices_file {
+            Some(path) => {
+                let entries = read_price_file(path)?;
+                tracing::info!(path = %path.display(), models = entries.len(), "price file read");
+                PriceTable::with_file(entries)
+            }
+            None => PriceTable::built_in(),
+        };
         let (vault, loaded) = open_vault_and_import(&config).await?;
         let store = vault.store().clone();
         let scrubber = Arc::new(Scrubber::new());
+        let prices = Prices::new(price_table, scrubber.clone());
+        let price_watch = config
+            .prices_file
+            .clone()
+            .map(|path| PriceFileWatch::start(path, prices.clone(), config.prices_poll));
         let mut pools = Vec::new();
         for (kind, keys) in loaded {
             let Some(provider) = config.provider(kind) else {
@@ -179,10 +197,19 @@ impl Application {
         let keys_changed = Arc::new(tokio::sync::Notify::new());
         // Started before serving and after the saved state is restored, so
         // the restored counters are this replica's baseline, not news.
+        // Shared by the gateway and, in a cluster, the replicas' link.
+        let affinity = Arc::new(Affinity::new(config.affinity));
         let cluster = config
             .cluster
             .as_ref()
-            .map(|settings| Cluster::start(settings, pools.clone(), keys_changed.clone()))
+            .map(|settings| {
+                Cluster::start(
+                    settings,
+                    pools.clone(),
+                    keys_changed.clone(),
+                    affinity.clone(),
+                )
+            })
             .transpose()?;
         let key_watch = KeyWatch {
             poll: if cluster.is_some() {
@@ -232,6 +259,7 @@ impl Application {
             config.stream_idle_timeout,
             scrubber,
             config.key_test_timeout,
+            affinity,
         );
         // The request log (observe) writes each client request's row to the
         // ledger's sink.
@@ -244,11 +272,12 @@ impl Application {
             },
         );
         let metrics = Arc::new(Metrics::new(Some(Box::new(collector))));
-        let observer = Arc::new(Observer::new(ledger_sink.clone(), metrics));
+        let observer = Arc::new(Observer::new(ledger_sink.clone(), metrics, prices.clone()));
         let state = AppState::new(AppParts {
             gateway: Arc::new(gateway),
             search: Arc::new(search),
             observer,
+            prices,
             pools,
             upstreams,
             vault,
@@ -307,6 +336,7 @@ impl Application {
             ledger_sink,
             alerts,
             cluster,
+            price_watch,
             server,
         })
     }
@@ -339,6 +369,9 @@ impl Application {
         serve(self.listener, self.router, self.server, shutdown).await;
         if let Some(rechecker) = self.key_rechecker {
             rechecker.stop();
+        }
+        if let Some(watch) = self.price_watch {
+            watch.stop();
         }
         // After serving: every request has recorded its row by now.
         if let Some(ledger) = self.ledger {

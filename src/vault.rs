@@ -13,10 +13,10 @@ use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::crypto::{CryptoError, KeyCipher, MasterKey};
-use crate::domain::key_fields::{KeyLabel, KeySecret, KeyWeight};
+use crate::domain::key_fields::{CacheScope, KeyLabel, KeySpec, KeyWeight};
 use crate::domain::{KeyEntry, KeyId, ProviderKind};
 use crate::scrub::mask_key;
-use crate::store::keys::{self, StoredKey};
+use crate::store::keys::{self, KeyUpdate, StoredKey};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +88,16 @@ fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
     file.sync_all()
 }
 
+/// An admin's changes to a stored key; `None` leaves a field as it is.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct KeyChanges<'a> {
+    pub name: Option<&'a KeyLabel>,
+    pub weight: Option<KeyWeight>,
+    pub enabled: Option<bool>,
+    /// `Some(None)`: the key becomes its own scope again.
+    pub scope: Option<Option<&'a CacheScope>>,
+}
+
 pub struct Vault {
     store: Store,
     cipher: KeyCipher,
@@ -123,27 +133,38 @@ impl Vault {
         Ok(rows.len())
     }
 
-    /// Stores each key not yet stored for `provider`, at `weight`, in one
-    /// transaction; returns how many were new.
+    /// Stores each key not yet stored for `provider`, and gives a stored
+    /// one the scope, label and weight its spec names (a spec that names
+    /// none leaves the stored key as it is); all in one transaction;
+    /// returns how many were new.
     pub async fn import(
         &self,
         provider: ProviderKind,
-        api_keys: &[KeySecret],
-        weight: KeyWeight,
+        api_keys: &[KeySpec],
     ) -> Result<usize, VaultError> {
         let mut tx = self.store.begin().await?;
         let mut stored = keys::fingerprints_in(&mut tx, provider.as_str()).await?;
         let mut added = 0;
         for api_key in api_keys {
-            // Sealing costs far more than a fingerprint: skip stored keys
-            // (and repeats within `api_keys`) before it.
-            let fingerprint = self.cipher.fingerprint(provider.as_str(), api_key.secret());
-            if !stored.insert(fingerprint) {
-                continue;
-            }
-            let row = self.seal_new(provider, api_key.secret(), None, weight);
-            if keys::insert_if_new(&mut tx, &row).await? {
+            // Sealing costs far more than a fingerprint, and a stored key's
+            // settings are found by fingerprint alone: only new keys (not
+            // repeats within `api_keys`) are sealed.
+            let fingerprint = self
+                .cipher
+                .fingerprint(provider.as_str(), api_key.secret.secret());
+            let new = stored.insert(fingerprint.clone())
+                && keys::insert_if_new(&mut tx, &self.seal_new(provider, api_key)).await?;
+            if new {
                 added += 1;
+            } else if api_key.scope.is_some() || api_key.label.is_some() || api_key.weight.is_some()
+            {
+                let change = KeyUpdate {
+                    name: api_key.label.as_ref().map(KeyLabel::as_str),
+                    weight: api_key.weight.map(|w| i64::from(w.get())),
+                    enabled: None,
+                    cache_scope: api_key.scope.as_ref().map(CacheScope::as_str),
+                };
+                keys::adopt_settings(&mut tx, provider.as_str(), &fingerprint, change).await?;
             }
         }
         tx.commit().await?;
@@ -154,17 +175,15 @@ impl Vault {
     pub async fn add(
         &self,
         provider: ProviderKind,
-        api_key: &KeySecret,
-        name: Option<KeyLabel>,
-        weight: KeyWeight,
+        api_key: &KeySpec,
     ) -> Result<KeyEntry, VaultError> {
-        let row = self.seal_new(provider, api_key.secret(), name, weight);
+        let row = self.seal_new(provider, api_key);
         let mut tx = self.store.begin().await?;
         if !keys::insert_if_new(&mut tx, &row).await? {
             return Err(VaultError::Duplicate);
         }
         tx.commit().await?;
-        Ok(entry(&row, Arc::new(api_key.secret().clone())))
+        Ok(entry(&row, Arc::new(api_key.secret.secret().clone())))
     }
 
     /// Stored keys of `provider` as listed to people: never decrypted.
@@ -172,26 +191,24 @@ impl Vault {
         Ok(keys::for_provider(&self.store, provider.as_str()).await?)
     }
 
-    /// Changes a key's name, weight or switch; `None` if there is no such key.
+    /// Changes a key's name, weight, switch or cache scope (`Some(None)`
+    /// clears the scope); `None` if there is no such key.
     pub async fn update(
         &self,
         provider: ProviderKind,
         id: &str,
-        name: Option<&KeyLabel>,
-        weight: Option<KeyWeight>,
-        enabled: Option<bool>,
+        change: KeyChanges<'_>,
     ) -> Result<Option<StoredKey>, VaultError> {
         let store = &self.store;
-        if !keys::update(
-            store,
-            provider.as_str(),
-            id,
-            name.map(KeyLabel::as_str),
-            weight.map(|w| i64::from(w.get())),
-            enabled,
-        )
-        .await?
-        {
+        let update = KeyUpdate {
+            name: change.name.map(KeyLabel::as_str),
+            weight: change.weight.map(|w| i64::from(w.get())),
+            enabled: change.enabled,
+            cache_scope: change
+                .scope
+                .map(|scope| scope.map_or("", CacheScope::as_str)),
+        };
+        if !keys::update(store, provider.as_str(), id, update).await? {
             return Ok(None);
         }
         Ok(keys::find(store, provider.as_str(), id).await?)
@@ -269,13 +286,8 @@ impl Vault {
         self.cipher.same_master_key(cipher)
     }
 
-    fn seal_new(
-        &self,
-        provider: ProviderKind,
-        api_key: &SecretString,
-        name: Option<KeyLabel>,
-        weight: KeyWeight,
-    ) -> StoredKey {
+    fn seal_new(&self, provider: ProviderKind, spec: &KeySpec) -> StoredKey {
+        let api_key = spec.secret.secret();
         let fingerprint = self.cipher.fingerprint(provider.as_str(), api_key);
         let id = new_key_id();
         StoredKey {
@@ -286,9 +298,10 @@ impl Vault {
             provider: provider.as_str().to_string(),
             fingerprint,
             masked: mask_key(api_key),
-            name: name.map(KeyLabel::into_string),
-            weight: i64::from(weight.get()),
+            name: spec.label.clone().map(KeyLabel::into_string),
+            weight: i64::from(spec.weight.unwrap_or(KeyWeight::DEFAULT).get()),
             enabled: true,
+            cache_scope: spec.scope.clone().map(CacheScope::into_string),
         }
     }
 
@@ -306,6 +319,7 @@ pub fn entry(row: &StoredKey, secret: Arc<SecretString>) -> KeyEntry {
         name: row.name.clone(),
         weight: u32::try_from(row.weight.max(0)).unwrap_or(1),
         enabled: row.enabled,
+        scope: row.cache_scope.as_deref().map(Arc::from),
         secret,
     }
 }

@@ -93,6 +93,7 @@ function readStatus(s) {
       state: k.state || "unknown",
       enabled: !!k.enabled,
       weight: num(k.weight),
+      scope: k.scope || "",
       cooldownSecs: num(k.cooldown_remaining_secs),
       ejectedSecs: k.ejection ? num(k.ejection.returns_in_secs) : 0,
       reason: k.invalid_reason || k.disabled_reason || (k.ejection && k.ejection.reason) || "",
@@ -105,6 +106,8 @@ function readStatus(s) {
       p95: k.latency ? k.latency.p95_ms : null,
       limits: readLimits(k.rate_limits),
     })),
+    // Models that answered without a price: their cost is unknown.
+    unpriced: (s.unpriced_models || []).map((m) => ({ model: String(m.model), requests: num(m.requests) })),
   };
 }
 
@@ -184,6 +187,8 @@ function readRequests(p) {
       input: r.tokens ? num(r.tokens.input) : 0,
       output: r.tokens ? num(r.tokens.output) : 0,
       cost: num(r.cost_usd),
+      // No price for its model: the 0 above means unknown.
+      unpriced: r.unpriced === true,
       latency: num(r.latency_ms),
       ttft: r.ttft_ms === null || r.ttft_ms === undefined ? null : r.ttft_ms,
     })),

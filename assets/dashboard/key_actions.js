@@ -54,10 +54,12 @@ export function bindKeyActions({ keys, refresh, onAuthLost }) {
           fields: [
             { name: "label", label: "Label", value: key.label === key.masked ? "" : key.label, maxlength: 100 },
             { name: "weight", label: "Weight", type: "number", value: key.weight, min: 1, max: 1000, required: true },
+            { name: "scope", label: "Cache scope (blank: its own)", value: key.scope === key.id ? "" : key.scope, maxlength: 100 },
           ],
         });
         if (!answer) return null;
-        const change = { weight: Number(answer.weight) };
+        // An empty scope makes the key its own scope again.
+        const change = { weight: Number(answer.weight), scope: answer.scope.trim() };
         if (answer.label.trim()) change.label = answer.label.trim();
         await api.updateKey(provider, key.id, change);
         return `Saved ${change.label || name}: weight ${change.weight}.`;

@@ -8,7 +8,7 @@ import { fmtInt, fmtMs, fmtUsd, fmtCountdown, fmtCompact, providerName, STATE_TE
 
 const COLUMNS = [
   ["key", "Key"], ["state", "State"], ["cooldown", "Back in"], ["weight", "Weight"],
-  ["requests", "Requests"], ["latency", "p50 / p95"], ["headroom", "Headroom"],
+  ["scope", "Cache scope"], ["requests", "Requests"], ["latency", "p50 / p95"], ["headroom", "Headroom"],
   ["cost", "Cost"], ["error", "Last error"], ["actions", ""],
 ];
 
@@ -140,6 +140,8 @@ function fillRow(row, key, totals, usageAvailable) {
   setText(row.reason, key.reason);
   setAttr(row.reason, "title", key.reason);
   setText(row.cells.weight, fmtInt(key.weight));
+  // A key without a scope is its own: its id says nothing more.
+  setText(row.cells.scope, key.scope && key.scope !== key.id ? key.scope : "own");
   setText(row.requests, fmtInt(key.requests));
   setText(row.split, `${fmtInt(key.successes)} ok · ${fmtInt(key.failures)} failed`);
   setText(row.latency, key.p50 === null ? "–" : `${fmtMs(key.p50)} / ${fmtMs(key.p95)}`);

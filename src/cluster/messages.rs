@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::affinity::SharedBinding;
 use crate::domain::ProviderKind;
 use crate::keypool::shared::SharedChange;
 
@@ -27,6 +28,8 @@ pub enum Body {
     },
     /// The stored key set changed (an admin route wrote it): reload it.
     KeysChanged,
+    /// Sessions bound to cache scopes (`affinity`).
+    Bindings { bindings: Vec<SharedBinding> },
 }
 
 impl Envelope {

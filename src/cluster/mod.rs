@@ -15,7 +15,10 @@
 //! - `publisher`: publishes the pools' changes and keeps marks in Redis.
 //! - `counters`: cluster-wide counters and the per-replica breakdown.
 //! - `probes`: half-open probe tokens, so one replica probes a key.
+//! - `bindings`: publishes the sessions this replica bound to a cache
+//!   scope (`affinity`); the subscriber adopts the others'.
 
+mod bindings;
 mod counters;
 mod link;
 pub mod messages;
@@ -31,6 +34,7 @@ use serde::Serialize;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
+use crate::affinity::{Affinity, SharedBinding};
 use crate::config::ClusterSettings;
 use crate::domain::ProviderKind;
 use crate::keypool::shared::SharedChange;
@@ -77,6 +81,8 @@ struct Ctx {
     generation: AtomicU64,
     /// The latest per-replica breakdown read from Redis.
     replicas: Mutex<Vec<ReplicaCounts>>,
+    /// Session bindings, adopted from the other replicas.
+    affinity: Arc<Affinity>,
 }
 
 /// The view the routes read: all local memory, never a Redis call.
@@ -131,6 +137,7 @@ impl Cluster {
         settings: &ClusterSettings,
         pools: KeyPools,
         keys_changed: Arc<Notify>,
+        affinity: Arc<Affinity>,
     ) -> Result<Self, LinkError> {
         use secrecy::ExposeSecret;
         let url = settings.redis_url.expose_secret();
@@ -154,6 +161,7 @@ impl Cluster {
             overflowed: overflowed.clone(),
             generation: AtomicU64::new(0),
             replicas: Mutex::new(Vec::new()),
+            affinity: affinity.clone(),
         });
         // Counters taken before sharing starts: what was restored from the
         // store is already in the cluster's totals.
@@ -164,12 +172,15 @@ impl Cluster {
                 overflowed: overflowed.clone(),
             });
         }
+        let (binding_tx, bindings) = mpsc::channel::<SharedBinding>(OUTLET_CAPACITY);
+        affinity.share(binding_tx);
         let (notices, notice_rx) = mpsc::unbounded_channel();
         let tasks = vec![
             tokio::spawn(subscriber::run(ctx.clone())),
             tokio::spawn(publisher::run(ctx.clone(), changes, notice_rx)),
             tokio::spawn(counters.clone().run()),
             tokio::spawn(probes::run(ctx.clone())),
+            tokio::spawn(bindings::run(ctx.clone(), bindings)),
         ];
         Ok(Self {
             handle: ClusterHandle { ctx, notices },

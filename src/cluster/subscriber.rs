@@ -110,5 +110,10 @@ fn apply(ctx: &Ctx, payload: &[u8]) {
             }
         }
         Body::KeysChanged => ctx.keys_changed.notify_one(),
+        Body::Bindings { bindings } => {
+            for binding in &bindings {
+                ctx.affinity.adopt(binding);
+            }
+        }
     }
 }

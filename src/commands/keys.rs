@@ -17,12 +17,12 @@ use crate::cli::{KeyRef, KeysCommand};
 use crate::config::Config;
 use crate::config::key_files::{read_key_file, read_keys};
 use crate::domain::ProviderKind;
-use crate::domain::key_fields::KeyWeight;
+use crate::domain::key_fields::{CacheScope, KeySpec, KeyWeight};
 use crate::keypool::snapshot::{SavedHealth, SavedKey};
 use crate::startup::open_vault;
 use crate::store::keys::StoredKey;
 use crate::store::pool_state::load_saved;
-use crate::vault::{Vault, VaultError};
+use crate::vault::{KeyChanges, Vault, VaultError};
 
 const RESTART_NOTE: &str =
     "note: a running keygate picks this up within STATE_FLUSH_SECS (default 5 s)";
@@ -41,12 +41,20 @@ pub async fn run(
             from_file,
             label,
             weight,
-        } => match (key, from_file) {
-            (Some(key), _) => add(config, provider, &key, label, weight, out).await,
-            (None, Some(path)) => add_from_file(config, provider, &path, weight, out).await,
-            // clap requires one of the two.
-            (None, None) => Err(CommandError::NothingToAdd),
-        },
+            scope,
+        } => {
+            let settings = KeySettings {
+                label,
+                weight,
+                scope,
+            };
+            match (key, from_file) {
+                (Some(key), _) => add(config, provider, &key, settings, out).await,
+                (None, Some(path)) => add_from_file(config, provider, &path, settings, out).await,
+                // clap requires one of the two.
+                (None, None) => Err(CommandError::NothingToAdd),
+            }
+        }
         KeysCommand::Remove(key) => remove(&open_vault(config).await?.0, key, out).await,
         KeysCommand::Enable(key) => switch(&open_vault(config).await?.0, key, true, out).await,
         KeysCommand::Disable(key) => switch(&open_vault(config).await?.0, key, false, out).await,
@@ -129,20 +137,32 @@ fn write_table<const N: usize>(lines: &[[String; N]], out: &mut impl Write) -> s
     Ok(())
 }
 
+/// What `keys add` may say about a key besides the key itself; `None`:
+/// not given (a new key gets the default, a stored one keeps its own).
+struct KeySettings {
+    label: Option<String>,
+    weight: Option<KeyWeight>,
+    scope: Option<CacheScope>,
+}
+
 async fn add(
     config: &Config,
     provider: ProviderKind,
     key: &SecretString,
-    label: Option<String>,
-    weight: KeyWeight,
+    settings: KeySettings,
     out: &mut impl Write,
 ) -> Result<(), CommandError> {
     // Checked before the vault is opened: a bad key changes nothing on disk.
     let key = secret_or_stdin(key, "the key", &format!("{provider} API key")).await?;
-    let key = parse_key(key)?;
-    let name = parse_label(label)?;
+    let spec = KeySpec {
+        secret: parse_key(key)?,
+        label: parse_label(settings.label)?,
+        weight: settings.weight,
+        scope: settings.scope,
+    };
+    let key = &spec.secret;
     let (vault, _source) = open_vault(config).await?;
-    let entry = match vault.add(provider, &key, name, weight).await {
+    let entry = match vault.add(provider, &spec).await {
         Ok(entry) => entry,
         Err(VaultError::Duplicate) => return Err(CommandError::Duplicate(provider)),
         Err(other) => return Err(other.into()),
@@ -160,36 +180,56 @@ const IMPORT_BATCH: usize = 500;
 
 /// Stores every key of a file (or of stdin, `-`), in batches, reporting
 /// progress on stderr. The whole file is checked before anything is
-/// stored: a bad line stores nothing.
+/// stored: a bad line stores nothing. A `--weight` or `--scope` given is
+/// applied to keys already stored too, as the environment's settings are
+/// at startup (`Vault::import`); one not given leaves them as they are.
 async fn add_from_file(
     config: &Config,
     provider: ProviderKind,
     path: &Path,
-    weight: KeyWeight,
+    settings: KeySettings,
     out: &mut impl Write,
 ) -> Result<(), CommandError> {
+    // clap refuses --label with --from-file: one label for many keys
+    // would name none of them.
+    let KeySettings { weight, scope, .. } = settings;
+    let reapplied = weight.is_some() || scope.is_some();
     let keys = if path == Path::new("-") {
         read_keys(std::io::stdin().lock(), "stdin")
     } else {
         read_key_file(path)
     }
     .map_err(CommandError::KeyFile)?;
+    let specs: Vec<KeySpec> = keys
+        .into_iter()
+        .map(|secret| KeySpec {
+            secret,
+            label: None,
+            weight,
+            scope: scope.clone(),
+        })
+        .collect();
     let (vault, _source) = open_vault(config).await?;
-    let total = keys.len();
+    let total = specs.len();
     let mut added = 0;
-    for (batch, keys) in keys.chunks(IMPORT_BATCH).enumerate() {
-        added += vault.import(provider, keys, weight).await?;
-        let done = (batch * IMPORT_BATCH + keys.len()).min(total);
+    for (batch, specs) in specs.chunks(IMPORT_BATCH).enumerate() {
+        added += vault.import(provider, specs).await?;
+        let done = (batch * IMPORT_BATCH + specs.len()).min(total);
         eprintln!("stored {done}/{total} keys");
     }
+    let stored = total - added;
+    let updated = if reapplied && stored > 0 {
+        ", now with the given --weight/--scope"
+    } else {
+        ""
+    };
     writeln!(
         out,
-        "added {added} of {total} keys ({provider}); {} already stored",
-        total - added
+        "added {added} of {total} keys ({provider}); {stored} already stored{updated}"
     )?;
-    let foreign = keys
+    let foreign = specs
         .iter()
-        .find_map(|key| provider.foreign_key_owner(key.secret().expose_secret()));
+        .find_map(|spec| provider.foreign_key_owner(spec.secret.secret().expose_secret()));
     if let Some(owner) = foreign {
         eprintln!(
             "warning: some of these keys look like keys for {owner}; they will be sent to {provider}"
@@ -217,7 +257,14 @@ async fn switch(
 ) -> Result<(), CommandError> {
     let provider = provider_of(vault, &key.id, key.provider).await?;
     let Some(row) = vault
-        .update(provider, &key.id, None, None, Some(enabled))
+        .update(
+            provider,
+            &key.id,
+            KeyChanges {
+                enabled: Some(enabled),
+                ..KeyChanges::default()
+            },
+        )
         .await?
     else {
         return Err(unknown(key));
@@ -250,6 +297,7 @@ mod tests {
             name: name.map(String::from),
             weight: 3,
             enabled,
+            cache_scope: None,
         }
     }
 

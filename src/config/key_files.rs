@@ -185,7 +185,8 @@ mod tests {
             "the array, the file, one duplicate dropped"
         );
         let brave = config.provider(ProviderKind::Brave).unwrap();
-        assert_eq!(texts(&brave.keys), ["brave-1", "brave-2"]);
+        let brave: Vec<KeySecret> = brave.keys.iter().map(|k| k.secret.clone()).collect();
+        assert_eq!(texts(&brave), ["brave-1", "brave-2"]);
     }
 
     #[test]

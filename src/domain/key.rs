@@ -19,6 +19,11 @@ impl KeyId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The id as a shared string, without copying it.
+    pub fn shared(&self) -> Arc<str> {
+        self.0.clone()
+    }
 }
 
 // Lets a map keyed by `KeyId` be searched with a plain `&str` (the
@@ -47,6 +52,9 @@ pub struct KeyEntry {
     pub weight: u32,
     /// Off means `disabled`: never picked.
     pub enabled: bool,
+    /// The organisation or workspace whose prompt cache the key uses, as
+    /// an admin named it; keys with the same scope share a cache.
+    pub scope: Option<Arc<str>>,
     pub secret: Arc<SecretString>,
 }
 
@@ -54,6 +62,12 @@ impl KeyEntry {
     /// How people see the key: its name, else its masked form.
     pub fn label(&self) -> &str {
         self.name.as_deref().unwrap_or(&self.masked)
+    }
+
+    /// The cache the key uses: its scope, else its own (a key without a
+    /// scope shares a cache with no other).
+    pub fn cache_scope(&self) -> Arc<str> {
+        self.scope.clone().unwrap_or_else(|| self.id.shared())
     }
 }
 
@@ -65,5 +79,7 @@ impl KeyEntry {
 pub struct KeyLease {
     pub id: KeyId,
     pub secret: Arc<SecretString>,
+    /// The key's cache scope (see `KeyEntry::cache_scope`).
+    pub scope: Arc<str>,
     pub token_limit: Option<u64>,
 }

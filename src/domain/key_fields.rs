@@ -1,6 +1,6 @@
 //! What a provider key, its label and its weight may be, as types that can
 //! only exist checked ("parse, don't validate"): the admin API, the CLI and
-//! the environment all build a `KeySecret`, `KeyLabel` or `KeyWeight` the
+//! the environment all build a `KeySecret`, `KeyLabel`, `KeyWeight` or `CacheScope` the
 //! same way, and the vault takes nothing else. Problems are described
 //! without ever quoting the key.
 
@@ -27,6 +27,8 @@ pub enum KeyRuleError {
     BadLabel,
     #[error("must be 1 to 1000")]
     BadWeight,
+    #[error("must be 1 to 100 printable characters")]
+    BadScope,
 }
 
 /// A provider key that passed the rules: never empty, never huge, and only
@@ -66,14 +68,18 @@ impl KeySecret {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyLabel(String);
 
+/// `text` trimmed, if it is one line of 1 to `MAX_LABEL_CHARS` characters.
+fn one_line(text: &str) -> Option<&str> {
+    let text = text.trim();
+    let length = text.chars().count();
+    (length > 0 && length <= MAX_LABEL_CHARS && !text.chars().any(char::is_control)).then_some(text)
+}
+
 impl KeyLabel {
     pub fn parse(label: &str) -> Result<Self, KeyRuleError> {
-        let label = label.trim();
-        let length = label.chars().count();
-        if length == 0 || length > MAX_LABEL_CHARS || label.chars().any(char::is_control) {
-            return Err(KeyRuleError::BadLabel);
-        }
-        Ok(Self(label.to_string()))
+        one_line(label)
+            .map(|label| Self(label.to_string()))
+            .ok_or(KeyRuleError::BadLabel)
     }
 
     pub fn as_str(&self) -> &str {
@@ -82,6 +88,60 @@ impl KeyLabel {
 
     pub fn into_string(self) -> String {
         self.0
+    }
+}
+
+/// A key to store and what was said about it, all checked: from the
+/// environment, the admin API or the CLI.
+#[derive(Clone)]
+pub struct KeySpec {
+    pub secret: KeySecret,
+    pub label: Option<KeyLabel>,
+    /// `None`: the default (1) for a new key; a stored key keeps its own.
+    pub weight: Option<KeyWeight>,
+    pub scope: Option<CacheScope>,
+}
+
+impl KeySpec {
+    /// A bare key, as `ANTHROPIC_API_KEYS` has always listed them.
+    pub fn bare(secret: KeySecret) -> Self {
+        Self {
+            secret,
+            label: None,
+            weight: None,
+            scope: None,
+        }
+    }
+}
+
+/// The name of the organisation or workspace whose prompt cache a key
+/// uses (`acme-prod`): keys with the same scope share a cache. Trimmed,
+/// one line of 1 to 100 characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheScope(String);
+
+impl CacheScope {
+    pub fn parse(scope: &str) -> Result<Self, KeyRuleError> {
+        one_line(scope)
+            .map(|scope| Self(scope.to_string()))
+            .ok_or(KeyRuleError::BadScope)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl std::str::FromStr for CacheScope {
+    type Err = KeyRuleError;
+
+    /// For the CLI's `--scope`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::parse(text)
     }
 }
 
@@ -151,6 +211,14 @@ mod tests {
         assert!(KeyLabel::parse("  ").is_err());
         assert!(KeyLabel::parse("a\nb").is_err());
         assert!(KeyLabel::parse(&"n".repeat(MAX_LABEL_CHARS + 1)).is_err());
+    }
+
+    #[test]
+    fn scopes_are_trimmed_single_lines() {
+        assert_eq!(CacheScope::parse(" acme ").unwrap().as_str(), "acme");
+        assert_eq!(CacheScope::parse(""), Err(KeyRuleError::BadScope));
+        assert_eq!(CacheScope::parse("a\tb"), Err(KeyRuleError::BadScope));
+        assert!(CacheScope::parse(&"s".repeat(MAX_LABEL_CHARS + 1)).is_err());
     }
 
     #[test]

@@ -48,6 +48,13 @@ pub struct UsageRow {
     pub ttft_us: Option<u64>,
     /// The fingerprint of the client's gateway key, when keys are required.
     pub client_key: Option<String>,
+    /// Tokens were used, but keygate had no price for the model (neither
+    /// the answering nor the requested one): `cost_nanos` is 0 and the
+    /// answer's `cost` was null, so the cost is unknown, not nothing.
+    pub unpriced: bool,
+    /// The cache scope of `key_id` (its organisation's, else the key's
+    /// own id), so cache reads and writes can be summed per scope.
+    pub cache_scope: Option<String>,
 }
 
 impl UsageRow {

@@ -143,11 +143,13 @@ pub enum GatewayError {
 
 /// Runs `attempt` with one key after another until one succeeds, the request
 /// is found at fault, or attempts or keys run out. `model` scopes cooldowns
-/// where the provider limits per model.
+/// where the provider limits per model. Every attempt prefers a key of
+/// cache `scope` (a session's), so failover tries the same scope first.
 pub async fn with_failover<T, F, Fut>(
     pool: &KeyPoolHandle,
     policy: RetryPolicy,
     model: Option<&Arc<str>>,
+    scope: Option<&str>,
     tracker: &mut RequestTracker,
     log: &RequestLog,
     mut attempt: F,
@@ -162,7 +164,7 @@ where
     let mut last_failure = None;
     for number in 1..=policy.max_attempts {
         let lease = match pool
-            .acquire(&tried, &spent, model)
+            .acquire_preferring(&tried, &spent, model, scope)
             .map_err(|_| GatewayError::PoolUnavailable)?
         {
             Selection::Leased(lease) => lease,
@@ -194,7 +196,7 @@ where
             tracker.rotated();
         }
         tried.push(lease.id.clone());
-        log.attempted(&lease.id);
+        log.attempted(&lease.id, &lease.scope);
 
         let mut report = KeyReport::start(pool, log, &lease.id, model);
         let result = tokio::time::timeout(policy.attempt_timeout, attempt(lease.clone()))

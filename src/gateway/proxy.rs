@@ -17,6 +17,7 @@ use super::failover::{Answered, RetryPolicy, with_failover};
 use super::relay::{RelayContext, Render, relay_body};
 use super::render::{gateway_headers, sse_response};
 use super::stream::{frames, pass_gate};
+use crate::affinity::Affinity;
 use crate::domain::{ChatReply, Failure, KeyId, KeyLease, UpstreamDetail};
 use crate::error::ApiError;
 use crate::keypool::{KeyPools, RequestTracker};
@@ -40,6 +41,8 @@ pub struct Gateway {
     scrubber: Arc<Scrubber>,
     /// Limit on the check that decides whether a 403 is the key's fault.
     probe_timeout: Duration,
+    /// Which cache scope each session last used (`affinity`).
+    affinity: Arc<Affinity>,
 }
 
 /// A lower bound on the tokens of a request of `bytes` bytes. Tokens run
@@ -69,6 +72,7 @@ impl Gateway {
         stream_idle_timeout: Duration,
         scrubber: Arc<Scrubber>,
         probe_timeout: Duration,
+        affinity: Arc<Affinity>,
     ) -> Self {
         Self {
             pools,
@@ -77,6 +81,7 @@ impl Gateway {
             stream_idle_timeout,
             scrubber,
             probe_timeout,
+            affinity,
         }
     }
 
@@ -250,12 +255,20 @@ impl Gateway {
         })?;
         log.target(call.provider, call.model.as_deref());
         let mut tracker = RequestTracker::start(pool);
+        let session = self.affinity.session(
+            call.provider,
+            call.model.as_deref(),
+            call.session_header.as_ref(),
+            &call.body,
+        );
+        let bound = session.and_then(|session| self.affinity.scope_of(&session));
         let read = &read;
         let upstreams = &self.upstreams;
         let result = with_failover(
             pool,
             self.retry,
             call.model.as_ref(),
+            bound.as_deref(),
             &mut tracker,
             log,
             |key| async move {
@@ -273,7 +286,14 @@ impl Gateway {
         )
         .await;
         match result {
-            Ok(answered) => Ok((answered, tracker)),
+            Ok(answered) => {
+                // Bound (or rebound, when its scope could not serve) to
+                // the cache this answer used.
+                if let Some(session) = session {
+                    self.affinity.bind(&session, answered.key.scope.clone());
+                }
+                Ok((answered, tracker))
+            }
             Err(error) => {
                 tracker.finish(false);
                 Err(error.into())

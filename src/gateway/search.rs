@@ -187,7 +187,7 @@ impl SearchGateway {
         log.target(provider, Some(model));
         let mut tracker = RequestTracker::start(pool);
         let started = Instant::now();
-        let result = with_failover(pool, self.retry, None, &mut tracker, log, |key| {
+        let result = with_failover(pool, self.retry, None, None, &mut tracker, log, |key| {
             self.attempt(pool, query, key)
         })
         .await;

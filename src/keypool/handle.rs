@@ -124,6 +124,20 @@ impl KeyPoolHandle {
         })
     }
 
+    /// `acquire`, preferring a key of cache `scope` (see
+    /// `PoolState::select_preferring`).
+    pub fn acquire_preferring(
+        &self,
+        tried: &[KeyId],
+        spent: &[KeyId],
+        model: Option<&Arc<str>>,
+        scope: Option<&str>,
+    ) -> Result<Selection, PoolUnavailable> {
+        self.with(|state, now, wall| {
+            state.select_preferring(now, wall, tried, spent, model.map(|m| &**m), scope)
+        })
+    }
+
     /// Records an attempt's outcome.
     pub fn report(&self, key: &KeyId, model: Option<&Arc<str>>, outcome: Outcome) {
         self.tell(|state, now, wall| state.record(key, model.map(|m| &**m), &outcome, now, wall));
@@ -168,6 +182,11 @@ impl KeyPoolHandle {
         enabled: Option<bool>,
     ) {
         self.tell(|state, _, _| state.update_key(key, name, weight, enabled));
+    }
+
+    /// Moves a key to cache `scope` (`None`: its own).
+    pub fn set_scope(&self, key: &KeyId, scope: Option<Arc<str>>) {
+        self.tell(|state, _, _| state.set_scope(key, scope));
     }
 
     pub fn set_invalid(&self, key: &KeyId, reason: Option<String>) {

@@ -75,7 +75,7 @@ impl PoolState {
             Ready::Scan => self.scan(now, wall, &tried, &spent, model),
         };
         match choice {
-            Choice::Take(index) => self.lease(index, model, now, wall),
+            Choice::Take(index) => self.lease_at(index, model, now, wall),
             Choice::NoneReady => self.why_none(model, now, wall),
             Choice::Spent => Selection::Spent,
         }
@@ -154,7 +154,10 @@ impl PoolState {
             .collect()
     }
 
-    fn lease(
+    /// Leases the key at `index` (picked by a strategy, from the whole pool
+    /// or from a cache scope): moves the round-robin cursor past it,
+    /// charges its `weighted` pass, and tells the ready index it changed.
+    pub(super) fn lease_at(
         &mut self,
         index: usize,
         model: Option<&str>,
@@ -162,6 +165,7 @@ impl PoolState {
         wall: SystemTime,
     ) -> Selection {
         self.cursor = (index + 1) % self.slots.len();
+        let scope = self.scopes.name_of(index);
         let slot = &mut self.slots[index];
         let strategy = self.settings.strategy;
         charge(strategy, slot, &mut self.pass_clock);
@@ -169,6 +173,7 @@ impl PoolState {
         let lease = KeyLease {
             id: slot.entry.id.clone(),
             secret: slot.entry.secret.clone(),
+            scope,
             token_limit: slot.limits.and_then(|l| l.token_limit()),
         };
         self.mark_changed(index);

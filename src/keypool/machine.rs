@@ -21,6 +21,7 @@ use super::counts::ClusterCounts;
 use super::ejection::OutlierPolicy;
 use super::marks::{Mark, SharedChange, limits_mark};
 use super::ready::ReadyIndex;
+use super::scopes::ScopeIndex;
 use super::select::Strategy;
 use super::slot::KeySlot;
 use super::snapshot::{SavedKey, SavedProvider};
@@ -59,6 +60,9 @@ pub struct PoolState {
     pub(super) cursor: usize,
     /// `weighted`: the pass of the latest pick (see `select::charge`).
     pub(super) pass_clock: u128,
+    /// Which slots share a cache scope (`scopes`), rebuilt with the key
+    /// set.
+    pub(super) scopes: ScopeIndex,
     pub(super) stats: PoolStats,
     stats_dirty: bool,
     /// Changes to share with other replicas (`None`: not in a cluster).
@@ -76,6 +80,7 @@ impl PoolState {
             ready: None,
             changed: Vec::new(),
             cursor: 0,
+            scopes: ScopeIndex::default(),
             pass_clock: 0,
             stats: PoolStats::default(),
             stats_dirty: false,
@@ -214,8 +219,8 @@ impl PoolState {
     }
 
     /// Makes the pool's keys those of `entries` (the stored set): new ones
-    /// join, missing ones leave, names, weights and switches follow; the
-    /// state of keys that stay is kept.
+    /// join, missing ones leave, names, weights, switches and scopes follow;
+    /// the state of keys that stay is kept.
     pub fn sync_keys(&mut self, entries: Vec<KeyEntry>) {
         let stored: std::collections::HashSet<&KeyId> = entries.iter().map(|e| &e.id).collect();
         self.slots.retain(|slot| stored.contains(&slot.entry.id));
@@ -226,6 +231,7 @@ impl PoolState {
                     slot.entry.name = entry.name;
                     slot.entry.weight = entry.weight;
                     slot.entry.enabled = entry.enabled;
+                    slot.entry.scope = entry.scope;
                 }
                 None => {
                     self.positions.insert(entry.id.clone(), self.slots.len());
@@ -265,6 +271,15 @@ impl PoolState {
             slot.dirty = true;
         }
         self.mark_key_changed(key.as_str());
+    }
+
+    /// Moves a key to cache `scope` (`None`: its own). Scopes play no part
+    /// in the ready index's order, so only the scope index is rebuilt.
+    pub fn set_scope(&mut self, key: &KeyId, scope: Option<std::sync::Arc<str>>) {
+        if let Some(slot) = self.slot_mut(key.as_str()) {
+            slot.entry.scope = scope;
+            self.scopes = ScopeIndex::build(&self.slots);
+        }
     }
 
     /// A key check's verdict: `Some(reason)` marks the key invalid, `None`
@@ -422,8 +437,8 @@ impl PoolState {
         }
     }
 
-    /// Keys joined, left or changed all at once: positions are rebuilt and
-    /// the ready index is dropped, to be rebuilt at the next pick.
+    /// Keys joined, left or changed all at once: positions and scopes are
+    /// rebuilt and the ready index is dropped, to be rebuilt at the next pick.
     pub(super) fn key_set_changed(&mut self) {
         self.positions = self
             .slots
@@ -431,6 +446,7 @@ impl PoolState {
             .enumerate()
             .map(|(i, slot)| (slot.entry.id.clone(), i))
             .collect();
+        self.scopes = ScopeIndex::build(&self.slots);
         self.ready = None;
         self.changed.clear();
         self.cursor = if self.slots.is_empty() {
@@ -447,4 +463,4 @@ impl PoolState {
 
 #[cfg(test)]
 #[path = "machine_tests.rs"]
-mod tests;
+pub(in crate::keypool) mod tests;

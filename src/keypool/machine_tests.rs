@@ -12,7 +12,7 @@ use super::*;
 use crate::domain::{FailureNote, RateLimits, Window};
 use crate::keypool::{CooldownPolicy, Selection};
 
-const MODEL: Option<&str> = Some("claude-sonnet-4-20250514");
+pub(in crate::keypool) const MODEL: Option<&str> = Some("claude-sonnet-4-20250514");
 const OTHER_MODEL: Option<&str> = Some("claude-haiku-4-5");
 
 fn entry(i: usize, weight: u32) -> KeyEntry {
@@ -22,6 +22,7 @@ fn entry(i: usize, weight: u32) -> KeyEntry {
         name: None,
         weight,
         enabled: true,
+        scope: None,
         secret: Arc::new(SecretString::from(format!("secret-{i}"))),
     }
 }
@@ -46,23 +47,23 @@ fn pool_with(n: usize, strategy: Strategy) -> PoolState {
     PoolState::new(settings, (0..n).map(|i| entry(i, 1)).collect())
 }
 
-fn pool(n: usize) -> PoolState {
+pub(in crate::keypool) fn pool(n: usize) -> PoolState {
     pool_with(n, Strategy::RoundRobin)
 }
 
-struct Clock {
+pub(in crate::keypool) struct Clock {
     start: Instant,
     wall: SystemTime,
 }
 
 impl Clock {
-    fn new() -> Self {
+    pub(in crate::keypool) fn new() -> Self {
         Self {
             start: Instant::now(),
             wall: SystemTime::now(),
         }
     }
-    fn at(&self, secs: u64) -> (Instant, SystemTime) {
+    pub(in crate::keypool) fn at(&self, secs: u64) -> (Instant, SystemTime) {
         let d = Duration::from_secs(secs);
         (self.start + d, self.wall + d)
     }
@@ -88,7 +89,7 @@ fn note(status: u16) -> FailureNote {
     }
 }
 
-fn limited(hint: Option<u64>) -> Outcome {
+pub(in crate::keypool) fn limited(hint: Option<u64>) -> Outcome {
     Outcome::RateLimited {
         cooldown: hint.map(Duration::from_secs),
         note: note(429),
@@ -101,7 +102,7 @@ fn ok() -> Outcome {
     }
 }
 
-fn record(
+pub(in crate::keypool) fn record(
     pool: &mut PoolState,
     key: &KeyId,
     model: Option<&str>,

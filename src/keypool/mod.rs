@@ -12,6 +12,8 @@
 //! - `ready`: the keys ready to serve, kept in the strategy's order so
 //!   that a pick costs the same however large the pool (`lineup`: one
 //!   such ordered set).
+//! - `scopes`: which keys share a prompt cache, and selection that
+//!   prefers one scope (affinity).
 //! - `latency`: each key's recent latencies (p50/p95).
 //! - `handle`: the owner of one `PoolState` (behind a short lock, never
 //!   held across an await) and the cheap, cloneable API the request path
@@ -35,6 +37,7 @@ mod marks;
 mod ready;
 #[cfg(test)]
 mod ready_tests;
+mod scopes;
 mod select;
 pub mod shared;
 mod slot;

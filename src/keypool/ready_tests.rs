@@ -1,8 +1,10 @@
 //! The ready index against the simple scan: for any sequence of picks,
-//! outcomes, rate-limit reports, admin changes, cluster probe tokens and
-//! clock steps, a pick through the index takes exactly the key the scan
-//! of every key would (for `random`: one of the keys the scan would draw
-//! from), and both agree when none can serve.
+//! outcomes, rate-limit reports, admin changes, cache-scope moves, cluster
+//! probe tokens and clock steps, a pick through the index takes exactly
+//! the key the scan of every key would (for `random`: one of the keys the
+//! scan would draw from), and both agree when none can serve. A pick that
+//! prefers a cache scope takes what the scan of that scope's keys would,
+//! else what the scan of every key would.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -13,10 +15,17 @@ use tokio::time::Instant;
 
 use super::Strategy as KeyStrategy;
 use super::leasing::Choice;
+use super::select::{eligible, pick};
 use super::{CooldownPolicy, OutlierPolicy, PoolSettings, PoolState, Selection};
 use crate::domain::{FailureNote, KeyEntry, KeyId, Outcome, ProviderKind, RateLimits, Window};
 
 const MODELS: [Option<&str>; 3] = [None, Some("model-a"), Some("model-b")];
+
+/// The scopes keys move to (`None`: a key's own).
+const SCOPES: [Option<&str>; 3] = [None, Some("s0"), Some("s1")];
+
+/// The scopes a pick may prefer: none, a shared one, or one key's own.
+const PREFERRED: [Option<&str>; 4] = [None, Some("s0"), Some("s1"), Some("key0")];
 
 #[derive(Debug, Clone)]
 enum Step {
@@ -24,6 +33,7 @@ enum Step {
         model: usize,
         tried: u8,
         spent: u8,
+        scope: usize,
     },
     Record {
         key: usize,
@@ -49,6 +59,10 @@ enum Step {
         key: usize,
         invalid: bool,
     },
+    Scope {
+        key: usize,
+        scope: usize,
+    },
     Wait {
         millis: u64,
     },
@@ -63,8 +77,8 @@ enum Step {
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        6 => (0..3usize, any::<u8>(), any::<u8>())
-            .prop_map(|(model, tried, spent)| Step::Pick { model, tried: tried & 0b111, spent: spent & spent >> 3 & 0b111 }),
+        6 => (0..3usize, any::<u8>(), any::<u8>(), 0..PREFERRED.len())
+            .prop_map(|(model, tried, spent, scope)| Step::Pick { model, tried: tried & 0b111, spent: spent & spent >> 3 & 0b111, scope }),
         4 => (0..8usize, 0..3usize, 0..8u8, 0..200u64)
             .prop_map(|(key, model, outcome, secs)| Step::Record { key, model, outcome, secs }),
         1 => (0..8usize, 0..3u64, 0..90u64)
@@ -73,6 +87,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0..8usize, 1..5u32, any::<bool>())
             .prop_map(|(key, weight, enabled)| Step::Update { key, weight, enabled: enabled || weight > 1 }),
         1 => (0..8usize, any::<bool>()).prop_map(|(key, invalid)| Step::Invalid { key, invalid }),
+        1 => (0..8usize, 0..SCOPES.len()).prop_map(|(key, scope)| Step::Scope { key, scope }),
         3 => prop_oneof![0..2000u64, 0..120_000u64].prop_map(|millis| Step::Wait { millis }),
         1 => Just(Step::Share),
         1 => Just(Step::GrantProbes),
@@ -118,6 +133,7 @@ fn entry(i: usize) -> KeyEntry {
         name: None,
         weight: 1,
         enabled: true,
+        scope: None,
         secret: Arc::new(SecretString::from(format!("secret-{i}"))),
     }
 }
@@ -160,24 +176,68 @@ fn index_of(pool: &PoolState, key: &KeyId) -> usize {
         .unwrap_or(usize::MAX)
 }
 
-/// Picks through the index and checks it against the scan.
+/// The keys of cache `scope` a preferring pick may take, in round-robin
+/// order from the cursor: found from each slot's entry, not through the
+/// scope index.
+fn scope_candidates(
+    pool: &PoolState,
+    scope: &str,
+    (now, wall): (Instant, SystemTime),
+    tried: &[usize],
+    spent: &[usize],
+    model: Option<&str>,
+) -> Vec<usize> {
+    let count = pool.slots.len();
+    let strategy = pool.settings.strategy;
+    (0..count)
+        .map(|offset| (pool.cursor + offset) % count)
+        .filter(|&i| {
+            let slot = &pool.slots[i];
+            *slot.entry.cache_scope() == *scope
+                && !tried.contains(&i)
+                && !spent.contains(&i)
+                && eligible(strategy, slot, model, now, wall)
+        })
+        .collect()
+}
+
+/// Picks through the index (preferring `scope`, if any) and checks it
+/// against the scan.
 fn pick_and_compare(
     pool: &mut PoolState,
     model: Option<&str>,
     tried: &[KeyId],
     spent: &[KeyId],
-    (now, wall): (Instant, SystemTime),
+    scope: Option<&str>,
+    clock: (Instant, SystemTime),
 ) -> Result<(), TestCaseError> {
+    let (now, wall) = clock;
     let to_indexes = |pool: &PoolState, keys: &[KeyId]| -> Vec<usize> {
         keys.iter().map(|k| index_of(pool, k)).collect()
     };
     let tried_at = to_indexes(pool, tried);
     let spent_at = to_indexes(pool, spent);
-    let random = pool.settings.strategy == KeyStrategy::Random;
-    let expected = pool.scan(now, wall, &tried_at, &spent_at, model);
-    let candidates = pool.scan_candidates(now, wall, &tried_at, &spent_at, model);
-    let got = match pool.select_excluding(now, wall, tried, spent, model) {
-        Selection::Leased(lease) => Choice::Take(index_of(pool, &lease.id)),
+    let strategy = pool.settings.strategy;
+    let random = strategy == KeyStrategy::Random;
+    let in_scope = scope
+        .map(|scope| scope_candidates(pool, scope, clock, &tried_at, &spent_at, model))
+        .filter(|candidates| !candidates.is_empty());
+    let (expected, candidates) = match in_scope {
+        Some(candidates) => (
+            Choice::Take(pick(strategy, &candidates, &pool.slots, now, wall)),
+            Ok(candidates),
+        ),
+        None => (
+            pool.scan(now, wall, &tried_at, &spent_at, model),
+            pool.scan_candidates(now, wall, &tried_at, &spent_at, model),
+        ),
+    };
+    let got = match pool.select_preferring(now, wall, tried, spent, model, scope) {
+        Selection::Leased(lease) => {
+            let index = index_of(pool, &lease.id);
+            prop_assert_eq!(&lease.scope, &pool.slots[index].entry.cache_scope());
+            Choice::Take(index)
+        }
         Selection::Spent => Choice::Spent,
         _ => Choice::NoneReady,
     };
@@ -207,11 +267,13 @@ fn run(strategy: KeyStrategy, keys: usize, steps: Vec<Step>) -> Result<(), TestC
                 model,
                 tried,
                 spent,
+                scope,
             } => pick_and_compare(
                 &mut pool,
                 MODELS[model],
                 &keys_of(tried, keys),
                 &keys_of(spent, keys),
+                PREFERRED[scope],
                 clock,
             )?,
             Step::Record {
@@ -245,6 +307,7 @@ fn run(strategy: KeyStrategy, keys: usize, steps: Vec<Step>) -> Result<(), TestC
             Step::Invalid { key: k, invalid } => {
                 pool.set_invalid(&key(k), invalid.then(|| "rejected".to_string()))
             }
+            Step::Scope { key: k, scope } => pool.set_scope(&key(k), SCOPES[scope].map(Arc::from)),
             Step::Wait { millis } => elapsed += Duration::from_millis(millis),
             Step::Share => pool.share(now, wall),
             Step::GrantProbes => {

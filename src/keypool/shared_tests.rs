@@ -38,6 +38,7 @@ fn pool(n: usize) -> PoolState {
             name: None,
             weight: 1,
             enabled: true,
+            scope: None,
             secret: Arc::new(SecretString::from(format!("secret-{i}"))),
         })
         .collect();

@@ -59,6 +59,8 @@ pub struct KeyStatus {
     pub state: &'static str,
     pub weight: u32,
     pub enabled: bool,
+    /// The cache scope the key uses: its organisation's, else its own id.
+    pub scope: std::sync::Arc<str>,
     pub cooldown_remaining_secs: u64,
     pub cooldown_level: u8,
     pub cooldowns: Vec<CooldownStatus>,
@@ -137,6 +139,7 @@ pub(super) fn key_status(slot: &KeySlot, now: Instant, wall: SystemTime) -> KeyS
         state,
         weight: slot.entry.weight,
         enabled: slot.entry.enabled,
+        scope: slot.entry.cache_scope(),
         cooldown_remaining_secs: ceil_secs(
             cooling_until.map_or(Duration::ZERO, |until| until - now),
         ),

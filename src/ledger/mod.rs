@@ -8,6 +8,7 @@
 //! - `alarm`: when to warn that rows are being dropped.
 //! - `retention`: the task that deletes old rows and rollups.
 //! - `query`: the routes' parameters, parsed and checked.
+//! - `savings`: what prompt caching saved, per group of `/api/usage`.
 //!
 //! `Ledger::start` assembles the pieces; `Ledger::stop` flushes the queue
 //! (graceful shutdown loses no rows that were queued).
@@ -15,6 +16,7 @@
 pub mod alarm;
 pub mod query;
 pub mod retention;
+pub mod savings;
 pub mod sink;
 pub mod writer;
 

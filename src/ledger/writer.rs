@@ -282,6 +282,8 @@ mod tests {
             latency_us: 1_000,
             ttft_us: None,
             client_key: None,
+            unpriced: false,
+            cache_scope: None,
         }
     }
 

@@ -3,7 +3,8 @@
 //!
 //! Two kinds of series:
 //! - counted as things happen: requests, attempts, latency and time to
-//!   first token, tokens, cost and rotations, from each finished
+//!   first token, tokens, cost, rotations and the prompt cache's reads,
+//!   writes and hit rate per key and scope (`cache_metrics`), from each finished
 //!   `UsageRow` and each attempt's outcome (`Metrics::request_finished`,
 //!   `Metrics::attempt`);
 //! - read at scrape time (`scrape::PoolCollector`): each key's state,
@@ -25,6 +26,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use super::cache_metrics::CacheMetrics;
 use crate::domain::{ProviderKind, UsageRow};
 use crate::pricing;
 
@@ -70,6 +72,12 @@ struct CostLabels {
     provider: &'static str,
     model: String,
     key_id: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ModelLabelSet {
+    provider: &'static str,
+    model: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -119,6 +127,8 @@ pub struct Metrics {
     tokens: Family<TokenLabels, Counter>,
     cost: Family<CostLabels, Counter<f64, AtomicU64>>,
     rotations: Family<ProviderLabels, Counter>,
+    unpriced: Family<ModelLabelSet, Counter>,
+    cache: CacheMetrics,
     models: ModelLabels,
 }
 
@@ -170,6 +180,13 @@ impl Metrics {
             "Times a request moved to another key after a failed attempt",
             rotations.clone(),
         );
+        let unpriced = Family::<ModelLabelSet, Counter>::default();
+        registry.register(
+            "unpriced_requests",
+            "Requests that used tokens of a model keygate has no price for (cost unknown)",
+            unpriced.clone(),
+        );
+        let cache = CacheMetrics::register(&mut registry);
         if let Some(collector) = collector {
             registry.register_collector(collector);
         }
@@ -182,14 +199,25 @@ impl Metrics {
             tokens,
             cost,
             rotations,
+            unpriced,
+            cache,
             models: ModelLabels::default(),
         }
     }
 
-    /// Counts a finished request.
-    pub fn request_finished(&self, row: &UsageRow) {
+    /// Counts a finished request. `requested_priced`: keygate has a price
+    /// for the model the client asked for (so its name may be a label).
+    pub fn request_finished(&self, row: &UsageRow, requested_priced: bool) {
         let provider = row.provider.map_or("none", ProviderKind::as_str);
-        let model = self.models.label(row);
+        let model = self.models.label(row, requested_priced);
+        if row.unpriced {
+            self.unpriced
+                .get_or_create(&ModelLabelSet {
+                    provider,
+                    model: model.clone(),
+                })
+                .inc();
+        }
         self.requests
             .get_or_create(&RequestLabels {
                 provider,
@@ -219,6 +247,7 @@ impl Metrics {
         let Some(key_id) = &row.key_id else {
             return;
         };
+        self.cache.request_finished(provider, key_id, row);
         let usage = &row.usage;
         for (kind, count) in [
             ("input", usage.input_tokens),
@@ -288,14 +317,10 @@ struct ModelLabels {
 }
 
 impl ModelLabels {
-    fn label(&self, row: &UsageRow) -> String {
+    fn label(&self, row: &UsageRow, requested_priced: bool) -> String {
         let (name, trusted) = match (&row.model_answered, &row.model_requested) {
             (Some(answered), _) => (answered, true),
-            (None, Some(requested)) => (
-                requested,
-                row.provider
-                    .is_some_and(|p| pricing::find(p, requested).is_some()),
-            ),
+            (None, Some(requested)) => (requested, requested_priced),
             (None, None) => return "none".to_string(),
         };
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
@@ -332,6 +357,8 @@ mod tests {
             latency_us: 1000,
             ttft_us: None,
             client_key: None,
+            unpriced: false,
+            cache_scope: None,
         }
     }
 
@@ -340,19 +367,37 @@ mod tests {
         let labels = ModelLabels::default();
         for n in 0..MAX_MODEL_LABELS {
             let name = format!("model-{n}");
-            assert_eq!(labels.label(&row(Some(&name), None)), name);
+            assert_eq!(labels.label(&row(Some(&name), None), false), name);
         }
-        assert_eq!(labels.label(&row(Some("one-too-many"), None)), "other");
-        assert_eq!(labels.label(&row(Some("model-7"), None)), "model-7");
+        assert_eq!(
+            labels.label(&row(Some("one-too-many"), None), false),
+            "other"
+        );
+        assert_eq!(labels.label(&row(Some("model-7"), None), false), "model-7");
         let fresh = ModelLabels::default();
         assert_eq!(
-            fresh.label(&row(None, Some("made-up-by-a-client"))),
+            fresh.label(&row(None, Some("made-up-by-a-client")), false),
             "other"
         );
         assert_eq!(
-            fresh.label(&row(None, Some("claude-sonnet-4-20250514"))),
+            fresh.label(&row(None, Some("claude-sonnet-4-20250514")), true),
             "claude-sonnet-4-20250514"
         );
+    }
+
+    #[test]
+    fn an_unpriced_request_is_counted_by_provider_and_model() {
+        let metrics = Metrics::new(None);
+        let mut unpriced = row(Some("claude-nova-1"), Some("claude-nova-1"));
+        unpriced.usage.output_tokens = 10;
+        unpriced.unpriced = true;
+        metrics.request_finished(&unpriced, false);
+        metrics.request_finished(&row(Some("claude-sonnet-4-20250514"), None), false);
+        let text = metrics.render().unwrap();
+        let line =
+            r#"keygate_unpriced_requests_total{provider="anthropic",model="claude-nova-1"} 1"#;
+        assert!(text.contains(line), "missing {line} in\n{text}");
+        assert_eq!(text.matches("keygate_unpriced_requests_total{").count(), 1);
     }
 
     #[test]
@@ -363,7 +408,7 @@ mod tests {
         done.usage.input_tokens = 25;
         done.usage.output_tokens = 86;
         done.cost_nanos = 1_365_000;
-        metrics.request_finished(&done);
+        metrics.request_finished(&done, false);
         metrics.attempt(ProviderKind::Anthropic, "k0", AttemptOutcome::RateLimited);
         let text = metrics.render().unwrap();
         for line in [

@@ -5,12 +5,14 @@
 //!   `domain::UsageRow` when the last of them lets go of it.
 //! - `observer`: where finished rows and attempt outcomes go (the usage
 //!   ledger, the Prometheus metrics).
-//! - `metrics`: the Prometheus series counted as requests finish;
+//! - `metrics`: the Prometheus series counted as requests finish
+//!   (`cache_metrics`: the prompt cache's, per key and scope);
 //!   `scrape`: those read from the pools when Prometheus asks.
 //!
 //! The layer that starts a log for each proxied request is
 //! `routes::request_log`, since it reads the client's credential.
 
+mod cache_metrics;
 pub mod metrics;
 pub mod observer;
 pub mod request_log;

@@ -31,6 +31,9 @@ pub struct UpstreamCall {
     /// The requested model: cooldowns are scoped to it where the provider
     /// limits per model.
     pub model: Option<std::sync::Arc<str>>,
+    /// The client's session header (`affinity::session_header`), kept for
+    /// affinity; never sent upstream.
+    pub session_header: Option<axum::http::HeaderValue>,
 }
 
 impl UpstreamCall {
@@ -47,6 +50,7 @@ impl UpstreamCall {
             body,
             headers: HeaderMap::new(),
             model: Some(request.model.as_str().into()),
+            session_header: None,
         }
     }
 }

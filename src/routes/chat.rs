@@ -9,12 +9,14 @@ use std::fmt;
 
 use axum::body::Body;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use crate::affinity::session_header;
 use crate::app_state::AppState;
 use crate::domain::{ChatContent, ChatMessage, ChatParts, ChatRequest, ChatRole, ProviderKind};
 use crate::error::ApiError;
@@ -203,7 +205,11 @@ struct Converted {
 }
 
 /// Reads, checks and converts the body, a large one in its turn.
-async fn convert(state: &AppState, body: Body) -> Result<Converted, ApiError> {
+async fn convert(
+    state: &AppState,
+    client_headers: &HeaderMap,
+    body: Body,
+) -> Result<Converted, ApiError> {
     let bytes = read_bytes(body, state.body_limit).await?;
     let _turn = state.conversions.admit(bytes.len()).await?;
     check_shape(&bytes)?;
@@ -211,7 +217,8 @@ async fn convert(state: &AppState, body: Body) -> Result<Converted, ApiError> {
     // The blocks are copies now; the client's bytes can go.
     drop(bytes);
     let (provider, request) = body.into_request()?;
-    let call = UpstreamCall::chat(provider, &request);
+    let mut call = UpstreamCall::chat(provider, &request);
+    call.session_header = session_header(client_headers);
     Ok(Converted {
         provider,
         call,
@@ -223,6 +230,7 @@ async fn convert(state: &AppState, body: Body) -> Result<Converted, ApiError> {
 pub async fn chat(
     State(state): State<AppState>,
     log: RequestLog,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let Converted {
@@ -230,15 +238,16 @@ pub async fn chat(
         call,
         model,
         stream,
-    } = convert(&state, body).await?;
+    } = convert(&state, &headers, body).await?;
+    let prices = state.prices.table();
     if stream {
         return state
             .gateway
             .stream(&call, &log, |key, attempts| {
-                ChatEvents::new(provider, model, key.clone(), attempts)
+                ChatEvents::new(prices, provider, model, key.clone(), attempts)
             })
             .await;
     }
     let reply = state.gateway.chat(&call, &log).await?;
-    Ok(ChatAnswer::respond(provider, &model, reply))
+    Ok(ChatAnswer::respond(&prices, provider, &model, reply))
 }

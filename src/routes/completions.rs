@@ -13,6 +13,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
+use crate::affinity::session_header;
 use crate::app_state::AppState;
 use crate::domain::ProviderKind;
 use crate::error::{ApiError, Dialect};
@@ -29,15 +30,21 @@ use crate::translate::{AnthropicAsOpenAi, Translated, completion_from_reply, to_
 pub async fn create_completion(
     State(state): State<AppState>,
     log: RequestLog,
+    headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match serve(&state, &log, body).await {
+    match serve(&state, &log, &headers, body).await {
         Ok(response) => response,
         Err(error) => error.into_response_in(Dialect::OpenAI),
     }
 }
 
-async fn serve(state: &AppState, log: &RequestLog, body: Body) -> Result<Response, ApiError> {
+async fn serve(
+    state: &AppState,
+    log: &RequestLog,
+    client_headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     let bytes = read_bytes(body, state.body_limit).await?;
     let fields = SdkFields::parse(&bytes)?;
     let model = fields.model()?;
@@ -46,13 +53,14 @@ async fn serve(state: &AppState, log: &RequestLog, body: Body) -> Result<Respons
     let stream = fields.stream()?;
     let client_asked_for_usage = fields.include_usage();
     if model.starts_with("claude-") {
-        return serve_from_anthropic(state, log, bytes).await;
+        return serve_from_anthropic(state, log, client_headers, bytes).await;
     }
     let mut call = UpstreamCall {
         provider: ProviderKind::OpenAI,
         body: bytes,
         headers: HeaderMap::new(),
         model: Some(model.into()),
+        session_header: session_header(client_headers),
     };
     if !stream {
         return Ok(json_response(state.gateway.json(&call, log).await?));
@@ -71,6 +79,7 @@ async fn serve(state: &AppState, log: &RequestLog, body: Body) -> Result<Respons
 async fn serve_from_anthropic(
     state: &AppState,
     log: &RequestLog,
+    client_headers: &HeaderMap,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
     let (call, model, stream, include_usage) = {
@@ -83,7 +92,8 @@ async fn serve_from_anthropic(
         // The texts are copies now; the client's bytes can go before the
         // upstream body is written.
         drop(bytes);
-        let call = UpstreamCall::chat(ProviderKind::Anthropic, &request);
+        let mut call = UpstreamCall::chat(ProviderKind::Anthropic, &request);
+        call.session_header = session_header(client_headers);
         (call, request.model, request.stream, include_usage)
     };
     if stream {

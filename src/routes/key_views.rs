@@ -17,6 +17,8 @@ pub struct KeyView<'a> {
     pub masked: &'a str,
     pub weight: i64,
     pub enabled: bool,
+    /// The cache scope the key uses: its organisation's, else its own id.
+    pub scope: &'a str,
     pub state: Option<&'static str>,
     pub invalid_reason: Option<&'a str>,
 }
@@ -29,6 +31,7 @@ impl<'a> KeyView<'a> {
             masked: &row.masked,
             weight: row.weight,
             enabled: row.enabled,
+            scope: row.cache_scope.as_deref().unwrap_or(&row.id),
             state: status.map(|s| s.state),
             invalid_reason: status.and_then(|s| s.invalid_reason.as_deref()),
         }
@@ -43,6 +46,7 @@ pub struct AddedKey<'a> {
     pub masked: &'a str,
     pub weight: u32,
     pub enabled: bool,
+    pub scope: std::sync::Arc<str>,
     /// Set when the key looks like another provider's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
@@ -56,6 +60,7 @@ impl<'a> AddedKey<'a> {
             masked: &entry.masked,
             weight: entry.weight,
             enabled: entry.enabled,
+            scope: entry.cache_scope(),
             warning,
         }
     }

@@ -3,6 +3,8 @@
 //! written to the database first, then told to the pool, so what is served
 //! and what survives a restart never disagree.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -11,7 +13,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::app_state::AppState;
-use crate::domain::key_fields::{KeyLabel, KeySecret, KeyWeight};
+use crate::domain::key_fields::{CacheScope, KeyLabel, KeySecret, KeySpec, KeyWeight};
 use crate::domain::{KeyId, ProviderKind};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
@@ -19,28 +21,31 @@ use crate::key_check::{KeyCheck, check_keys};
 use crate::keypool::KeyStatus;
 use crate::routes::key_views::{AddedKey, CheckResults, CheckedKey, DeletedKey, KeyList, KeyView};
 use crate::routes::pool_for;
-use crate::vault::VaultError;
+use crate::vault::{KeyChanges, VaultError};
 
 #[derive(Debug, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a JSON object with \"key\" and optional \"label\", \"weight\""
+    expecting = "a JSON object with \"key\" and optional \"label\", \"weight\", \"scope\""
 )]
 pub struct NewKey {
     key: String,
     label: Option<String>,
     weight: Option<u32>,
+    scope: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a JSON object with \"label\", \"weight\" or \"enabled\""
+    expecting = "a JSON object with \"label\", \"weight\", \"enabled\" or \"scope\""
 )]
 pub struct KeyChange {
     label: Option<String>,
     weight: Option<u32>,
     enabled: Option<bool>,
+    /// A cache scope; `""` makes the key its own scope again.
+    scope: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -57,9 +62,13 @@ pub async fn create_key(
     let (kind, pool) = pool_for(&state, &provider)?;
     let key = KeySecret::parse(SecretString::from(body.key))
         .map_err(|e| ApiError::bad_request(format!("key: {e}")))?;
-    let label = body.label.as_deref().map(parse_label).transpose()?;
-    let weight = body.weight.map_or(Ok(KeyWeight::DEFAULT), parse_weight)?;
-    let entry = match state.vault.add(kind, &key, label, weight).await {
+    let spec = KeySpec {
+        label: body.label.as_deref().map(parse_label).transpose()?,
+        weight: Some(body.weight.map_or(Ok(KeyWeight::DEFAULT), parse_weight)?),
+        scope: body.scope.as_deref().map(parse_scope).transpose()?,
+        secret: key,
+    };
+    let entry = match state.vault.add(kind, &spec).await {
         Ok(entry) => entry,
         Err(VaultError::Duplicate) => {
             return Err(ApiError::new(
@@ -71,7 +80,7 @@ pub async fn create_key(
         Err(error) => return Err(storage_error(error)),
     };
     tracing::info!(provider = %kind, key = %entry.id, "admin added a key");
-    let warning = foreign_key_warning(kind, &key);
+    let warning = foreign_key_warning(kind, &spec.secret);
     if let Some(warning) = &warning {
         tracing::warn!(provider = %kind, key = %entry.id, "{warning}");
     }
@@ -108,16 +117,32 @@ pub async fn update_key(
     ApiJson(change): ApiJson<KeyChange>,
 ) -> Result<Response, ApiError> {
     let (kind, pool) = pool_for(&state, &provider)?;
-    if change.label.is_none() && change.weight.is_none() && change.enabled.is_none() {
+    if change.label.is_none()
+        && change.weight.is_none()
+        && change.enabled.is_none()
+        && change.scope.is_none()
+    {
         return Err(ApiError::bad_request(
-            "send at least one of \"label\", \"weight\", \"enabled\"",
+            "send at least one of \"label\", \"weight\", \"enabled\", \"scope\"",
         ));
     }
     let label = change.label.as_deref().map(parse_label).transpose()?;
     let weight = change.weight.map(parse_weight).transpose()?;
+    // An empty scope clears it: the key is its own scope again.
+    let scope = match change.scope.as_deref().map(str::trim) {
+        None => None,
+        Some("") => Some(None),
+        Some(text) => Some(Some(parse_scope(text)?)),
+    };
+    let edit = KeyChanges {
+        name: label.as_ref(),
+        weight,
+        enabled: change.enabled,
+        scope: scope.as_ref().map(Option::as_ref),
+    };
     let row = state
         .vault
-        .update(kind, &id, label.as_ref(), weight, change.enabled)
+        .update(kind, &id, edit)
         .await
         .map_err(storage_error)?
         .ok_or_else(|| no_such_key(kind, &id))?;
@@ -128,6 +153,9 @@ pub async fn update_key(
         weight.map(KeyWeight::get),
         change.enabled,
     );
+    if scope.is_some() {
+        pool.set_scope(&key, row.cache_scope.as_deref().map(Arc::from));
+    }
     tracing::info!(provider = %kind, key = %key, "admin changed a key");
     announce(&state);
     let status = pool.status()?;
@@ -233,6 +261,10 @@ pub fn foreign_key_warning(provider: ProviderKind, key: &KeySecret) -> Option<St
 
 fn parse_label(label: &str) -> Result<KeyLabel, ApiError> {
     KeyLabel::parse(label).map_err(|e| ApiError::bad_request(format!("label: {e}")))
+}
+
+fn parse_scope(scope: &str) -> Result<CacheScope, ApiError> {
+    CacheScope::parse(scope).map_err(|e| ApiError::bad_request(format!("scope: {e}")))
 }
 
 fn parse_weight(weight: u32) -> Result<KeyWeight, ApiError> {

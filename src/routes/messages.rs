@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 
+use crate::affinity::session_header;
 use crate::app_state::AppState;
 use crate::domain::ProviderKind;
 use crate::error::{ApiError, Dialect};
@@ -54,6 +55,7 @@ async fn serve(
         body: bytes,
         headers,
         model,
+        session_header: session_header(client_headers),
     };
     if stream {
         return state

@@ -11,6 +11,7 @@ use crate::app_state::AppState;
 use crate::error::ApiError;
 use crate::ledger::now_ms;
 use crate::ledger::query::{PageQuery, ParamError, UsageQuery, encode_cursor};
+use crate::ledger::savings::cache_savings;
 use crate::routes::usage_views::{RequestPage, RequestView, UsageReport};
 use crate::store::StoreError;
 use crate::store::usage::{page, totals};
@@ -23,10 +24,20 @@ pub async fn usage_totals(
     params: Params,
 ) -> Result<Json<UsageReport>, ApiError> {
     let query = UsageQuery::parse(&pairs(params)?, now_ms()).map_err(refused)?;
-    let groups = totals(state.vault.store(), &query.filter, &query.group_by)
+    let store = state.vault.store();
+    let groups = totals(store, &query.filter, &query.group_by)
         .await
         .map_err(storage_error)?;
-    Ok(Json(UsageReport::new(&query, groups)))
+    let savings = cache_savings(
+        store,
+        &state.prices.table(),
+        &query.filter,
+        &query.group_by,
+        &groups,
+    )
+    .await
+    .map_err(storage_error)?;
+    Ok(Json(UsageReport::new(&query, groups, &savings)))
 }
 
 /// `GET /api/usage/requests`

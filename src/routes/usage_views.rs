@@ -23,13 +23,20 @@ pub struct UsageReport {
 }
 
 impl UsageReport {
-    pub fn new(query: &UsageQuery, groups: Vec<(Vec<DimValue>, GroupTotals)>) -> Self {
+    pub fn new(
+        query: &UsageQuery,
+        groups: Vec<(Vec<DimValue>, GroupTotals)>,
+        savings: &BTreeMap<Vec<DimValue>, u64>,
+    ) -> Self {
         let mut views: Vec<GroupView> = groups
             .into_iter()
-            .map(|(values, totals)| GroupView::new(&query.group_by, values, &totals))
+            .map(|(values, totals)| {
+                let saved = savings.get(&values).copied().unwrap_or(0);
+                GroupView::new(&query.group_by, values, &totals, saved)
+            })
             .collect();
         if query.group_by.is_empty() && views.is_empty() {
-            views.push(GroupView::new(&[], Vec::new(), &GroupTotals::default()));
+            views.push(GroupView::new(&[], Vec::new(), &GroupTotals::default(), 0));
         }
         Self {
             from: rfc3339_ms(query.filter.from_ms),
@@ -51,12 +58,21 @@ pub struct GroupView {
     pub tokens: TokenView,
     pub cost_usd: f64,
     pub cost_nanos: u64,
+    /// What prompt caching saved: the cache reads priced as plain input,
+    /// minus their price as reads.
+    pub cache_saved_usd: f64,
+    pub cache_saved_nanos: u64,
     /// `null` when the group has no requests.
     pub latency_ms: Option<LatencyView>,
 }
 
 impl GroupView {
-    fn new(group_by: &[Dimension], values: Vec<DimValue>, totals: &GroupTotals) -> Self {
+    fn new(
+        group_by: &[Dimension],
+        values: Vec<DimValue>,
+        totals: &GroupTotals,
+        cache_saved_nanos: u64,
+    ) -> Self {
         let group = group_by
             .iter()
             .zip(values)
@@ -71,6 +87,8 @@ impl GroupView {
             tokens: TokenView::from(totals.tokens),
             cost_usd: pricing::usd(totals.cost_nanos),
             cost_nanos: totals.cost_nanos,
+            cache_saved_usd: pricing::usd(cache_saved_nanos),
+            cache_saved_nanos,
             latency_ms: quantile_ms(0.5)
                 .zip(quantile_ms(0.95))
                 .map(|(p50, p95)| LatencyView { p50, p95 }),
@@ -158,11 +176,16 @@ pub struct RequestView {
     pub tokens: TokenView,
     pub cost_usd: f64,
     pub cost_nanos: u64,
+    /// Tokens of a model keygate had no price for: the cost above is 0
+    /// because it is unknown.
+    pub unpriced: bool,
     /// Exact, from arrival to the answer's last byte.
     pub latency_ms: f64,
     pub ttft_ms: Option<f64>,
     /// The fingerprint of the client's gateway key.
     pub client_key: Option<String>,
+    /// The cache scope of `key_id` when the request was made.
+    pub cache_scope: Option<String>,
 }
 
 impl RequestView {
@@ -188,9 +211,11 @@ impl RequestView {
             },
             cost_usd: pricing::usd(count(entry.cost_nanos)),
             cost_nanos: count(entry.cost_nanos),
+            unpriced: entry.unpriced,
             latency_ms: entry.latency_us as f64 / 1000.0,
             ttft_ms: entry.ttft_us.map(|us| us as f64 / 1000.0),
             client_key: entry.client_key,
+            cache_scope: entry.cache_scope,
         }
     }
 }

@@ -19,12 +19,15 @@ pub struct StoredKey {
     pub name: Option<String>,
     pub weight: i64,
     pub enabled: bool,
+    /// Whose prompt cache the key uses (`domain::key_fields::CacheScope`);
+    /// `None`: its own.
+    pub cache_scope: Option<String>,
 }
 
 /// The columns of `StoredKey`, for `concat!` (queries stay literals).
 macro_rules! columns {
     () => {
-        "id, provider, fingerprint, sealed_key, label, name, weight, enabled"
+        "id, provider, fingerprint, sealed_key, label, name, weight, enabled, cache_scope"
     };
 }
 
@@ -98,8 +101,9 @@ pub async fn fingerprints_in(
 /// whether a row was added. Restarting with the same keys adds nothing.
 pub async fn insert_if_new(tx: &mut Tx, key: &StoredKey) -> Result<bool, StoreError> {
     let sql =
-        "INSERT INTO api_keys (id, provider, fingerprint, sealed_key, label, name, weight, enabled)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        "INSERT INTO api_keys (id, provider, fingerprint, sealed_key, label, name, weight, enabled,
+                               cache_scope)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
          ON CONFLICT (provider, fingerprint) DO NOTHING";
     let result = on_tx!(tx, |conn, Db| {
         sqlx::query(sql)
@@ -111,6 +115,7 @@ pub async fn insert_if_new(tx: &mut Tx, key: &StoredKey) -> Result<bool, StoreEr
             .bind(&key.name)
             .bind(key.weight)
             .bind(key.enabled)
+            .bind(&key.cache_scope)
             .execute(&mut **conn)
             .await
             .map(|done| done.rows_affected())
@@ -118,24 +123,33 @@ pub async fn insert_if_new(tx: &mut Tx, key: &StoredKey) -> Result<bool, StoreEr
     Ok(result == 1)
 }
 
-/// Changes what an admin may change; `None` leaves a field as it is.
-/// Returns whether the key exists.
+/// What an admin may change about a key; `None` leaves a field as it is,
+/// and a `cache_scope` of `""` clears the scope.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct KeyUpdate<'a> {
+    pub name: Option<&'a str>,
+    pub weight: Option<i64>,
+    pub enabled: Option<bool>,
+    pub cache_scope: Option<&'a str>,
+}
+
+/// Changes what an admin may change. Returns whether the key exists.
 pub async fn update(
     store: &Store,
     provider: &str,
     id: &str,
-    name: Option<&str>,
-    weight: Option<i64>,
-    enabled: Option<bool>,
+    change: KeyUpdate<'_>,
 ) -> Result<bool, StoreError> {
     let sql = "UPDATE api_keys SET name = COALESCE($1, name), weight = COALESCE($2, weight),
-                             enabled = COALESCE($3, enabled)
-         WHERE provider = $4 AND id = $5";
+                             enabled = COALESCE($3, enabled),
+                             cache_scope = NULLIF(COALESCE($4, cache_scope), '')
+         WHERE provider = $5 AND id = $6";
     let result = on_pool!(store, |pool, Db| {
         sqlx::query(sql)
-            .bind(name)
-            .bind(weight)
-            .bind(enabled)
+            .bind(change.name)
+            .bind(change.weight)
+            .bind(change.enabled)
+            .bind(change.cache_scope)
             .bind(provider)
             .bind(id)
             .execute(pool)
@@ -143,6 +157,33 @@ pub async fn update(
             .map(|done| done.rows_affected())
     })?;
     Ok(result == 1)
+}
+
+/// Gives the stored key with `fingerprint` the settings the environment
+/// names for it (its scope, name, weight; `None` leaves one as it is):
+/// the environment is re-read at every start, and a scope added there
+/// later must reach a key stored before.
+pub async fn adopt_settings(
+    tx: &mut Tx,
+    provider: &str,
+    fingerprint: &str,
+    change: KeyUpdate<'_>,
+) -> Result<(), StoreError> {
+    let sql = "UPDATE api_keys SET name = COALESCE($1, name), weight = COALESCE($2, weight),
+                             cache_scope = COALESCE($3, cache_scope)
+         WHERE provider = $4 AND fingerprint = $5";
+    on_tx!(tx, |conn, Db| {
+        sqlx::query(sql)
+            .bind(change.name)
+            .bind(change.weight)
+            .bind(change.cache_scope)
+            .bind(provider)
+            .bind(fingerprint)
+            .execute(&mut **conn)
+            .await
+            .map(|_| ())
+    })?;
+    Ok(())
 }
 
 /// Deletes the key (its state goes with it); returns whether it existed.
@@ -180,13 +221,14 @@ pub async fn reseal(
 }
 
 /// A digest of everything about the key set that a running pool mirrors
-/// (ids, switches, weights, names): when it changes, another process (the
+/// (ids, switches, weights, names, scopes): when it changes, another process (the
 /// CLI, another replica) changed the keys.
 pub async fn signature(store: &Store) -> Result<String, StoreError> {
     let signature: Option<String> = match store.backend() {
         super::Backend::Sqlite(pool) => {
             sqlx::query_scalar(
-                "SELECT group_concat(id || ':' || enabled || ':' || weight || ':' || coalesce(name, ''), ',')
+                "SELECT group_concat(id || ':' || enabled || ':' || weight || ':' || coalesce(name, '') \
+                 || ':' || coalesce(cache_scope, ''), ',')
                  FROM (SELECT * FROM api_keys ORDER BY rowid)",
             )
             .fetch_one(pool)
@@ -195,7 +237,8 @@ pub async fn signature(store: &Store) -> Result<String, StoreError> {
         super::Backend::Postgres(pool) => {
             sqlx::query_scalar(
                 "SELECT string_agg(id || ':' || enabled::text || ':' || weight::text || ':' \
-                 || coalesce(name, ''), ',' ORDER BY rowid) FROM api_keys",
+                 || coalesce(name, '') || ':' || coalesce(cache_scope, ''), ',' ORDER BY rowid) \
+                 FROM api_keys",
             )
             .fetch_one(pool)
             .await?

@@ -779,3 +779,97 @@ async fn a_key_file_with_a_bad_line_stores_nothing_and_names_the_line_not_the_ke
     assert!(!op.transcript.contains("trailing-half"));
     op.assert_never_shown(&[&good, &bad]);
 }
+
+#[tokio::test]
+async fn a_key_added_with_a_scope_stores_it_and_a_bad_scope_is_refused() {
+    let mut op = Operator::new().await;
+    let scoped = planted_key("scoped");
+    let id = op
+        .add("anthropic", &scoped, &["--scope", " acme-prod "])
+        .await;
+    let refused = planted_key("unscoped");
+    let bad = op
+        .run(&[
+            "keys",
+            "add",
+            "--provider",
+            "anthropic",
+            "--key",
+            &refused,
+            "--scope",
+            "",
+        ])
+        .await;
+    assert!(!bad.ok);
+    assert!(bad.stderr.contains("--scope"), "{}", bad.stderr);
+    let pool = op.pool().await;
+    let scopes: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT id, cache_scope FROM api_keys ORDER BY rowid")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    pool.close().await;
+    assert_eq!(scopes, vec![(id, Some("acme-prod".to_string()))]);
+    op.assert_never_shown(&[&scoped, &refused]);
+}
+
+#[tokio::test]
+async fn a_key_file_gives_its_weight_and_scope_to_new_and_stored_keys_alike() {
+    let mut op = Operator::new().await;
+    let (stored, fresh) = (planted_key("stored"), planted_key("fresh"));
+    let stored_id = op.add("anthropic", &stored, &["--weight", "3"]).await;
+    let file = op.env.data_dir.path().join("keys.txt");
+    std::fs::write(&file, format!("{stored}\n{fresh}\n")).unwrap();
+    let path = file.display().to_string();
+    let from_file = ["keys", "add", "--provider", "anthropic", "--from-file"];
+    let settings = async |op: &Operator| {
+        let pool = op.pool().await;
+        let rows: Vec<(String, i64, Option<String>)> =
+            sqlx::query_as("SELECT id, weight, cache_scope FROM api_keys ORDER BY rowid")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        pool.close().await;
+        rows
+    };
+
+    // A scope alone: the new key gets weight 1, the stored one keeps 3.
+    let run = op
+        .run(&[&from_file[..], &[&path, "--scope", "acme"]].concat())
+        .await;
+    assert!(
+        run.ok
+            && run.stdout.contains(
+                "added 1 of 2 keys (anthropic); 1 already stored, now with the given --weight/--scope"
+            ),
+        "{}{}",
+        run.stdout,
+        run.stderr
+    );
+    let rows = settings(&op).await;
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0], (stored_id.clone(), 3, Some("acme".to_string())));
+    assert_eq!((rows[1].1, rows[1].2.as_deref()), (1, Some("acme")));
+
+    // A weight alone: both take it, both keep their scope.
+    let run = op
+        .run(&[&from_file[..], &[&path, "--weight", "4"]].concat())
+        .await;
+    assert!(run.ok, "{}", run.stderr);
+    let rows = settings(&op).await;
+    assert!(
+        rows.iter()
+            .all(|row| row.1 == 4 && row.2.as_deref() == Some("acme")),
+        "{rows:?}"
+    );
+
+    // Neither: nothing changes, and the line says nothing was applied.
+    let run = op.run(&[&from_file[..], &[&path]].concat()).await;
+    assert!(
+        run.ok && run.stdout.trim_end().ends_with("2 already stored"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(settings(&op).await, rows);
+    op.assert_never_shown(&[&stored, &fresh]);
+}

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod admin;
+mod affinity;
 mod alert_sinks;
 mod alerts;
 mod browser;
@@ -27,6 +28,7 @@ mod openai;
 mod outcomes;
 mod pg_support;
 mod postgres;
+mod prices;
 mod sdk_routes;
 mod search;
 mod search_app;

@@ -16,6 +16,7 @@ mod helpers;
 #[path = "../api/pg_support.rs"]
 mod pg_support;
 
+mod affinity;
 mod faults;
 mod postgres;
 mod replicas;

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::canned::Canned;
+use super::prompt_cache::CacheUse;
 use super::sse::SseFrame;
 use super::{DEFAULT_PIECES, DEFAULT_TEXT, INPUT_TOKENS, OUTPUT_TOKENS, Settings};
 
@@ -92,15 +93,28 @@ fn message_id() -> String {
 }
 
 /// The answer to an unscripted `POST /v1/messages`.
-pub(super) fn default_answer(request: &Value, settings: &Settings) -> Canned {
+pub(super) fn default_answer(request: &Value, settings: &Settings, cache: CacheUse) -> Canned {
     let model = request["model"].as_str().unwrap_or(DEFAULT_ANTHROPIC_MODEL);
     let answer = if request["stream"].as_bool() == Some(true) {
-        Canned::sse(anthropic_stream_frames_for(model, &DEFAULT_PIECES))
-            .paced(settings.stream_delay)
+        let mut frames = anthropic_stream_frames_for(model, &DEFAULT_PIECES);
+        if let Some(start) = frames.first_mut()
+            && let Ok(mut data) = serde_json::from_str::<Value>(&start.data)
+        {
+            with_cache_use(&mut data["message"]["usage"], cache);
+            start.data = data.to_string();
+        }
+        Canned::sse(frames).paced(settings.stream_delay)
     } else {
-        Canned::json(200, anthropic_message(DEFAULT_TEXT, model))
+        let mut message = anthropic_message(DEFAULT_TEXT, model);
+        with_cache_use(&mut message["usage"], cache);
+        Canned::json(200, message)
     };
     with_rate_limit_headers(answer)
+}
+
+fn with_cache_use(usage: &mut Value, cache: CacheUse) {
+    usage["cache_read_input_tokens"] = cache.read.into();
+    usage["cache_creation_input_tokens"] = cache.written.into();
 }
 
 /// The answer to an unscripted `GET /v1/models`: a short, newest-first list.

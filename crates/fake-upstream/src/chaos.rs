@@ -21,6 +21,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
 use super::canned::Canned;
+use super::prompt_cache::CacheUse;
 use super::{
     DEFAULT_PIECES, anthropic, anthropic_message, anthropic_stream_frames_for, openai,
     openai_stream_frames_for,
@@ -337,8 +338,10 @@ impl Shape {
     fn normal(&self, request: &Value) -> Canned {
         let settings = super::Settings::default();
         match self.dialect {
-            Dialect::Anthropic => anthropic::default_answer(request, &settings),
-            Dialect::OpenAi => openai::default_answer(request, &settings),
+            Dialect::Anthropic => {
+                anthropic::default_answer(request, &settings, CacheUse::default())
+            }
+            Dialect::OpenAi => openai::default_answer(request, &settings, CacheUse::default()),
         }
     }
 

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use super::canned::Canned;
 use super::chaos::{Dialect, Play};
+use super::prompt_cache::CacheUse;
 use super::{Call, Shared, anthropic, openai};
 
 #[derive(Clone, Copy, Debug)]
@@ -61,8 +62,9 @@ async fn answer(
     body: &[u8],
 ) -> Response {
     let request: Option<Value> = serde_json::from_slice(body).ok();
+    let key = key_of(&headers);
     let call = Call {
-        key: key_of(&headers),
+        key: key.clone(),
         path: uri.path().to_string(),
         headers,
         body: request.clone().unwrap_or(Value::Null),
@@ -85,19 +87,31 @@ async fn answer(
             std::panic::resume_unwind(Box::new("fake upstream: chaos connection reset"))
         }
         None => {
-            default_answer(route, request.as_ref(), shared)
+            let cache = match (route, &request) {
+                (Route::Messages | Route::ChatCompletions, Some(request)) => shared
+                    .script()
+                    .cache
+                    .use_prefix(&key, request, Instant::now()),
+                _ => CacheUse::default(),
+            };
+            default_answer(route, request.as_ref(), shared, cache)
                 .respond()
                 .await
         }
     }
 }
 
-fn default_answer(route: Route, request: Option<&Value>, shared: &Shared) -> Canned {
+fn default_answer(
+    route: Route,
+    request: Option<&Value>,
+    shared: &Shared,
+    cache: CacheUse,
+) -> Canned {
     let settings = &shared.settings;
     match (route, request) {
-        (Route::Messages, Some(request)) => anthropic::default_answer(request, settings),
+        (Route::Messages, Some(request)) => anthropic::default_answer(request, settings, cache),
         (Route::Messages, None) => anthropic::bad_request(),
-        (Route::ChatCompletions, Some(request)) => openai::default_answer(request, settings),
+        (Route::ChatCompletions, Some(request)) => openai::default_answer(request, settings, cache),
         (Route::ChatCompletions, None) => openai::bad_request(),
         (Route::Models, _) => anthropic::models_list(),
     }

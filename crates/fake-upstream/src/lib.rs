@@ -8,7 +8,10 @@
 //! call, on any route) and [`FakeUpstream::always`]; an unscripted call gets
 //! the route's default: "Hello from the fake upstream", 25 input and 86
 //! output tokens, streamed when the body asks for `"stream": true`, with
-//! realistic request-id and rate-limit headers.
+//! realistic request-id and rate-limit headers. Default answers to a
+//! prompt long enough to cache report the cache use of the key's
+//! organisation ([`prompt_cache`]: reads where its prefix was cached,
+//! writes where not).
 //!
 //! Not production code: `FakeUpstream::start` panics if it cannot bind, and
 //! every call is kept in memory for [`FakeUpstream::calls`] (the standalone
@@ -19,6 +22,7 @@ mod canned;
 mod chaos;
 mod handler;
 mod openai;
+pub mod prompt_cache;
 mod sse;
 
 use std::collections::{HashMap, VecDeque};
@@ -135,6 +139,12 @@ impl FakeUpstream {
         self.shared.script().chaos = Some(chaos::Chaos::new(config));
     }
 
+    /// Puts `key` in organisation `org`, whose prompt cache its default
+    /// answers use (see [`prompt_cache`]).
+    pub fn assign_org(&self, key: &str, org: &str) {
+        self.shared.script().cache.assign(key, org);
+    }
+
     /// Every call so far, oldest first.
     pub fn calls(&self) -> Vec<Call> {
         self.shared.script().calls.clone()
@@ -216,6 +226,8 @@ struct Script {
     calls: Vec<Call>,
     /// Chaos mode, when on.
     chaos: Option<chaos::Chaos>,
+    /// Every organisation's prompt cache.
+    cache: prompt_cache::PromptCache,
 }
 
 impl Script {

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::canned::Canned;
+use super::prompt_cache::CacheUse;
 use super::sse::SseFrame;
 use super::{DEFAULT_PIECES, DEFAULT_TEXT, INPUT_TOKENS, OUTPUT_TOKENS, Settings};
 
@@ -100,19 +101,33 @@ fn now_secs() -> u64 {
         .unwrap_or_default()
 }
 
+/// OpenAI counts cached tokens inside `prompt_tokens` and bills no writes.
+fn with_cache_use(usage: &mut Value, cache: CacheUse) {
+    let prompt = INPUT_TOKENS + cache.read + cache.written;
+    usage["prompt_tokens"] = prompt.into();
+    usage["total_tokens"] = (prompt + OUTPUT_TOKENS).into();
+    usage["prompt_tokens_details"]["cached_tokens"] = cache.read.into();
+}
+
 /// The answer to an unscripted `POST /v1/chat/completions`.
-pub(super) fn default_answer(request: &Value, settings: &Settings) -> Canned {
+pub(super) fn default_answer(request: &Value, settings: &Settings, cache: CacheUse) -> Canned {
     let model = request["model"].as_str().unwrap_or(DEFAULT_OPENAI_MODEL);
     let answer = if request["stream"].as_bool() == Some(true) {
         let include_usage = request["stream_options"]["include_usage"].as_bool() == Some(true);
-        Canned::sse(openai_stream_frames_for(
-            model,
-            &DEFAULT_PIECES,
-            include_usage,
-        ))
-        .paced(settings.stream_delay)
+        let mut frames = openai_stream_frames_for(model, &DEFAULT_PIECES, include_usage);
+        // The usage chunk is the one before `[DONE]`.
+        if include_usage
+            && let Some(chunk) = frames.iter_mut().rev().nth(1)
+            && let Ok(mut data) = serde_json::from_str::<Value>(&chunk.data)
+        {
+            with_cache_use(&mut data["usage"], cache);
+            chunk.data = data.to_string();
+        }
+        Canned::sse(frames).paced(settings.stream_delay)
     } else {
-        Canned::json(200, openai_completion(DEFAULT_TEXT, model))
+        let mut completion = openai_completion(DEFAULT_TEXT, model);
+        with_cache_use(&mut completion["usage"], cache);
+        Canned::json(200, completion)
     };
     with_rate_limit_headers(answer)
 }

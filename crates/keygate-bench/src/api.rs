@@ -40,15 +40,29 @@ impl Api {
         }
     }
 
-    /// The JSON body of one request.
-    pub fn body(self, stream: bool) -> Bytes {
-        let messages = json!([{"role": "user", "content": "Say hello"}]);
+    /// The JSON body of one request; with `cacheable`, a conversation
+    /// whose system prompt (about 1,600 tokens) is long enough to cache,
+    /// so keygate's cache affinity looks its session up.
+    pub fn body(self, stream: bool, cacheable: bool) -> Bytes {
+        let mut messages = vec![json!({"role": "user", "content": "Say hello"})];
+        let system = cacheable.then(|| "You are a careful assistant. ".repeat(230));
         let body = match self {
-            Api::Anthropic => json!({
-                "model": "claude-sonnet-4-20250514", "max_tokens": 256,
-                "messages": messages, "stream": stream
-            }),
-            Api::OpenAi => json!({"model": "gpt-4o-mini", "messages": messages, "stream": stream}),
+            Api::Anthropic => {
+                let mut body = json!({
+                    "model": "claude-sonnet-4-20250514", "max_tokens": 256,
+                    "messages": messages, "stream": stream
+                });
+                if let Some(system) = system {
+                    body["system"] = system.into();
+                }
+                body
+            }
+            Api::OpenAi => {
+                if let Some(system) = system {
+                    messages.insert(0, json!({"role": "system", "content": system}));
+                }
+                json!({"model": "gpt-4o-mini", "messages": messages, "stream": stream})
+            }
         };
         Bytes::from(body.to_string())
     }

@@ -49,6 +49,8 @@ pub struct Options {
     pub strategy: Option<String>,
     /// Further settings for keygate (`--keygate-env NAME=VALUE`).
     pub keygate_env: Vec<(String, String)>,
+    /// Every worker is a session sending a cacheable prompt (`--sessions`).
+    pub sessions: bool,
 }
 
 /// Why a bench run stopped.

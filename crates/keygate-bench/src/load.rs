@@ -36,6 +36,9 @@ pub struct Spec {
     pub api: Api,
     pub stream: bool,
     pub concurrency: usize,
+    /// Each worker is one session (`x-session-id`) sending a prompt long
+    /// enough to cache (`--sessions`).
+    pub sessions: bool,
 }
 
 /// The outcome of one timed run.
@@ -77,12 +80,13 @@ impl Sample {
 
 /// Runs `spec` for `duration` (requests in flight at the deadline finish).
 pub async fn run(spec: &Spec, duration: Duration) -> Result<Sample, BenchError> {
-    let body = spec.api.body(spec.stream);
+    let body = spec.api.body(spec.stream, spec.sessions);
     let start = Instant::now();
     let deadline = start + duration;
     let mut workers = JoinSet::new();
-    for _ in 0..spec.concurrency {
-        workers.spawn(worker(spec.clone(), body.clone(), deadline));
+    for index in 0..spec.concurrency {
+        let session = spec.sessions.then(|| format!("bench-session-{index}"));
+        workers.spawn(worker(spec.clone(), body.clone(), session, deadline));
     }
     let mut total = Sample::empty()?;
     while let Some(joined) = workers.join_next().await {
@@ -92,11 +96,16 @@ pub async fn run(spec: &Spec, duration: Duration) -> Result<Sample, BenchError> 
     Ok(total)
 }
 
-async fn worker(spec: Spec, body: Bytes, deadline: Instant) -> Result<Sample, BenchError> {
+async fn worker(
+    spec: Spec,
+    body: Bytes,
+    session: Option<String>,
+    deadline: Instant,
+) -> Result<Sample, BenchError> {
     let mut sample = Sample::empty()?;
     while Instant::now() < deadline {
         let sent = Instant::now();
-        match one_request(&spec, body.clone(), sent).await {
+        match one_request(&spec, body.clone(), session.as_deref(), sent).await {
             Some(ttft) => {
                 sample.latency.saturating_record(nanos(sent.elapsed()));
                 if let Some(ttft) = ttft {
@@ -116,7 +125,12 @@ async fn worker(spec: Spec, body: Bytes, deadline: Instant) -> Result<Sample, Be
 
 /// `Some(ttft)` on success (`ttft` is `None` when not streaming), `None` on
 /// any failure: the caller only counts those.
-async fn one_request(spec: &Spec, body: Bytes, sent: Instant) -> Option<Option<Duration>> {
+async fn one_request(
+    spec: &Spec,
+    body: Bytes,
+    session: Option<&str>,
+    sent: Instant,
+) -> Option<Option<Duration>> {
     let mut request = spec
         .client
         .post(&spec.url)
@@ -124,6 +138,9 @@ async fn one_request(spec: &Spec, body: Bytes, sent: Instant) -> Option<Option<D
         .body(body);
     for (name, value) in spec.api.headers() {
         request = request.header(*name, *value);
+    }
+    if let Some(session) = session {
+        request = request.header("x-session-id", session);
     }
     let mut response = request.send().await.ok()?;
     if !response.status().is_success() {

@@ -61,6 +61,11 @@ struct Args {
     /// what the ledger costs (repeatable).
     #[arg(long = "keygate-env", value_name = "NAME=VALUE", value_parser = setting)]
     keygate_env: Vec<(String, String)>,
+    /// Make every worker a session (`x-session-id`) sending a prompt long
+    /// enough to cache, so keygate's cache affinity is on the request
+    /// path; compare `--keygate-env KEY_AFFINITY=scope` with `=off`.
+    #[arg(long)]
+    sessions: bool,
 }
 
 fn setting(text: &str) -> Result<(String, String), String> {
@@ -135,6 +140,7 @@ fn main() -> anyhow::Result<()> {
         keys_per_provider: args.keys.max(1),
         strategy: args.strategy,
         keygate_env: args.keygate_env,
+        sessions: args.sessions,
     };
     // Built after pinning, so the runtime sizes itself to the one CPU left.
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -165,6 +165,10 @@ pub struct Settings {
     pub upstream_keys_per_provider: usize,
     /// keygate's `KEY_STRATEGY`; `None` is keygate's default.
     pub key_strategy: Option<String>,
+    /// Workers were sessions sending cacheable prompts (`--sessions`).
+    pub sessions: bool,
+    /// `--keygate-env` settings, as given.
+    pub keygate_env: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -210,6 +214,12 @@ impl Report {
                 server_workers: options.server_workers,
                 upstream_keys_per_provider: options.keys_per_provider,
                 key_strategy: options.strategy.clone(),
+                sessions: options.sessions,
+                keygate_env: options
+                    .keygate_env
+                    .iter()
+                    .map(|(name, value)| format!("{name}={value}"))
+                    .collect(),
             },
             apis,
             keygate_peak_rss_mb,
@@ -233,10 +243,20 @@ impl Report {
             out,
             "Servers: keygate and the baseline each on {} tokio worker thread(s); {} upstream \
              key(s) per provider; client keys required (GATEWAY_API_KEYS) and sent on every \
-             request; keygate with RUST_LOG=warn, KEY_STRATEGY {}.",
+             request; keygate with RUST_LOG=warn, KEY_STRATEGY {}{}.{}",
             s.server_workers,
             s.upstream_keys_per_provider,
-            s.key_strategy.as_deref().unwrap_or("default")
+            s.key_strategy.as_deref().unwrap_or("default"),
+            if s.keygate_env.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", s.keygate_env.join(", "))
+            },
+            if s.sessions {
+                " Each load worker is a session (x-session-id) sending a ~1,600-token system prompt."
+            } else {
+                ""
+            }
         );
         let _ = writeln!(
             out,

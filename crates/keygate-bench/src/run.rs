@@ -95,6 +95,7 @@ pub(crate) async fn measure(
             api,
             stream,
             concurrency,
+            sessions: options.sessions,
         })
         .collect();
     for spec in &specs {

@@ -101,18 +101,19 @@ struct KeyRow {
     name: Option<String>,
     weight: i64,
     enabled: bool,
+    cache_scope: Option<String>,
 }
 
 async fn copy_keys(from: &mut Tx, to: &mut Tx) -> Result<TableCopy, StoreError> {
     let rows: Vec<KeyRow> = fetch_all(
         from,
-        "SELECT id, provider, fingerprint, sealed_key, label, created_at, name, weight, enabled \
-         FROM api_keys ORDER BY rowid",
+        "SELECT id, provider, fingerprint, sealed_key, label, created_at, name, weight, enabled, \
+         cache_scope FROM api_keys ORDER BY rowid",
     )
     .await?;
     // In the source's order, so the target lists them the same way.
     let sql = "INSERT INTO api_keys (id, provider, fingerprint, sealed_key, label, created_at, \
-               name, weight, enabled) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+               name, weight, enabled, cache_scope) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
                ON CONFLICT DO NOTHING";
     let mut new_rows = 0;
     for row in &rows {
@@ -127,6 +128,7 @@ async fn copy_keys(from: &mut Tx, to: &mut Tx) -> Result<TableCopy, StoreError> 
                 .bind(&row.name)
                 .bind(row.weight)
                 .bind(row.enabled)
+                .bind(&row.cache_scope)
                 .execute(&mut **conn)
                 .await
                 .map(|done| done.rows_affected())

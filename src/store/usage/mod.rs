@@ -138,6 +138,8 @@ pub struct UsageFilter {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dimension {
     Key,
+    /// The cache scope each key has now (its own id when it has none).
+    Scope,
     Model,
     Provider,
     Status,
@@ -148,18 +150,20 @@ pub enum Dimension {
 }
 
 impl Dimension {
-    pub const ALL: [Dimension; 6] = [
+    pub const ALL: [Dimension; 7] = [
         Dimension::Key,
         Dimension::Model,
         Dimension::Provider,
         Dimension::Status,
         Dimension::Hour,
         Dimension::Day,
+        Dimension::Scope,
     ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Dimension::Key => "key",
+            Dimension::Scope => "scope",
             Dimension::Model => "model",
             Dimension::Provider => "provider",
             Dimension::Status => "status",
@@ -172,7 +176,7 @@ impl Dimension {
     fn is_name(self) -> bool {
         matches!(
             self,
-            Dimension::Key | Dimension::Model | Dimension::Provider
+            Dimension::Key | Dimension::Scope | Dimension::Model | Dimension::Provider
         )
     }
 
@@ -180,6 +184,7 @@ impl Dimension {
     fn rollup_sql(self) -> &'static str {
         match self {
             Dimension::Key => "key_id",
+            Dimension::Scope => SCOPE_OF_KEY,
             Dimension::Model => "model",
             Dimension::Provider => "provider",
             Dimension::Status => "status",
@@ -193,6 +198,7 @@ impl Dimension {
     fn raw_sql(self) -> &'static str {
         match self {
             Dimension::Key => "COALESCE(key_id, '')",
+            Dimension::Scope => SCOPE_OF_KEY,
             Dimension::Model => "COALESCE(model_answered, model_requested, '')",
             Dimension::Provider => "COALESCE(provider, '')",
             Dimension::Status => "status",
@@ -201,6 +207,13 @@ impl Dimension {
         }
     }
 }
+
+/// A row's key's cache scope, looked up in `api_keys` (the same for raw
+/// rows and rollups, which keep only the key): a key's scope may change,
+/// and its usage follows it. A key without a scope, or since deleted, is
+/// its own scope; '' for no key.
+const SCOPE_OF_KEY: &str = "COALESCE((SELECT scoped.cache_scope FROM api_keys scoped \
+                            WHERE scoped.id = key_id), key_id, '')";
 
 impl FromStr for Dimension {
     type Err = ();

@@ -90,6 +90,8 @@ fn random_row(rng: &mut StdRng, i: usize, from: i64, span: i64) -> UsageRow {
         latency_us: rng.gen_range(200..20_000_000),
         ttft_us: rng.gen_bool(0.5).then(|| rng.gen_range(100..500_000)),
         client_key: None,
+        unpriced: false,
+        cache_scope: None,
     }
 }
 
@@ -97,7 +99,8 @@ fn random_row(rng: &mut StdRng, i: usize, from: i64, span: i64) -> UsageRow {
 fn value_of(row: &UsageRow, dimension: Dimension) -> DimValue {
     let name = |n: Option<&str>| DimValue::Name(n.map(str::to_string));
     match dimension {
-        Dimension::Key => name(row.key_id.as_deref()),
+        // The rows' keys are not stored: each is its own scope.
+        Dimension::Key | Dimension::Scope => name(row.key_id.as_deref()),
         Dimension::Model => name(row.model()),
         Dimension::Provider => name(row.provider.map(|p| p.as_str())),
         Dimension::Status => DimValue::Number(i64::from(row.status)),
