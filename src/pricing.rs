@@ -176,6 +176,25 @@ pub static PRICES: &[ModelPrice] = &[
         [5000, 5000, 15000],
     ),
     openai("gpt-4o-mini", "GPT-4o mini", "2024-07-18", [150, 75, 600]),
+    // Embeddings: input tokens only, no cached price.
+    openai(
+        "text-embedding-3-large",
+        "text-embedding-3-large",
+        "2024-01-25",
+        [130, 130, 0],
+    ),
+    openai(
+        "text-embedding-3-small",
+        "text-embedding-3-small",
+        "2024-01-25",
+        [20, 20, 0],
+    ),
+    openai(
+        "text-embedding-ada-002",
+        "text-embedding-ada-002",
+        "2022-12-15",
+        [100, 100, 0],
+    ),
 ];
 
 /// The price entry for `model`, by longest prefix at a `-` boundary.

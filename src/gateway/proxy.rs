@@ -13,7 +13,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use bytes::Bytes;
 
-use super::failover::{Answered, RetryPolicy, with_failover};
+use super::failover::{Answered, GatewayError, RetryPolicy, with_bound_key, with_failover};
 use super::relay::{RelayContext, Render, relay_body};
 use super::render::{gateway_headers, sse_response};
 use super::stream::{frames, pass_gate};
@@ -88,12 +88,11 @@ impl Gateway {
         call: &UpstreamCall,
         log: &RequestLog,
     ) -> Result<Proxied<Bytes>, ApiError> {
-        let provider = call.provider;
         let upstreams = &self.upstreams;
         let answer = self
             .whole(call, log, |response| async move {
                 let (headers, body) = upstreams.read_body(response).await?;
-                let usage = reply_usage(provider, &body)?;
+                let usage = reply_usage(call, &body)?;
                 Ok((headers, (body, usage)))
             })
             .await?;
@@ -135,7 +134,7 @@ impl Gateway {
         log: &RequestLog,
         make_render: impl FnOnce(&KeyId, u32) -> R,
     ) -> Result<Response, ApiError> {
-        let reader = frame_reader(call.provider);
+        let reader = frame_reader(call);
         let idle_timeout = self.stream_idle_timeout;
         let upstreams = &self.upstreams;
         let (answered, tracker) = self
@@ -252,31 +251,47 @@ impl Gateway {
         let mut tracker = RequestTracker::start(pool);
         let read = &read;
         let upstreams = &self.upstreams;
-        let result = with_failover(
-            pool,
-            self.retry,
-            call.model.as_ref(),
-            &mut tracker,
-            log,
-            |key| async move {
-                let response = match upstreams.send(call, &key).await {
-                    Ok(response) => response,
-                    Err(failure) => return Err(self.judge(call, &key, failure).await),
-                };
-                // Every answer's rate-limit windows feed the headroom strategy.
-                let limits = rate_limits(call.provider, response.headers(), SystemTime::now());
-                if !limits.is_empty() {
-                    pool.observe(&key.id, limits);
-                }
-                read(response).await
-            },
-        )
-        .await;
+        let attempt = |key: KeyLease| async move {
+            let response = match upstreams.send(call, &key).await {
+                Ok(response) => response,
+                Err(failure) => return Err(self.judge(call, &key, failure).await),
+            };
+            // Every answer's rate-limit windows feed the headroom strategy.
+            let limits = rate_limits(call.provider, response.headers(), SystemTime::now());
+            if !limits.is_empty() {
+                pool.observe(&key.id, limits);
+            }
+            read(response).await
+        };
+        let model = call.model.as_ref();
+        let result = match &call.bound {
+            Some(bound) => {
+                with_bound_key(
+                    pool,
+                    self.retry,
+                    &bound.key,
+                    model,
+                    &mut tracker,
+                    log,
+                    attempt,
+                )
+                .await
+            }
+            None => with_failover(pool, self.retry, model, &mut tracker, log, attempt).await,
+        };
         match result {
             Ok(answered) => Ok((answered, tracker)),
             Err(error) => {
                 tracker.finish(false);
-                Err(error.into())
+                let names_the_key = matches!(
+                    error,
+                    GatewayError::BoundKeyCooling { .. } | GatewayError::BoundKeyGone { .. }
+                );
+                let mut error = ApiError::from(error);
+                if let (true, Some(bound)) = (names_the_key, &call.bound) {
+                    error.message = format!("{} {}", bound.id, error.message);
+                }
+                Err(error)
             }
         }
     }

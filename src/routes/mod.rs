@@ -7,6 +7,11 @@
 //! - `messages`: `POST /v1/messages`, Anthropic's API, passed through.
 //! - `completions`: `POST /v1/chat/completions`, OpenAI's API (a `claude-`
 //!   model is translated to Anthropic).
+//! - `embeddings`: `POST /v1/embeddings`, OpenAI's, passed through.
+//! - `count_tokens`: `POST /v1/messages/count_tokens`, Anthropic's.
+//! - `responses`: OpenAI's Responses API, created and stored responses.
+//! - `bindings`: resources only their creating key can see, found and
+//!   recorded for the routes that name them.
 //! - `sdk_fields`: the few fields of an SDK body keygate reads.
 //! - `stream_usage`: asking an OpenAI stream for usage, by splicing the body.
 //! - `search`: `POST`/`GET /api/search`, web search across the search pools.
@@ -26,11 +31,14 @@
 //!   not send (untyped or non-JSON bodies, foreign `Host` names).
 
 pub mod alerts;
+mod bindings;
 pub mod browser_guard;
 pub mod chat;
 pub mod completions;
 mod cors;
+pub mod count_tokens;
 pub mod dashboard;
+pub mod embeddings;
 mod guard;
 pub mod health;
 pub mod key_views;
@@ -40,6 +48,7 @@ pub mod messages;
 pub mod metrics;
 pub mod models;
 pub mod request_log;
+pub mod responses;
 mod sdk_fields;
 pub mod search;
 mod stream_usage;
@@ -114,7 +123,21 @@ pub fn router(state: AppState) -> Router {
     let proxy = Router::new()
         .route("/api/chat", post(chat::chat))
         .route("/v1/messages", post(messages::create_message))
+        .route(
+            "/v1/messages/count_tokens",
+            post(count_tokens::count_tokens),
+        )
         .route("/v1/chat/completions", post(completions::create_completion))
+        .route("/v1/embeddings", post(embeddings::create_embedding))
+        .route("/v1/responses", post(responses::create_response))
+        .route(
+            "/v1/responses/{id}",
+            get(responses::get_response).delete(responses::delete_response),
+        )
+        .route(
+            "/v1/responses/{id}/cancel",
+            post(responses::cancel_response),
+        )
         .route(
             "/api/search",
             post(search::search_post).get(search::search_get),

@@ -24,14 +24,28 @@ use crate::observe::{Observer, RequestLog};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The routes whose requests are recorded: those that reach an upstream.
+/// The routes whose requests are recorded: those that reach an upstream,
+/// by their route's name (a resource's id is not part of it).
 fn logged_route(path: &str) -> Option<&'static str> {
     match path {
         "/api/chat" => Some("/api/chat"),
         "/v1/messages" => Some("/v1/messages"),
+        "/v1/messages/count_tokens" => Some("/v1/messages/count_tokens"),
         "/v1/chat/completions" => Some("/v1/chat/completions"),
+        "/v1/embeddings" => Some("/v1/embeddings"),
+        "/v1/responses" => Some("/v1/responses"),
         "/api/search" => Some("/api/search"),
-        _ => None,
+        _ => resource_route(path),
+    }
+}
+
+/// The name of a route on a named resource, e.g. `/v1/responses/{id}`.
+fn resource_route(path: &str) -> Option<&'static str> {
+    let rest = path.strip_prefix("/v1/responses/")?;
+    match rest.split_once('/') {
+        None => Some("/v1/responses/{id}"),
+        Some((_, "cancel")) => Some("/v1/responses/{id}/cancel"),
+        Some(_) => None,
     }
 }
 

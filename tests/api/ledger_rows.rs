@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::helpers::{ADMIN_KEY, Canned, TestApp, anthropic_stream_frames, secret_core};
 
 /// The ledger's rows of the last hour, newest first.
-async fn fetch_rows(app: &TestApp) -> Vec<Value> {
+pub(crate) async fn fetch_rows(app: &TestApp) -> Vec<Value> {
     let page: Value = app
         .get("/api/usage/requests?limit=500&from=1h")
         .bearer_auth(ADMIN_KEY)
@@ -28,7 +28,7 @@ async fn fetch_rows(app: &TestApp) -> Vec<Value> {
 /// The ledger's rows, newest first, once there are `count` of them (the
 /// writer commits in batches behind the request path), checked to be
 /// exactly `count` a moment later.
-async fn rows(app: &TestApp, count: usize) -> Vec<Value> {
+pub(crate) async fn rows(app: &TestApp, count: usize) -> Vec<Value> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let rows = fetch_rows(app).await;

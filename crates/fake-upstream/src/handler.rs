@@ -7,55 +7,132 @@ use std::time::Instant;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, Uri};
+use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use axum::routing::{get, post};
 use serde_json::Value;
 
 use super::canned::Canned;
 use super::chaos::{Dialect, Play};
-use super::{Call, Shared, anthropic, openai};
+use super::{Call, Shared, anthropic, openai, responses};
 
 #[derive(Clone, Copy, Debug)]
 enum Route {
     Messages,
     ChatCompletions,
     Models,
+    CountTokens,
+    Embeddings,
+    Responses,
+    /// `GET`/`DELETE /v1/responses/{id}`, `POST /v1/responses/{id}/cancel`.
+    StoredResponse,
 }
 
 pub(super) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/v1/messages", post(messages))
+        .route("/v1/messages/count_tokens", post(count_tokens))
         .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/embeddings", post(embeddings))
+        .route("/v1/responses", post(create_response))
+        .route(
+            "/v1/responses/{id}",
+            get(stored_response).delete(stored_response),
+        )
+        .route("/v1/responses/{id}/cancel", post(stored_response))
         .route("/v1/models", get(models))
         .with_state(shared)
 }
 
-async fn messages(
+async fn count_tokens(
     State(shared): State<Arc<Shared>>,
+    method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    answer(Route::Messages, &shared, &uri, headers, &body).await
+    answer(Route::CountTokens, &shared, &method, &uri, headers, &body).await
+}
+
+async fn embeddings(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    answer(Route::Embeddings, &shared, &method, &uri, headers, &body).await
+}
+
+async fn create_response(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    answer(Route::Responses, &shared, &method, &uri, headers, &body).await
+}
+
+async fn stored_response(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    answer(
+        Route::StoredResponse,
+        &shared,
+        &method,
+        &uri,
+        headers,
+        &body,
+    )
+    .await
+}
+
+async fn messages(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    answer(Route::Messages, &shared, &method, &uri, headers, &body).await
 }
 
 async fn chat_completions(
     State(shared): State<Arc<Shared>>,
+    method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    answer(Route::ChatCompletions, &shared, &uri, headers, &body).await
+    answer(
+        Route::ChatCompletions,
+        &shared,
+        &method,
+        &uri,
+        headers,
+        &body,
+    )
+    .await
 }
 
-async fn models(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Response {
-    answer(Route::Models, &shared, &uri, headers, &[]).await
+async fn models(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    answer(Route::Models, &shared, &method, &uri, headers, &[]).await
 }
 
 async fn answer(
     route: Route,
     shared: &Shared,
+    method: &Method,
     uri: &Uri,
     headers: HeaderMap,
     body: &[u8],
@@ -70,9 +147,12 @@ async fn answer(
         fault: None,
     };
     let dialect = match route {
-        Route::ChatCompletions => Dialect::OpenAi,
-        Route::Messages | Route::Models => Dialect::Anthropic,
+        Route::ChatCompletions | Route::Embeddings | Route::Responses | Route::StoredResponse => {
+            Dialect::OpenAi
+        }
+        Route::Messages | Route::Models | Route::CountTokens => Dialect::Anthropic,
     };
+    let key = call.key.clone();
     // The guard is a temporary of this statement, so it is gone before any await.
     let play = shared.script().answer(call, dialect);
     match play {
@@ -85,20 +165,40 @@ async fn answer(
             std::panic::resume_unwind(Box::new("fake upstream: chaos connection reset"))
         }
         None => {
-            default_answer(route, request.as_ref(), shared)
-                .respond()
-                .await
+            let call = Asked {
+                key: &key,
+                method,
+                path: uri.path(),
+                request: request.as_ref(),
+            };
+            default_answer(route, &call, shared).respond().await
         }
     }
 }
 
-fn default_answer(route: Route, request: Option<&Value>, shared: &Shared) -> Canned {
+/// What a call asked, for its route's default answer.
+struct Asked<'a> {
+    key: &'a str,
+    method: &'a Method,
+    path: &'a str,
+    request: Option<&'a Value>,
+}
+
+fn default_answer(route: Route, call: &Asked<'_>, shared: &Shared) -> Canned {
     let settings = &shared.settings;
-    match (route, request) {
+    match (route, call.request) {
         (Route::Messages, Some(request)) => anthropic::default_answer(request, settings),
-        (Route::Messages, None) => anthropic::bad_request(),
+        (Route::Messages | Route::CountTokens, None) => anthropic::bad_request(),
+        (Route::CountTokens, Some(_)) => responses::token_count(),
         (Route::ChatCompletions, Some(request)) => openai::default_answer(request, settings),
-        (Route::ChatCompletions, None) => openai::bad_request(),
+        (Route::ChatCompletions | Route::Embeddings | Route::Responses, None) => {
+            openai::bad_request()
+        }
+        (Route::Embeddings, Some(request)) => responses::embeddings(request),
+        (Route::Responses, Some(request)) => shared.stored().create_response(call.key, request),
+        (Route::StoredResponse, _) => shared
+            .stored()
+            .on_response(call.key, call.method, call.path),
         (Route::Models, _) => anthropic::models_list(),
     }
 }

@@ -2,7 +2,11 @@
 //! speaking enough of the Anthropic Messages and OpenAI Chat Completions
 //! wire formats (JSON and SSE) to stand in for the real APIs.
 //!
-//! Routes: `POST /v1/messages`, `POST /v1/chat/completions`, `GET /v1/models`.
+//! Routes: `POST /v1/messages`, `POST /v1/chat/completions`, `GET /v1/models`,
+//! `POST /v1/messages/count_tokens`, `POST /v1/embeddings`, and OpenAI's
+//! Responses API (`POST /v1/responses`, `GET`/`DELETE /v1/responses/{id}`,
+//! `POST /v1/responses/{id}/cancel`), whose stored responses are visible
+//! only to the key that created them, as the real API's are.
 //! A call's key is its `x-api-key`, else its `Authorization: Bearer` token.
 //! Per key, a test scripts answers with [`FakeUpstream::queue`] (one per
 //! call, on any route) and [`FakeUpstream::always`]; an unscripted call gets
@@ -19,7 +23,9 @@ mod canned;
 mod chaos;
 mod handler;
 mod openai;
+mod responses;
 mod sse;
+mod stored;
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -41,6 +47,7 @@ pub use chaos::{ChaosConfig, Fault, ResetFlavour};
 pub use openai::{
     DEFAULT_OPENAI_MODEL, openai_completion, openai_stream_frames, openai_stream_frames_for,
 };
+pub use responses::{EMBEDDING_TOKENS_PER_INPUT, response_object, response_stream_frames};
 pub use sse::SseFrame;
 
 /// The text of every default answer.
@@ -184,6 +191,9 @@ async fn run(listener: TcpListener, app: Router) -> io::Result<()> {
 /// What the handlers share: the script and the settings.
 struct Shared {
     script: Mutex<Script>,
+    /// Resources kept between calls; a lock of its own, never held with
+    /// `script`'s.
+    stored: Mutex<stored::Stored>,
     settings: Settings,
 }
 
@@ -194,6 +204,7 @@ impl Shared {
                 record,
                 ..Script::default()
             }),
+            stored: Mutex::new(stored::Stored::default()),
             settings,
         }
     }
@@ -202,6 +213,11 @@ impl Shared {
     /// the maps consistent, so a poisoned lock is still usable.
     fn script(&self) -> MutexGuard<'_, Script> {
         self.script.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Like `script`: never held across an await, usable after a panic.
+    fn stored(&self) -> MutexGuard<'_, stored::Stored> {
+        self.stored.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
