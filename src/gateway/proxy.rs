@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::http::HeaderMap;
+use axum::http::header::CONTENT_TYPE;
 use axum::response::Response;
 use bytes::Bytes;
 
@@ -22,7 +23,7 @@ use crate::error::ApiError;
 use crate::keypool::{KeyPools, RequestTracker};
 use crate::observe::RequestLog;
 use crate::providers::{
-    UpstreamCall, Upstreams, frame_reader, parse_reply, rate_limits, reply_usage,
+    Endpoint, UpstreamCall, Upstreams, frame_reader, parse_reply, rate_limits, reply_usage,
 };
 use crate::scrub::Scrubber;
 
@@ -91,7 +92,15 @@ impl Gateway {
         let upstreams = &self.upstreams;
         let answer = self
             .whole(call, log, |response| async move {
-                let (headers, body) = upstreams.read_body(response).await?;
+                // A resource's body is whatever it is (a file, JSONL
+                // results): its type goes with it.
+                let content_type = matches!(call.endpoint, Endpoint::Resource { .. })
+                    .then(|| response.headers().get(CONTENT_TYPE).cloned())
+                    .flatten();
+                let (mut headers, body) = upstreams.read_body(response).await?;
+                if let Some(content_type) = content_type {
+                    headers.insert(CONTENT_TYPE, content_type);
+                }
                 let usage = reply_usage(call, &body)?;
                 Ok((headers, (body, usage)))
             })

@@ -39,6 +39,31 @@ pub struct UpstreamCall {
     pub bound: Option<BoundResource>,
 }
 
+impl UpstreamCall {
+    /// A call on a path keygate passes through whole (`Endpoint::Resource`),
+    /// held to `bound`'s key when it names a resource.
+    pub fn resource(
+        provider: ProviderKind,
+        method: reqwest::Method,
+        path: String,
+        body: Bytes,
+        headers: HeaderMap,
+        bound: Option<BoundResource>,
+    ) -> Self {
+        Self {
+            provider,
+            endpoint: Endpoint::Resource {
+                method,
+                path: path.into(),
+            },
+            body,
+            headers,
+            model: None,
+            bound,
+        }
+    }
+}
+
 /// A resource (a stored response, a batch, a file) and the one key that
 /// can see it: the key that created it.
 #[derive(Clone, Debug)]

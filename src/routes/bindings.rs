@@ -118,15 +118,24 @@ pub struct AnswerIds {
     pub output_file_id: Option<String>,
     #[serde(default)]
     pub error_file_id: Option<String>,
-    /// A file's own expiry (seconds since the epoch), when it has one.
+    /// A file's own expiry (seconds since the epoch), when it has one;
+    /// other resources' are text, or mean something else.
     #[serde(default)]
-    pub expires_at: Option<i64>,
+    expires_at: Option<serde_json::Value>,
 }
 
 impl AnswerIds {
     /// Reads the ids of a JSON answer; nothing for any other body.
     pub fn of(body: &[u8]) -> Self {
         serde_json::from_slice(body).unwrap_or_default()
+    }
+
+    /// A file's own expiry, in ms since the epoch, when it names one.
+    pub fn file_expiry_ms(&self) -> Option<i64> {
+        self.expires_at
+            .as_ref()
+            .and_then(serde_json::Value::as_i64)
+            .map(|secs| secs.saturating_mul(1000))
     }
 }
 
@@ -137,6 +146,18 @@ fn millis(duration: Duration) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_are_read_whatever_else_the_answer_holds() {
+        let batch = AnswerIds::of(
+            br#"{"id":"msgbatch_1","type":"message_batch","expires_at":"2026-12-01T00:00:00Z"}"#,
+        );
+        assert_eq!(batch.id.as_deref(), Some("msgbatch_1"));
+        assert_eq!(batch.file_expiry_ms(), None);
+        let file = AnswerIds::of(br#"{"id":"file-1","object":"file","expires_at":1700000000}"#);
+        assert_eq!(file.file_expiry_ms(), Some(1_700_000_000_000));
+        assert_eq!(AnswerIds::of(b"not json").id, None);
+    }
 
     #[test]
     fn ids_that_could_change_the_upstream_path_are_refused() {

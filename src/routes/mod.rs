@@ -10,8 +10,11 @@
 //! - `embeddings`: `POST /v1/embeddings`, OpenAI's, passed through.
 //! - `count_tokens`: `POST /v1/messages/count_tokens`, Anthropic's.
 //! - `responses`: OpenAI's Responses API, created and stored responses.
+//! - `batches`, `files`: Anthropic's and OpenAI's batches and OpenAI's
+//!   files, passed through (`resource_calls`) with the key that made them.
 //! - `bindings`: resources only their creating key can see, found and
 //!   recorded for the routes that name them.
+//! - `unmodelled`: the 404 for every other path under `/v1/`.
 //! - `sdk_fields`: the few fields of an SDK body keygate reads.
 //! - `stream_usage`: asking an OpenAI stream for usage, by splicing the body.
 //! - `search`: `POST`/`GET /api/search`, web search across the search pools.
@@ -31,6 +34,7 @@
 //!   not send (untyped or non-JSON bodies, foreign `Host` names).
 
 pub mod alerts;
+pub mod batches;
 mod bindings;
 pub mod browser_guard;
 pub mod chat;
@@ -39,6 +43,7 @@ mod cors;
 pub mod count_tokens;
 pub mod dashboard;
 pub mod embeddings;
+pub mod files;
 mod guard;
 pub mod health;
 pub mod key_views;
@@ -48,10 +53,12 @@ pub mod messages;
 pub mod metrics;
 pub mod models;
 pub mod request_log;
+mod resource_calls;
 pub mod responses;
 mod sdk_fields;
 pub mod search;
 mod stream_usage;
+mod unmodelled;
 pub mod usage;
 pub mod usage_views;
 pub mod v1_models;
@@ -138,6 +145,32 @@ pub fn router(state: AppState) -> Router {
             "/v1/responses/{id}/cancel",
             post(responses::cancel_response),
         )
+        .route(
+            "/v1/messages/batches",
+            post(batches::create_message_batch).get(batches::list_message_batches),
+        )
+        .route(
+            "/v1/messages/batches/{id}",
+            get(batches::message_batch).delete(batches::message_batch),
+        )
+        .route(
+            "/v1/messages/batches/{id}/results",
+            get(batches::message_batch_results),
+        )
+        .route(
+            "/v1/messages/batches/{id}/cancel",
+            post(batches::cancel_message_batch),
+        )
+        .route(
+            "/v1/batches",
+            post(batches::create_batch).get(batches::list_batches),
+        )
+        .route("/v1/batches/{id}", get(batches::batch))
+        .route("/v1/batches/{id}/cancel", post(batches::cancel_batch))
+        .route("/v1/files", post(files::upload_file).get(files::list_files))
+        .route("/v1/files/{id}", get(files::file).delete(files::file))
+        .route("/v1/files/{id}/content", get(files::file_content))
+        .route("/v1/{*rest}", axum::routing::any(unmodelled::not_modelled))
         .route(
             "/api/search",
             post(search::search_post).get(search::search_get),

@@ -39,14 +39,44 @@ fn logged_route(path: &str) -> Option<&'static str> {
     }
 }
 
-/// The name of a route on a named resource, e.g. `/v1/responses/{id}`.
+/// The name of a route on resources, e.g. `/v1/responses/{id}`: the
+/// family's root, then `{id}` for the id and any action after it.
 fn resource_route(path: &str) -> Option<&'static str> {
-    let rest = path.strip_prefix("/v1/responses/")?;
-    match rest.split_once('/') {
-        None => Some("/v1/responses/{id}"),
-        Some((_, "cancel")) => Some("/v1/responses/{id}/cancel"),
-        Some(_) => None,
-    }
+    const FAMILIES: &[(&str, &[&str])] = &[
+        (
+            "/v1/responses",
+            &["/v1/responses/{id}", "/v1/responses/{id}/cancel"],
+        ),
+        (
+            "/v1/messages/batches",
+            &[
+                "/v1/messages/batches",
+                "/v1/messages/batches/{id}",
+                "/v1/messages/batches/{id}/results",
+                "/v1/messages/batches/{id}/cancel",
+            ],
+        ),
+        (
+            "/v1/batches",
+            &["/v1/batches", "/v1/batches/{id}", "/v1/batches/{id}/cancel"],
+        ),
+        (
+            "/v1/files",
+            &["/v1/files", "/v1/files/{id}", "/v1/files/{id}/content"],
+        ),
+    ];
+    FAMILIES.iter().find_map(|(root, routes)| {
+        let rest = path.strip_prefix(root)?;
+        let shape = match rest.strip_prefix('/') {
+            None if rest.is_empty() => root.to_string(),
+            None => return None,
+            Some(rest) => match rest.split_once('/') {
+                None => format!("{root}/{{id}}"),
+                Some((_, action)) => format!("{root}/{{id}}/{action}"),
+            },
+        };
+        routes.iter().copied().find(|route| *route == shape)
+    })
 }
 
 #[derive(Clone)]

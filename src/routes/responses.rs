@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 
 use super::bindings::{AnswerIds, bound_to, checked_id, forget, remember};
+use super::resource_calls::{ResourceCall, query_of};
 use crate::app_state::AppState;
 use crate::domain::{Frame, KeyId, ProviderKind, Reading, ResourceKind, UpstreamDetail};
 use crate::error::{ApiError, Dialect};
@@ -133,8 +134,7 @@ pub async fn get_response(
     Path(id): Path<String>,
     uri: axum::http::Uri,
 ) -> Response {
-    let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
-    on_stored(&state, &log, Method::GET, &id, "", &query).await
+    on_stored(&state, &log, Method::GET, &id, "", &query_of(&uri)).await
 }
 
 pub async fn delete_response(
@@ -168,18 +168,15 @@ async fn on_stored(
 ) -> Response {
     let answer = async {
         let id = checked_id(id)?;
-        let call = UpstreamCall {
+        let call = ResourceCall {
             provider: OPENAI,
-            endpoint: Endpoint::Resource {
-                method,
-                path: format!("/v1/responses/{id}{suffix}{query}").into(),
-            },
-            body: bytes::Bytes::new(),
-            headers: HeaderMap::new(),
-            model: None,
+            method,
+            path: format!("/v1/responses/{id}{suffix}{query}"),
             bound: Some(bound_to(state, OPENAI, id).await?),
         };
-        Ok::<_, ApiError>(json_response(state.gateway.json(&call, log).await?))
+        Ok::<_, ApiError>(json_response(
+            call.send(state, log, &HeaderMap::new()).await?,
+        ))
     };
     match answer.await {
         Ok(response) => response,

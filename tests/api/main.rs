@@ -6,6 +6,7 @@
 mod admin;
 mod alert_sinks;
 mod alerts;
+mod batches_files;
 mod browser;
 mod chat;
 mod cli;

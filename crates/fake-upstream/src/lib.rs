@@ -5,8 +5,11 @@
 //! Routes: `POST /v1/messages`, `POST /v1/chat/completions`, `GET /v1/models`,
 //! `POST /v1/messages/count_tokens`, `POST /v1/embeddings`, and OpenAI's
 //! Responses API (`POST /v1/responses`, `GET`/`DELETE /v1/responses/{id}`,
-//! `POST /v1/responses/{id}/cancel`), whose stored responses are visible
-//! only to the key that created them, as the real API's are.
+//! `POST /v1/responses/{id}/cancel`), Anthropic's message batches
+//! (`/v1/messages/batches…`), OpenAI's files (`/v1/files…`, multipart
+//! uploads) and batches (`/v1/batches…`). Stored responses, batches and
+//! files are visible only to the key that created them, as the real
+//! APIs' are; a batch has ended by its first poll.
 //! A call's key is its `x-api-key`, else its `Authorization: Bearer` token.
 //! Per key, a test scripts answers with [`FakeUpstream::queue`] (one per
 //! call, on any route) and [`FakeUpstream::always`]; an unscripted call gets
@@ -19,6 +22,7 @@
 //! [`serve`] records nothing, so a long benchmark does not grow).
 
 mod anthropic;
+mod batches;
 mod canned;
 mod chaos;
 mod handler;

@@ -1,7 +1,7 @@
-//! What the fake keeps between calls: stored responses (and, later,
-//! batches and files), each visible only to the key that created it, as
-//! the real APIs keep them per organisation. Another key gets the API's
-//! 404, which is what keygate must never let happen.
+//! What the fake keeps between calls: stored responses, batches and files
+//! (`batches`), each visible only to the key that created it, as the real
+//! APIs keep them per organisation. Another key gets the API's 404, which
+//! is what keygate must never let happen.
 
 use std::collections::HashMap;
 
@@ -22,13 +22,21 @@ pub(super) struct Stored {
     order: std::collections::VecDeque<String>,
 }
 
-struct Item {
+pub(super) struct Item {
     key: String,
-    object: Value,
+    pub object: Value,
+    /// A file's bytes; a batch's requests (one JSON value per line).
+    pub content: Vec<u8>,
+    /// How often the resource was read: a batch ends at its first poll.
+    pub polls: u32,
 }
 
 impl Stored {
-    fn put(&mut self, key: &str, object: Value) {
+    pub(super) fn put(&mut self, key: &str, object: Value) {
+        self.put_with(key, object, Vec::new());
+    }
+
+    pub(super) fn put_with(&mut self, key: &str, object: Value, content: Vec<u8>) {
         let Some(id) = object["id"].as_str().map(str::to_string) else {
             return;
         };
@@ -43,16 +51,44 @@ impl Stored {
             Item {
                 key: key.to_string(),
                 object,
+                content,
+                polls: 0,
             },
         );
     }
 
     /// The object `id`, if `key` created it.
     fn owned(&mut self, key: &str, id: &str) -> Option<&mut Value> {
-        self.items
-            .get_mut(id)
-            .filter(|item| item.key == key)
-            .map(|item| &mut item.object)
+        self.item(key, id).map(|item| &mut item.object)
+    }
+
+    /// The resource `id`, if `key` created it.
+    pub(super) fn item(&mut self, key: &str, id: &str) -> Option<&mut Item> {
+        self.items.get_mut(id).filter(|item| item.key == key)
+    }
+
+    pub(super) fn remove(&mut self, id: &str) {
+        self.items.remove(id);
+    }
+
+    /// `key`'s resources whose `object` field is `object`, oldest first.
+    pub(super) fn listed(&self, key: &str, object: &str) -> Vec<Value> {
+        self.order
+            .iter()
+            .filter_map(|id| self.items.get(id))
+            .filter(|item| item.key == key && item.object["object"] == object)
+            .map(|item| item.object.clone())
+            .collect()
+    }
+
+    /// `key`'s resources of Anthropic `type` `kind`, oldest first.
+    pub(super) fn listed_typed(&self, key: &str, kind: &str) -> Vec<Value> {
+        self.order
+            .iter()
+            .filter_map(|id| self.items.get(id))
+            .filter(|item| item.key == key && item.object["type"] == kind)
+            .map(|item| item.object.clone())
+            .collect()
     }
 
     /// `POST /v1/responses` by `key`.
