@@ -238,3 +238,30 @@ async fn a_binding_survives_a_restart_and_responses_stored_false_are_not_bound()
         .unwrap();
     assert_eq!(response.status(), 404);
 }
+
+#[tokio::test]
+async fn a_streamed_response_is_bound_to_the_key_that_streamed_it() {
+    let app = TestApp::with_both(0, 3).await;
+    let response = app
+        .post("/v1/responses")
+        .json(&json!({"model": "gpt-4.1-mini", "input": "Stream me", "stream": true}))
+        .send()
+        .await
+        .unwrap();
+    let key = response.headers()["x-keygate-key"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let frames = crate::helpers::sse_frames(response).await;
+    let created: Value = serde_json::from_str(&frames[0].data).unwrap();
+    let id = created["response"]["id"].as_str().unwrap().to_string();
+    for _ in 0..3 {
+        let fetched = app
+            .get(&format!("/v1/responses/{id}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(fetched.status(), 200);
+        assert_eq!(fetched.headers()["x-keygate-key"], key.as_str());
+    }
+}
