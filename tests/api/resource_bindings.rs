@@ -265,3 +265,16 @@ async fn a_streamed_response_is_bound_to_the_key_that_streamed_it() {
         assert_eq!(fetched.headers()["x-keygate-key"], key.as_str());
     }
 }
+
+#[tokio::test]
+async fn on_postgresql_a_binding_survives_a_restart_too() {
+    let database = crate::pg_support::TestDatabase::create().await;
+    let app = TestApp::configured_both(0, 3, |env| env.set("DATABASE_URL", &database.url)).await;
+    let (id, key) = stored_response(&app).await;
+    let app = app.restart().await;
+    for _ in 0..3 {
+        let response = follow_up(&app, &id).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["x-keygate-key"], key.as_str());
+    }
+}
