@@ -79,7 +79,7 @@ impl Stored {
             .trim_start_matches("/v1/messages/batches")
             .trim_start_matches('/');
         if rest.is_empty() {
-            let data = self.listed_typed(key, "message_batch");
+            let data = self.listed(key, "type", "message_batch");
             return Canned::json(
                 200,
                 json!({"data": data, "has_more": false,
@@ -157,7 +157,7 @@ impl Stored {
     pub(super) fn on_file(&mut self, key: &str, method: &axum::http::Method, path: &str) -> Canned {
         let rest = path.trim_start_matches("/v1/files").trim_start_matches('/');
         if rest.is_empty() {
-            let data = self.listed(key, "file");
+            let data = self.listed(key, "object", "file");
             return Canned::json(
                 200,
                 json!({"object": "list", "data": data, "has_more": false}),
@@ -209,7 +209,7 @@ impl Stored {
             .trim_start_matches("/v1/batches")
             .trim_start_matches('/');
         if rest.is_empty() {
-            let data = self.listed(key, "batch");
+            let data = self.listed(key, "object", "batch");
             return Canned::json(
                 200,
                 json!({"object": "list", "data": data, "has_more": false}),

@@ -71,22 +71,13 @@ impl Stored {
         self.items.remove(id);
     }
 
-    /// `key`'s resources whose `object` field is `object`, oldest first.
-    pub(super) fn listed(&self, key: &str, object: &str) -> Vec<Value> {
+    /// `key`'s resources whose `field` is `value` (OpenAI's `object`,
+    /// Anthropic's `type`), oldest first.
+    pub(super) fn listed(&self, key: &str, field: &str, value: &str) -> Vec<Value> {
         self.order
             .iter()
             .filter_map(|id| self.items.get(id))
-            .filter(|item| item.key == key && item.object["object"] == object)
-            .map(|item| item.object.clone())
-            .collect()
-    }
-
-    /// `key`'s resources of Anthropic `type` `kind`, oldest first.
-    pub(super) fn listed_typed(&self, key: &str, kind: &str) -> Vec<Value> {
-        self.order
-            .iter()
-            .filter_map(|id| self.items.get(id))
-            .filter(|item| item.key == key && item.object["type"] == kind)
+            .filter(|item| item.key == key && item.object[field] == value)
             .map(|item| item.object.clone())
             .collect()
     }
