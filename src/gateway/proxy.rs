@@ -106,7 +106,10 @@ impl Gateway {
             })
             .await?;
         let (body, (model, usage)) = answer.value;
-        log.answered(&model, usage);
+        // A resource's answer names no model and carries no new usage.
+        if !model.is_empty() {
+            log.answered(&model, usage);
+        }
         Ok(Proxied {
             value: body,
             headers: answer.headers,
