@@ -17,6 +17,7 @@ use crate::keypool::KeyPools;
 use crate::ledger::LedgerSink;
 use crate::limits::ConversionGate;
 use crate::observe::Observer;
+use crate::pricing::Prices;
 use crate::providers::Upstreams;
 use crate::vault::Vault;
 
@@ -45,6 +46,10 @@ pub struct AppParts {
     /// Where each finished request's row and each attempt go (usage
     /// ledger, metrics).
     pub observer: Arc<Observer>,
+    /// The prices in force (built in, with `PRICES_FILE` over them),
+    /// swapped whole by `pricing::PriceFileWatch`, and the models answered
+    /// without a price. The same handle the observer prices rows with.
+    pub prices: Prices,
     /// One pool per provider (the same pools the gateway uses), for the
     /// admin routes.
     pub pools: KeyPools,

@@ -141,6 +141,10 @@ pub struct Config {
     pub cluster: Option<ClusterSettings>,
     /// Web search: Google's engine id, the `auto` order, the answer cache.
     pub search: SearchSettings,
+    /// `PRICES_FILE`: a JSON price file over the built-in prices.
+    pub prices_file: Option<PathBuf>,
+    /// `PRICES_POLL_SECS`: how often the price file is checked for changes.
+    pub prices_poll: Duration,
     pub json_logs: bool,
     /// `RUST_LOG`-style filter; `None` uses the quiet default.
     pub log_filter: Option<String>,
@@ -220,6 +224,8 @@ impl Config {
             alerts: alerts::alert_settings(&get)?,
             cluster: cluster::cluster_settings(&get)?,
             search: search::search_settings(&get)?,
+            prices_file: get("PRICES_FILE").map(PathBuf::from),
+            prices_poll: parse_secs(&get, "PRICES_POLL_SECS", 5.0)?.max(Duration::from_millis(10)),
             json_logs: get("LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")),
             log_filter: get("RUST_LOG"),
         })

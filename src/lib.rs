@@ -63,7 +63,8 @@
 //! - `keypool`: one pool per provider: a pure state machine behind its handle.
 //! - `config`, `env_file`: typed configuration from the environment
 //!   (`config` reads the alert settings into `alerts::settings`' types).
-//! - `pricing`: list prices and the one usage-and-cost builder.
+//! - `pricing`: list prices (built in, and `PRICES_FILE` reloaded as it
+//!   changes), the one usage-and-cost builder, the unpriced models seen.
 //! - `providers`: each upstream's wire format, classification, endpoints.
 //! - `key_check`: checking a key with a cheap upstream call.
 //! - `store`: everything SQL; `vault`: stored keys, sealed and opened.

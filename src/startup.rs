@@ -27,6 +27,7 @@ use crate::ledger::{Ledger, LedgerSink};
 use crate::limits::ConversionGate;
 use crate::observe::scrape::{PoolCollector, ScrapedCounters};
 use crate::observe::{Metrics, Observer};
+use crate::pricing::{PriceFileError, PriceFileWatch, PriceTable, Prices, read_price_file};
 use crate::providers::Upstreams;
 use crate::routes::router;
 use crate::scrub::Scrubber;
@@ -51,6 +52,8 @@ pub enum StartupError {
     Alerts(#[from] AlertsError),
     #[error(transparent)]
     Cluster(#[from] LinkError),
+    #[error(transparent)]
+    Prices(#[from] PriceFileError),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: String,
@@ -137,14 +140,31 @@ pub struct Application {
     alerts: Alerts,
     /// The cluster's tasks (`None`: no `REDIS_URL`).
     cluster: Option<Cluster>,
+    /// Reloads `PRICES_FILE` when it changes (`None`: no price file).
+    price_watch: Option<PriceFileWatch>,
     server: ServerSettings,
 }
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
+        // First: a malformed price file stops startup before anything is
+        // opened or written.
+        let price_table = match &config.prices_file {
+            Some(path) => {
+                let entries = read_price_file(path)?;
+                tracing::info!(path = %path.display(), models = entries.len(), "price file read");
+                PriceTable::with_file(entries)
+            }
+            None => PriceTable::built_in(),
+        };
         let (vault, loaded) = open_vault_and_import(&config).await?;
         let store = vault.store().clone();
         let scrubber = Arc::new(Scrubber::new());
+        let prices = Prices::new(price_table, scrubber.clone());
+        let price_watch = config
+            .prices_file
+            .clone()
+            .map(|path| PriceFileWatch::start(path, prices.clone(), config.prices_poll));
         let mut pools = Vec::new();
         for (kind, keys) in loaded {
             let Some(provider) = config.provider(kind) else {
@@ -241,11 +261,12 @@ impl Application {
             },
         );
         let metrics = Arc::new(Metrics::new(Some(Box::new(collector))));
-        let observer = Arc::new(Observer::new(ledger_sink.clone(), metrics));
+        let observer = Arc::new(Observer::new(ledger_sink.clone(), metrics, prices.clone()));
         let state = AppState::new(AppParts {
             gateway: Arc::new(gateway),
             search: Arc::new(search),
             observer,
+            prices,
             pools,
             upstreams,
             vault,
@@ -304,6 +325,7 @@ impl Application {
             ledger_sink,
             alerts,
             cluster,
+            price_watch,
             server,
         })
     }
@@ -336,6 +358,9 @@ impl Application {
         serve(self.listener, self.router, self.server, shutdown).await;
         if let Some(rechecker) = self.key_rechecker {
             rechecker.stop();
+        }
+        if let Some(watch) = self.price_watch {
+            watch.stop();
         }
         // After serving: every request has recorded its row by now.
         if let Some(ledger) = self.ledger {

@@ -105,6 +105,8 @@ function readStatus(s) {
       p95: k.latency ? k.latency.p95_ms : null,
       limits: readLimits(k.rate_limits),
     })),
+    // Models that answered without a price: their cost is unknown.
+    unpriced: (s.unpriced_models || []).map((m) => ({ model: String(m.model), requests: num(m.requests) })),
   };
 }
 
@@ -184,6 +186,8 @@ function readRequests(p) {
       input: r.tokens ? num(r.tokens.input) : 0,
       output: r.tokens ? num(r.tokens.output) : 0,
       cost: num(r.cost_usd),
+      // No price for its model: the 0 above means unknown.
+      unpriced: r.unpriced === true,
       latency: num(r.latency_ms),
       ttft: r.ttft_ms === null || r.ttft_ms === undefined ? null : r.ttft_ms,
     })),

@@ -1,6 +1,6 @@
 // The overview: one card per provider (the pool's health at a glance,
-// traffic over the chosen range, when the next resting key returns) and
-// the alerts open now.
+// traffic over the chosen range, when the next resting key returns, the
+// models answered without a price) and the alerts open now.
 
 import { h, setText, clear } from "./dom.js";
 import { fmtInt, fmtPct, fmtUsd, fmtCountdown, fmtAgo, providerName, STATE_TEXT } from "./format.js";
@@ -51,7 +51,9 @@ export class OverviewView {
         h("div", {}, h("dt", {}, "Error rate"), h("dd", {}, figures.errors)),
         h("div", {}, h("dt", {}, "Cost"), h("dd", {}, figures.cost)),
         h("div", {}, h("dt", {}, "Next key back"), h("dd", {}, figures.next))));
-    card = { el, counts, segments, figures, nextUntil: 0 };
+    const unpriced = h("p", { class: "muted unpriced", hidden: true });
+    el.append(unpriced);
+    card = { el, counts, segments, figures, unpriced, nextUntil: 0 };
     this.byProvider.set(provider, card);
     this.cards.append(el);
     return card;
@@ -103,6 +105,13 @@ function fillCard(card, status, state) {
     setText(card.figures.errors, fmtPct(s.failed_requests, s.total_requests));
     setText(card.figures.cost, "–");
   }
+  // The cost above leaves these models out: say so, rather than let it
+  // pass for the whole bill.
+  const unpriced = status.unpriced || [];
+  card.unpriced.hidden = unpriced.length === 0;
+  setText(card.unpriced, unpriced.length
+    ? `No price (cost unknown): ${unpriced.map((m) => `${m.model} (${fmtInt(m.requests)})`).join(", ")}`
+    : "");
   card.nextUntil = Number.isFinite(soonest) ? performance.now() + soonest * 1000 : 0;
   writeNext(card, performance.now());
 }

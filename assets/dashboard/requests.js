@@ -94,7 +94,7 @@ export class RequestsView {
           cell("Status", h("span", { class: `badge ${failed ? "state-invalid" : "state-active"}` },
             String(r.status), failed && r.errorClass ? ` ${r.errorClass}` : failed ? " failed" : " ok")),
           cell("Tokens in / out", `${fmtInt(r.input)} / ${fmtInt(r.output)}`),
-          cell("Cost", fmtUsd(r.cost)),
+          cell("Cost", r.unpriced ? "unknown (no price)" : fmtUsd(r.cost)),
           cell("Latency", fmtMs(r.latency)),
           cell("First token", fmtMs(r.ttft)));
       }) : h("tr", {}, h("td", { colspan: HEADS.length, class: "muted" }, "No requests match."))));

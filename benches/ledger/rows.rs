@@ -5,7 +5,7 @@
 //! order with up to a second of jitter, as a day of traffic is recorded.
 
 use keygate::domain::{ProviderKind, Usage, UsageRow};
-use keygate::pricing::cost_nanos;
+use keygate::pricing::PriceTable;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -59,6 +59,7 @@ pub struct RowMaker {
     count: u64,
     made: u64,
     client_keys: Vec<String>,
+    prices: PriceTable,
 }
 
 impl RowMaker {
@@ -75,6 +76,7 @@ impl RowMaker {
             count,
             made: 0,
             client_keys,
+            prices: PriceTable::built_in(),
         }
     }
 
@@ -141,12 +143,16 @@ impl RowMaker {
             keys_tried,
             status,
             error_class: error_class.map(str::to_string),
-            cost_nanos: cost_nanos(provider, answered, requested, &usage),
+            cost_nanos: self
+                .prices
+                .cost_nanos(provider, answered, requested, &usage)
+                .unwrap_or(0),
             usage,
             latency_us,
             ttft_us: (answered_whole && rng.gen_bool(0.7))
                 .then(|| (latency_us as f64 * rng.gen_range(0.05..0.3)) as u64),
             client_key: Some(self.client_keys[rng.gen_range(0..5)].clone()),
+            unpriced: false,
         }
     }
 }

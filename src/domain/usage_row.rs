@@ -48,6 +48,10 @@ pub struct UsageRow {
     pub ttft_us: Option<u64>,
     /// The fingerprint of the client's gateway key, when keys are required.
     pub client_key: Option<String>,
+    /// Tokens were used, but keygate had no price for the model (neither
+    /// the answering nor the requested one): `cost_nanos` is 0 and the
+    /// answer's `cost` was null, so the cost is unknown, not nothing.
+    pub unpriced: bool,
 }
 
 impl UsageRow {

@@ -282,6 +282,7 @@ mod tests {
             latency_us: 1_000,
             ttft_us: None,
             client_key: None,
+            unpriced: false,
         }
     }
 

@@ -73,6 +73,12 @@ struct CostLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ModelLabelSet {
+    provider: &'static str,
+    model: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ProviderLabels {
     provider: &'static str,
 }
@@ -119,6 +125,7 @@ pub struct Metrics {
     tokens: Family<TokenLabels, Counter>,
     cost: Family<CostLabels, Counter<f64, AtomicU64>>,
     rotations: Family<ProviderLabels, Counter>,
+    unpriced: Family<ModelLabelSet, Counter>,
     models: ModelLabels,
 }
 
@@ -170,6 +177,12 @@ impl Metrics {
             "Times a request moved to another key after a failed attempt",
             rotations.clone(),
         );
+        let unpriced = Family::<ModelLabelSet, Counter>::default();
+        registry.register(
+            "unpriced_requests",
+            "Requests that used tokens of a model keygate has no price for (cost unknown)",
+            unpriced.clone(),
+        );
         if let Some(collector) = collector {
             registry.register_collector(collector);
         }
@@ -182,14 +195,24 @@ impl Metrics {
             tokens,
             cost,
             rotations,
+            unpriced,
             models: ModelLabels::default(),
         }
     }
 
-    /// Counts a finished request.
-    pub fn request_finished(&self, row: &UsageRow) {
+    /// Counts a finished request. `requested_priced`: keygate has a price
+    /// for the model the client asked for (so its name may be a label).
+    pub fn request_finished(&self, row: &UsageRow, requested_priced: bool) {
         let provider = row.provider.map_or("none", ProviderKind::as_str);
-        let model = self.models.label(row);
+        let model = self.models.label(row, requested_priced);
+        if row.unpriced {
+            self.unpriced
+                .get_or_create(&ModelLabelSet {
+                    provider,
+                    model: model.clone(),
+                })
+                .inc();
+        }
         self.requests
             .get_or_create(&RequestLabels {
                 provider,
@@ -288,14 +311,10 @@ struct ModelLabels {
 }
 
 impl ModelLabels {
-    fn label(&self, row: &UsageRow) -> String {
+    fn label(&self, row: &UsageRow, requested_priced: bool) -> String {
         let (name, trusted) = match (&row.model_answered, &row.model_requested) {
             (Some(answered), _) => (answered, true),
-            (None, Some(requested)) => (
-                requested,
-                row.provider
-                    .is_some_and(|p| pricing::find(p, requested).is_some()),
-            ),
+            (None, Some(requested)) => (requested, requested_priced),
             (None, None) => return "none".to_string(),
         };
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
@@ -332,6 +351,7 @@ mod tests {
             latency_us: 1000,
             ttft_us: None,
             client_key: None,
+            unpriced: false,
         }
     }
 
@@ -340,19 +360,37 @@ mod tests {
         let labels = ModelLabels::default();
         for n in 0..MAX_MODEL_LABELS {
             let name = format!("model-{n}");
-            assert_eq!(labels.label(&row(Some(&name), None)), name);
+            assert_eq!(labels.label(&row(Some(&name), None), false), name);
         }
-        assert_eq!(labels.label(&row(Some("one-too-many"), None)), "other");
-        assert_eq!(labels.label(&row(Some("model-7"), None)), "model-7");
+        assert_eq!(
+            labels.label(&row(Some("one-too-many"), None), false),
+            "other"
+        );
+        assert_eq!(labels.label(&row(Some("model-7"), None), false), "model-7");
         let fresh = ModelLabels::default();
         assert_eq!(
-            fresh.label(&row(None, Some("made-up-by-a-client"))),
+            fresh.label(&row(None, Some("made-up-by-a-client")), false),
             "other"
         );
         assert_eq!(
-            fresh.label(&row(None, Some("claude-sonnet-4-20250514"))),
+            fresh.label(&row(None, Some("claude-sonnet-4-20250514")), true),
             "claude-sonnet-4-20250514"
         );
+    }
+
+    #[test]
+    fn an_unpriced_request_is_counted_by_provider_and_model() {
+        let metrics = Metrics::new(None);
+        let mut unpriced = row(Some("claude-nova-1"), Some("claude-nova-1"));
+        unpriced.usage.output_tokens = 10;
+        unpriced.unpriced = true;
+        metrics.request_finished(&unpriced, false);
+        metrics.request_finished(&row(Some("claude-sonnet-4-20250514"), None), false);
+        let text = metrics.render().unwrap();
+        let line =
+            r#"keygate_unpriced_requests_total{provider="anthropic",model="claude-nova-1"} 1"#;
+        assert!(text.contains(line), "missing {line} in\n{text}");
+        assert_eq!(text.matches("keygate_unpriced_requests_total{").count(), 1);
     }
 
     #[test]
@@ -363,7 +401,7 @@ mod tests {
         done.usage.input_tokens = 25;
         done.usage.output_tokens = 86;
         done.cost_nanos = 1_365_000;
-        metrics.request_finished(&done);
+        metrics.request_finished(&done, false);
         metrics.attempt(ProviderKind::Anthropic, "k0", AttemptOutcome::RateLimited);
         let text = metrics.render().unwrap();
         for line in [

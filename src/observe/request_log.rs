@@ -17,7 +17,7 @@ use super::{AttemptOutcome, Observer};
 use crate::domain::usage_row::{CLIENT_CLOSED, CLIENT_CLOSED_STATUS};
 use crate::domain::{KeyId, ProviderKind, Reading, Usage, UsagePatch, UsageRow};
 use crate::error::ErrorClass;
-use crate::pricing;
+use crate::pricing::PriceTable;
 
 /// A request's record; cloning shares it. The default log is inert and
 /// records nothing (a handler reached without the layer).
@@ -157,13 +157,13 @@ impl Drop for Entry {
     fn drop(&mut self) {
         let latency = self.started.elapsed();
         let draft = std::mem::take(self.draft.get_mut().unwrap_or_else(|p| p.into_inner()));
-        let row = draft.into_row(self.at, latency);
+        let row = draft.into_row(self.at, latency, &self.observer.prices().table());
         self.observer.request_finished(row);
     }
 }
 
 impl Draft {
-    fn into_row(self, at: SystemTime, latency: Duration) -> UsageRow {
+    fn into_row(self, at: SystemTime, latency: Duration, prices: &PriceTable) -> UsageRow {
         // No status: the client hung up before any answer was made.
         let (status, error_class) = match self.status {
             Some(status) => (status, self.error_class),
@@ -172,15 +172,15 @@ impl Draft {
                 self.error_class.or(Some(Cow::Borrowed(CLIENT_CLOSED))),
             ),
         };
-        let cost_nanos = match self.provider {
-            Some(provider) => pricing::cost_nanos(
+        let cost_nanos = self.provider.and_then(|provider| {
+            prices.cost_nanos(
                 provider,
                 self.model_answered.as_deref().unwrap_or_default(),
                 self.model_requested.as_deref().unwrap_or_default(),
                 &self.usage,
-            ),
-            None => 0,
-        };
+            )
+        });
+        let unpriced = cost_nanos.is_none() && self.usage.total_tokens() > 0;
         let at_ms = at
             .duration_since(UNIX_EPOCH)
             .map_or(0, |since| since.as_millis() as i64);
@@ -197,10 +197,11 @@ impl Draft {
             status,
             error_class: error_class.map(Cow::into_owned),
             usage: self.usage,
-            cost_nanos,
+            cost_nanos: cost_nanos.unwrap_or(0),
             latency_us: latency.as_micros() as u64,
             ttft_us: self.first_content.map(|d| d.as_micros() as u64),
             client_key: self.client_key,
+            unpriced,
         }
     }
 }

@@ -231,14 +231,15 @@ pub async fn chat(
         model,
         stream,
     } = convert(&state, body).await?;
+    let prices = state.prices.table();
     if stream {
         return state
             .gateway
             .stream(&call, &log, |key, attempts| {
-                ChatEvents::new(provider, model, key.clone(), attempts)
+                ChatEvents::new(prices, provider, model, key.clone(), attempts)
             })
             .await;
     }
     let reply = state.gateway.chat(&call, &log).await?;
-    Ok(ChatAnswer::respond(provider, &model, reply))
+    Ok(ChatAnswer::respond(&prices, provider, &model, reply))
 }

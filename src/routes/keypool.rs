@@ -1,6 +1,9 @@
 //! Admin routes over the key pools (behind `auth::require_admin`):
 //! statistics for all providers, one provider's status, and reset.
 //!
+//! Both list the models that answered without a price (this replica's
+//! view), so an operator watching the pools sees costs that are unknown.
+//!
 //! In a cluster the pools' counters are the cluster's totals (see
 //! `keypool::counts`), and both bodies gain a `cluster` object: this
 //! replica's id and Redis link, and in `/status` each live replica's own
@@ -23,7 +26,8 @@ pub async fn pool_stats(State(state): State<AppState>) -> Result<Json<Value>, Ap
     for pool in state.pools.iter() {
         providers.insert(pool.provider().as_str(), pool.stats()?);
     }
-    let mut body = json!({ "providers": providers });
+    let mut body =
+        json!({ "providers": providers, "unpriced_models": unpriced_models(&state, None) });
     if let Some(cluster) = &state.cluster {
         body["cluster"] = json!({
             "replica_id": cluster.replica_id(),
@@ -40,7 +44,22 @@ pub async fn pool_status(
 ) -> Result<Json<Value>, ApiError> {
     let (kind, pool) = pool_for(&state, &provider)?;
     let status = pool.status()?;
-    Ok(Json(with_cluster(&state, kind, json!(status))))
+    let mut body = json!(status);
+    body["unpriced_models"] = unpriced_models(&state, Some(kind));
+    Ok(Json(with_cluster(&state, kind, body)))
+}
+
+/// The models answered without a price, of `provider` or of all.
+fn unpriced_models(state: &AppState, provider: Option<ProviderKind>) -> Value {
+    let table = state.prices.table();
+    let models: Vec<_> = state
+        .prices
+        .unpriced()
+        .list(&table)
+        .into_iter()
+        .filter(|seen| provider.is_none_or(|p| p == seen.provider))
+        .collect();
+    json!(models)
 }
 
 /// Adds the `cluster` object to a status body: each live replica's own

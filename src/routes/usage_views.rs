@@ -158,6 +158,9 @@ pub struct RequestView {
     pub tokens: TokenView,
     pub cost_usd: f64,
     pub cost_nanos: u64,
+    /// Tokens of a model keygate had no price for: the cost above is 0
+    /// because it is unknown.
+    pub unpriced: bool,
     /// Exact, from arrival to the answer's last byte.
     pub latency_ms: f64,
     pub ttft_ms: Option<f64>,
@@ -188,6 +191,7 @@ impl RequestView {
             },
             cost_usd: pricing::usd(count(entry.cost_nanos)),
             cost_nanos: count(entry.cost_nanos),
+            unpriced: entry.unpriced,
             latency_ms: entry.latency_us as f64 / 1000.0,
             ttft_ms: entry.ttft_us.map(|us| us as f64 / 1000.0),
             client_key: entry.client_key,

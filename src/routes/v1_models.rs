@@ -1,5 +1,5 @@
 //! `GET /v1/models` for the SDKs' `models.list()`: the models keygate
-//! prices, in Anthropic's list shape when an Anthropic SDK asks (it sends
+//! prices out of the box, in Anthropic's list shape when an Anthropic SDK asks (it sends
 //! `anthropic-version`), else in OpenAI's (every model, since `claude-`
 //! models are served on `/v1/chat/completions` too).
 
@@ -8,11 +8,11 @@ use axum::http::HeaderMap;
 use serde_json::{Value, json};
 
 use crate::domain::ProviderKind;
-use crate::pricing::{ModelPrice, PRICES};
+use crate::pricing::{BUILT_IN, BuiltInPrice};
 
 pub async fn list_models(headers: HeaderMap) -> Json<Value> {
     if headers.contains_key("anthropic-version") {
-        let data: Vec<Value> = PRICES
+        let data: Vec<Value> = BUILT_IN
             .iter()
             .filter(|m| m.provider == ProviderKind::Anthropic)
             .map(|m| {
@@ -24,7 +24,7 @@ pub async fn list_models(headers: HeaderMap) -> Json<Value> {
         let last = data.last().map(|m| m["id"].clone());
         return Json(json!({"data": data, "has_more": false, "first_id": first, "last_id": last}));
     }
-    let data: Vec<Value> = PRICES
+    let data: Vec<Value> = BUILT_IN
         .iter()
         .map(|m| {
             json!({"id": m.id, "object": "model", "created": unix_date(m),
@@ -35,7 +35,7 @@ pub async fn list_models(headers: HeaderMap) -> Json<Value> {
 }
 
 /// `YYYY-MM-DD`, whether the table holds it so or as `YYYYMMDD`.
-fn iso_date(model: &ModelPrice) -> String {
+fn iso_date(model: &BuiltInPrice) -> String {
     let digits: String = model
         .released
         .chars()
@@ -47,7 +47,7 @@ fn iso_date(model: &ModelPrice) -> String {
     }
 }
 
-fn unix_date(model: &ModelPrice) -> u64 {
+fn unix_date(model: &BuiltInPrice) -> u64 {
     humantime::parse_rfc3339(&format!("{}T00:00:00Z", iso_date(model)))
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())

@@ -28,6 +28,7 @@ mod openai;
 mod outcomes;
 mod pg_support;
 mod postgres;
+mod prices;
 mod resource_bindings;
 mod sdk_routes;
 mod search;

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::helpers::{Canned, TestApp, planted_key, secret_core};
 
-async fn scrape(app: &TestApp) -> String {
+pub(crate) async fn scrape(app: &TestApp) -> String {
     let response = app.get("/metrics").send().await.unwrap();
     assert_eq!(response.status(), 200);
     let content_type = response.headers()["content-type"].to_str().unwrap();

@@ -38,6 +38,7 @@ fn row(at_ms: i64, key: &str, model: &str) -> UsageRow {
         latency_us: 1_000,
         ttft_us: None,
         client_key: None,
+        unpriced: false,
     }
 }
 

@@ -93,6 +93,7 @@ fn row(rng: &mut StdRng, at_ms: i64, key: &str, keys: &[String]) -> UsageRow {
         latency_us: rng.gen_range(300_000..4_000_000),
         ttft_us: Some(rng.gen_range(150_000..900_000)),
         client_key: None,
+        unpriced: false,
     }
 }
 

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::domain::{ChatReply, KeyId, ProviderKind};
 use crate::gateway::Proxied;
-use crate::pricing::{BilledUsage, Cost};
+use crate::pricing::{BilledUsage, Cost, PriceTable};
 
 #[derive(Debug, Serialize)]
 pub struct ChatAnswer {
@@ -27,13 +27,14 @@ pub struct ChatAnswer {
 
 impl ChatAnswer {
     pub fn new(
+        prices: &PriceTable,
         provider: ProviderKind,
         requested_model: &str,
         reply: ChatReply,
         key: KeyId,
         attempts: u32,
     ) -> Self {
-        let usage = BilledUsage::new(provider, &reply.model, requested_model, reply.usage);
+        let usage = BilledUsage::new(prices, provider, &reply.model, requested_model, reply.usage);
         Self {
             id: reply.id,
             provider,
@@ -49,6 +50,7 @@ impl ChatAnswer {
 
     /// The answer to `reply`, with the gateway's headers.
     pub fn respond(
+        prices: &PriceTable,
         provider: ProviderKind,
         requested_model: &str,
         reply: Proxied<ChatReply>,
@@ -59,7 +61,7 @@ impl ChatAnswer {
             key,
             attempts,
         } = reply;
-        let answer = Self::new(provider, requested_model, value, key, attempts);
+        let answer = Self::new(prices, provider, requested_model, value, key, attempts);
         (headers, Json(answer)).into_response()
     }
 }

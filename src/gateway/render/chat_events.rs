@@ -3,11 +3,13 @@
 //! (stop reason, usage, cost, attempts) or, after a failure, `error`, never
 //! a clean `done`.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use crate::domain::{Frame, FrameKind, KeyId, ProviderKind, Reading, UpstreamDetail, Usage};
 use crate::gateway::relay::{Render, write_event};
-use crate::pricing::{BilledUsage, Cost};
+use crate::pricing::{BilledUsage, Cost, PriceTable};
 use crate::providers::stop_reason_normalizer;
 
 /// One event of an `/api/chat` stream, as the client reads it.
@@ -50,6 +52,8 @@ impl ChatEvent<'_> {
 }
 
 pub struct ChatEvents {
+    /// The prices in force when the request began.
+    prices: Arc<PriceTable>,
     provider: ProviderKind,
     key: KeyId,
     attempts: u32,
@@ -65,8 +69,15 @@ pub struct ChatEvents {
 }
 
 impl ChatEvents {
-    pub fn new(provider: ProviderKind, requested_model: String, key: KeyId, attempts: u32) -> Self {
+    pub fn new(
+        prices: Arc<PriceTable>,
+        provider: ProviderKind,
+        requested_model: String,
+        key: KeyId,
+        attempts: u32,
+    ) -> Self {
         Self {
+            prices,
             provider,
             key,
             attempts,
@@ -118,6 +129,7 @@ impl Render for ChatEvents {
     fn finish(&mut self, out: &mut Vec<u8>) {
         self.start(out);
         let usage = BilledUsage::new(
+            &self.prices,
             self.provider,
             &self.model,
             &self.requested_model,

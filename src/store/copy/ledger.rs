@@ -105,12 +105,13 @@ struct RawRow {
     latency_bucket: i64,
     ttft_us: Option<i64>,
     client_key: Option<String>,
+    unpriced: bool,
 }
 
 const RAW_COLUMNS: &str = "id, at_ms, request_id, route, provider, model_requested, \
     model_answered, key_id, attempts, keys_tried, status, error_class, input_tokens, \
     output_tokens, cache_read_tokens, cache_write_tokens, cost_nanos, latency_us, \
-    latency_bucket, ttft_us, client_key";
+    latency_bucket, ttft_us, client_key, unpriced";
 
 async fn copy_raw_rows(from: &mut Tx, to: &mut Tx) -> Result<u64, StoreError> {
     let select =
@@ -157,7 +158,8 @@ async fn copy_raw_rows(from: &mut Tx, to: &mut Tx) -> Result<u64, StoreError> {
                     .push_bind(row.latency_us)
                     .push_bind(row.latency_bucket)
                     .push_bind(row.ttft_us)
-                    .push_bind(row.client_key.as_deref());
+                    .push_bind(row.client_key.as_deref())
+                    .push_bind(row.unpriced);
             });
             query.push(" ON CONFLICT DO NOTHING");
             query

@@ -40,6 +40,8 @@ pub struct LedgerEntry {
     pub latency_us: i64,
     pub ttft_us: Option<i64>,
     pub client_key: Option<String>,
+    /// Tokens of a model keygate had no price for: the cost is unknown.
+    pub unpriced: bool,
 }
 
 impl LedgerEntry {
@@ -61,7 +63,7 @@ pub async fn page(
     const COLUMNS: &str = "SELECT id, at_ms, request_id, route, provider, model_requested, \
          model_answered, key_id, attempts, keys_tried, status, error_class, input_tokens, \
          output_tokens, cache_read_tokens, cache_write_tokens, cost_nanos, latency_us, ttft_us, \
-         client_key FROM usage_requests WHERE at_ms >= ";
+         client_key, unpriced FROM usage_requests WHERE at_ms >= ";
     Ok(on_pool!(store, |pool, Db| {
         let mut query = QueryBuilder::<Db>::new(COLUMNS);
         query

@@ -90,6 +90,7 @@ fn random_row(rng: &mut StdRng, i: usize, from: i64, span: i64) -> UsageRow {
         latency_us: rng.gen_range(200..20_000_000),
         ttft_us: rng.gen_bool(0.5).then(|| rng.gen_range(100..500_000)),
         client_key: None,
+        unpriced: false,
     }
 }
 

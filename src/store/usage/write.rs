@@ -53,7 +53,7 @@ async fn insert_rows(tx: &mut Tx, rows: &[UsageRow]) -> Result<(), StoreError> {
     const INSERT: &str = "INSERT INTO usage_requests (at_ms, request_id, route, provider, \
          model_requested, model_answered, key_id, attempts, keys_tried, status, error_class, \
          input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_nanos, \
-         latency_us, latency_bucket, ttft_us, client_key) ";
+         latency_us, latency_bucket, ttft_us, client_key, unpriced) ";
     on_tx!(tx, |conn, Db| {
         let mut insert = QueryBuilder::<Db>::new(INSERT);
         insert.push_values(rows, |mut values, row| {
@@ -78,7 +78,8 @@ async fn insert_rows(tx: &mut Tx, rows: &[UsageRow]) -> Result<(), StoreError> {
                 .push_bind(int(row.latency_us))
                 .push_bind(i64::from(bucket_of(row.latency_us)))
                 .push_bind(row.ttft_us.map(int))
-                .push_bind(row.client_key.as_deref());
+                .push_bind(row.client_key.as_deref())
+                .push_bind(row.unpriced);
         });
         // One of seven texts (see `statement_chunks`), so always cached.
         insert.build().execute(&mut **conn).await.map(|_| ())
