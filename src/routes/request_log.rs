@@ -186,3 +186,32 @@ impl HttpBody for LoggedBody {
         self.body.size_hint()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_on_resources_are_recorded_by_their_names_not_their_ids() {
+        for (path, route) in [
+            ("/v1/responses", Some("/v1/responses")),
+            ("/v1/responses/resp_1", Some("/v1/responses/{id}")),
+            (
+                "/v1/responses/resp_1/cancel",
+                Some("/v1/responses/{id}/cancel"),
+            ),
+            ("/v1/messages/batches", Some("/v1/messages/batches")),
+            (
+                "/v1/messages/batches/msgbatch_1/results",
+                Some("/v1/messages/batches/{id}/results"),
+            ),
+            ("/v1/files/file-1/content", Some("/v1/files/{id}/content")),
+            ("/v1/batches/batch_1", Some("/v1/batches/{id}")),
+            ("/v1/responses/resp_1/other", None),
+            ("/v1/filesystem", None),
+            ("/v1/assistants", None),
+        ] {
+            assert_eq!(logged_route(path), route, "{path}");
+        }
+    }
+}
