@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::domain::{Failure, KeyId, KeyLease, Outcome, ProviderKind, UpstreamDetail};
-use crate::keypool::{KeyPoolHandle, RequestTracker, Selection};
+use crate::keypool::{BoundKeyGone, KeyPoolHandle, RequestTracker, Selection};
 use crate::observe::{AttemptOutcome, RequestLog};
 
 #[derive(Debug, Clone, Copy)]
@@ -139,6 +139,10 @@ pub enum GatewayError {
     RequestRejected(UpstreamDetail),
     /// The pool is shutting down.
     PoolUnavailable,
+    /// The key the named resource belongs to is cooling down.
+    BoundKeyCooling { key: KeyId, retry_after: Duration },
+    /// The key the named resource belongs to can never serve it again.
+    BoundKeyGone { key: KeyId, why: BoundKeyGone },
 }
 
 /// Runs `attempt` with one key after another until one succeeds, the request
@@ -148,6 +152,43 @@ pub enum GatewayError {
 pub async fn with_failover<T, F, Fut>(
     pool: &KeyPoolHandle,
     policy: RetryPolicy,
+    model: Option<&Arc<str>>,
+    scope: Option<&str>,
+    tracker: &mut RequestTracker,
+    log: &RequestLog,
+    attempt: F,
+) -> Result<Answered<T>, GatewayError>
+where
+    F: FnMut(KeyLease) -> Fut,
+    Fut: Future<Output = Result<T, Failure>>,
+{
+    failover(pool, policy, None, model, scope, tracker, log, attempt).await
+}
+
+/// `with_failover` held to one key: a call on a resource (a stored
+/// response, a batch, a file) that only `key` can see. Its attempts all
+/// use that key; when it is cooling the request is answered at once with
+/// the wait, and when it is gone with the reason, never with another key.
+pub async fn with_bound_key<T, F, Fut>(
+    pool: &KeyPoolHandle,
+    policy: RetryPolicy,
+    key: &KeyId,
+    model: Option<&Arc<str>>,
+    tracker: &mut RequestTracker,
+    log: &RequestLog,
+    attempt: F,
+) -> Result<Answered<T>, GatewayError>
+where
+    F: FnMut(KeyLease) -> Fut,
+    Fut: Future<Output = Result<T, Failure>>,
+{
+    failover(pool, policy, Some(key), model, None, tracker, log, attempt).await
+}
+
+async fn failover<T, F, Fut>(
+    pool: &KeyPoolHandle,
+    policy: RetryPolicy,
+    bound: Option<&KeyId>,
     model: Option<&Arc<str>>,
     scope: Option<&str>,
     tracker: &mut RequestTracker,
@@ -163,11 +204,26 @@ where
     let mut spent: Vec<KeyId> = Vec::new();
     let mut last_failure = None;
     for number in 1..=policy.max_attempts {
-        let lease = match pool
-            .acquire_preferring(&tried, &spent, model, scope)
-            .map_err(|_| GatewayError::PoolUnavailable)?
-        {
+        let selection = match bound {
+            Some(key) => pool.acquire_bound(key, model),
+            None => pool.acquire_preferring(&tried, &spent, model, scope),
+        };
+        let lease = match selection.map_err(|_| GatewayError::PoolUnavailable)? {
             Selection::Leased(lease) => lease,
+            Selection::AllCoolingDown { retry_after } if let Some(key) = bound => {
+                return Err(GatewayError::BoundKeyCooling {
+                    key: key.clone(),
+                    retry_after,
+                });
+            }
+            Selection::BoundKeyGone(why) if let Some(key) = bound => {
+                return Err(GatewayError::BoundKeyGone {
+                    key: key.clone(),
+                    why,
+                });
+            }
+            // Only a bound selection answers so.
+            Selection::BoundKeyGone(_) => return Err(GatewayError::PoolUnavailable),
             Selection::AllCoolingDown { retry_after } => {
                 return Err(GatewayError::AllKeysCoolingDown {
                     provider,
