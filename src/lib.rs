@@ -16,7 +16,11 @@
 //!    (via `domain::ChatRequest` for `/api/chat`, via `translate` for a
 //!    `claude-` model on `/v1/chat/completions`) and calls the gateway once.
 //!    A body it rebuilds is first checked against `limits`, and a large one
-//!    waits for its turn at `limits::ConversionGate`.
+//!    waits for its turn at `limits::ConversionGate`. Routes beyond chat
+//!    (`routes::embeddings`, `count_tokens`, `responses`, `batches`,
+//!    `files`) name their `providers::Endpoint`; a call on a resource only
+//!    its creating key can see carries that key (`routes::bindings`, from
+//!    `store::bindings`), and the failover loop then uses that key alone.
 //! 3. `gateway::Gateway` runs it: `gateway::failover` asks the provider's
 //!    `keypool` for a key, `providers::Upstreams::send` makes the attempt,
 //!    and a non-2xx answer is classified by the provider's `classify`

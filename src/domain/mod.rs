@@ -15,6 +15,8 @@
 //! - `latency`: latencies counted in log-scale buckets, for percentiles.
 //! - `frame`: one upstream SSE event and its reading.
 //! - `rate_limits`: what an upstream's rate-limit headers say is left.
+//! - `resource`: resources only their creating key can see, and their
+//!   lifetimes.
 //! - `browser`: the origins CORS allows and the `Host` names answered.
 
 pub mod browser;
@@ -27,6 +29,7 @@ pub mod key_fields;
 pub mod latency;
 pub mod provider;
 pub mod rate_limits;
+pub mod resource;
 pub mod usage;
 pub mod usage_row;
 
@@ -42,6 +45,7 @@ pub use key::{KeyEntry, KeyId, KeyLease};
 pub use latency::LatencyHistogram;
 pub use provider::{ProviderEnv, ProviderKind, UnknownProvider};
 pub use rate_limits::{RateLimits, Window};
+pub use resource::{ResourceBinding, ResourceKind};
 pub use usage::{Usage, UsagePatch};
 pub use usage_row::UsageRow;
 

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use super::failover::GatewayError;
 use crate::domain::{Failure, ceil_secs};
 use crate::error::ApiError;
-use crate::keypool::PoolUnavailable;
+use crate::keypool::{BoundKeyGone, PoolUnavailable};
 
 impl From<PoolUnavailable> for ApiError {
     fn from(_: PoolUnavailable) -> Self {
@@ -73,6 +73,31 @@ impl From<GatewayError> for ApiError {
                 detail.message,
             ),
             GatewayError::PoolUnavailable => PoolUnavailable.into(),
+            // The route names the resource in front of these messages.
+            GatewayError::BoundKeyCooling { key, retry_after } => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                format!(
+                    "belongs to key {key}, the only key that can see it, which is cooling down \
+                     after a rate limit; retry in {} s",
+                    ceil_secs(retry_after).max(1)
+                ),
+            )
+            .with_retry_after(retry_after),
+            GatewayError::BoundKeyGone { key, why } => {
+                let why = match why {
+                    BoundKeyGone::Deleted => "has been deleted from the pool".to_string(),
+                    BoundKeyGone::Disabled => "is disabled by an admin".to_string(),
+                    BoundKeyGone::Invalid(reason) => {
+                        format!("was rejected by the upstream ({reason})")
+                    }
+                };
+                ApiError::new(
+                    StatusCode::GONE,
+                    "not_found_error",
+                    format!("belongs to key {key}, which {why}; no other key can see it"),
+                )
+            }
         }
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::domain::{Failure, KeyId, KeyLease, Outcome, ProviderKind, UpstreamDetail};
-use crate::keypool::{KeyPoolHandle, RequestTracker, Selection};
+use crate::keypool::{BoundKeyGone, KeyPoolHandle, RequestTracker, Selection};
 use crate::observe::{AttemptOutcome, RequestLog};
 
 #[derive(Debug, Clone, Copy)]
@@ -139,6 +139,10 @@ pub enum GatewayError {
     RequestRejected(UpstreamDetail),
     /// The pool is shutting down.
     PoolUnavailable,
+    /// The key the named resource belongs to is cooling down.
+    BoundKeyCooling { key: KeyId, retry_after: Duration },
+    /// The key the named resource belongs to can never serve it again.
+    BoundKeyGone { key: KeyId, why: BoundKeyGone },
 }
 
 /// Runs `attempt` with one key after another until one succeeds, the request
@@ -152,6 +156,52 @@ pub async fn with_failover<T, F, Fut>(
     scope: Option<&str>,
     tracker: &mut RequestTracker,
     log: &RequestLog,
+    attempt: F,
+) -> Result<Answered<T>, GatewayError>
+where
+    F: FnMut(KeyLease) -> Fut,
+    Fut: Future<Output = Result<T, Failure>>,
+{
+    let keys = Keys::Any { scope };
+    failover(pool, policy, keys, model, tracker, log, attempt).await
+}
+
+/// `with_failover` held to one key: a call on a resource (a stored
+/// response, a batch, a file) that only `key` can see. Its attempts all
+/// use that key; when it is cooling the request is answered at once with
+/// the wait, and when it is gone with the reason, never with another key.
+pub async fn with_bound_key<T, F, Fut>(
+    pool: &KeyPoolHandle,
+    policy: RetryPolicy,
+    key: &KeyId,
+    model: Option<&Arc<str>>,
+    tracker: &mut RequestTracker,
+    log: &RequestLog,
+    attempt: F,
+) -> Result<Answered<T>, GatewayError>
+where
+    F: FnMut(KeyLease) -> Fut,
+    Fut: Future<Output = Result<T, Failure>>,
+{
+    failover(pool, policy, Keys::Bound(key), model, tracker, log, attempt).await
+}
+
+/// The keys a request's attempts may use.
+#[derive(Clone, Copy)]
+enum Keys<'a> {
+    /// Any, preferring cache `scope`'s.
+    Any { scope: Option<&'a str> },
+    /// Only this one (see `with_bound_key`).
+    Bound(&'a KeyId),
+}
+
+async fn failover<T, F, Fut>(
+    pool: &KeyPoolHandle,
+    policy: RetryPolicy,
+    keys: Keys<'_>,
+    model: Option<&Arc<str>>,
+    tracker: &mut RequestTracker,
+    log: &RequestLog,
     mut attempt: F,
 ) -> Result<Answered<T>, GatewayError>
 where
@@ -159,15 +209,34 @@ where
     Fut: Future<Output = Result<T, Failure>>,
 {
     let provider = pool.provider();
+    let bound = match keys {
+        Keys::Bound(key) => Some(key),
+        Keys::Any { .. } => None,
+    };
     let mut tried: Vec<KeyId> = Vec::with_capacity(policy.max_attempts as usize);
     let mut spent: Vec<KeyId> = Vec::new();
     let mut last_failure = None;
     for number in 1..=policy.max_attempts {
-        let lease = match pool
-            .acquire_preferring(&tried, &spent, model, scope)
-            .map_err(|_| GatewayError::PoolUnavailable)?
-        {
+        let selection = match keys {
+            Keys::Bound(key) => pool.acquire_bound(key, model),
+            Keys::Any { scope } => pool.acquire_preferring(&tried, &spent, model, scope),
+        };
+        let lease = match selection.map_err(|_| GatewayError::PoolUnavailable)? {
             Selection::Leased(lease) => lease,
+            Selection::AllCoolingDown { retry_after } if let Some(key) = bound => {
+                return Err(GatewayError::BoundKeyCooling {
+                    key: key.clone(),
+                    retry_after,
+                });
+            }
+            Selection::BoundKeyGone(why) if let Some(key) = bound => {
+                return Err(GatewayError::BoundKeyGone {
+                    key: key.clone(),
+                    why,
+                });
+            }
+            // Only a bound selection answers so.
+            Selection::BoundKeyGone(_) => return Err(GatewayError::PoolUnavailable),
             Selection::AllCoolingDown { retry_after } => {
                 return Err(GatewayError::AllKeysCoolingDown {
                     provider,

@@ -10,10 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::http::HeaderMap;
+use axum::http::header::CONTENT_TYPE;
 use axum::response::Response;
 use bytes::Bytes;
 
-use super::failover::{Answered, RetryPolicy, with_failover};
+use super::failover::{Answered, GatewayError, RetryPolicy, with_bound_key, with_failover};
 use super::relay::{RelayContext, Render, relay_body};
 use super::render::{gateway_headers, sse_response};
 use super::stream::{frames, pass_gate};
@@ -23,7 +24,7 @@ use crate::error::ApiError;
 use crate::keypool::{KeyPools, RequestTracker};
 use crate::observe::RequestLog;
 use crate::providers::{
-    UpstreamCall, Upstreams, frame_reader, parse_reply, rate_limits, reply_usage,
+    Endpoint, UpstreamCall, Upstreams, frame_reader, parse_reply, rate_limits, reply_usage,
 };
 use crate::scrub::Scrubber;
 
@@ -93,17 +94,27 @@ impl Gateway {
         call: &UpstreamCall,
         log: &RequestLog,
     ) -> Result<Proxied<Bytes>, ApiError> {
-        let provider = call.provider;
         let upstreams = &self.upstreams;
         let answer = self
             .whole(call, log, |response| async move {
-                let (headers, body) = upstreams.read_body(response).await?;
-                let usage = reply_usage(provider, &body)?;
+                // A resource's body is whatever it is (a file, JSONL
+                // results): its type goes with it.
+                let content_type = matches!(call.endpoint, Endpoint::Resource { .. })
+                    .then(|| response.headers().get(CONTENT_TYPE).cloned())
+                    .flatten();
+                let (mut headers, body) = upstreams.read_body(response).await?;
+                if let Some(content_type) = content_type {
+                    headers.insert(CONTENT_TYPE, content_type);
+                }
+                let usage = reply_usage(call, &body)?;
                 Ok((headers, (body, usage)))
             })
             .await?;
         let (body, (model, usage)) = answer.value;
-        log.answered(&model, usage);
+        // A resource's answer names no model and carries no new usage.
+        if !model.is_empty() {
+            log.answered(&model, usage);
+        }
         Ok(Proxied {
             value: body,
             headers: answer.headers,
@@ -140,7 +151,7 @@ impl Gateway {
         log: &RequestLog,
         make_render: impl FnOnce(&KeyId, u32) -> R,
     ) -> Result<Response, ApiError> {
-        let reader = frame_reader(call.provider);
+        let reader = frame_reader(call);
         let idle_timeout = self.stream_idle_timeout;
         let upstreams = &self.upstreams;
         let (answered, tracker) = self
@@ -261,30 +272,48 @@ impl Gateway {
             call.session_header.as_ref(),
             &call.body,
         );
-        let bound = session.and_then(|session| self.affinity.scope_of(&session));
+        let scope = session.and_then(|session| self.affinity.scope_of(&session));
         let read = &read;
         let upstreams = &self.upstreams;
-        let result = with_failover(
-            pool,
-            self.retry,
-            call.model.as_ref(),
-            bound.as_deref(),
-            &mut tracker,
-            log,
-            |key| async move {
-                let response = match upstreams.send(call, &key).await {
-                    Ok(response) => response,
-                    Err(failure) => return Err(self.judge(call, &key, failure).await),
-                };
-                // Every answer's rate-limit windows feed the headroom strategy.
-                let limits = rate_limits(call.provider, response.headers(), SystemTime::now());
-                if !limits.is_empty() {
-                    pool.observe(&key.id, limits);
-                }
-                read(response).await
-            },
-        )
-        .await;
+        let attempt = |key: KeyLease| async move {
+            let response = match upstreams.send(call, &key).await {
+                Ok(response) => response,
+                Err(failure) => return Err(self.judge(call, &key, failure).await),
+            };
+            // Every answer's rate-limit windows feed the headroom strategy.
+            let limits = rate_limits(call.provider, response.headers(), SystemTime::now());
+            if !limits.is_empty() {
+                pool.observe(&key.id, limits);
+            }
+            read(response).await
+        };
+        let model = call.model.as_ref();
+        let result = match &call.bound {
+            Some(bound) => {
+                with_bound_key(
+                    pool,
+                    self.retry,
+                    &bound.key,
+                    model,
+                    &mut tracker,
+                    log,
+                    attempt,
+                )
+                .await
+            }
+            None => {
+                with_failover(
+                    pool,
+                    self.retry,
+                    model,
+                    scope.as_deref(),
+                    &mut tracker,
+                    log,
+                    attempt,
+                )
+                .await
+            }
+        };
         match result {
             Ok(answered) => {
                 // Bound (or rebound, when its scope could not serve) to
@@ -296,7 +325,15 @@ impl Gateway {
             }
             Err(error) => {
                 tracker.finish(false);
-                Err(error.into())
+                let names_the_key = matches!(
+                    error,
+                    GatewayError::BoundKeyCooling { .. } | GatewayError::BoundKeyGone { .. }
+                );
+                let mut error = ApiError::from(error);
+                if let (true, Some(bound)) = (names_the_key, &call.bound) {
+                    error.message = format!("{} {}", bound.id, error.message);
+                }
+                Err(error)
             }
         }
     }

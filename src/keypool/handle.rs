@@ -138,6 +138,15 @@ impl KeyPoolHandle {
         })
     }
 
+    /// Asks for `key` itself, for a call on a resource only it can see.
+    pub fn acquire_bound(
+        &self,
+        key: &KeyId,
+        model: Option<&Arc<str>>,
+    ) -> Result<Selection, PoolUnavailable> {
+        self.with(|state, now, wall| state.select_bound(now, wall, key, model.map(|m| &**m)))
+    }
+
     /// Records an attempt's outcome.
     pub fn report(&self, key: &KeyId, model: Option<&Arc<str>>, outcome: Outcome) {
         self.tell(|state, now, wall| state.record(key, model.map(|m| &**m), &outcome, now, wall));

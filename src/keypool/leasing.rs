@@ -155,8 +155,8 @@ impl PoolState {
     }
 
     /// Leases the key at `index` (picked by a strategy, from the whole pool
-    /// or from a cache scope): moves the round-robin cursor past it,
-    /// charges its `weighted` pass, and tells the ready index it changed.
+    /// or from a cache scope): moves the round-robin cursor past it and
+    /// charges its `weighted` pass, then `hand_out`.
     pub(super) fn lease_at(
         &mut self,
         index: usize,
@@ -165,11 +165,27 @@ impl PoolState {
         wall: SystemTime,
     ) -> Selection {
         self.cursor = (index + 1) % self.slots.len();
+        charge(
+            self.settings.strategy,
+            &mut self.slots[index],
+            &mut self.pass_clock,
+        );
+        Selection::Leased(self.hand_out(index, model, now, wall))
+    }
+
+    /// Gives out the key at `index` for one attempt (its request counted,
+    /// its half-open probe taken) and tells the ready index it changed.
+    pub(super) fn hand_out(
+        &mut self,
+        index: usize,
+        model: Option<&str>,
+        now: Instant,
+        wall: SystemTime,
+    ) -> KeyLease {
         let scope = self.scopes.name_of(index);
+        let count_recent = self.settings.strategy == Strategy::LeastUsed;
         let slot = &mut self.slots[index];
-        let strategy = self.settings.strategy;
-        charge(strategy, slot, &mut self.pass_clock);
-        slot.lease(model, now, wall, strategy == Strategy::LeastUsed);
+        slot.lease(model, now, wall, count_recent);
         let lease = KeyLease {
             id: slot.entry.id.clone(),
             secret: slot.entry.secret.clone(),
@@ -177,7 +193,7 @@ impl PoolState {
             token_limit: slot.limits.and_then(|l| l.token_limit()),
         };
         self.mark_changed(index);
-        Selection::Leased(lease)
+        lease
     }
 
     /// Why no key can serve `model`. It looks at every key, which is

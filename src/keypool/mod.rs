@@ -13,7 +13,8 @@
 //!   that a pick costs the same however large the pool (`lineup`: one
 //!   such ordered set).
 //! - `scopes`: which keys share a prompt cache, and selection that
-//!   prefers one scope (affinity).
+//!   prefers one scope (affinity); `bound`: selecting the one key a
+//!   resource belongs to.
 //! - `latency`: each key's recent latencies (p50/p95).
 //! - `handle`: the owner of one `PoolState` (behind a short lock, never
 //!   held across an await) and the cheap, cloneable API the request path
@@ -25,6 +26,7 @@
 //!   marks' wire form and what applying one does; `counts`: cluster-wide
 //!   counters shown instead of this replica's own.
 
+mod bound;
 mod cooldown;
 mod counts;
 mod ejection;
@@ -74,4 +76,17 @@ pub enum Selection {
     NoAccess(FailureNote),
     /// Only keys the request has found unable to serve it are left.
     Spent,
+    /// The one key the request may use (see `bound`) never will again.
+    BoundKeyGone(BoundKeyGone),
+}
+
+/// Why the key a resource belongs to cannot serve it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BoundKeyGone {
+    /// Removed from the pool.
+    Deleted,
+    /// Rejected by the upstream: the reason given.
+    Invalid(String),
+    /// Switched off by an admin.
+    Disabled,
 }

@@ -1,6 +1,6 @@
 //! The ready index against the simple scan: for any sequence of picks,
-//! outcomes, rate-limit reports, admin changes, cache-scope moves, cluster
-//! probe tokens and clock steps, a pick through the index takes exactly
+//! outcomes, rate-limit reports, admin changes, cache-scope moves, leases
+//! of one bound key, cluster probe tokens and clock steps, a pick through the index takes exactly
 //! the key the scan of every key would (for `random`: one of the keys the
 //! scan would draw from), and both agree when none can serve. A pick that
 //! prefers a cache scope takes what the scan of that scope's keys would,
@@ -63,6 +63,11 @@ enum Step {
         key: usize,
         scope: usize,
     },
+    /// A call on a resource only this key can see (`select_bound`).
+    Bound {
+        key: usize,
+        model: usize,
+    },
     Wait {
         millis: u64,
     },
@@ -88,6 +93,7 @@ fn step() -> impl Strategy<Value = Step> {
             .prop_map(|(key, weight, enabled)| Step::Update { key, weight, enabled: enabled || weight > 1 }),
         1 => (0..8usize, any::<bool>()).prop_map(|(key, invalid)| Step::Invalid { key, invalid }),
         1 => (0..8usize, 0..SCOPES.len()).prop_map(|(key, scope)| Step::Scope { key, scope }),
+        1 => (0..8usize, 0..3usize).prop_map(|(key, model)| Step::Bound { key, model }),
         3 => prop_oneof![0..2000u64, 0..120_000u64].prop_map(|millis| Step::Wait { millis }),
         1 => Just(Step::Share),
         1 => Just(Step::GrantProbes),
@@ -308,6 +314,13 @@ fn run(strategy: KeyStrategy, keys: usize, steps: Vec<Step>) -> Result<(), TestC
                 pool.set_invalid(&key(k), invalid.then(|| "rejected".to_string()))
             }
             Step::Scope { key: k, scope } => pool.set_scope(&key(k), SCOPES[scope].map(Arc::from)),
+            Step::Bound { key: k, model } => {
+                if let Selection::Leased(lease) =
+                    pool.select_bound(now, wall, &key(k), MODELS[model])
+                {
+                    prop_assert_eq!(lease.id, key(k));
+                }
+            }
             Step::Wait { millis } => elapsed += Duration::from_millis(millis),
             Step::Share => pool.share(now, wall),
             Step::GrantProbes => {

@@ -121,6 +121,9 @@ const OPENAI_GPT_5_5: &str = "https://tokenmix.ai/blog/openai-api-cost-2026-gpt-
 /// search tool holds): it agrees with every OpenAI row below that it
 /// lists, and gives GPT-5.4's and GPT-5.5's long-context rates.
 const LITELLM_MAP: &str = "https://github.com/Wei-Shaw/model-price-repo/blob/f9ff147/model_prices_and_context_window.json";
+/// OpenAI's embedding prices ($0.02, $0.13 and $0.10 per million input
+/// tokens), as quoted from OpenAI's pricing page, verified May 2026.
+const OPENAI_EMBEDDINGS: &str = "https://embeddingcost.com/openai";
 /// Claude 3 Sonnet is on neither the current pricing page nor that map: its
 /// row is carried over from keygate's first table (protocols.md (c)), and
 /// the day it was checked is not recorded (`GET /api/models` shows `null`).
@@ -405,4 +408,26 @@ pub static BUILT_IN: &[BuiltInPrice] = &[
     )
     .checked(TODAY, LITELLM_MAP),
     openai("gpt-4o-mini", "GPT-4o mini", "2024-07-18", [150, 75, 600]).checked(TODAY, LITELLM_MAP),
+    // Embeddings: input tokens only (no cached price, no output).
+    openai(
+        "text-embedding-3-large",
+        "text-embedding-3-large",
+        "2024-01-25",
+        [130, 130, 0],
+    )
+    .checked(TODAY, OPENAI_EMBEDDINGS),
+    openai(
+        "text-embedding-3-small",
+        "text-embedding-3-small",
+        "2024-01-25",
+        [20, 20, 0],
+    )
+    .checked(TODAY, OPENAI_EMBEDDINGS),
+    openai(
+        "text-embedding-ada-002",
+        "text-embedding-ada-002",
+        "2022-12-15",
+        [100, 100, 0],
+    )
+    .checked(TODAY, OPENAI_EMBEDDINGS),
 ];

@@ -4,6 +4,8 @@
 //! `upstream` is the one place that dispatches to them.
 //!
 //! - `upstream`: the shared HTTP client, endpoints, sending and probing.
+//! - `endpoint`: which of a provider's APIs a call goes to, and how its
+//!   answer is accounted.
 //! - `anthropic`, `openai`: one module per provider.
 //! - `search`: the web-search providers (SerpApi, Google, Brave).
 //! - `ratelimit`: rate-limit headers as `RateLimits` and cooldown hints.
@@ -11,6 +13,7 @@
 //! - `error_text`: a short excerpt of an error body that is not JSON.
 
 pub mod anthropic;
+mod endpoint;
 mod error_text;
 pub mod openai;
 mod ratelimit;
@@ -18,9 +21,10 @@ mod retry_after;
 pub mod search;
 mod upstream;
 
+pub use endpoint::Endpoint;
 pub use ratelimit::{cooldown_hint, rate_limits};
 pub use retry_after::parse_retry_after;
 pub use upstream::{
-    ERROR_BODY_LIMIT, UpstreamCall, Upstreams, UpstreamsError, frame_reader, parse_reply,
-    reply_usage, stop_reason_normalizer,
+    BoundResource, ERROR_BODY_LIMIT, UpstreamCall, Upstreams, UpstreamsError, frame_reader,
+    parse_reply, reply_usage, stop_reason_normalizer,
 };

@@ -13,11 +13,12 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::scrub::Scrubber;
 
+use super::endpoint::{Endpoint, answer_usage};
 use super::search::SearchClient;
 use super::{anthropic, openai};
 use crate::config::Config;
 use crate::domain::{
-    ChatReply, ChatRequest, Failure, Frame, KeyLease, ProviderKind, RateLimits, Reading,
+    ChatReply, ChatRequest, Failure, Frame, KeyId, KeyLease, ProviderKind, RateLimits, Reading,
     UpstreamDetail, Usage,
 };
 
@@ -25,6 +26,9 @@ use crate::domain::{
 #[derive(Clone)]
 pub struct UpstreamCall {
     pub provider: ProviderKind,
+    /// Which of the provider's APIs; decides the URL, the method and how a
+    /// 2xx answer is accounted.
+    pub endpoint: Endpoint,
     pub body: Bytes,
     /// Client headers to forward (e.g. `anthropic-version`, `anthropic-beta`).
     pub headers: HeaderMap,
@@ -34,6 +38,42 @@ pub struct UpstreamCall {
     /// The client's session header (`affinity::session_header`), kept for
     /// affinity; never sent upstream.
     pub session_header: Option<axum::http::HeaderValue>,
+    /// The resource the call names, when only one key can see it.
+    pub bound: Option<BoundResource>,
+}
+
+impl UpstreamCall {
+    /// A call on a path keygate passes through whole (`Endpoint::Resource`),
+    /// held to `bound`'s key when it names a resource.
+    pub fn resource(
+        provider: ProviderKind,
+        method: reqwest::Method,
+        path: String,
+        body: Bytes,
+        headers: HeaderMap,
+        bound: Option<BoundResource>,
+    ) -> Self {
+        Self {
+            provider,
+            endpoint: Endpoint::Resource {
+                method,
+                path: path.into(),
+            },
+            body,
+            headers,
+            model: None,
+            session_header: None,
+            bound,
+        }
+    }
+}
+
+/// A resource (a stored response, a batch, a file) and the one key that
+/// can see it: the key that created it.
+#[derive(Clone, Debug)]
+pub struct BoundResource {
+    pub id: Arc<str>,
+    pub key: KeyId,
 }
 
 impl UpstreamCall {
@@ -47,10 +87,12 @@ impl UpstreamCall {
         };
         Self {
             provider,
+            endpoint: Endpoint::Chat,
             body,
             headers: HeaderMap::new(),
             model: Some(request.model.as_str().into()),
             session_header: None,
+            bound: None,
         }
     }
 }
@@ -59,6 +101,8 @@ impl UpstreamCall {
 /// URL string again on every request.
 struct Endpoints {
     provider: ProviderKind,
+    /// The base URL as configured, without a trailing slash.
+    base: String,
     chat: Url,
     models: Url,
 }
@@ -126,6 +170,7 @@ impl Upstreams {
                 };
                 Ok(Endpoints {
                     provider: p.kind,
+                    base: p.base_url.trim_end_matches('/').to_string(),
                     chat: parse(path)?,
                     models: parse("/v1/models")?,
                 })
@@ -155,7 +200,12 @@ impl Upstreams {
         key: &KeyLease,
     ) -> Result<reqwest::Response, Failure> {
         let (auth_header, auth_value) = authorization(call.provider, &key.secret)?;
-        let url = self.endpoints(call.provider)?.chat.clone();
+        let endpoints = self.endpoints(call.provider)?;
+        let url = match &call.endpoint {
+            Endpoint::Chat => endpoints.chat.clone(),
+            other => Url::parse(&format!("{}{}", endpoints.base, other.path(call.provider)))
+                .map_err(|e| Failure::malformed(&format!("cannot build the upstream URL: {e}")))?,
+        };
         let mut headers = call.headers.clone();
         if call.provider == ProviderKind::Anthropic && !headers.contains_key(&ANTHROPIC_VERSION) {
             headers.insert(
@@ -163,16 +213,18 @@ impl Upstreams {
                 HeaderValue::from_static(anthropic::API_VERSION),
             );
         }
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if call.endpoint.sends_json() {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
         headers.insert(auth_header, auth_value);
-        let response = self
+        let mut request = self
             .http
-            .post(url)
-            .headers(headers)
-            .body(call.body.clone())
-            .send()
-            .await
-            .map_err(|e| Failure::network(&e))?;
+            .request(call.endpoint.method(), url)
+            .headers(headers);
+        if !call.body.is_empty() {
+            request = request.body(call.body.clone());
+        }
+        let response = request.send().await.map_err(|e| Failure::network(&e))?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -285,19 +337,17 @@ pub fn parse_reply(provider: ProviderKind, body: &[u8]) -> Result<ChatReply, Fai
     }
 }
 
-/// The model and usage of a 2xx body passed through as it came; an error
-/// if it is not such a body.
-pub fn reply_usage(provider: ProviderKind, body: &[u8]) -> Result<(String, Usage), Failure> {
-    match provider {
-        ProviderKind::Anthropic => anthropic::usage_from_bytes(body),
-        _ => openai::usage_from_bytes(body),
-    }
+/// The model and usage of `call`'s 2xx body passed through as it came; an
+/// error if it is not such a body.
+pub fn reply_usage(call: &UpstreamCall, body: &[u8]) -> Result<(String, Usage), Failure> {
+    answer_usage(call.provider, &call.endpoint, call.model.as_deref(), body)
 }
 
-/// How to read one stream frame of `provider`.
-pub fn frame_reader(provider: ProviderKind) -> fn(&Frame) -> Reading {
-    match provider {
-        ProviderKind::Anthropic => anthropic::read_frame,
+/// How to read one stream frame of `call`'s answer.
+pub fn frame_reader(call: &UpstreamCall) -> fn(&Frame) -> Reading {
+    match (call.provider, &call.endpoint) {
+        (ProviderKind::Anthropic, _) => anthropic::read_frame,
+        (_, Endpoint::Responses) => openai::read_responses_frame,
         _ => openai::read_frame,
     }
 }

@@ -99,6 +99,9 @@ fn has_body(request: &Request) -> bool {
     declared || headers.contains_key(header::TRANSFER_ENCODING) || !request.body().is_end_stream()
 }
 
+/// The one route whose body is not JSON: OpenAI's file upload.
+const UPLOAD_PATH: &str = "/v1/files";
+
 /// Why a body sent to `path` with these headers is refused, if it is.
 fn body_refusal(headers: &HeaderMap, path: &str, origins: &CorsOrigins) -> Option<String> {
     let Some(content_type) = headers.get(header::CONTENT_TYPE) else {
@@ -109,6 +112,17 @@ fn body_refusal(headers: &HeaderMap, path: &str, origins: &CorsOrigins) -> Optio
         });
     };
     let essence = essence(content_type)?;
+    // A file upload is a multipart form, a type any page may post without
+    // asking first: it is taken only on the upload route, and from a page
+    // only if CORS admits that page.
+    if essence == "multipart/form-data"
+        && path == UPLOAD_PATH
+        && headers
+            .get(header::ORIGIN)
+            .is_none_or(|origin| super::cors::origin_allowed(origins, origin, path))
+    {
+        return None;
+    }
     Some(format!(
         "the request body must be JSON, sent with content-type: application/json, not {essence:?}; \
          with curl, add -H 'content-type: application/json' (curl -d alone sends a form type)"

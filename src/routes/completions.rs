@@ -22,7 +22,7 @@ use crate::gateway::render::json_response;
 use crate::gateway::render::passthrough::Passthrough;
 use crate::limits::check_shape;
 use crate::observe::RequestLog;
-use crate::providers::UpstreamCall;
+use crate::providers::{Endpoint, UpstreamCall};
 use crate::routes::sdk_fields::SdkFields;
 use crate::routes::stream_usage::with_usage_requested;
 use crate::translate::{AnthropicAsOpenAi, Translated, completion_from_reply, to_anthropic};
@@ -56,11 +56,13 @@ async fn serve(
         return serve_from_anthropic(state, log, client_headers, bytes).await;
     }
     let mut call = UpstreamCall {
+        endpoint: Endpoint::Chat,
         provider: ProviderKind::OpenAI,
         body: bytes,
         headers: HeaderMap::new(),
         model: Some(model.into()),
         session_header: session_header(client_headers),
+        bound: None,
     };
     if !stream {
         return Ok(json_response(state.gateway.json(&call, log).await?));

@@ -16,7 +16,7 @@ use crate::extract::read_bytes;
 use crate::gateway::render::json_response;
 use crate::gateway::render::passthrough::Passthrough;
 use crate::observe::RequestLog;
-use crate::providers::UpstreamCall;
+use crate::providers::{Endpoint, UpstreamCall};
 use crate::routes::sdk_fields::SdkFields;
 
 /// Client headers that must reach Anthropic unchanged (its gateway contract).
@@ -44,18 +44,15 @@ async fn serve(
     let fields = SdkFields::parse(&bytes)?;
     let stream = check(&fields)?;
     let model = Some(fields.model()?.into());
-    let mut headers = HeaderMap::new();
-    for name in FORWARDED {
-        for value in client_headers.get_all(*name) {
-            headers.append(*name, value.clone());
-        }
-    }
+    let headers = forwarded(client_headers);
     let call = UpstreamCall {
+        endpoint: Endpoint::Chat,
         provider: ProviderKind::Anthropic,
         body: bytes,
         headers,
         model,
         session_header: session_header(client_headers),
+        bound: None,
     };
     if stream {
         return state
@@ -64,6 +61,17 @@ async fn serve(
             .await;
     }
     Ok(json_response(state.gateway.json(&call, log).await?))
+}
+
+/// The client's `anthropic-version` and `anthropic-beta`, to send upstream.
+pub(crate) fn forwarded(client_headers: &HeaderMap) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for name in FORWARDED {
+        for value in client_headers.get_all(*name) {
+            headers.append(*name, value.clone());
+        }
+    }
+    headers
 }
 
 /// What keygate needs to route and account; Anthropic judges the rest.

@@ -7,6 +7,14 @@
 //! - `messages`: `POST /v1/messages`, Anthropic's API, passed through.
 //! - `completions`: `POST /v1/chat/completions`, OpenAI's API (a `claude-`
 //!   model is translated to Anthropic).
+//! - `embeddings`: `POST /v1/embeddings`, OpenAI's, passed through.
+//! - `count_tokens`: `POST /v1/messages/count_tokens`, Anthropic's.
+//! - `responses`: OpenAI's Responses API, created and stored responses.
+//! - `batches`, `files`: Anthropic's and OpenAI's batches and OpenAI's
+//!   files, passed through (`resource_calls`) with the key that made them.
+//! - `bindings`: resources only their creating key can see, found and
+//!   recorded for the routes that name them.
+//! - `unmodelled`: the 404 for every other path under `/v1/`.
 //! - `sdk_fields`: the few fields of an SDK body keygate reads.
 //! - `stream_usage`: asking an OpenAI stream for usage, by splicing the body.
 //! - `search`: `POST`/`GET /api/search`, web search across the search pools.
@@ -26,11 +34,16 @@
 //!   not send (untyped or non-JSON bodies, foreign `Host` names).
 
 pub mod alerts;
+pub mod batches;
+mod bindings;
 pub mod browser_guard;
 pub mod chat;
 pub mod completions;
 mod cors;
+pub mod count_tokens;
 pub mod dashboard;
+pub mod embeddings;
+pub mod files;
 mod guard;
 pub mod health;
 pub mod key_views;
@@ -40,9 +53,12 @@ pub mod messages;
 pub mod metrics;
 pub mod models;
 pub mod request_log;
+mod resource_calls;
+pub mod responses;
 mod sdk_fields;
 pub mod search;
 mod stream_usage;
+mod unmodelled;
 pub mod usage;
 pub mod usage_views;
 pub mod v1_models;
@@ -114,7 +130,47 @@ pub fn router(state: AppState) -> Router {
     let proxy = Router::new()
         .route("/api/chat", post(chat::chat))
         .route("/v1/messages", post(messages::create_message))
+        .route(
+            "/v1/messages/count_tokens",
+            post(count_tokens::count_tokens),
+        )
         .route("/v1/chat/completions", post(completions::create_completion))
+        .route("/v1/embeddings", post(embeddings::create_embedding))
+        .route("/v1/responses", post(responses::create_response))
+        .route(
+            "/v1/responses/{id}",
+            get(responses::get_response).delete(responses::delete_response),
+        )
+        .route(
+            "/v1/responses/{id}/cancel",
+            post(responses::cancel_response),
+        )
+        .route(
+            "/v1/messages/batches",
+            post(batches::create_message_batch).get(batches::list_message_batches),
+        )
+        .route(
+            "/v1/messages/batches/{id}",
+            get(batches::message_batch).delete(batches::message_batch),
+        )
+        .route(
+            "/v1/messages/batches/{id}/results",
+            get(batches::message_batch_results),
+        )
+        .route(
+            "/v1/messages/batches/{id}/cancel",
+            post(batches::cancel_message_batch),
+        )
+        .route(
+            "/v1/batches",
+            post(batches::create_batch).get(batches::list_batches),
+        )
+        .route("/v1/batches/{id}", get(batches::batch))
+        .route("/v1/batches/{id}/cancel", post(batches::cancel_batch))
+        .route("/v1/files", post(files::upload_file).get(files::list_files))
+        .route("/v1/files/{id}", get(files::file).delete(files::file))
+        .route("/v1/files/{id}/content", get(files::file_content))
+        .route("/v1/{*rest}", axum::routing::any(unmodelled::not_modelled))
         .route(
             "/api/search",
             post(search::search_post).get(search::search_get),

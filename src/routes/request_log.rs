@@ -24,15 +24,59 @@ use crate::observe::{Observer, RequestLog};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The routes whose requests are recorded: those that reach an upstream.
+/// The routes whose requests are recorded: those that reach an upstream,
+/// by their route's name (a resource's id is not part of it).
 fn logged_route(path: &str) -> Option<&'static str> {
     match path {
         "/api/chat" => Some("/api/chat"),
         "/v1/messages" => Some("/v1/messages"),
+        "/v1/messages/count_tokens" => Some("/v1/messages/count_tokens"),
         "/v1/chat/completions" => Some("/v1/chat/completions"),
+        "/v1/embeddings" => Some("/v1/embeddings"),
+        "/v1/responses" => Some("/v1/responses"),
         "/api/search" => Some("/api/search"),
-        _ => None,
+        _ => resource_route(path),
     }
+}
+
+/// The name of a route on resources, e.g. `/v1/responses/{id}`: the
+/// family's root, then `{id}` for the id and any action after it.
+fn resource_route(path: &str) -> Option<&'static str> {
+    const FAMILIES: &[(&str, &[&str])] = &[
+        (
+            "/v1/responses",
+            &["/v1/responses/{id}", "/v1/responses/{id}/cancel"],
+        ),
+        (
+            "/v1/messages/batches",
+            &[
+                "/v1/messages/batches",
+                "/v1/messages/batches/{id}",
+                "/v1/messages/batches/{id}/results",
+                "/v1/messages/batches/{id}/cancel",
+            ],
+        ),
+        (
+            "/v1/batches",
+            &["/v1/batches", "/v1/batches/{id}", "/v1/batches/{id}/cancel"],
+        ),
+        (
+            "/v1/files",
+            &["/v1/files", "/v1/files/{id}", "/v1/files/{id}/content"],
+        ),
+    ];
+    FAMILIES.iter().find_map(|(root, routes)| {
+        let rest = path.strip_prefix(root)?;
+        let shape = match rest.strip_prefix('/') {
+            None if rest.is_empty() => root.to_string(),
+            None => return None,
+            Some(rest) => match rest.split_once('/') {
+                None => format!("{root}/{{id}}"),
+                Some((_, action)) => format!("{root}/{{id}}/{action}"),
+            },
+        };
+        routes.iter().copied().find(|route| *route == shape)
+    })
 }
 
 #[derive(Clone)]
@@ -140,5 +184,34 @@ impl HttpBody for LoggedBody {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_on_resources_are_recorded_by_their_names_not_their_ids() {
+        for (path, route) in [
+            ("/v1/responses", Some("/v1/responses")),
+            ("/v1/responses/resp_1", Some("/v1/responses/{id}")),
+            (
+                "/v1/responses/resp_1/cancel",
+                Some("/v1/responses/{id}/cancel"),
+            ),
+            ("/v1/messages/batches", Some("/v1/messages/batches")),
+            (
+                "/v1/messages/batches/msgbatch_1/results",
+                Some("/v1/messages/batches/{id}/results"),
+            ),
+            ("/v1/files/file-1/content", Some("/v1/files/{id}/content")),
+            ("/v1/batches/batch_1", Some("/v1/batches/{id}")),
+            ("/v1/responses/resp_1/other", None),
+            ("/v1/filesystem", None),
+            ("/v1/assistants", None),
+        ] {
+            assert_eq!(logged_route(path), route, "{path}");
+        }
     }
 }

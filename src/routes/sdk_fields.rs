@@ -1,5 +1,6 @@
 //! The few fields of an SDK request that keygate itself reads (model,
-//! messages, max_tokens, stream, stream_options). Nothing is built into a
+//! messages, max_tokens, stream, stream_options; for embeddings and
+//! responses also input, previous_response_id and store). Nothing is built into a
 //! JSON tree: the fields are borrowed from the body as raw values and read
 //! as the type wanted, and the rest (the conversation) is skipped unread.
 //! The client's bytes go upstream unchanged, so there is no need to.
@@ -56,6 +57,12 @@ pub struct SdkFields<'a> {
     stream: Option<&'a RawValue>,
     #[serde(borrow, deserialize_with = "keep_null")]
     stream_options: Option<&'a RawValue>,
+    #[serde(borrow, deserialize_with = "keep_null")]
+    input: Option<&'a RawValue>,
+    #[serde(borrow, deserialize_with = "keep_null")]
+    previous_response_id: Option<&'a RawValue>,
+    #[serde(borrow, deserialize_with = "keep_null")]
+    store: Option<&'a RawValue>,
 }
 
 /// Whether a value is an array of readable messages, and how long, without
@@ -291,6 +298,40 @@ impl<'a> SdkFields<'a> {
             Some(value) if raw_json::is_null(value) => Ok(false),
             Some(value) => raw_json::as_bool(value)
                 .ok_or_else(|| ApiError::bad_request("stream: must be true or false")),
+        }
+    }
+
+    /// `input`: present and not `null` (what it holds is the upstream's
+    /// to judge: a string, an array of strings, tokens or input items).
+    pub fn check_input(&self) -> Result<(), ApiError> {
+        match self.input {
+            Some(value) if !raw_json::is_null(value) => Ok(()),
+            _ => Err(ApiError::bad_request("input: field required")),
+        }
+    }
+
+    /// `previous_response_id`: a response id, if given.
+    pub fn previous_response_id(&self) -> Result<Option<String>, ApiError> {
+        match self.previous_response_id {
+            None => Ok(None),
+            Some(value) if raw_json::is_null(value) => Ok(None),
+            Some(value) => raw_json::as_string(value)
+                .filter(|id| !id.is_empty())
+                .map(Some)
+                .ok_or_else(|| {
+                    ApiError::bad_request("previous_response_id: must be a non-empty string")
+                }),
+        }
+    }
+
+    /// `store`: whether the upstream keeps the response (it does unless
+    /// told not to).
+    pub fn stores(&self) -> Result<bool, ApiError> {
+        match self.store {
+            None => Ok(true),
+            Some(value) if raw_json::is_null(value) => Ok(true),
+            Some(value) => raw_json::as_bool(value)
+                .ok_or_else(|| ApiError::bad_request("store: must be true or false")),
         }
     }
 

@@ -16,8 +16,11 @@
 //! - `keys`: `api_keys`, the sealed keys and their names, weights, switches.
 //! - `pool_state`: `key_state` and `provider_stats`, the pools' saved state.
 //! - `usage`: the usage ledger's rows and rollups.
+//! - `bindings`: `resource_bindings`, the key each stored resource
+//!   belongs to.
 //! - `copy`: moving an installation from one database to another.
 
+pub mod bindings;
 pub mod copy;
 pub mod keys;
 mod open;

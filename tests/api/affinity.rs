@@ -317,14 +317,7 @@ async fn cache_reads_are_counted_per_scope_and_their_saving_reported() {
     let scope = &turns[0].scope;
     let read: u64 = turns.iter().map(|t| t.read).sum();
 
-    let metrics = app
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = crate::metrics::scrape(&app).await;
     let hits = format!("scope=\"{scope}\"");
     assert!(
         metrics

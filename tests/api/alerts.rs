@@ -393,14 +393,7 @@ async fn dead_webhooks_neither_slow_nor_fail_requests_and_their_failures_are_cou
     // The silent one: two attempts of 1 s each; the dead one refuses.
     wait_for_deliveries(&app, json!({"sent": 1, "failed": 2, "dropped": 0})).await;
     assert_eq!(silent.connections(), 2, "one attempt and one retry");
-    let metrics = app
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = crate::metrics::scrape(&app).await;
     for line in [
         "keygate_alerts_sent_total 1",
         "keygate_alerts_failed_total 2",

@@ -130,11 +130,11 @@ async fn a_litellm_price_file_prices_a_model_keygate_never_heard_of() {
     assert!(entry["pricing"]["checked"].is_string(), "{entry}");
     // The built-in prices are still there beside it.
     assert!(listed(&app, "anthropic", "claude-opus-4-8").await.is_some());
-    assert!(
-        listed(&app, "openai", "text-embedding-3-small")
-            .await
-            .is_none()
-    );
+    // The file's embedding entry is skipped: the built-in row prices it.
+    let embedding = listed(&app, "openai", "text-embedding-3-small")
+        .await
+        .unwrap();
+    assert_eq!(embedding["pricing"]["source"], "built in");
 }
 
 /// Waits until `/api/models` prices `id` at `input` $/MTok.

@@ -150,14 +150,7 @@ impl SearchApp {
     }
 
     pub async fn metrics(&self) -> String {
-        self.app
-            .get("/metrics")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        crate::metrics::scrape(&self.app).await
     }
 
     /// Every place a key could leak to, as one text: logs, the admin

@@ -74,6 +74,7 @@ async fn an_sqlite_installation_moves_to_postgres_once_and_serves_from_there() {
         "api_keys: 2 new (2 in the source)",
         "key_state: 2 new (2 in the source)",
         "provider_stats: 1 new (1 in the source)",
+        "resource_bindings: 0 new (0 in the source)",
         "usage_requests: 4 new (4 in the source)",
     ] {
         assert!(output.contains(line), "{line}: {output}");

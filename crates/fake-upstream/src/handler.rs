@@ -6,62 +6,174 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Uri};
+use axum::extract::{Multipart, State};
+use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use axum::routing::{get, post};
-use serde_json::Value;
+use futures::future::BoxFuture;
+use serde_json::{Value, json};
 
 use super::canned::Canned;
 use super::chaos::{Dialect, Play};
 use super::prompt_cache::CacheUse;
-use super::{Call, Shared, anthropic, openai};
+use super::{Call, Shared, anthropic, openai, responses};
 
 #[derive(Clone, Copy, Debug)]
 enum Route {
     Messages,
     ChatCompletions,
     Models,
+    CountTokens,
+    Embeddings,
+    Responses,
+    /// `GET`/`DELETE /v1/responses/{id}`, `POST /v1/responses/{id}/cancel`.
+    StoredResponse,
+    MessageBatchCreate,
+    /// Listing, reading, results, cancelling and deleting message batches.
+    MessageBatch,
+    FileUpload,
+    /// Listing, reading, content and deleting files.
+    File,
+    BatchCreate,
+    /// Listing, reading and cancelling OpenAI batches.
+    Batch,
+}
+
+impl Route {
+    fn dialect(self) -> Dialect {
+        match self {
+            Route::Messages
+            | Route::Models
+            | Route::CountTokens
+            | Route::MessageBatchCreate
+            | Route::MessageBatch => Dialect::Anthropic,
+            _ => Dialect::OpenAi,
+        }
+    }
 }
 
 pub(super) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
-        .route("/v1/messages", post(messages))
-        .route("/v1/chat/completions", post(chat_completions))
-        .route("/v1/models", get(models))
+        .route("/v1/messages", post(on(Route::Messages)))
+        .route("/v1/messages/count_tokens", post(on(Route::CountTokens)))
+        .route(
+            "/v1/messages/batches",
+            post(on(Route::MessageBatchCreate)).get(on(Route::MessageBatch)),
+        )
+        .route(
+            "/v1/messages/batches/{id}",
+            get(on(Route::MessageBatch)).delete(on(Route::MessageBatch)),
+        )
+        .route(
+            "/v1/messages/batches/{id}/results",
+            get(on(Route::MessageBatch)),
+        )
+        .route(
+            "/v1/messages/batches/{id}/cancel",
+            post(on(Route::MessageBatch)),
+        )
+        .route("/v1/chat/completions", post(on(Route::ChatCompletions)))
+        .route("/v1/embeddings", post(on(Route::Embeddings)))
+        .route("/v1/responses", post(on(Route::Responses)))
+        .route(
+            "/v1/responses/{id}",
+            get(on(Route::StoredResponse)).delete(on(Route::StoredResponse)),
+        )
+        .route("/v1/responses/{id}/cancel", post(on(Route::StoredResponse)))
+        .route("/v1/files", post(upload).get(on(Route::File)))
+        .route(
+            "/v1/files/{id}",
+            get(on(Route::File)).delete(on(Route::File)),
+        )
+        .route("/v1/files/{id}/content", get(on(Route::File)))
+        .route(
+            "/v1/batches",
+            post(on(Route::BatchCreate)).get(on(Route::Batch)),
+        )
+        .route("/v1/batches/{id}", get(on(Route::Batch)))
+        .route("/v1/batches/{id}/cancel", post(on(Route::Batch)))
+        .route("/v1/models", get(on(Route::Models)))
         .with_state(shared)
 }
 
-async fn messages(
-    State(shared): State<Arc<Shared>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    answer(Route::Messages, &shared, &uri, headers, &body).await
+/// The handler of `route`: every route records its call and answers the
+/// same way, only the default answer differs.
+fn on(
+    route: Route,
+) -> impl Fn(State<Arc<Shared>>, Method, Uri, HeaderMap, Bytes) -> BoxFuture<'static, Response>
++ Clone
++ Send
++ Sync
++ 'static {
+    move |State(shared), method, uri, headers, body| {
+        Box::pin(async move { answer(route, &shared, &method, &uri, headers, &body, None).await })
+    }
 }
 
-async fn chat_completions(
-    State(shared): State<Arc<Shared>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    answer(Route::ChatCompletions, &shared, &uri, headers, &body).await
+/// A file upload, read from its multipart form.
+struct Upload {
+    filename: String,
+    purpose: String,
+    content: Vec<u8>,
 }
 
-async fn models(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Response {
-    answer(Route::Models, &shared, &uri, headers, &[]).await
+/// `POST /v1/files`: a multipart form with `purpose` and `file`.
+async fn upload(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    mut form: Multipart,
+) -> Response {
+    let mut upload = Upload {
+        filename: String::new(),
+        purpose: String::new(),
+        content: Vec::new(),
+    };
+    while let Ok(Some(field)) = form.next_field().await {
+        match field.name() {
+            Some("purpose") => upload.purpose = field.text().await.unwrap_or_default(),
+            Some("file") => {
+                upload.filename = field.file_name().unwrap_or("upload").to_string();
+                upload.content = field.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+            }
+            _ => {}
+        }
+    }
+    answer(
+        Route::FileUpload,
+        &shared,
+        &method,
+        &uri,
+        headers,
+        &[],
+        Some(upload),
+    )
+    .await
 }
 
 async fn answer(
     route: Route,
     shared: &Shared,
+    method: &Method,
     uri: &Uri,
     headers: HeaderMap,
     body: &[u8],
+    upload: Option<Upload>,
 ) -> Response {
-    let request: Option<Value> = serde_json::from_slice(body).ok();
+    let request: Option<Value> = match &upload {
+        // Recorded as what was sent, without the file's bytes.
+        Some(upload) => Some(
+            json!({"purpose": upload.purpose, "filename": upload.filename,
+                                    "bytes": upload.content.len()}),
+        ),
+        None => serde_json::from_slice(body).ok(),
+    };
+    let base = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .map(|host| format!("http://{host}"))
+        .unwrap_or_default();
     let key = key_of(&headers);
     let call = Call {
         key: key.clone(),
@@ -71,10 +183,8 @@ async fn answer(
         received: Instant::now(),
         fault: None,
     };
-    let dialect = match route {
-        Route::ChatCompletions => Dialect::OpenAi,
-        Route::Messages | Route::Models => Dialect::Anthropic,
-    };
+    let dialect = route.dialect();
+    let key = call.key.clone();
     // The guard is a temporary of this statement, so it is gone before any await.
     let play = shared.script().answer(call, dialect);
     match play {
@@ -94,26 +204,68 @@ async fn answer(
                     .use_prefix(&key, request, Instant::now()),
                 _ => CacheUse::default(),
             };
-            default_answer(route, request.as_ref(), shared, cache)
-                .respond()
-                .await
+            let call = Asked {
+                key: &key,
+                method,
+                path: uri.path(),
+                base: &base,
+                request: request.as_ref(),
+                upload,
+            };
+            default_answer(route, call, shared, cache).respond().await
         }
     }
 }
 
-fn default_answer(
-    route: Route,
-    request: Option<&Value>,
-    shared: &Shared,
-    cache: CacheUse,
-) -> Canned {
+/// What a call asked, for its route's default answer.
+struct Asked<'a> {
+    key: &'a str,
+    method: &'a Method,
+    path: &'a str,
+    /// The fake's own URL, for links it hands out.
+    base: &'a str,
+    request: Option<&'a Value>,
+    upload: Option<Upload>,
+}
+
+fn default_answer(route: Route, call: Asked<'_>, shared: &Shared, cache: CacheUse) -> Canned {
     let settings = &shared.settings;
-    match (route, request) {
+    match (route, call.request) {
         (Route::Messages, Some(request)) => anthropic::default_answer(request, settings, cache),
-        (Route::Messages, None) => anthropic::bad_request(),
+        (Route::Messages | Route::CountTokens, None) => anthropic::bad_request(),
+        (Route::CountTokens, Some(_)) => responses::token_count(),
         (Route::ChatCompletions, Some(request)) => openai::default_answer(request, settings, cache),
-        (Route::ChatCompletions, None) => openai::bad_request(),
+        (Route::ChatCompletions | Route::Embeddings | Route::Responses, None) => {
+            openai::bad_request()
+        }
+        (Route::Embeddings, Some(request)) => responses::embeddings(request),
+        (Route::Responses, Some(request)) => shared.stored().create_response(call.key, request),
+        (Route::StoredResponse, _) => shared
+            .stored()
+            .on_response(call.key, call.method, call.path),
         (Route::Models, _) => anthropic::models_list(),
+        (Route::MessageBatchCreate, Some(request)) => {
+            shared.stored().create_message_batch(call.key, request)
+        }
+        (Route::MessageBatchCreate, None) => anthropic::bad_request(),
+        (Route::MessageBatch, _) => {
+            shared
+                .stored()
+                .on_message_batch(call.key, call.method, call.path, call.base)
+        }
+        (Route::FileUpload, _) => match call.upload {
+            Some(upload) if !upload.content.is_empty() => shared.stored().create_file(
+                call.key,
+                &upload.filename,
+                &upload.purpose,
+                upload.content,
+            ),
+            _ => openai::bad_request(),
+        },
+        (Route::File, _) => shared.stored().on_file(call.key, call.method, call.path),
+        (Route::BatchCreate, Some(request)) => shared.stored().create_batch(call.key, request),
+        (Route::BatchCreate, None) => openai::bad_request(),
+        (Route::Batch, _) => shared.stored().on_batch(call.key, call.path),
     }
 }
 

@@ -2,7 +2,14 @@
 //! speaking enough of the Anthropic Messages and OpenAI Chat Completions
 //! wire formats (JSON and SSE) to stand in for the real APIs.
 //!
-//! Routes: `POST /v1/messages`, `POST /v1/chat/completions`, `GET /v1/models`.
+//! Routes: `POST /v1/messages`, `POST /v1/chat/completions`, `GET /v1/models`,
+//! `POST /v1/messages/count_tokens`, `POST /v1/embeddings`, and OpenAI's
+//! Responses API (`POST /v1/responses`, `GET`/`DELETE /v1/responses/{id}`,
+//! `POST /v1/responses/{id}/cancel`), Anthropic's message batches
+//! (`/v1/messages/batches…`), OpenAI's files (`/v1/files…`, multipart
+//! uploads) and batches (`/v1/batches…`). Stored responses, batches and
+//! files are visible only to the key that created them, as the real
+//! APIs' are; a batch has ended by its first poll.
 //! A call's key is its `x-api-key`, else its `Authorization: Bearer` token.
 //! Per key, a test scripts answers with [`FakeUpstream::queue`] (one per
 //! call, on any route) and [`FakeUpstream::always`]; an unscripted call gets
@@ -18,12 +25,15 @@
 //! [`serve`] records nothing, so a long benchmark does not grow).
 
 mod anthropic;
+mod batches;
 mod canned;
 mod chaos;
 mod handler;
 mod openai;
 pub mod prompt_cache;
+mod responses;
 mod sse;
+mod stored;
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -45,6 +55,7 @@ pub use chaos::{ChaosConfig, Fault, ResetFlavour};
 pub use openai::{
     DEFAULT_OPENAI_MODEL, openai_completion, openai_stream_frames, openai_stream_frames_for,
 };
+pub use responses::{EMBEDDING_TOKENS_PER_INPUT, response_object, response_stream_frames};
 pub use sse::SseFrame;
 
 /// The text of every default answer.
@@ -194,6 +205,9 @@ async fn run(listener: TcpListener, app: Router) -> io::Result<()> {
 /// What the handlers share: the script and the settings.
 struct Shared {
     script: Mutex<Script>,
+    /// Resources kept between calls; a lock of its own, never held with
+    /// `script`'s.
+    stored: Mutex<stored::Stored>,
     settings: Settings,
 }
 
@@ -204,6 +218,7 @@ impl Shared {
                 record,
                 ..Script::default()
             }),
+            stored: Mutex::new(stored::Stored::default()),
             settings,
         }
     }
@@ -212,6 +227,11 @@ impl Shared {
     /// the maps consistent, so a poisoned lock is still usable.
     fn script(&self) -> MutexGuard<'_, Script> {
         self.script.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Like `script`: never held across an await, usable after a panic.
+    fn stored(&self) -> MutexGuard<'_, stored::Stored> {
+        self.stored.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -144,7 +144,7 @@ pub(super) fn bad_request() -> Canned {
 
 /// A request id and a comfortable requests window; the reset is a relative
 /// Go-style duration (10,000 requests a minute refill one every 6 ms).
-fn with_rate_limit_headers(answer: Canned) -> Canned {
+pub(super) fn with_rate_limit_headers(answer: Canned) -> Canned {
     answer
         .header("x-request-id", &format!("req_{}", Uuid::new_v4().simple()))
         .header("openai-processing-ms", "12")

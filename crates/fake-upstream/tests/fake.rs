@@ -190,3 +190,63 @@ async fn the_binary_announces_its_address_and_answers_by_default() {
     assert_eq!(body["content"][0]["text"], "Hello from the fake upstream");
     assert_eq!(body["usage"]["output_tokens"], 86);
 }
+
+#[tokio::test]
+async fn stored_responses_and_batches_are_visible_only_to_their_creating_key() {
+    let upstream = FakeUpstream::start().await;
+    let created: Value = post(
+        &upstream.url,
+        "/v1/responses",
+        "mine",
+        json!({"model": "gpt-4.1-mini", "input": "hi"}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let id = created["id"].as_str().unwrap();
+    let follow_up = |key: &'static str| {
+        post(
+            &upstream.url,
+            "/v1/responses",
+            key,
+            json!({"model": "gpt-4.1-mini", "input": "more", "previous_response_id": id}),
+        )
+    };
+    assert_eq!(follow_up("mine").await.status(), 200);
+    let foreign = follow_up("theirs").await;
+    assert_eq!(foreign.status(), 404);
+    let body: Value = foreign.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "previous_response_not_found");
+
+    let batch: Value = post(
+        &upstream.url,
+        "/v1/messages/batches",
+        "mine",
+        json!({"requests": [{"custom_id": "a", "params": {"model": "m", "max_tokens": 1,
+                                                           "messages": []}}]}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let get = |key: &'static str| {
+        reqwest::Client::new()
+            .get(format!(
+                "{}/v1/messages/batches/{}",
+                upstream.url,
+                batch["id"].as_str().unwrap()
+            ))
+            .header("x-api-key", key)
+            .send()
+    };
+    assert_eq!(get("theirs").await.unwrap().status(), 404);
+    let polled: Value = get("mine").await.unwrap().json().await.unwrap();
+    assert_eq!(polled["processing_status"], "ended");
+    assert!(
+        polled["results_url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/results")
+    );
+}

@@ -44,12 +44,12 @@ pub fn sse_response(mut headers: HeaderMap, body: axum::body::Body) -> Response 
     (headers, body).into_response()
 }
 
-/// A whole upstream JSON body passed through, with the gateway's headers.
+/// A whole upstream body passed through, with the gateway's headers; JSON
+/// unless the upstream said it is something else (a file, JSONL).
 pub fn json_response(answer: Proxied<Bytes>) -> Response {
     let mut headers = answer.headers;
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    headers
+        .entry(header::CONTENT_TYPE)
+        .or_insert(HeaderValue::from_static("application/json"));
     (headers, answer.value).into_response()
 }

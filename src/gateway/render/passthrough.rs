@@ -1,7 +1,8 @@
 //! Re-sending the provider's own stream to a client of the same API. Frames
 //! are written back as they came; a failure after the gate ends the stream
-//! with an error in that API's shape (Anthropic: `event: error`; OpenAI: a
-//! `data:` line holding `{"error": ...}`).
+//! with an error in that API's shape (Anthropic: `event: error`; OpenAI
+//! chat: a `data:` line holding `{"error": ...}`; OpenAI Responses: its
+//! own `error` event, `{"type": "error", "code", "message"}`).
 
 use crate::domain::{Frame, FrameKind, Reading, UpstreamDetail};
 use crate::error::{Dialect, error_body};
@@ -12,6 +13,8 @@ pub struct Passthrough {
     /// keygate asked OpenAI for the usage chunk; a client that did not ask
     /// for it does not get it.
     drop_usage_chunk: bool,
+    /// The Responses API's streams end a failure with their own event.
+    responses_events: bool,
 }
 
 impl Passthrough {
@@ -19,6 +22,7 @@ impl Passthrough {
         Self {
             dialect: Dialect::Anthropic,
             drop_usage_chunk: false,
+            responses_events: false,
         }
     }
 
@@ -26,6 +30,16 @@ impl Passthrough {
         Self {
             dialect: Dialect::OpenAI,
             drop_usage_chunk: !client_asked_for_usage,
+            responses_events: false,
+        }
+    }
+
+    /// OpenAI's Responses API: named events, each passed as it came.
+    pub fn openai_responses() -> Self {
+        Self {
+            dialect: Dialect::OpenAI,
+            drop_usage_chunk: false,
+            responses_events: true,
         }
     }
 }
@@ -42,6 +56,13 @@ impl Render for Passthrough {
     fn finish(&mut self, _out: &mut Vec<u8>) {}
 
     fn fail(&mut self, error: &UpstreamDetail, out: &mut Vec<u8>) {
+        if self.responses_events {
+            let body = serde_json::json!({
+                "type": "error", "code": error.error_type, "message": error.message, "param": null
+            });
+            write_event(out, Some("error"), &body.to_string());
+            return;
+        }
         let body = error_body(self.dialect, &error.error_type, &error.message).to_string();
         let event = (self.dialect == Dialect::Anthropic).then_some("error");
         write_event(out, event, &body);

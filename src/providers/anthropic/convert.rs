@@ -56,6 +56,18 @@ pub fn usage_from_bytes(body: &[u8]) -> Result<(String, Usage), Failure> {
     Ok((reply.model, usage_from_wire(&reply.usage)))
 }
 
+/// Checks a `count_tokens` answer (`{"input_tokens": N}`): a count costs
+/// nothing, but a garbled one is still the attempt's failure.
+pub fn check_token_count(body: &[u8]) -> Result<u64, Failure> {
+    #[derive(serde::Deserialize)]
+    struct Counted {
+        input_tokens: u64,
+    }
+    serde_json::from_slice::<Counted>(body)
+        .map(|counted| counted.input_tokens)
+        .map_err(|e| Failure::malformed(&e.to_string()))
+}
+
 fn usage_from_wire(usage: &WireUsage) -> Usage {
     Usage {
         input_tokens: usage.input_tokens,

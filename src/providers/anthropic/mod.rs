@@ -13,9 +13,12 @@ mod stream;
 pub mod wire;
 
 pub use classify::{classify, classify_stream_error};
-pub use convert::{reply_from_bytes, reply_from_wire, request_body, usage_from_bytes};
+pub use convert::{
+    check_token_count, reply_from_bytes, reply_from_wire, request_body, usage_from_bytes,
+};
 pub use stream::read_frame;
 
 /// The API version keygate speaks upstream when the client names none.
 pub const API_VERSION: &str = "2023-06-01";
 pub const MESSAGES_PATH: &str = "/v1/messages";
+pub const COUNT_TOKENS_PATH: &str = "/v1/messages/count_tokens";

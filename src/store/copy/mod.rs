@@ -1,13 +1,15 @@
 //! Moving an installation from one database to another (`keygate store
-//! copy`): keys, saved state and the usage ledger, in one transaction on
+//! copy`): keys, saved state, resource bindings and the usage ledger, in
+//! one transaction on
 //! the target, so a failed copy leaves the target as it was.
 //!
 //! Rows are copied as stored: keys keep their ids and seals (a seal is
 //! bound to its row's id, provider and fingerprint, and the format is the
 //! same in both databases), ledger rows keep their ids, timestamps their
 //! text. Running the copy again adds nothing:
-//! - keys, key state and provider counters already in the target (by id,
-//!   or for keys by provider and fingerprint) are left as they are;
+//! - keys, key state, provider counters and resource bindings already in
+//!   the target (by id, or for keys by provider and fingerprint) are left
+//!   as they are;
 //! - the ledger is copied only into a target whose ledger is empty; a
 //!   target that holds exactly the source's rows (an earlier copy) is
 //!   left alone, and any other ledger is refused, since the rollups could
@@ -63,6 +65,7 @@ pub async fn copy_all(source: &Store, target: &Store) -> Result<Vec<TableCopy>, 
         copy_keys(&mut from, &mut to).await?,
         copy_documents(&mut from, &mut to, "key_state", "key_id").await?,
         copy_documents(&mut from, &mut to, "provider_stats", "provider").await?,
+        copy_bindings(&mut from, &mut to).await?,
     ];
     report.extend(ledger::copy_ledger(&mut from, &mut to).await?);
     to.commit().await?;
@@ -178,6 +181,50 @@ async fn copy_documents(
     }
     Ok(TableCopy {
         table,
+        source_rows: rows.len() as u64,
+        new_rows,
+    })
+}
+
+#[derive(sqlx::FromRow)]
+struct BindingRow {
+    provider: String,
+    resource_id: String,
+    kind: String,
+    key_id: String,
+    created_at_ms: i64,
+    expires_at_ms: i64,
+}
+
+/// `resource_bindings`: which key made each stored response, batch and
+/// file, so calls naming them keep going to that key after the move.
+async fn copy_bindings(from: &mut Tx, to: &mut Tx) -> Result<TableCopy, StoreError> {
+    let rows: Vec<BindingRow> = fetch_all(
+        from,
+        "SELECT provider, resource_id, kind, key_id, created_at_ms, expires_at_ms \
+         FROM resource_bindings ORDER BY provider, resource_id",
+    )
+    .await?;
+    let sql = "INSERT INTO resource_bindings (provider, resource_id, kind, key_id, \
+               created_at_ms, expires_at_ms) VALUES ($1, $2, $3, $4, $5, $6) \
+               ON CONFLICT DO NOTHING";
+    let mut new_rows = 0;
+    for row in &rows {
+        new_rows += on_tx!(&mut *to, |conn, Db| {
+            sqlx::query(sql)
+                .bind(&row.provider)
+                .bind(&row.resource_id)
+                .bind(&row.kind)
+                .bind(&row.key_id)
+                .bind(row.created_at_ms)
+                .bind(row.expires_at_ms)
+                .execute(&mut **conn)
+                .await
+                .map(|done| done.rows_affected())
+        })?;
+    }
+    Ok(TableCopy {
+        table: "resource_bindings",
         source_rows: rows.len() as u64,
         new_rows,
     })
