@@ -118,6 +118,7 @@ impl RowMaker {
                     0
                 },
                 cache_creation_1h_tokens: 0,
+                reasoning_tokens: 0,
             }
         } else {
             Usage::default()

@@ -16,6 +16,11 @@ pub struct Usage {
     pub cache_creation_1h_tokens: u64,
     #[serde(skip_serializing_if = "is_zero")]
     pub cache_read_input_tokens: u64,
+    /// Of the output tokens, those the model spent reasoning (OpenAI's
+    /// o-series). A part of `output_tokens`, not an addition: they are
+    /// billed as output and priced there, so nothing adds them again.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub reasoning_tokens: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -40,6 +45,7 @@ pub struct UsagePatch {
     pub cache_creation_input_tokens: Option<u64>,
     pub cache_creation_1h_tokens: Option<u64>,
     pub cache_read_input_tokens: Option<u64>,
+    pub reasoning_tokens: Option<u64>,
 }
 
 impl Usage {
@@ -63,5 +69,6 @@ impl Usage {
             &mut self.cache_read_input_tokens,
             patch.cache_read_input_tokens,
         );
+        set(&mut self.reasoning_tokens, patch.reasoning_tokens);
     }
 }

@@ -165,7 +165,8 @@ impl Metrics {
         let tokens = Family::<TokenLabels, Counter>::default();
         registry.register(
             "tokens",
-            "Tokens by provider, model, key id and kind (input, output, cache_read, cache_write)",
+            "Tokens by provider, model, key id and kind (input, output, cache_read, cache_write, \
+             reasoning: a part of output)",
             tokens.clone(),
         );
         let cost = Family::<CostLabels, Counter<f64, AtomicU64>>::default();
@@ -254,6 +255,7 @@ impl Metrics {
             ("output", usage.output_tokens),
             ("cache_read", usage.cache_read_input_tokens),
             ("cache_write", usage.cache_creation_input_tokens),
+            ("reasoning", usage.reasoning_tokens),
         ] {
             if count > 0 {
                 self.tokens

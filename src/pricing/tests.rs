@@ -157,6 +157,19 @@ fn openai_models_are_priced_with_cached_input() {
 }
 
 #[test]
+fn reasoning_tokens_are_priced_once_as_the_output_they_are_part_of() {
+    let plain = usage(1000, 500);
+    let reasoned = Usage {
+        reasoning_tokens: 400,
+        ..plain
+    };
+    let cost = |usage: &Usage| table().cost_nanos(OpenAI, "o3", "", usage);
+    // o3: $2 in, $8 out per million: 1000×2000 + 500×8000 nano-dollars.
+    assert_eq!(cost(&reasoned), Some(6_000_000));
+    assert_eq!(cost(&reasoned), cost(&plain));
+}
+
+#[test]
 fn cache_tokens_use_their_own_prices() {
     let usage = Usage {
         input_tokens: 1000,
@@ -164,6 +177,7 @@ fn cache_tokens_use_their_own_prices() {
         cache_creation_input_tokens: 3000,
         cache_creation_1h_tokens: 1000,
         cache_read_input_tokens: 10_000,
+        reasoning_tokens: 0,
     };
     let cost = table()
         .cost_of(Anthropic, "claude-sonnet-4-5", &usage)

@@ -125,6 +125,9 @@ pub struct TokenView {
     pub output: u64,
     pub cache_read: u64,
     pub cache_write: u64,
+    /// Of `output`, the tokens spent reasoning (already in `output` and
+    /// its cost, not added to them).
+    pub reasoning: u64,
 }
 
 impl From<TokenTotals> for TokenView {
@@ -134,6 +137,7 @@ impl From<TokenTotals> for TokenView {
             output: tokens.output,
             cache_read: tokens.cache_read,
             cache_write: tokens.cache_write,
+            reasoning: tokens.reasoning,
         }
     }
 }
@@ -208,6 +212,7 @@ impl RequestView {
                 output: count(entry.output_tokens),
                 cache_read: count(entry.cache_read_tokens),
                 cache_write: count(entry.cache_write_tokens),
+                reasoning: count(entry.reasoning_tokens),
             },
             cost_usd: pricing::usd(count(entry.cost_nanos)),
             cost_nanos: count(entry.cost_nanos),

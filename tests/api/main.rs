@@ -31,6 +31,7 @@ mod outcomes;
 mod pg_support;
 mod postgres;
 mod prices;
+mod reasoning;
 mod resource_bindings;
 mod sdk_routes;
 mod search;

@@ -19,7 +19,7 @@ pub(crate) async fn scrape(app: &TestApp) -> String {
 
 /// The value of the series whose line starts with `series` (name and
 /// labels exactly as exposed).
-fn value(text: &str, series: &str) -> Option<f64> {
+pub(crate) fn value(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
         .map(|v| v.parse().unwrap())

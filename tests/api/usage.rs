@@ -50,6 +50,7 @@ fn tokens(input: u64, output: u64, cache_read: u64, cache_write: u64) -> Usage {
         cache_read_input_tokens: cache_read,
         cache_creation_input_tokens: cache_write,
         cache_creation_1h_tokens: 0,
+        reasoning_tokens: 0,
     }
 }
 

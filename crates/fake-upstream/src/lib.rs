@@ -15,7 +15,9 @@
 //! call, on any route) and [`FakeUpstream::always`]; an unscripted call gets
 //! the route's default: "Hello from the fake upstream", 25 input and 86
 //! output tokens, streamed when the body asks for `"stream": true`, with
-//! realistic request-id and rate-limit headers. Default answers to a
+//! realistic request-id and rate-limit headers. OpenAI default answers to
+//! a reasoning model or a request for reasoning report some of their
+//! output tokens as reasoning ([`REASONING_TOKENS`]). Default answers to a
 //! prompt long enough to cache report the cache use of the key's
 //! organisation ([`prompt_cache`]: reads where its prefix was cached,
 //! writes where not).
@@ -31,6 +33,7 @@ mod chaos;
 mod handler;
 mod openai;
 pub mod prompt_cache;
+mod reasoning;
 mod responses;
 mod sse;
 mod stored;
@@ -55,6 +58,7 @@ pub use chaos::{ChaosConfig, Fault, ResetFlavour};
 pub use openai::{
     DEFAULT_OPENAI_MODEL, openai_completion, openai_stream_frames, openai_stream_frames_for,
 };
+pub use reasoning::REASONING_TOKENS;
 pub use responses::{EMBEDDING_TOKENS_PER_INPUT, response_object, response_stream_frames};
 pub use sse::SseFrame;
 

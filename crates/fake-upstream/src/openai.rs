@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::canned::Canned;
 use super::prompt_cache::CacheUse;
+use super::reasoning::reasoning_tokens;
 use super::sse::SseFrame;
 use super::{DEFAULT_PIECES, DEFAULT_TEXT, INPUT_TOKENS, OUTPUT_TOKENS, Settings};
 
@@ -109,6 +110,11 @@ fn with_cache_use(usage: &mut Value, cache: CacheUse) {
     usage["prompt_tokens_details"]["cached_tokens"] = cache.read.into();
 }
 
+/// Reasoning tokens are a part of `completion_tokens`, not added to it.
+fn with_reasoning(usage: &mut Value, request: &Value) {
+    usage["completion_tokens_details"]["reasoning_tokens"] = reasoning_tokens(request).into();
+}
+
 /// The answer to an unscripted `POST /v1/chat/completions`.
 pub(super) fn default_answer(request: &Value, settings: &Settings, cache: CacheUse) -> Canned {
     let model = request["model"].as_str().unwrap_or(DEFAULT_OPENAI_MODEL);
@@ -121,12 +127,14 @@ pub(super) fn default_answer(request: &Value, settings: &Settings, cache: CacheU
             && let Ok(mut data) = serde_json::from_str::<Value>(&chunk.data)
         {
             with_cache_use(&mut data["usage"], cache);
+            with_reasoning(&mut data["usage"], request);
             chunk.data = data.to_string();
         }
         Canned::sse(frames).paced(settings.stream_delay)
     } else {
         let mut completion = openai_completion(DEFAULT_TEXT, model);
         with_cache_use(&mut completion["usage"], cache);
+        with_reasoning(&mut completion["usage"], request);
         Canned::json(200, completion)
     };
     with_rate_limit_headers(answer)

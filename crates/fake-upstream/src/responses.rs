@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::canned::Canned;
 use super::openai::with_rate_limit_headers;
+use super::reasoning::reasoning_tokens;
 use super::sse::SseFrame;
 use super::{DEFAULT_PIECES, DEFAULT_TEXT, INPUT_TOKENS, OUTPUT_TOKENS};
 
@@ -135,6 +136,9 @@ pub(super) fn new_response(request: &Value) -> Value {
     let store = request["store"].as_bool().unwrap_or(true);
     let previous = request["previous_response_id"].as_str();
     let mut response = response_object(model, DEFAULT_TEXT, previous, store);
+    // A part of `output_tokens`, not added to it.
+    response["usage"]["output_tokens_details"]["reasoning_tokens"] =
+        reasoning_tokens(request).into();
     if request["background"].as_bool() == Some(true) {
         response["background"] = json!(true);
         response["status"] = json!("queued");

@@ -79,6 +79,9 @@ fn usage_from_wire(usage: &WireUsage) -> Usage {
             .and_then(|c| c.ephemeral_1h_input_tokens)
             .unwrap_or(0),
         cache_read_input_tokens: usage.cache_read_input_tokens.unwrap_or(0),
+        // Anthropic counts extended thinking inside `output_tokens` and
+        // reports no separate figure.
+        reasoning_tokens: 0,
     }
 }
 

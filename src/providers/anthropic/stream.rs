@@ -91,6 +91,7 @@ pub fn read_frame(frame: &Frame) -> Reading {
                     cache_creation_input_tokens: u.cache_creation_input_tokens,
                     cache_read_input_tokens: u.cache_read_input_tokens,
                     cache_creation_1h_tokens: None,
+                    reasoning_tokens: None,
                 })
                 .unwrap_or_default(),
             ..Reading::default()
@@ -116,6 +117,7 @@ fn start_usage(usage: &WireUsage) -> UsagePatch {
             .as_ref()
             .and_then(|c| c.ephemeral_1h_input_tokens),
         cache_read_input_tokens: usage.cache_read_input_tokens,
+        reasoning_tokens: None,
     }
 }
 

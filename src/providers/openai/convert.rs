@@ -90,13 +90,26 @@ pub fn usage_patch(usage: &WireUsage) -> UsagePatch {
         .as_ref()
         .and_then(|d| d.cached_tokens)
         .unwrap_or(0);
+    let reasoning = usage
+        .completion_tokens_details
+        .as_ref()
+        .and_then(|d| d.reasoning_tokens)
+        .unwrap_or(0);
     UsagePatch {
         input_tokens: Some(usage.prompt_tokens.saturating_sub(cached)),
         output_tokens: Some(usage.completion_tokens),
         cache_creation_input_tokens: None,
         cache_creation_1h_tokens: None,
         cache_read_input_tokens: Some(cached),
+        reasoning_tokens: Some(reasoning_part(reasoning, usage.completion_tokens)),
     }
+}
+
+/// Reasoning tokens as the part of the output they are: a count above the
+/// output's (an upstream's mistake) is cut to it, so the ledger never
+/// shows more reasoning than output.
+pub(super) fn reasoning_part(reasoning: u64, output: u64) -> u64 {
+    reasoning.min(output)
 }
 
 /// `/api/chat` answers in one vocabulary: Anthropic's stop reasons.
@@ -155,5 +168,38 @@ mod tests {
         assert_eq!(reply.usage.cache_read_input_tokens, 40);
         assert_eq!(reply.usage.total_tokens(), 105);
         assert_eq!(reply.stop_reason.as_deref(), Some("max_tokens"));
+    }
+
+    #[test]
+    fn reasoning_tokens_are_read_as_a_part_of_the_output() {
+        let usage = |completion: u64, details: &str| {
+            let body = format!(
+                r#"{{"model":"o3","usage":{{"prompt_tokens":25,"completion_tokens":{completion},
+                    "total_tokens":111{details}}}}}"#
+            );
+            usage_from_bytes(body.as_bytes()).unwrap().1
+        };
+        let reasoned = usage(
+            86,
+            r#","completion_tokens_details":{"reasoning_tokens":64}"#,
+        );
+        assert_eq!(
+            (
+                reasoned.input_tokens,
+                reasoned.output_tokens,
+                reasoned.reasoning_tokens
+            ),
+            (25, 86, 64)
+        );
+        // Inside the output, not added to it.
+        assert_eq!(reasoned.total_tokens(), 111);
+        // Older models send no details; an upstream claiming more
+        // reasoning than output is held to the output.
+        assert_eq!(usage(86, "").reasoning_tokens, 0);
+        let overclaimed = usage(
+            10,
+            r#","completion_tokens_details":{"reasoning_tokens":64}"#,
+        );
+        assert_eq!(overclaimed.reasoning_tokens, 10);
     }
 }

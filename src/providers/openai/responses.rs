@@ -2,11 +2,12 @@
 //! answer, and what each named stream event means to the gateway.
 //! Input tokens include the cached ones and output tokens the reasoning
 //! ones; the gateway's `Usage` counts cached input apart (priced as such)
-//! and leaves reasoning inside the output, where OpenAI bills it.
+//! and records reasoning as a part of the output, where OpenAI bills it.
 
 use serde::Deserialize;
 
 use super::classify_stream_error;
+use super::convert::reasoning_part;
 use super::wire::ErrorBody;
 use crate::domain::{Failure, Frame, FrameKind, Reading, UpstreamDetail, Usage, UsagePatch};
 
@@ -18,12 +19,20 @@ struct ResponseUsage {
     output_tokens: u64,
     #[serde(default)]
     input_tokens_details: Option<InputDetails>,
+    #[serde(default)]
+    output_tokens_details: Option<OutputDetails>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 struct InputDetails {
     #[serde(default)]
     cached_tokens: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct OutputDetails {
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
 }
 
 impl ResponseUsage {
@@ -33,12 +42,18 @@ impl ResponseUsage {
             .as_ref()
             .and_then(|d| d.cached_tokens)
             .unwrap_or(0);
+        let reasoning = self
+            .output_tokens_details
+            .as_ref()
+            .and_then(|d| d.reasoning_tokens)
+            .unwrap_or(0);
         UsagePatch {
             input_tokens: Some(self.input_tokens.saturating_sub(cached)),
             output_tokens: Some(self.output_tokens),
             cache_creation_input_tokens: None,
             cache_creation_1h_tokens: None,
             cache_read_input_tokens: Some(cached),
+            reasoning_tokens: Some(reasoning_part(reasoning, self.output_tokens)),
         }
     }
 }
@@ -167,10 +182,13 @@ mod tests {
             (
                 usage.input_tokens,
                 usage.cache_read_input_tokens,
-                usage.output_tokens
+                usage.output_tokens,
+                usage.reasoning_tokens
             ),
-            (60, 40, 30)
+            (60, 40, 30, 20)
         );
+        // Reasoning is inside the output, not added to it.
+        assert_eq!(usage.total_tokens(), 130);
         let (_, queued) = responses_usage(br#"{"id":"resp_2","model":"o3","usage":null}"#).unwrap();
         assert_eq!(queued, Usage::default());
         assert!(responses_usage(b"not json").is_err());
@@ -189,10 +207,11 @@ mod tests {
         ));
         assert_eq!(delta.kind, FrameKind::Content);
         let done = read_responses_frame(&frame(
-            r#"{"type":"response.completed","response":{"model":"gpt-4.1","usage":{"input_tokens":5,"output_tokens":7}}}"#,
+            r#"{"type":"response.completed","response":{"model":"o4-mini","usage":{"input_tokens":5,"output_tokens":7,"output_tokens_details":{"reasoning_tokens":3}}}}"#,
         ));
         assert_eq!(done.kind, FrameKind::Finished);
         assert_eq!(done.usage.output_tokens, Some(7));
+        assert_eq!(done.usage.reasoning_tokens, Some(3));
         let error = read_responses_frame(&frame(
             r#"{"type":"error","code":"rate_limit_exceeded","message":"slow down","sequence_number":1}"#,
         ));

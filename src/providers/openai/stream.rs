@@ -73,10 +73,12 @@ mod tests {
             (FrameKind::Content, Some("Hel"))
         );
         let usage = read_frame(&frame(
-            r#"{"id":"c1","choices":[],"usage":{"prompt_tokens":13,"completion_tokens":5,"total_tokens":18,"prompt_tokens_details":{"cached_tokens":3}}}"#,
+            r#"{"id":"c1","choices":[],"usage":{"prompt_tokens":13,"completion_tokens":5,"total_tokens":18,"prompt_tokens_details":{"cached_tokens":3},"completion_tokens_details":{"reasoning_tokens":4}}}"#,
         ));
         assert_eq!(usage.usage.input_tokens, Some(10));
         assert_eq!(usage.usage.cache_read_input_tokens, Some(3));
+        assert_eq!(usage.usage.output_tokens, Some(5));
+        assert_eq!(usage.usage.reasoning_tokens, Some(4));
         assert_eq!(read_frame(&frame("[DONE]")).kind, FrameKind::Finished);
     }
 

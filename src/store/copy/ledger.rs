@@ -100,6 +100,7 @@ struct RawRow {
     output_tokens: i64,
     cache_read_tokens: i64,
     cache_write_tokens: i64,
+    reasoning_tokens: i64,
     cost_nanos: i64,
     latency_us: i64,
     latency_bucket: i64,
@@ -111,8 +112,8 @@ struct RawRow {
 
 const RAW_COLUMNS: &str = "id, at_ms, request_id, route, provider, model_requested, \
     model_answered, key_id, attempts, keys_tried, status, error_class, input_tokens, \
-    output_tokens, cache_read_tokens, cache_write_tokens, cost_nanos, latency_us, \
-    latency_bucket, ttft_us, client_key, cache_scope, unpriced";
+    output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_nanos, \
+    latency_us, latency_bucket, ttft_us, client_key, cache_scope, unpriced";
 
 async fn copy_raw_rows(from: &mut Tx, to: &mut Tx) -> Result<u64, StoreError> {
     let select =
@@ -155,6 +156,7 @@ async fn copy_raw_rows(from: &mut Tx, to: &mut Tx) -> Result<u64, StoreError> {
                     .push_bind(row.output_tokens)
                     .push_bind(row.cache_read_tokens)
                     .push_bind(row.cache_write_tokens)
+                    .push_bind(row.reasoning_tokens)
                     .push_bind(row.cost_nanos)
                     .push_bind(row.latency_us)
                     .push_bind(row.latency_bucket)
@@ -236,6 +238,7 @@ async fn copy_rollups(from: &mut Tx, to: &mut Tx, table: &str) -> Result<u64, St
                     .push_bind(row.output_tokens)
                     .push_bind(row.cache_read_tokens)
                     .push_bind(row.cache_write_tokens)
+                    .push_bind(row.reasoning_tokens)
                     .push_bind(row.cost_nanos)
                     .push_bind(row.latency_hist.as_str());
             });

@@ -244,6 +244,8 @@ pub struct TokenTotals {
     pub cache_read: u64,
     /// Cache creation tokens.
     pub cache_write: u64,
+    /// Of the output tokens, those spent reasoning (a part of `output`).
+    pub reasoning: u64,
 }
 
 /// What one group of requests added up to.

@@ -36,6 +36,8 @@ pub struct LedgerEntry {
     pub output_tokens: i64,
     pub cache_read_tokens: i64,
     pub cache_write_tokens: i64,
+    /// Of the output tokens, those spent reasoning.
+    pub reasoning_tokens: i64,
     pub cost_nanos: i64,
     pub latency_us: i64,
     pub ttft_us: Option<i64>,
@@ -64,8 +66,9 @@ pub async fn page(
 ) -> Result<Vec<LedgerEntry>, StoreError> {
     const COLUMNS: &str = "SELECT id, at_ms, request_id, route, provider, model_requested, \
          model_answered, key_id, attempts, keys_tried, status, error_class, input_tokens, \
-         output_tokens, cache_read_tokens, cache_write_tokens, cost_nanos, latency_us, ttft_us, \
-         client_key, cache_scope, unpriced FROM usage_requests WHERE at_ms >= ";
+         output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_nanos, \
+         latency_us, ttft_us, client_key, cache_scope, unpriced FROM usage_requests \
+         WHERE at_ms >= ";
     Ok(on_pool!(store, |pool, Db| {
         let mut query = QueryBuilder::<Db>::new(COLUMNS);
         query

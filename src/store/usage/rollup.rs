@@ -76,6 +76,7 @@ pub(super) struct RollupDelta {
     output_tokens: u64,
     cache_read_tokens: u64,
     cache_write_tokens: u64,
+    reasoning_tokens: u64,
     cost_nanos: u64,
     latency: LatencyHistogram,
 }
@@ -104,6 +105,7 @@ pub(super) fn sum_levels(rows: &[UsageRow]) -> [(Level, HashMap<RollupKey, Rollu
         delta.output_tokens += row.usage.output_tokens;
         delta.cache_read_tokens += row.usage.cache_read_input_tokens;
         delta.cache_write_tokens += row.usage.cache_creation_input_tokens;
+        delta.reasoning_tokens += row.usage.reasoning_tokens;
         delta.cost_nanos += row.cost_nanos;
         delta.latency.record(row.latency_us);
     }
@@ -150,6 +152,7 @@ fn coarsen(
         sum.output_tokens += delta.output_tokens;
         sum.cache_read_tokens += delta.cache_read_tokens;
         sum.cache_write_tokens += delta.cache_write_tokens;
+        sum.reasoning_tokens += delta.reasoning_tokens;
         sum.cost_nanos += delta.cost_nanos;
         sum.latency.merge(&delta.latency);
     }
@@ -169,7 +172,7 @@ pub(super) async fn add(
     let head = format!(
         "INSERT INTO {table} (start_ms, provider, model, key_id, status, error_class, \
          requests, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, \
-         cost_nanos, latency_hist) "
+         reasoning_tokens, cost_nanos, latency_hist) "
     );
     // The histogram was merged with the stored one above, so it replaces
     // it; every other column adds.
@@ -180,6 +183,7 @@ pub(super) async fn add(
          output_tokens = {table}.output_tokens + excluded.output_tokens, \
          cache_read_tokens = {table}.cache_read_tokens + excluded.cache_read_tokens, \
          cache_write_tokens = {table}.cache_write_tokens + excluded.cache_write_tokens, \
+         reasoning_tokens = {table}.reasoning_tokens + excluded.reasoning_tokens, \
          cost_nanos = {table}.cost_nanos + excluded.cost_nanos, \
          latency_hist = excluded.latency_hist"
     );
@@ -199,6 +203,7 @@ pub(super) async fn add(
                     .push_bind(int(delta.output_tokens))
                     .push_bind(int(delta.cache_read_tokens))
                     .push_bind(int(delta.cache_write_tokens))
+                    .push_bind(int(delta.reasoning_tokens))
                     .push_bind(int(delta.cost_nanos))
                     .push_bind(delta.latency.encode());
             });
@@ -333,6 +338,7 @@ pub(super) async fn backfill(tx: &mut Tx, coarse: Level, fine: Level) -> Result<
             delta.output_tokens += count(row.output_tokens);
             delta.cache_read_tokens += count(row.cache_read_tokens);
             delta.cache_write_tokens += count(row.cache_write_tokens);
+            delta.reasoning_tokens += count(row.reasoning_tokens);
             delta.cost_nanos += count(row.cost_nanos);
             if !delta.latency.add_encoded(&row.latency_hist) {
                 tracing::warn!(
@@ -362,6 +368,7 @@ pub(in crate::store) struct StoredRollup {
     pub output_tokens: i64,
     pub cache_read_tokens: i64,
     pub cache_write_tokens: i64,
+    pub reasoning_tokens: i64,
     pub cost_nanos: i64,
     pub latency_hist: String,
 }
@@ -369,4 +376,4 @@ pub(in crate::store) struct StoredRollup {
 /// The columns of a rollup table, in `StoredRollup`'s order.
 pub(in crate::store) const ROLLUP_COLUMNS: &str = "start_ms, provider, model, key_id, status, \
     error_class, requests, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, \
-    cost_nanos, latency_hist";
+    reasoning_tokens, cost_nanos, latency_hist";

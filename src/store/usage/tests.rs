@@ -64,6 +64,7 @@ fn random_row(rng: &mut StdRng, i: usize, from: i64, span: i64) -> UsageRow {
         _ => (200, None),
     };
     let refused = rng.gen_bool(0.05);
+    let output_tokens = rng.gen_range(0..2_000);
     UsageRow {
         at_ms: from + rng.gen_range(0..span),
         request_id: format!("req-{i}"),
@@ -81,10 +82,16 @@ fn random_row(rng: &mut StdRng, i: usize, from: i64, span: i64) -> UsageRow {
         error_class: error_class.map(str::to_string),
         usage: Usage {
             input_tokens: rng.gen_range(0..5_000),
-            output_tokens: rng.gen_range(0..2_000),
+            output_tokens,
             cache_creation_input_tokens: rng.gen_range(0..300),
             cache_creation_1h_tokens: 0,
             cache_read_input_tokens: rng.gen_range(0..3_000),
+            // A part of the output, on about half the rows.
+            reasoning_tokens: if rng.gen_bool(0.5) {
+                rng.gen_range(0..=output_tokens)
+            } else {
+                0
+            },
         },
         cost_nanos: rng.gen_range(0..50_000_000),
         latency_us: rng.gen_range(200..20_000_000),
@@ -141,6 +148,7 @@ fn reference(
         totals.tokens.output += row.usage.output_tokens;
         totals.tokens.cache_read += row.usage.cache_read_input_tokens;
         totals.tokens.cache_write += row.usage.cache_creation_input_tokens;
+        totals.tokens.reasoning += row.usage.reasoning_tokens;
         totals.cost_nanos += row.cost_nanos;
         latencies.push(row.latency_us);
     }

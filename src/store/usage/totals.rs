@@ -133,7 +133,7 @@ where
 }
 
 /// Adds the token and cost columns that follow `status, error_class,
-/// requests` (at `first`) to `group`.
+/// requests` (at `first`) to `group`: `SUM_COLUMNS` of them.
 fn add_sums<R>(group: &mut GroupTotals, row: &R, first: usize) -> Result<(), sqlx::Error>
 where
     R: Row,
@@ -145,9 +145,13 @@ where
     group.tokens.output += at(1)?;
     group.tokens.cache_read += at(2)?;
     group.tokens.cache_write += at(3)?;
-    group.cost_nanos += at(4)?;
+    group.tokens.reasoning += at(4)?;
+    group.cost_nanos += at(5)?;
     Ok(())
 }
+
+/// How many columns `add_sums` reads.
+const SUM_COLUMNS: usize = 6;
 
 /// Whole periods from one rollup level. Rows are folded here rather than
 /// grouped in SQL because their histograms can only be added in Rust.
@@ -161,7 +165,8 @@ async fn fold_rollups(
 ) -> Result<(), StoreError> {
     let columns = format!(
         "status, error_class, requests, input_tokens, output_tokens, cache_read_tokens, \
-         cache_write_tokens, cost_nanos, latency_hist FROM {} WHERE start_ms >= ",
+         cache_write_tokens, reasoning_tokens, cost_nanos, latency_hist FROM {} \
+         WHERE start_ms >= ",
         level.table
     );
     let n = group_by.len();
@@ -178,7 +183,7 @@ async fn fold_rollups(
             let error_class: &str = row.try_get(n + 1)?;
             group.add_outcome(status, error_class, count(row.try_get(n + 2)?));
             add_sums(group, &row, n + 3)?;
-            let histogram: &str = row.try_get(n + 8)?;
+            let histogram: &str = row.try_get(n + 3 + SUM_COLUMNS)?;
             if !group.latency.add_encoded(histogram) {
                 tracing::warn!("usage ledger: an unreadable rollup histogram was skipped");
             }
@@ -205,8 +210,8 @@ async fn fold_raw(
         query.push(
             "status, COALESCE(error_class, ''), COUNT(*), CAST(SUM(input_tokens) AS BIGINT), \
              CAST(SUM(output_tokens) AS BIGINT), CAST(SUM(cache_read_tokens) AS BIGINT), \
-             CAST(SUM(cache_write_tokens) AS BIGINT), CAST(SUM(cost_nanos) AS BIGINT), \
-             latency_bucket FROM usage_requests WHERE at_ms >= ",
+             CAST(SUM(cache_write_tokens) AS BIGINT), CAST(SUM(reasoning_tokens) AS BIGINT), \
+             CAST(SUM(cost_nanos) AS BIGINT), latency_bucket FROM usage_requests WHERE at_ms >= ",
         );
         query.push_bind(from).push(" AND at_ms < ").push_bind(to);
         push_filters(&mut query, filter, RAW_MODEL);
@@ -216,7 +221,8 @@ async fn fold_raw(
         for position in 1..=n + 2 {
             query.push(format!("{position}, "));
         }
-        query.push(format!("{}", n + 9));
+        // The latency bucket, after the sums (positions count from 1).
+        query.push(format!("{}", n + 3 + SUM_COLUMNS + 1));
         let mut rows = query.build().fetch(&mut **conn);
         while let Some(row) = rows.try_next().await? {
             let group = groups.entry(group_of(&row, group_by)?).or_default();
@@ -225,7 +231,7 @@ async fn fold_raw(
             let requests = count(row.try_get(n + 2)?);
             group.add_outcome(status, error_class, requests);
             add_sums(group, &row, n + 3)?;
-            let bucket: i64 = row.try_get(n + 8)?;
+            let bucket: i64 = row.try_get(n + 3 + SUM_COLUMNS)?;
             group
                 .latency
                 .add(u16::try_from(bucket).unwrap_or(u16::MAX), requests);

@@ -52,8 +52,8 @@ pub(in crate::store) async fn exclude_other_writers(tx: &mut Tx) -> Result<(), S
 async fn insert_rows(tx: &mut Tx, rows: &[UsageRow]) -> Result<(), StoreError> {
     const INSERT: &str = "INSERT INTO usage_requests (at_ms, request_id, route, provider, \
          model_requested, model_answered, key_id, attempts, keys_tried, status, error_class, \
-         input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_nanos, \
-         latency_us, latency_bucket, ttft_us, client_key, cache_scope, unpriced) ";
+         input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, \
+         cost_nanos, latency_us, latency_bucket, ttft_us, client_key, cache_scope, unpriced) ";
     on_tx!(tx, |conn, Db| {
         let mut insert = QueryBuilder::<Db>::new(INSERT);
         insert.push_values(rows, |mut values, row| {
@@ -74,6 +74,7 @@ async fn insert_rows(tx: &mut Tx, rows: &[UsageRow]) -> Result<(), StoreError> {
                 .push_bind(int(row.usage.output_tokens))
                 .push_bind(int(row.usage.cache_read_input_tokens))
                 .push_bind(int(row.usage.cache_creation_input_tokens))
+                .push_bind(int(row.usage.reasoning_tokens))
                 .push_bind(int(row.cost_nanos))
                 .push_bind(int(row.latency_us))
                 .push_bind(i64::from(bucket_of(row.latency_us)))
