@@ -142,7 +142,11 @@ fn six_requests() -> Vec<UsageRow> {
         UsageRow {
             provider: Some(ProviderKind::OpenAI),
             route: "/v1/chat/completions",
-            usage: tokens(1_000, 100, 0, 0),
+            // A reasoning model: 60 of its 100 output tokens.
+            usage: Usage {
+                reasoning_tokens: 60,
+                ..tokens(1_000, 100, 0, 0)
+            },
             cost_nanos: 3_000_000_001,
             latency_us: 1_200_000,
             ..row(at + 5, "key_o", "gpt-4o")
@@ -168,7 +172,7 @@ async fn totals_per_group_are_the_exact_sums_of_the_rows() {
     );
     assert_eq!(
         all["tokens"],
-        json!({"input": 1_600, "output": 177, "cache_read": 10, "cache_write": 5})
+        json!({"input": 1_600, "output": 177, "cache_read": 10, "cache_write": 5, "reasoning": 60})
     );
     assert_eq!(all["cost_nanos"], 3_002_750_000u64);
     assert_eq!(all["cost_usd"], 3.00275);
@@ -195,7 +199,7 @@ async fn totals_per_group_are_the_exact_sums_of_the_rows() {
     assert_eq!(key_a["errors"], json!({}));
     assert_eq!(
         key_a["tokens"],
-        json!({"input": 300, "output": 70, "cache_read": 10, "cache_write": 5})
+        json!({"input": 300, "output": 70, "cache_read": 10, "cache_write": 5, "reasoning": 0})
     );
     assert_eq!(key_a["cost_nanos"], 1_750_000);
     // Nearest rank of {400 ms, 800 ms}: p50 is 400, p95 is 800.
@@ -235,6 +239,7 @@ async fn totals_per_group_are_the_exact_sums_of_the_rows() {
     let openai = usage(&app, "?provider=openai").await;
     assert_eq!(openai["groups"][0]["requests"], 1);
     assert_eq!(openai["groups"][0]["cost_usd"], 3.000000001);
+    assert_eq!(openai["groups"][0]["tokens"]["reasoning"], 60);
     let sonnet_on_b = usage(&app, "?model=claude-sonnet-4-5&key=key_b").await;
     assert_eq!(sonnet_on_b["groups"][0]["requests"], 1);
     assert_eq!(sonnet_on_b["groups"][0]["errors"], json!({"api_error": 1}));
@@ -359,7 +364,7 @@ async fn the_requests_page_newest_first_without_repeats_or_gaps() {
     assert_eq!(newest["status"], 200);
     assert_eq!(
         newest["tokens"],
-        json!({"input": 119, "output": 1, "cache_read": 2, "cache_write": 3})
+        json!({"input": 119, "output": 1, "cache_read": 2, "cache_write": 3, "reasoning": 0})
     );
     assert_eq!(newest["cost_nanos"], 5);
     assert_eq!(newest["latency_ms"], 1.0);
