@@ -6,8 +6,6 @@
 
 use std::time::Duration;
 
-use memchr::memmem;
-
 use crate::domain::ProviderKind;
 
 /// Anthropic's and OpenAI's default cache lifetime, renewed by each use.
@@ -46,11 +44,21 @@ pub fn may_be_cached(body_len: usize, min_tokens: usize) -> bool {
 /// How long the provider keeps the request's cache after this use: an
 /// hour when any `cache_control` asks for `"ttl": "1h"`.
 pub fn cache_ttl(body: &[u8]) -> Duration {
-    let asks_for_hour = memmem::find_iter(body, b"\"ttl\"").any(|at| {
-        let rest = &body[at + 5..];
-        let rest = rest.trim_ascii_start();
-        rest.strip_prefix(b":")
-            .is_some_and(|value| value.trim_ascii_start().starts_with(b"\"1h\""))
+    // Found from the `1` of `"1h"`, a byte prompts seldom hold. A search
+    // for `"ttl"` (memchr's memmem) went from every quote, JSON's commonest
+    // byte, and cost about 1 µs per 6 KB prompt on every request; this
+    // costs about 0.7 µs (benches/affinity).
+    let asks_for_hour = memchr::memchr_iter(b'1', body).any(|at| {
+        if !body[at..].starts_with(b"1h\"") {
+            return false;
+        }
+        let Some(before) = body[..at].strip_suffix(b"\"") else {
+            return false;
+        };
+        before
+            .trim_ascii_end()
+            .strip_suffix(b":")
+            .is_some_and(|name| name.trim_ascii_end().ends_with(b"\"ttl\""))
     });
     if asks_for_hour { HOUR_TTL } else { DEFAULT_TTL }
 }

@@ -1,0 +1,107 @@
+//! Cache affinity's cost per request (issue 15): a program that measures
+//! and prints. It runs what a request with affinity on adds to one without
+//! it: finding the request's session (from its `x-session-id` header, or
+//! by hashing the body's cacheable prefix when it has none), looking the
+//! session up in a table holding `AFFINITY_MAX_SESSIONS` (100,000) others,
+//! and binding it again once answered. The body is the one
+//! `keygate-bench --sessions` sends: a system prompt of about 1,600
+//! tokens. Printed: nanoseconds per request, median of 7 rounds of
+//! 200,000 requests each, over 10,000 live sessions.
+//!
+//! `keygate-bench --sessions` measures the same thing end to end, but its
+//! CPU per request varies by more than a lookup costs from run to run;
+//! this isolates it.
+//!
+//! Run: `cargo bench --bench affinity`.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::http::HeaderValue;
+use keygate::affinity::{Affinity, AffinitySettings};
+use keygate::domain::ProviderKind;
+
+const ROUNDS: usize = 7;
+const REQUESTS_PER_ROUND: usize = 200_000;
+const LIVE_SESSIONS: usize = 10_000;
+const SCOPES: [&str; 3] = ["org-a", "org-b", "org-c"];
+
+fn main() {
+    let system = "You are a careful assistant. ".repeat(230);
+    let body = |session: usize| {
+        serde_json::to_vec(&serde_json::json!({
+            "model": "claude-sonnet-4-5",
+            "max_tokens": 64,
+            "system": system,
+            "messages": [{"role": "user", "content": format!("Question {session}?")}],
+        }))
+        .expect("a JSON value serialises")
+    };
+    let bodies: Vec<Vec<u8>> = (0..LIVE_SESSIONS).map(body).collect();
+    let headers: Vec<HeaderValue> = (0..LIVE_SESSIONS)
+        .map(|i| HeaderValue::from_str(&format!("session-{i:08}")).expect("ASCII"))
+        .collect();
+    let scopes: Vec<Arc<str>> = SCOPES.iter().map(|s| Arc::from(*s)).collect();
+    println!(
+        "cache affinity per request: body {} bytes, {LIVE_SESSIONS} live sessions in a table of {}, \
+         median of {ROUNDS} rounds of {REQUESTS_PER_ROUND} requests",
+        bodies[0].len(),
+        AffinitySettings::default().max_sessions,
+    );
+
+    let affinity = Affinity::new(AffinitySettings::default());
+    fill_with_strangers(&affinity, &bodies[0]);
+    let with_header = measure(|i| {
+        let n = i % LIVE_SESSIONS;
+        request(&affinity, Some(&headers[n]), &bodies[n], &scopes[n % 3]);
+    });
+    let without_header = measure(|i| {
+        let n = i % LIVE_SESSIONS;
+        request(&affinity, None, &bodies[n], &scopes[n % 3]);
+    });
+    println!("| session from | ns per request |");
+    println!("|---|---:|");
+    println!("| `x-session-id` header | {with_header:.0} |");
+    println!("| hash of the cacheable prefix (no header) | {without_header:.0} |");
+}
+
+/// One request's affinity work: its session, the scope it is bound to,
+/// and the binding renewed when it is answered.
+fn request(affinity: &Affinity, header: Option<&HeaderValue>, body: &[u8], scope: &Arc<str>) {
+    let Some(session) = affinity.session(
+        ProviderKind::Anthropic,
+        Some("claude-sonnet-4-5"),
+        header,
+        body,
+    ) else {
+        panic!("a 6 KB prompt is long enough to cache");
+    };
+    black_box(affinity.scope_of(&session));
+    affinity.bind(&session, scope.clone());
+}
+
+/// Fills the table to its bound with other sessions, so lookups run
+/// against a full table as on a busy gateway.
+fn fill_with_strangers(affinity: &Affinity, body: &[u8]) {
+    let scope: Arc<str> = Arc::from("org-z");
+    for i in 0..AffinitySettings::default().max_sessions {
+        let header = HeaderValue::from_str(&format!("stranger-{i:08}")).expect("ASCII");
+        request(affinity, Some(&header), body, &scope);
+    }
+}
+
+/// Median nanoseconds per call of `one` over `ROUNDS` rounds.
+fn measure(mut one: impl FnMut(usize)) -> f64 {
+    let mut rounds: Vec<f64> = (0..ROUNDS)
+        .map(|_| {
+            let started = Instant::now();
+            for i in 0..REQUESTS_PER_ROUND {
+                one(i);
+            }
+            started.elapsed().as_nanos() as f64 / REQUESTS_PER_ROUND as f64
+        })
+        .collect();
+    rounds.sort_by(f64::total_cmp);
+    rounds[ROUNDS / 2]
+}
