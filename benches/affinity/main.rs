@@ -27,7 +27,7 @@ const REQUESTS_PER_ROUND: usize = 200_000;
 const LIVE_SESSIONS: usize = 10_000;
 const SCOPES: [&str; 3] = ["org-a", "org-b", "org-c"];
 
-fn main() {
+fn main() -> anyhow::Result<()> {
     let system = "You are a careful assistant. ".repeat(230);
     let body = |session: usize| {
         serde_json::to_vec(&serde_json::json!({
@@ -36,12 +36,13 @@ fn main() {
             "system": system,
             "messages": [{"role": "user", "content": format!("Question {session}?")}],
         }))
-        .expect("a JSON value serialises")
     };
-    let bodies: Vec<Vec<u8>> = (0..LIVE_SESSIONS).map(body).collect();
-    let headers: Vec<HeaderValue> = (0..LIVE_SESSIONS)
-        .map(|i| HeaderValue::from_str(&format!("session-{i:08}")).expect("ASCII"))
-        .collect();
+    let bodies = (0..LIVE_SESSIONS)
+        .map(body)
+        .collect::<Result<Vec<Vec<u8>>, _>>()?;
+    let headers = (0..LIVE_SESSIONS)
+        .map(|i| HeaderValue::from_str(&format!("session-{i:08}")))
+        .collect::<Result<Vec<HeaderValue>, _>>()?;
     let scopes: Vec<Arc<str>> = SCOPES.iter().map(|s| Arc::from(*s)).collect();
     println!(
         "cache affinity per request: body {} bytes, {LIVE_SESSIONS} live sessions in a table of {}, \
@@ -51,7 +52,7 @@ fn main() {
     );
 
     let affinity = Affinity::new(AffinitySettings::default());
-    fill_with_strangers(&affinity, &bodies[0]);
+    fill_with_strangers(&affinity, &bodies[0])?;
     let with_header = measure(|i| {
         let n = i % LIVE_SESSIONS;
         request(&affinity, Some(&headers[n]), &bodies[n], &scopes[n % 3]);
@@ -64,6 +65,7 @@ fn main() {
     println!("|---|---:|");
     println!("| `x-session-id` header | {with_header:.0} |");
     println!("| hash of the cacheable prefix (no header) | {without_header:.0} |");
+    Ok(())
 }
 
 /// One request's affinity work: its session, the scope it is bound to,
@@ -83,12 +85,13 @@ fn request(affinity: &Affinity, header: Option<&HeaderValue>, body: &[u8], scope
 
 /// Fills the table to its bound with other sessions, so lookups run
 /// against a full table as on a busy gateway.
-fn fill_with_strangers(affinity: &Affinity, body: &[u8]) {
+fn fill_with_strangers(affinity: &Affinity, body: &[u8]) -> anyhow::Result<()> {
     let scope: Arc<str> = Arc::from("org-z");
     for i in 0..AffinitySettings::default().max_sessions {
-        let header = HeaderValue::from_str(&format!("stranger-{i:08}")).expect("ASCII");
+        let header = HeaderValue::from_str(&format!("stranger-{i:08}"))?;
         request(affinity, Some(&header), body, &scope);
     }
+    Ok(())
 }
 
 /// Median nanoseconds per call of `one` over `ROUNDS` rounds.
