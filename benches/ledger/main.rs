@@ -28,10 +28,9 @@ use axum::http::{Request, header};
 use http_body_util::BodyExt;
 use keygate::config::Config;
 use keygate::domain::UsageRow;
-use keygate::ledger::{LedgerCounters, LedgerSettings, LedgerWriter, now_ms};
+use keygate::ledger::{LedgerCounters, LedgerSettings, LedgerWriter, RowQueue, now_ms};
 use keygate::startup::Application;
 use keygate::store::Store;
-use tokio::sync::mpsc;
 use tower::ServiceExt;
 
 use rows::RowMaker;
@@ -102,9 +101,17 @@ async fn run() -> anyhow::Result<()> {
 /// Phase 1: the writer's own speed, with a sender that waits for room.
 async fn write_phase(store: &Store, rows: u64) -> anyhow::Result<()> {
     let settings = LedgerSettings::default();
-    let (queue, received) = mpsc::channel::<UsageRow>(settings.queue_capacity);
+    let queue = Arc::new(RowQueue::new(
+        settings.queue_capacity,
+        settings.writer.batch_rows,
+    ));
     let counters = Arc::new(LedgerCounters::default());
-    let writer = LedgerWriter::start(store.clone(), received, counters.clone(), settings.writer);
+    let writer = LedgerWriter::start(
+        store.clone(),
+        queue.clone(),
+        counters.clone(),
+        settings.writer,
+    );
     // Inside the last 24 h, with 10 minutes to spare for the write itself,
     // so the 24-hour query below still covers every row.
     let first_ms = now_ms() - DAY_MS + 10 * 60_000;
@@ -121,9 +128,13 @@ async fn write_phase(store: &Store, rows: u64) -> anyhow::Result<()> {
     let cpu_before = cpu_ms();
     let started = Instant::now();
     while let Some(row) = maker.next_row() {
-        queue.send(row).await.context("the writer stopped")?;
+        // The sender waits for room here (a request never would), so the
+        // figure is the writer's own speed.
+        while !queue.has_room() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        queue.push(row).ok().context("the writer stopped")?;
     }
-    drop(queue);
     writer.stop().await;
     let elapsed = started.elapsed();
     let writing_cpu = cpu_ms() - cpu_before - making_cpu;

@@ -4,6 +4,7 @@
 //! period (`retention`), and read back by the admin routes through `query`.
 //!
 //! - `sink`: `LedgerSink`, the request path's side, and `LedgerCounters`.
+//! - `queue`: the bounded buffer between the two.
 //! - `writer`: the task that drains the queue in batches.
 //! - `alarm`: when to warn that rows are being dropped.
 //! - `retention`: the task that deletes old rows and rollups.
@@ -15,6 +16,7 @@
 
 pub mod alarm;
 pub mod query;
+pub mod queue;
 pub mod retention;
 pub mod savings;
 pub mod sink;
@@ -23,8 +25,7 @@ pub mod writer;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::mpsc;
-
+pub use queue::RowQueue;
 pub use sink::{LedgerCounters, LedgerSink};
 pub use writer::{LedgerWriter, WriterSettings};
 
@@ -75,9 +76,17 @@ impl Ledger {
         if !settings.enabled {
             return (LedgerSink::off(), None);
         }
-        let (queue, rows) = mpsc::channel(settings.queue_capacity.max(1));
+        let queue = Arc::new(RowQueue::new(
+            settings.queue_capacity,
+            settings.writer.batch_rows,
+        ));
         let counters = Arc::new(LedgerCounters::default());
-        let writer = LedgerWriter::start(store.clone(), rows, counters.clone(), settings.writer);
+        let writer = LedgerWriter::start(
+            store.clone(),
+            queue.clone(),
+            counters.clone(),
+            settings.writer,
+        );
         let pruner = Pruner::start(store.clone(), settings.retention, settings.prune_every);
         (
             LedgerSink::new(queue, counters),

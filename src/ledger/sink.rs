@@ -1,12 +1,12 @@
-//! `LedgerSink`: where the request path drops its finished rows. Sending
-//! never waits: the writer drains a bounded queue in batches, and a row that
-//! finds the queue full is counted as dropped instead of slowing a request.
+//! `LedgerSink`: where the request path drops its finished rows. Recording
+//! never waits: the writer drains a bounded queue (`RowQueue`) in batches,
+//! and a row that finds the queue full is counted as dropped instead of
+//! slowing a request.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::sync::mpsc;
-
+use super::queue::RowQueue;
 use crate::domain::UsageRow;
 
 /// Rows written and dropped since start, for `/metrics` and the warning.
@@ -29,12 +29,12 @@ impl LedgerCounters {
 #[derive(Clone)]
 pub struct LedgerSink {
     /// `None`: the ledger is off; rows are counted as neither.
-    queue: Option<mpsc::Sender<UsageRow>>,
+    queue: Option<Arc<RowQueue>>,
     counters: Arc<LedgerCounters>,
 }
 
 impl LedgerSink {
-    pub fn new(queue: mpsc::Sender<UsageRow>, counters: Arc<LedgerCounters>) -> Self {
+    pub fn new(queue: Arc<RowQueue>, counters: Arc<LedgerCounters>) -> Self {
         Self {
             queue: Some(queue),
             counters,
@@ -53,7 +53,7 @@ impl LedgerSink {
     /// full or the writer has stopped.
     pub fn record(&self, row: UsageRow) {
         if let Some(queue) = &self.queue
-            && queue.try_send(row).is_err()
+            && queue.push(row).is_err()
         {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
         }

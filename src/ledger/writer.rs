@@ -2,9 +2,9 @@
 //! in batches (`store::usage::write_batch`), so no request ever waits for
 //! the database.
 //!
-//! A batch is written when it holds `batch_rows` rows or `flush_every`
-//! after its first row arrived, whichever comes first: under load batches
-//! fill up (one transaction per thousand rows), when quiet a row still
+//! A batch is written when `batch_rows` rows wait or `flush_every` after the
+//! writer saw the first of them, whichever comes first: under load batches
+//! fill up (one transaction per `batch_rows`), when quiet a row still
 //! reaches the database within `flush_every`.
 //!
 //! A batch that fails because the database is unreachable (a PostgreSQL
@@ -20,11 +20,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::alarm::DropAlarm;
+use super::queue::RowQueue;
 use super::sink::LedgerCounters;
 use crate::domain::UsageRow;
 use crate::store::usage::write_batch;
@@ -56,7 +57,7 @@ impl LedgerWriter {
     /// Starts draining `queue` into `store`, counting rows in `counters`.
     pub fn start(
         store: Store,
-        queue: mpsc::Receiver<UsageRow>,
+        queue: Arc<RowQueue>,
         counters: Arc<LedgerCounters>,
         settings: WriterSettings,
     ) -> Self {
@@ -88,8 +89,8 @@ struct Writer {
     counters: Arc<LedgerCounters>,
     batch_rows: usize,
     alarm: DropAlarm,
-    /// When the stop signal was seen while retrying (`stopped` is not
-    /// polled again once it completed).
+    /// When the stop signal was seen (`stopped` is not polled again once
+    /// it completed).
     stop_seen: Option<Instant>,
     /// When the database became unreachable, while it is.
     outage: Option<Instant>,
@@ -98,73 +99,72 @@ struct Writer {
 impl Writer {
     async fn run(
         mut self,
-        mut queue: mpsc::Receiver<UsageRow>,
+        queue: Arc<RowQueue>,
         flush_every: Duration,
         mut stopped: oneshot::Receiver<()>,
     ) {
-        let mut batch = Vec::with_capacity(self.batch_rows);
+        // The buffer the queue fills while the rows taken last are written.
+        let mut spare = Vec::new();
         loop {
             // A stop signal (or its sender dropped) completes `stopped`;
-            // every branch that sees it leaves the loop, so it is never
-            // polled again.
-            tokio::select! {
-                received = queue.recv_many(&mut batch, self.batch_rows) => {
-                    if received == 0 {
-                        break; // every sink is gone
-                    }
-                }
-                _ = &mut stopped => break,
-            }
-            let stopping = self
-                .fill(&mut queue, &mut batch, flush_every, &mut stopped)
-                .await;
-            if stopping {
+            // whoever sees it sets `stop_seen`, and nobody polls it again.
+            if self.gather(&queue, flush_every, &mut stopped).await {
                 self.stop_seen = Some(Instant::now());
+                break;
             }
-            self.write(&mut batch, &mut stopped).await;
+            let rows = queue.take_all(std::mem::take(&mut spare));
+            self.write_all(&rows, &mut stopped).await;
+            spare = rows;
             if self.stop_seen.is_some() {
                 break;
             }
         }
-        // Closing first: what is queued now is all there will be, and the
-        // drain below ends.
+        // Closing first: what is queued now is all there will be.
         queue.close();
         self.stop_seen.get_or_insert_with(Instant::now);
-        while queue.recv_many(&mut batch, self.batch_rows).await > 0 {
-            self.write(&mut batch, &mut stopped).await;
-        }
+        let rows = queue.take_all(spare);
+        self.write_all(&rows, &mut stopped).await;
         self.report_drops(true);
     }
 
-    /// Adds rows to `batch` until it is full, `flush_every` has passed or
-    /// the writer is told to stop (returns true then).
-    async fn fill(
+    /// Waits until a batch is due: `batch_rows` rows waiting, or
+    /// `flush_every` after the writer saw the first of them. Returns true
+    /// if told to stop meanwhile.
+    async fn gather(
         &self,
-        queue: &mut mpsc::Receiver<UsageRow>,
-        batch: &mut Vec<UsageRow>,
+        queue: &RowQueue,
         flush_every: Duration,
         stopped: &mut oneshot::Receiver<()>,
     ) -> bool {
+        while queue.is_empty() {
+            tokio::select! {
+                _ = queue.rung() => {}
+                _ = &mut *stopped => return true,
+            }
+        }
         let deadline = tokio::time::sleep(flush_every);
         tokio::pin!(deadline);
-        while batch.len() < self.batch_rows {
-            let room = self.batch_rows - batch.len();
+        while queue.len() < self.batch_rows {
             tokio::select! {
-                received = queue.recv_many(batch, room) => {
-                    if received == 0 {
-                        return false;
-                    }
-                }
                 _ = &mut deadline => return false,
+                _ = queue.rung() => {}
                 _ = &mut *stopped => return true,
             }
         }
         false
     }
 
-    /// Writes `batch` and empties it, retrying while the database is
-    /// unreachable (see the module's notes).
-    async fn write(&mut self, batch: &mut Vec<UsageRow>, stopped: &mut oneshot::Receiver<()>) {
+    /// Writes `rows` in batches of at most `batch_rows` (more can be
+    /// waiting after a slow write).
+    async fn write_all(&mut self, rows: &[UsageRow], stopped: &mut oneshot::Receiver<()>) {
+        for batch in rows.chunks(self.batch_rows) {
+            self.write(batch, stopped).await;
+        }
+    }
+
+    /// Writes `batch`, retrying while the database is unreachable (see the
+    /// module's notes).
+    async fn write(&mut self, batch: &[UsageRow], stopped: &mut oneshot::Receiver<()>) {
         let rows = batch.len() as u64;
         let mut pause = RETRY_FIRST;
         loop {
@@ -206,7 +206,6 @@ impl Writer {
                 }
             }
         }
-        batch.clear();
         self.report_drops(false);
     }
 
@@ -306,10 +305,14 @@ mod tests {
     }
 
     /// A sink over a queue of `capacity` that no writer drains yet.
-    fn undrained(capacity: usize) -> (LedgerSink, mpsc::Receiver<UsageRow>, Arc<LedgerCounters>) {
-        let (queue, rows) = mpsc::channel(capacity);
+    fn undrained(capacity: usize) -> (LedgerSink, Arc<RowQueue>, Arc<LedgerCounters>) {
+        let queue = Arc::new(RowQueue::new(capacity, SLOW.batch_rows));
         let counters = Arc::new(LedgerCounters::default());
-        (LedgerSink::new(queue, counters.clone()), rows, counters)
+        (
+            LedgerSink::new(queue.clone(), counters.clone()),
+            queue,
+            counters,
+        )
     }
 
     /// Batches that only fill up or stop: no timer writes during a test.

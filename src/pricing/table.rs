@@ -11,7 +11,7 @@
 //! `gpt-5.4-pro` priced as `gpt-5.4` would be billed a twelfth of its
 //! price, in silence). Such a model is unpriced until it has a row.
 
-use std::cmp::Reverse;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -63,13 +63,9 @@ impl PriceEntry {
         }
     }
 
-    /// The longest of this entry's prefixes that `model` belongs to.
-    fn matched_len(&self, model: &str) -> Option<usize> {
-        std::iter::once(self.id.as_str())
-            .chain(self.aliases.iter().map(String::as_str))
-            .filter(|prefix| in_family(model, prefix))
-            .map(str::len)
-            .max()
+    /// The id and aliases: every prefix that resolves to this entry.
+    fn prefixes(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.id.as_str()).chain(self.aliases.iter().map(String::as_str))
     }
 }
 
@@ -87,7 +83,7 @@ const VARIANT_WORDS: &[&str] = &[
     "instruct",
 ];
 
-fn in_family(model: &str, prefix: &str) -> bool {
+pub(super) fn in_family(model: &str, prefix: &str) -> bool {
     let Some(rest) = model.strip_prefix(prefix) else {
         return false;
     };
@@ -103,6 +99,11 @@ fn in_family(model: &str, prefix: &str) -> bool {
 pub struct PriceTable {
     /// Price-file rows first: on a tie they win.
     entries: Vec<PriceEntry>,
+    /// Each provider's prefixes (ids and aliases), to the first entry that
+    /// has it. Every request prices through `find`: with a LiteLLM price
+    /// file of a few thousand rows a scan of `entries` would cost each
+    /// request microseconds, a lookup per `-` of the model id does not.
+    by_prefix: HashMap<ProviderKind, HashMap<String, usize>>,
 }
 
 impl Default for PriceTable {
@@ -113,9 +114,23 @@ impl Default for PriceTable {
 
 impl PriceTable {
     pub fn built_in() -> Self {
-        Self {
-            entries: BUILT_IN.iter().map(PriceEntry::built_in).collect(),
+        Self::indexed(BUILT_IN.iter().map(PriceEntry::built_in).collect())
+    }
+
+    fn indexed(entries: Vec<PriceEntry>) -> Self {
+        let mut by_prefix = HashMap::new();
+        for (index, entry) in entries.iter().enumerate() {
+            for prefix in entry.prefixes() {
+                // The first entry with a prefix keeps it: a price file's
+                // row before the built-in one.
+                by_prefix
+                    .entry(entry.provider)
+                    .or_insert_with(HashMap::new)
+                    .entry(prefix.to_string())
+                    .or_insert(index);
+            }
         }
+        Self { entries, by_prefix }
     }
 
     /// The built-in table with `file` over it: a file row replaces the
@@ -132,7 +147,7 @@ impl PriceTable {
             .collect::<Vec<_>>();
         let mut entries = file;
         entries.extend(built_in);
-        Self { entries }
+        Self::indexed(entries)
     }
 
     pub fn entries(&self) -> &[PriceEntry] {
@@ -142,13 +157,16 @@ impl PriceTable {
     /// The entry that prices `model`: the longest matching prefix; a price
     /// file's row before a built-in one of the same length.
     pub fn find(&self, provider: ProviderKind, model: &str) -> Option<&PriceEntry> {
-        self.entries
-            .iter()
-            .filter(|entry| entry.provider == provider)
-            .filter_map(|entry| entry.matched_len(model).map(|len| (len, entry)))
-            // The first of the longest: `min_by_key` keeps the first.
-            .min_by_key(|(len, _)| Reverse(*len))
-            .map(|(_, entry)| entry)
+        // A prefix a model can belong to is the whole id or ends before one
+        // of its `-`; tried longest first, so the first family found is the
+        // longest match.
+        let prefixes = self.by_prefix.get(&provider)?;
+        std::iter::once(model.len())
+            .chain(model.rmatch_indices('-').map(|(at, _)| at))
+            .map(|end| &model[..end])
+            .filter(|prefix| in_family(model, prefix))
+            .find_map(|prefix| prefixes.get(prefix))
+            .and_then(|&index| self.entries.get(index))
     }
 
     /// The price of an answer: the answering model's, else the requested

@@ -267,3 +267,51 @@ fn a_price_file_row_overrides_the_built_in_one_and_adds_new_ones() {
         Origin::BuiltIn
     );
 }
+
+/// `find` by its definition: every entry's every prefix scanned, the
+/// longest match kept, the first entry on a tie.
+fn find_by_scanning(table: &PriceTable, provider: ProviderKind, model: &str) -> Option<String> {
+    let mut best: Option<(usize, &PriceEntry)> = None;
+    for entry in table.entries().iter().filter(|e| e.provider == provider) {
+        for prefix in std::iter::once(&entry.id).chain(&entry.aliases) {
+            if table::in_family(model, prefix) && best.is_none_or(|(len, _)| prefix.len() > len) {
+                best = Some((prefix.len(), entry));
+            }
+        }
+    }
+    best.map(|(_, entry)| entry.name.clone())
+}
+
+#[test]
+fn the_prefix_index_finds_what_a_scan_of_every_entry_finds() {
+    let table = table();
+    let suffixes = [
+        "",
+        "-20260901",
+        "-latest",
+        "-pro",
+        "-mini",
+        "-5",
+        "-5-5",
+        "-v2",
+        "-",
+        "x",
+    ];
+    let mut checked = 0;
+    for entry in table.entries() {
+        for prefix in std::iter::once(&entry.id).chain(&entry.aliases) {
+            for suffix in suffixes {
+                let model = format!("{prefix}{suffix}");
+                for provider in [Anthropic, OpenAI] {
+                    assert_eq!(
+                        table.find(provider, &model).map(|e| e.name.clone()),
+                        find_by_scanning(&table, provider, &model),
+                        "{provider:?} {model}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 500, "only {checked} models checked");
+}

@@ -55,8 +55,12 @@ fn open_error(url: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
 }
 
 /// Opens (creating the file and its folder if needed and `create`) and
-/// migrates.
-pub(super) async fn sqlite(url: &str, create: bool) -> Result<SqlitePool, StoreError> {
+/// migrates; returns the shared pool and the writer's own one-connection
+/// pool (`Store::sqlite_writer`).
+pub(super) async fn sqlite(
+    url: &str,
+    create: bool,
+) -> Result<(SqlitePool, SqlitePool), StoreError> {
     let open_error = open_error(url);
     let options = SqliteConnectOptions::from_str(url)
         .map_err(&open_error)?
@@ -90,11 +94,16 @@ pub(super) async fn sqlite(url: &str, create: bool) -> Result<SqlitePool, StoreE
     owner_only(options.get_filename()).map_err(|e| open_error(sqlx::Error::Io(e)))?;
     let pool = SqlitePoolOptions::new()
         .max_connections(4)
-        .connect_with(options)
+        .connect_with(options.clone())
         .await
         .map_err(&open_error)?;
     sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-    Ok(pool)
+    let writer = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .map_err(&open_error)?;
+    Ok((pool, writer))
 }
 
 /// Connects and migrates (sqlx's migrator holds an advisory lock, so
