@@ -176,6 +176,12 @@ impl ApiError {
     }
 }
 
+/// A route's result as its response: the answer, or the error in
+/// `dialect`'s shape.
+pub fn answer_in(dialect: Dialect, result: Result<Response, ApiError>) -> Response {
+    result.unwrap_or_else(|error| error.into_response_in(dialect))
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         self.into_response_in(Dialect::Gateway)

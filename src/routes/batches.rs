@@ -20,7 +20,7 @@ use super::bindings::{AnswerIds, bound_to, checked_id, forget, remember};
 use super::resource_calls::{ResourceCall, query_of};
 use crate::app_state::AppState;
 use crate::domain::{ProviderKind, ResourceKind};
-use crate::error::{ApiError, Dialect};
+use crate::error::{ApiError, Dialect, answer_in};
 use crate::extract::read_bytes;
 use crate::gateway::Proxied;
 use crate::gateway::render::json_response;
@@ -29,10 +29,6 @@ use crate::routes::sdk_fields::SdkFields;
 
 const ANTHROPIC: ProviderKind = ProviderKind::Anthropic;
 const OPENAI: ProviderKind = ProviderKind::OpenAI;
-
-fn answer_in(dialect: Dialect, result: Result<Response, ApiError>) -> Response {
-    result.unwrap_or_else(|error| error.into_response_in(dialect))
-}
 
 pub async fn create_message_batch(
     State(state): State<AppState>,

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use crate::affinity::session_header;
 use crate::app_state::AppState;
 use crate::domain::ProviderKind;
-use crate::error::{ApiError, Dialect};
+use crate::error::{ApiError, Dialect, answer_in};
 use crate::extract::read_bytes;
 use crate::gateway::render::json_response;
 use crate::gateway::render::passthrough::Passthrough;
@@ -33,10 +33,7 @@ pub async fn create_completion(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match serve(&state, &log, &headers, body).await {
-        Ok(response) => response,
-        Err(error) => error.into_response_in(Dialect::OpenAI),
-    }
+    answer_in(Dialect::OpenAI, serve(&state, &log, &headers, body).await)
 }
 
 async fn serve(

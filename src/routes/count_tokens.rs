@@ -10,7 +10,7 @@ use axum::response::Response;
 
 use crate::app_state::AppState;
 use crate::domain::ProviderKind;
-use crate::error::{ApiError, Dialect};
+use crate::error::{ApiError, Dialect, answer_in};
 use crate::extract::read_bytes;
 use crate::gateway::render::json_response;
 use crate::observe::RequestLog;
@@ -24,10 +24,10 @@ pub async fn count_tokens(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match serve(&state, &log, &headers, body).await {
-        Ok(response) => response,
-        Err(error) => error.into_response_in(Dialect::Anthropic),
-    }
+    answer_in(
+        Dialect::Anthropic,
+        serve(&state, &log, &headers, body).await,
+    )
 }
 
 async fn serve(

@@ -9,7 +9,7 @@ use axum::response::Response;
 
 use crate::app_state::AppState;
 use crate::domain::ProviderKind;
-use crate::error::{ApiError, Dialect};
+use crate::error::{ApiError, Dialect, answer_in};
 use crate::extract::read_bytes;
 use crate::gateway::render::json_response;
 use crate::observe::RequestLog;
@@ -21,10 +21,7 @@ pub async fn create_embedding(
     log: RequestLog,
     body: Body,
 ) -> Response {
-    match serve(&state, &log, body).await {
-        Ok(response) => response,
-        Err(error) => error.into_response_in(Dialect::OpenAI),
-    }
+    answer_in(Dialect::OpenAI, serve(&state, &log, body).await)
 }
 
 async fn serve(state: &AppState, log: &RequestLog, body: Body) -> Result<Response, ApiError> {

@@ -14,7 +14,7 @@ use super::bindings::{AnswerIds, bound_to, checked_id, forget, remember};
 use super::resource_calls::{ResourceCall, query_of};
 use crate::app_state::AppState;
 use crate::domain::{ProviderKind, ResourceKind};
-use crate::error::{ApiError, Dialect};
+use crate::error::{ApiError, Dialect, answer_in};
 use crate::gateway::render::json_response;
 use crate::observe::RequestLog;
 
@@ -49,9 +49,7 @@ pub async fn upload_file(
         }
         Ok::<_, ApiError>(json_response(answer))
     };
-    result
-        .await
-        .unwrap_or_else(|error| error.into_response_in(Dialect::OpenAI))
+    answer_in(Dialect::OpenAI, result.await)
 }
 
 pub async fn list_files(
@@ -66,10 +64,10 @@ pub async fn list_files(
         path: format!("/v1/files{}", query_of(&uri)),
         bound: None,
     };
-    match call.send(&state, &log, &headers).await {
-        Ok(answer) => json_response(answer),
-        Err(error) => error.into_response_in(Dialect::OpenAI),
-    }
+    answer_in(
+        Dialect::OpenAI,
+        call.send(&state, &log, &headers).await.map(json_response),
+    )
 }
 
 /// `GET` or `DELETE /v1/files/{id}`.
@@ -116,7 +114,5 @@ async fn on_file(
         };
         Ok::<_, ApiError>(json_response(call.send(state, log, headers).await?))
     };
-    result
-        .await
-        .unwrap_or_else(|error| error.into_response_in(Dialect::OpenAI))
+    answer_in(Dialect::OpenAI, result.await)
 }

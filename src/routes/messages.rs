@@ -11,7 +11,7 @@ use axum::response::Response;
 use crate::affinity::session_header;
 use crate::app_state::AppState;
 use crate::domain::ProviderKind;
-use crate::error::{ApiError, Dialect};
+use crate::error::{ApiError, Dialect, answer_in};
 use crate::extract::read_bytes;
 use crate::gateway::render::json_response;
 use crate::gateway::render::passthrough::Passthrough;
@@ -28,10 +28,10 @@ pub async fn create_message(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match serve(&state, &log, &headers, body).await {
-        Ok(response) => response,
-        Err(error) => error.into_response_in(Dialect::Anthropic),
-    }
+    answer_in(
+        Dialect::Anthropic,
+        serve(&state, &log, &headers, body).await,
+    )
 }
 
 async fn serve(

@@ -17,7 +17,7 @@ use super::bindings::{AnswerIds, bound_to, checked_id, forget, remember};
 use super::resource_calls::{ResourceCall, query_of};
 use crate::app_state::AppState;
 use crate::domain::{Frame, KeyId, ProviderKind, Reading, ResourceKind, UpstreamDetail};
-use crate::error::{ApiError, Dialect};
+use crate::error::{ApiError, Dialect, answer_in};
 use crate::extract::read_bytes;
 use crate::gateway::relay::Render;
 use crate::gateway::render::json_response;
@@ -33,10 +33,7 @@ pub async fn create_response(
     log: RequestLog,
     body: Body,
 ) -> Response {
-    match create(&state, &log, body).await {
-        Ok(response) => response,
-        Err(error) => error.into_response_in(Dialect::OpenAI),
-    }
+    answer_in(Dialect::OpenAI, create(&state, &log, body).await)
 }
 
 async fn create(state: &AppState, log: &RequestLog, body: Body) -> Result<Response, ApiError> {
@@ -179,8 +176,5 @@ async fn on_stored(
             call.send(state, log, &HeaderMap::new()).await?,
         ))
     };
-    match answer.await {
-        Ok(response) => response,
-        Err(error) => error.into_response_in(Dialect::OpenAI),
-    }
+    answer_in(Dialect::OpenAI, answer.await)
 }

@@ -11,10 +11,10 @@ use crate::app_state::AppState;
 use crate::error::ApiError;
 use crate::ledger::now_ms;
 use crate::ledger::query::{PageQuery, ParamError, UsageQuery, encode_cursor};
-use crate::ledger::savings::cache_savings;
+use crate::ledger::savings::totals_with_savings;
 use crate::routes::usage_views::{RequestPage, RequestView, UsageReport};
 use crate::store::StoreError;
-use crate::store::usage::{page, totals};
+use crate::store::usage::page;
 
 type Params = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
@@ -24,16 +24,11 @@ pub async fn usage_totals(
     params: Params,
 ) -> Result<Json<UsageReport>, ApiError> {
     let query = UsageQuery::parse(&pairs(params)?, now_ms()).map_err(refused)?;
-    let store = state.vault.store();
-    let groups = totals(store, &query.filter, &query.group_by)
-        .await
-        .map_err(storage_error)?;
-    let savings = cache_savings(
-        store,
+    let (groups, savings) = totals_with_savings(
+        state.vault.store(),
         &state.prices.table(),
         &query.filter,
         &query.group_by,
-        &groups,
     )
     .await
     .map_err(storage_error)?;

@@ -293,6 +293,23 @@ const RAW_MODEL: &str = "COALESCE(model_answered, model_requested)";
 pub const UNCLASSIFIED: &str = "unclassified";
 
 impl GroupTotals {
+    /// Adds `other`'s requests to these (two groups folded into one).
+    pub fn merge(&mut self, other: &GroupTotals) {
+        self.requests += other.requests;
+        self.successes += other.successes;
+        for (class, count) in &other.errors {
+            *self.errors.entry(class.clone()).or_default() += count;
+        }
+        let (mine, theirs) = (&mut self.tokens, &other.tokens);
+        mine.input += theirs.input;
+        mine.output += theirs.output;
+        mine.cache_read += theirs.cache_read;
+        mine.cache_write += theirs.cache_write;
+        mine.reasoning += theirs.reasoning;
+        self.cost_nanos += other.cost_nanos;
+        self.latency.merge(&other.latency);
+    }
+
     /// Counts `requests` rows of one status and error class ('' for none).
     fn add_outcome(&mut self, status: i64, error_class: &str, requests: u64) {
         self.requests += requests;
