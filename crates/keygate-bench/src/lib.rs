@@ -8,11 +8,12 @@
 //! `baseline` (the minimal gateway keygate is compared with), `procfs` (CPU,
 //! RSS, machine), `run` (phases and medians), `stats` (pure arithmetic and
 //! targets), `report` (Markdown and JSON), `sweep` (the pool-size sweep,
-//! issue 16).
+//! issue 16), `compare` (two keygate settings side by side, issue 11).
 
 pub mod api;
 pub mod baseline;
 pub mod children;
+pub mod compare;
 pub mod load;
 pub mod procfs;
 pub mod report;
@@ -51,6 +52,9 @@ pub struct Options {
     pub keygate_env: Vec<(String, String)>,
     /// Every worker is a session sending a cacheable prompt (`--sessions`).
     pub sessions: bool,
+    /// A pause after each measured slice (`compare` sets it, so one
+    /// process's background work is not billed to the next slice).
+    pub settle: Duration,
 }
 
 /// Why a bench run stopped.

@@ -66,6 +66,11 @@ struct Args {
     /// path; compare `--keygate-env KEY_AFFINITY=scope` with `=off`.
     #[arg(long)]
     sessions: bool,
+    /// Compare two keygates instead, side by side: A as configured, B with
+    /// this setting too (repeatable), e.g. `USAGE_LEDGER=off`; `--runs`
+    /// rounds (10 or more for a narrow interval) of `--duration` seconds.
+    #[arg(long = "compare", value_name = "NAME=VALUE", value_parser = setting)]
+    compare: Vec<(String, String)>,
 }
 
 fn setting(text: &str) -> Result<(String, String), String> {
@@ -141,11 +146,20 @@ fn main() -> anyhow::Result<()> {
         strategy: args.strategy,
         keygate_env: args.keygate_env,
         sessions: args.sessions,
+        settle: Duration::ZERO,
     };
     // Built after pinning, so the runtime sizes itself to the one CPU left.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if !args.compare.is_empty() {
+        let comparison = runtime.block_on(bench::compare::compare(&options, &args.compare))?;
+        println!("{}", comparison.markdown());
+        std::fs::write(&args.output, serde_json::to_string_pretty(&comparison)?)
+            .with_context(|| format!("cannot write {}", args.output.display()))?;
+        eprintln!("JSON written to {}", args.output.display());
+        return Ok(());
+    }
     if args.sweep {
         let cells = runtime.block_on(bench::sweep::sweep(&options, &args.sizes))?;
         println!("{}", bench::sweep::markdown(&cells));

@@ -113,6 +113,7 @@ pub(crate) async fn measure(
             let before = path.pid.and_then(procfs::cpu_ticks);
             let sample = load::run(spec, options.duration).await?;
             let after = path.pid.and_then(procfs::cpu_ticks);
+            tokio::time::sleep(options.settle).await;
             if sample.requests == 0 {
                 return Err(BenchError::NothingServed(format!(
                     "{label} via {}",
