@@ -248,6 +248,16 @@ pub struct TokenTotals {
     pub reasoning: u64,
 }
 
+impl std::ops::AddAssign for TokenTotals {
+    fn add_assign(&mut self, other: TokenTotals) {
+        self.input += other.input;
+        self.output += other.output;
+        self.cache_read += other.cache_read;
+        self.cache_write += other.cache_write;
+        self.reasoning += other.reasoning;
+    }
+}
+
 /// What one group of requests added up to.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GroupTotals {
@@ -300,12 +310,7 @@ impl GroupTotals {
         for (class, count) in &other.errors {
             *self.errors.entry(class.clone()).or_default() += count;
         }
-        let (mine, theirs) = (&mut self.tokens, &other.tokens);
-        mine.input += theirs.input;
-        mine.output += theirs.output;
-        mine.cache_read += theirs.cache_read;
-        mine.cache_write += theirs.cache_write;
-        mine.reasoning += theirs.reasoning;
+        self.tokens += other.tokens;
         self.cost_nanos += other.cost_nanos;
         self.latency.merge(&other.latency);
     }
