@@ -32,7 +32,7 @@ use tokio::time::Instant;
 use crate::domain::ProviderKind;
 
 pub use cacheable::{DEFAULT_TTL, HOUR_TTL, min_cacheable_tokens};
-pub use session::{SessionId, session_header};
+pub use session::{SessionId, SessionParts, session_header, session_of, session_of_parts};
 pub use table::SessionTable;
 
 /// `KEY_AFFINITY`.
@@ -129,21 +129,28 @@ impl Affinity {
     }
 
     /// The session of a request, if affinity is on and the prompt may be
-    /// long enough for `model` to cache.
+    /// long enough for `model` to cache. `parts`: where the route found the
+    /// body's session sources, if it parsed the body (else it is read
+    /// again here).
     pub fn session(
         &self,
         provider: ProviderKind,
         model: Option<&str>,
         header: Option<&HeaderValue>,
         body: &[u8],
+        parts: Option<&SessionParts>,
     ) -> Option<Session> {
         if self.mode == AffinityMode::Off
             || !cacheable::may_be_cached(body.len(), min_cacheable_tokens(provider, model))
         {
             return None;
         }
+        let id = match parts {
+            Some(parts) => session::session_of_parts(provider, header, body, parts),
+            None => session::session_of(provider, header, body)?,
+        };
         Some(Session {
-            id: session::session_of(provider, header, body)?,
+            id,
             ttl: cacheable::cache_ttl(body),
         })
     }

@@ -11,6 +11,8 @@
 //! its source, so the table never holds what a client sent, and the same
 //! session is the same id on every replica.
 
+use std::ops::Range;
+
 use axum::http::{HeaderMap, HeaderValue};
 use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
@@ -81,44 +83,122 @@ pub fn session_of(
     header: Option<&HeaderValue>,
     body: &[u8],
 ) -> Option<SessionId> {
-    let provider = provider.as_str().as_bytes();
-    if let Some(header) = header {
-        return Some(SessionId::of(&[provider, b"header", header.as_bytes()]));
+    if header.is_some() {
+        return Some(session_of_parts(
+            provider,
+            header,
+            body,
+            &SessionParts::default(),
+        ));
+    }
+    // Only an object: serde would read a struct from an array too.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return None;
     }
     let fields: BodyFields<'_> = serde_json::from_slice(body).ok()?;
-    if let Some(key) = fields.prompt_cache_key.filter(|key| !key.is_empty()) {
-        return Some(SessionId::of(&[
-            provider,
-            b"prompt_cache_key",
-            key.as_bytes(),
-        ]));
-    }
-    if let Some(user) = fields
-        .metadata
-        .and_then(crate::raw_json::object::<Metadata<'_>>)
-        .and_then(|metadata| metadata.user_id)
-        .filter(|user| !user.is_empty())
-    {
-        return Some(SessionId::of(&[provider, b"user_id", user.as_bytes()]));
-    }
-    Some(SessionId::of(&[
-        provider,
-        b"prefix",
-        raw_bytes(fields.system),
-        raw_bytes(fields.tools),
-        raw_bytes(fields.messages.0),
-    ]))
+    let parts = SessionParts::of(
+        body,
+        fields
+            .prompt_cache_key
+            .and_then(crate::raw_json::as_string)
+            .as_deref(),
+        fields.metadata,
+        fields.system,
+        fields.tools,
+        fields.messages.0,
+    );
+    Some(session_of_parts(provider, None, body, &parts))
 }
 
-fn raw_bytes(value: Option<&RawValue>) -> &[u8] {
-    value.map_or(&[], |value| value.get().as_bytes())
+/// `session_of`, from the parts of `body` a route has already found (its
+/// own parse of the body), so the body is not read a second time.
+pub fn session_of_parts(
+    provider: ProviderKind,
+    header: Option<&HeaderValue>,
+    body: &[u8],
+    parts: &SessionParts,
+) -> SessionId {
+    let provider = provider.as_str().as_bytes();
+    if let Some(header) = header {
+        return SessionId::of(&[provider, b"header", header.as_bytes()]);
+    }
+    if let Some(key) = &parts.prompt_cache_key {
+        return SessionId::of(&[provider, b"prompt_cache_key", key.as_bytes()]);
+    }
+    if let Some(user) = &parts.user_id {
+        return SessionId::of(&[provider, b"user_id", user.as_bytes()]);
+    }
+    let slice = |range: &Option<Range<usize>>| {
+        range
+            .as_ref()
+            .and_then(|range| body.get(range.clone()))
+            .unwrap_or_default()
+    };
+    SessionId::of(&[
+        provider,
+        b"prefix",
+        slice(&parts.system),
+        slice(&parts.tools),
+        slice(&parts.first_message),
+    ])
+}
+
+/// Where a body's session sources are: the two names, copied (short, and
+/// JSON escapes are undone), and the prefix's parts as byte ranges of the
+/// body (long: a system prompt can be tens of KB).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionParts {
+    prompt_cache_key: Option<String>,
+    user_id: Option<String>,
+    system: Option<Range<usize>>,
+    tools: Option<Range<usize>>,
+    first_message: Option<Range<usize>>,
+}
+
+impl SessionParts {
+    /// The parts of `body`, from values parsed out of it (each raw value
+    /// must borrow from `body`; one that does not is left out).
+    pub fn of(
+        body: &[u8],
+        prompt_cache_key: Option<&str>,
+        metadata: Option<&RawValue>,
+        system: Option<&RawValue>,
+        tools: Option<&RawValue>,
+        first_message: Option<&RawValue>,
+    ) -> Self {
+        let user_id = metadata
+            .and_then(crate::raw_json::object::<Metadata<'_>>)
+            .and_then(|metadata| metadata.user_id)
+            .filter(|user| !user.is_empty())
+            .map(|user| user.into_owned());
+        let range = |value: Option<&RawValue>| value.and_then(|value| range_in(body, value));
+        Self {
+            prompt_cache_key: prompt_cache_key
+                .filter(|key| !key.is_empty())
+                .map(str::to_string),
+            user_id,
+            system: range(system),
+            tools: range(tools),
+            first_message: range(first_message),
+        }
+    }
+}
+
+/// Where `value` lies in `body`, if it is a slice of it.
+fn range_in(body: &[u8], value: &RawValue) -> Option<Range<usize>> {
+    let text = value.get().as_bytes();
+    let start = (text.as_ptr() as usize).checked_sub(body.as_ptr() as usize)?;
+    let end = start.checked_add(text.len())?;
+    (end <= body.len()).then_some(start..end)
 }
 
 /// The fields a session is read from; everything else is skipped.
 #[derive(Deserialize)]
 struct BodyFields<'a> {
+    // Raw: a key that is not a string leaves the prefix to name the
+    // session, rather than failing the whole read.
     #[serde(borrow, default)]
-    prompt_cache_key: Option<std::borrow::Cow<'a, str>>,
+    prompt_cache_key: Option<&'a RawValue>,
     #[serde(borrow, default)]
     metadata: Option<&'a RawValue>,
     #[serde(borrow, default)]

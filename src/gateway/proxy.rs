@@ -271,6 +271,7 @@ impl Gateway {
             call.model.as_deref(),
             call.session_header.as_ref(),
             &call.body,
+            call.session_parts.as_ref(),
         );
         let scope = session.and_then(|session| self.affinity.scope_of(&session));
         let read = &read;

@@ -38,6 +38,9 @@ pub struct UpstreamCall {
     /// The client's session header (`affinity::session_header`), kept for
     /// affinity; never sent upstream.
     pub session_header: Option<axum::http::HeaderValue>,
+    /// Where the body's session sources are, when the route found them in
+    /// its own parse (else affinity reads the body again).
+    pub session_parts: Option<crate::affinity::SessionParts>,
     /// The resource the call names, when only one key can see it.
     pub bound: Option<BoundResource>,
 }
@@ -63,6 +66,7 @@ impl UpstreamCall {
             headers,
             model: None,
             session_header: None,
+            session_parts: None,
             bound,
         }
     }
@@ -92,6 +96,7 @@ impl UpstreamCall {
             headers: HeaderMap::new(),
             model: Some(request.model.as_str().into()),
             session_header: None,
+            session_parts: None,
             bound: None,
         }
     }

@@ -52,6 +52,7 @@ async fn serve(
     if model.starts_with("claude-") {
         return serve_from_anthropic(state, log, client_headers, bytes).await;
     }
+    let session_parts = Some(fields.session_parts(&bytes));
     let mut call = UpstreamCall {
         endpoint: Endpoint::Chat,
         provider: ProviderKind::OpenAI,
@@ -59,6 +60,7 @@ async fn serve(
         headers: HeaderMap::new(),
         model: Some(model.into()),
         session_header: session_header(client_headers),
+        session_parts,
         bound: None,
     };
     if !stream {
@@ -66,6 +68,8 @@ async fn serve(
     }
     if !client_asked_for_usage {
         call.body = with_usage_requested(&call.body)?;
+        // The parts' places were in the client's body, not this one.
+        call.session_parts = None;
     }
     state
         .gateway

@@ -47,6 +47,7 @@ async fn serve(
         headers: forwarded(client_headers),
         model: Some(model.into()),
         session_header: None,
+        session_parts: None,
         bound: None,
     };
     Ok(json_response(state.gateway.json(&call, log).await?))

@@ -36,6 +36,7 @@ async fn serve(state: &AppState, log: &RequestLog, body: Body) -> Result<Respons
         headers: HeaderMap::new(),
         model: Some(model.into()),
         session_header: None,
+        session_parts: None,
         bound: None,
     };
     Ok(json_response(state.gateway.json(&call, log).await?))

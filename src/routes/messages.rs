@@ -45,6 +45,7 @@ async fn serve(
     let stream = check(&fields)?;
     let model = Some(fields.model()?.into());
     let headers = forwarded(client_headers);
+    let session_parts = Some(fields.session_parts(&bytes));
     let call = UpstreamCall {
         endpoint: Endpoint::Chat,
         provider: ProviderKind::Anthropic,
@@ -52,6 +53,7 @@ async fn serve(
         headers,
         model,
         session_header: session_header(client_headers),
+        session_parts,
         bound: None,
     };
     if stream {

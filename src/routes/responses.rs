@@ -54,6 +54,7 @@ async fn create(state: &AppState, log: &RequestLog, body: Body) -> Result<Respon
         headers: HeaderMap::new(),
         model: Some(model.into()),
         session_header: None,
+        session_parts: None,
         bound,
     };
     if stream {

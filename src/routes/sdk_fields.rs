@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
+use crate::affinity::SessionParts;
 use crate::error::ApiError;
 use crate::fields;
 use crate::raw_json::{self, keep_null};
@@ -40,7 +41,8 @@ macro_rules! scalars_are {
 pub struct SdkFields<'a> {
     #[serde(borrow, deserialize_with = "keep_null")]
     model: Option<&'a RawValue>,
-    pub messages: Option<Shape>,
+    #[serde(borrow)]
+    messages: Option<Messages<'a>>,
     #[serde(borrow, deserialize_with = "keep_null")]
     max_tokens: Option<&'a RawValue>,
     #[serde(borrow, deserialize_with = "keep_null")]
@@ -63,6 +65,25 @@ pub struct SdkFields<'a> {
     previous_response_id: Option<&'a RawValue>,
     #[serde(borrow, deserialize_with = "keep_null")]
     store: Option<&'a RawValue>,
+    // The session's sources, for cache affinity (`session_parts`).
+    // Raw: a value that is not a string is the upstream's to refuse, not
+    // this parse's.
+    #[serde(borrow)]
+    prompt_cache_key: Option<&'a RawValue>,
+    #[serde(borrow)]
+    metadata: Option<&'a RawValue>,
+    #[serde(borrow)]
+    system: Option<&'a RawValue>,
+    #[serde(borrow)]
+    tools: Option<&'a RawValue>,
+}
+
+/// `messages`: its shape, and its first message kept raw (the start of a
+/// conversation's cacheable prefix).
+#[derive(Debug)]
+struct Messages<'a> {
+    shape: Shape,
+    first: Option<&'a RawValue>,
 }
 
 /// Whether a value is an array of readable messages, and how long, without
@@ -164,42 +185,83 @@ impl<'de> Deserialize<'de> for Kind {
     }
 }
 
-impl<'de> Deserialize<'de> for Shape {
+impl<'de: 'a, 'a> Deserialize<'de> for Messages<'a> {
     fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ShapeVisitor;
-        impl<'de> Visitor<'de> for ShapeVisitor {
-            type Value = Shape;
+        struct MessagesVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for MessagesVisitor<'a> {
+            type Value = Messages<'a>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("any JSON value")
             }
-            scalars_are!(Shape::Other);
-            fn visit_str<E>(self, _: &str) -> Result<Shape, E> {
-                Ok(Shape::Other)
+            scalars_are!(Messages::other());
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(Messages::other())
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Shape, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                // The first message is kept raw, then read for its shape
+                // like the others.
+                let first = seq.next_element::<&'de RawValue>()?;
                 let mut len = 0;
                 let mut problem = None;
-                while let Some(MessageShape(wrong)) = seq.next_element::<MessageShape>()? {
+                let mut note = |wrong: Option<&'static str>, len: &mut usize| {
                     if let (None, Some(wrong)) = (problem, wrong) {
-                        problem = Some((len, wrong));
+                        problem = Some((*len, wrong));
                     }
-                    len += 1;
+                    *len += 1;
+                };
+                if let Some(first) = first {
+                    let MessageShape(wrong) =
+                        serde_json::from_str(first.get()).map_err(de::Error::custom)?;
+                    note(wrong, &mut len);
+                    while let Some(MessageShape(wrong)) = seq.next_element::<MessageShape>()? {
+                        note(wrong, &mut len);
+                    }
                 }
-                Ok(match problem {
+                let shape = match problem {
                     Some((index, wrong)) => Shape::BadMessage(index, wrong),
                     None => Shape::Array(len),
-                })
+                };
+                Ok(Messages { shape, first })
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shape, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Shape::Other)
+                Ok(Messages::other())
             }
         }
-        deserializer.deserialize_any(ShapeVisitor)
+        deserializer.deserialize_any(MessagesVisitor(std::marker::PhantomData))
+    }
+}
+
+impl Messages<'_> {
+    fn other() -> Self {
+        Self {
+            shape: Shape::Other,
+            first: None,
+        }
     }
 }
 
 impl<'a> SdkFields<'a> {
+    /// `messages`' shape, if the body has the field.
+    pub fn messages(&self) -> Option<Shape> {
+        self.messages.as_ref().map(|messages| messages.shape)
+    }
+
+    /// Where `body` (the body these fields were read from) holds the
+    /// sources of its session, for cache affinity.
+    pub fn session_parts(&self, body: &[u8]) -> SessionParts {
+        SessionParts::of(
+            body,
+            self.prompt_cache_key
+                .and_then(raw_json::as_string)
+                .as_deref(),
+            self.metadata,
+            self.system,
+            self.tools,
+            self.messages.as_ref().and_then(|messages| messages.first),
+        )
+    }
+
     /// Reads the fields from a body that must be a JSON object.
     pub fn parse(body: &'a [u8]) -> Result<Self, ApiError> {
         match body.iter().find(|b| !b.is_ascii_whitespace()) {
@@ -239,7 +301,7 @@ impl<'a> SdkFields<'a> {
     /// `messages`: a non-empty array. (OpenAI's messages may have a `null`
     /// content, an assistant turn that only calls tools.)
     pub fn check_messages(&self) -> Result<(), ApiError> {
-        match self.messages {
+        match self.messages() {
             Some(Shape::Array(0)) => Err(ApiError::bad_request("messages: must not be empty")),
             Some(Shape::Array(_) | Shape::BadMessage(..)) => Ok(()),
             _ => Err(ApiError::bad_request("messages: must be a non-empty array")),
@@ -250,7 +312,7 @@ impl<'a> SdkFields<'a> {
     /// `role` and a string or array `content` (the upstream cannot read
     /// anything else, and may drop the connection rather than say so).
     pub fn check_anthropic_messages(&self) -> Result<(), ApiError> {
-        match self.messages {
+        match self.messages() {
             Some(Shape::BadMessage(index, wrong)) => {
                 let separator = if wrong.starts_with("must") { ": " } else { "." };
                 Err(ApiError::bad_request(format!(
@@ -352,12 +414,12 @@ mod tests {
                 "stream":true,"stream_options":{"include_usage":true},"extra":{"a":[1]}}"#,
         )
         .unwrap();
-        assert_eq!(fields.messages, Some(Shape::Array(2)));
+        assert_eq!(fields.messages(), Some(Shape::Array(2)));
         assert_eq!(fields.model().unwrap(), "m");
         assert!(fields.check_max_tokens().is_ok());
         assert!(fields.stream().unwrap() && fields.include_usage());
         assert_eq!(
-            SdkFields::parse(br#"{"messages":"x"}"#).unwrap().messages,
+            SdkFields::parse(br#"{"messages":"x"}"#).unwrap().messages(),
             Some(Shape::Other)
         );
         assert!(SdkFields::parse(b"[1]").is_err());
@@ -369,5 +431,36 @@ mod tests {
         );
         assert!(nulls.check_max_tokens().is_err());
         assert!(!nulls.stream().unwrap());
+    }
+
+    #[test]
+    fn the_session_from_the_routes_parse_is_the_one_a_second_parse_finds() {
+        use crate::affinity::{session_of, session_of_parts};
+        use crate::domain::ProviderKind::{Anthropic, OpenAI};
+        let bodies: [&[u8]; 7] = [
+            br#"{"model":"m","prompt_cache_key":"tenant-\u0041","messages":[{"role":"user","content":"hi"}]}"#,
+            br#"{"model":"m","metadata":{"user_id":"u-1"},"messages":[{"role":"user","content":"hi"}]}"#,
+            br#"{"model":"m","metadata":{"user_id":""},"system":"You are terse.","tools":[{"name":"t"}],"messages":[{"role":"user","content":"x"},{"role":"assistant","content":"y"}]}"#,
+            br#"{"model":"m","prompt_cache_key":"","system":[{"type":"text","text":"S"}],"messages":[{"role":"user","content":[{"type":"text","text":"q"}]}]}"#,
+            br#"{"model":"m","messages":[]}"#,
+            br#"{"model":"m","prompt_cache_key":7,"messages":[{"role":"user","content":"z"}]}"#,
+            br#"  {"messages":[{"role":"user","content":"a"}],"model":"m","system":"s"}"#,
+        ];
+        let mut ids = std::collections::HashSet::new();
+        for body in bodies {
+            let fields = SdkFields::parse(body).unwrap();
+            for provider in [Anthropic, OpenAI] {
+                let from_parts =
+                    session_of_parts(provider, None, body, &fields.session_parts(body));
+                assert_eq!(
+                    Some(from_parts),
+                    session_of(provider, None, body),
+                    "{}",
+                    String::from_utf8_lossy(body)
+                );
+                ids.insert(from_parts);
+            }
+        }
+        assert_eq!(ids.len(), 14, "every body and provider is its own session");
     }
 }
