@@ -98,10 +98,7 @@ pub fn session_of(
     let fields: BodyFields<'_> = serde_json::from_slice(body).ok()?;
     let parts = SessionParts::of(
         body,
-        fields
-            .prompt_cache_key
-            .and_then(crate::raw_json::as_string)
-            .as_deref(),
+        fields.prompt_cache_key,
         fields.metadata,
         fields.system,
         fields.tools,
@@ -122,18 +119,28 @@ pub fn session_of_parts(
     if let Some(header) = header {
         return SessionId::of(&[provider, b"header", header.as_bytes()]);
     }
-    if let Some(key) = &parts.prompt_cache_key {
-        return SessionId::of(&[provider, b"prompt_cache_key", key.as_bytes()]);
-    }
-    if let Some(user) = &parts.user_id {
-        return SessionId::of(&[provider, b"user_id", user.as_bytes()]);
-    }
     let slice = |range: &Option<Range<usize>>| {
         range
             .as_ref()
             .and_then(|range| body.get(range.clone()))
             .unwrap_or_default()
     };
+    // A name that is not a string (or empty) names nothing; the next
+    // source decides.
+    let raw = |range| serde_json::from_slice::<&RawValue>(slice(range)).ok();
+    if let Some(key) = raw(&parts.prompt_cache_key)
+        .and_then(crate::raw_json::as_string)
+        .filter(|key| !key.is_empty())
+    {
+        return SessionId::of(&[provider, b"prompt_cache_key", key.as_bytes()]);
+    }
+    if let Some(user) = raw(&parts.metadata)
+        .and_then(crate::raw_json::object::<Metadata<'_>>)
+        .and_then(|metadata| metadata.user_id)
+        .filter(|user| !user.is_empty())
+    {
+        return SessionId::of(&[provider, b"user_id", user.as_bytes()]);
+    }
     SessionId::of(&[
         provider,
         b"prefix",
@@ -143,13 +150,13 @@ pub fn session_of_parts(
     ])
 }
 
-/// Where a body's session sources are: the two names, copied (short, and
-/// JSON escapes are undone), and the prefix's parts as byte ranges of the
-/// body (long: a system prompt can be tens of KB).
+/// Where a body's session sources lie in it, as byte ranges: noting them
+/// costs a route nothing it has not parsed already, and they are only read
+/// (the names decoded, the prefix hashed) when affinity wants a session.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SessionParts {
-    prompt_cache_key: Option<String>,
-    user_id: Option<String>,
+    prompt_cache_key: Option<Range<usize>>,
+    metadata: Option<Range<usize>>,
     system: Option<Range<usize>>,
     tools: Option<Range<usize>>,
     first_message: Option<Range<usize>>,
@@ -160,23 +167,16 @@ impl SessionParts {
     /// must borrow from `body`; one that does not is left out).
     pub fn of(
         body: &[u8],
-        prompt_cache_key: Option<&str>,
+        prompt_cache_key: Option<&RawValue>,
         metadata: Option<&RawValue>,
         system: Option<&RawValue>,
         tools: Option<&RawValue>,
         first_message: Option<&RawValue>,
     ) -> Self {
-        let user_id = metadata
-            .and_then(crate::raw_json::object::<Metadata<'_>>)
-            .and_then(|metadata| metadata.user_id)
-            .filter(|user| !user.is_empty())
-            .map(|user| user.into_owned());
         let range = |value: Option<&RawValue>| value.and_then(|value| range_in(body, value));
         Self {
-            prompt_cache_key: prompt_cache_key
-                .filter(|key| !key.is_empty())
-                .map(str::to_string),
-            user_id,
+            prompt_cache_key: range(prompt_cache_key),
+            metadata: range(metadata),
             system: range(system),
             tools: range(tools),
             first_message: range(first_message),

@@ -40,14 +40,8 @@ impl PoolState {
         if slot.can_serve(model, now) {
             return Selection::Leased(self.hand_out(index, model, now, wall));
         }
-        let ejected = slot
-            .ejection
-            .as_ref()
-            .filter(|e| e.is_active(now))
-            .map(|e| e.until);
         let until = slot
-            .blocked_until(model, now)
-            .max(ejected)
+            .resting_until(model, now)
             .or_else(|| slot.lacks_access(model, now).map(|_| now + PROBE_WAIT));
         Selection::AllCoolingDown {
             retry_after: until.map_or(PROBE_WAIT, |until| until - now),

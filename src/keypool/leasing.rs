@@ -230,15 +230,7 @@ impl PoolState {
         let wait = usable
             .iter()
             .filter_map(|slot| {
-                let ejected = slot
-                    .ejection
-                    .as_ref()
-                    .filter(|e| e.is_active(now))
-                    .map(|e| e.until);
-                let cooling = slot
-                    .blocked_until(model, now)
-                    .max(ejected)
-                    .map(|until| until - now);
+                let cooling = slot.resting_until(model, now).map(|until| until - now);
                 let room = slot.limits.and_then(|l| l.exhausted_for(wall));
                 match (cooling, room) {
                     (Some(a), Some(b)) => Some(a.max(b)),

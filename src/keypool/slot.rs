@@ -110,6 +110,17 @@ impl KeySlot {
             .max()
     }
 
+    /// When the key is back from its latest cooldown for `model` or its
+    /// ejection, whichever ends later; `None` if it is resting from neither.
+    pub fn resting_until(&self, model: Option<&str>, now: Instant) -> Option<Instant> {
+        let ejected = self
+            .ejection
+            .as_ref()
+            .filter(|e| e.is_active(now))
+            .map(|e| e.until);
+        self.blocked_until(model, now).max(ejected)
+    }
+
     /// A half-open cooldown already has its one probe out (here, or at
     /// another replica of a cluster).
     fn probe_out(&self, model: Option<&str>, now: Instant) -> bool {

@@ -54,7 +54,8 @@ pub struct LedgerWriter {
 }
 
 impl LedgerWriter {
-    /// Starts draining `queue` into `store`, counting rows in `counters`.
+    /// Starts draining `queue` into `store`, counting rows in `counters`,
+    /// in the batches the queue was made for (`RowQueue::new`).
     pub fn start(
         store: Store,
         queue: Arc<RowQueue>,
@@ -65,7 +66,8 @@ impl LedgerWriter {
         let writer = Writer {
             store,
             counters,
-            batch_rows: settings.batch_rows.max(1),
+            // The queue's: it rings the writer when that many wait.
+            batch_rows: queue.batch_rows(),
             alarm: DropAlarm::new(Duration::from_secs(60)),
             stop_seen: None,
             outage: None,

@@ -201,20 +201,17 @@ impl<'de: 'a, 'a> Deserialize<'de> for Messages<'a> {
                 // The first message is kept raw, then read for its shape
                 // like the others.
                 let first = seq.next_element::<&'de RawValue>()?;
-                let mut len = 0;
-                let mut problem = None;
-                let mut note = |wrong: Option<&'static str>, len: &mut usize| {
-                    if let (None, Some(wrong)) = (problem, wrong) {
-                        problem = Some((*len, wrong));
+                let (mut len, mut problem) = (0, None);
+                let mut note = |MessageShape(wrong)| {
+                    if problem.is_none() {
+                        problem = wrong.map(|wrong| (len, wrong));
                     }
-                    *len += 1;
+                    len += 1;
                 };
                 if let Some(first) = first {
-                    let MessageShape(wrong) =
-                        serde_json::from_str(first.get()).map_err(de::Error::custom)?;
-                    note(wrong, &mut len);
-                    while let Some(MessageShape(wrong)) = seq.next_element::<MessageShape>()? {
-                        note(wrong, &mut len);
+                    note(serde_json::from_str(first.get()).map_err(de::Error::custom)?);
+                    while let Some(message) = seq.next_element::<MessageShape>()? {
+                        note(message);
                     }
                 }
                 let shape = match problem {
@@ -252,9 +249,7 @@ impl<'a> SdkFields<'a> {
     pub fn session_parts(&self, body: &[u8]) -> SessionParts {
         SessionParts::of(
             body,
-            self.prompt_cache_key
-                .and_then(raw_json::as_string)
-                .as_deref(),
+            self.prompt_cache_key,
             self.metadata,
             self.system,
             self.tools,

@@ -80,11 +80,12 @@ pub async fn compare(
     let client = load::client(options.concurrency)?;
     let mut apis = Vec::new();
     for api in Api::ALL {
-        let [a, b]: [_; 2] = measure(&client, &paths, api, false, options.concurrency, &settled)
-            .await?
-            .try_into()
-            .map_err(|_| BenchError::NothingServed("a path's figures".into()))?;
-        apis.push(Compared::new(api, a.runs, b.runs));
+        let [on_a, on_b]: [_; 2] =
+            measure(&client, &paths, api, false, options.concurrency, &settled)
+                .await?
+                .try_into()
+                .map_err(|_| BenchError::NothingServed("a path's figures".into()))?;
+        apis.push(Compared::new(api, on_a.runs, on_b.runs));
     }
     Ok(Comparison {
         settings: settings.to_vec(),
