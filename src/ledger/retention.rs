@@ -16,8 +16,9 @@ use super::now_ms;
 use crate::store::usage::{day_floor, prune_requests, prune_rollups};
 use crate::store::{Store, StoreError};
 
-/// Raw rows deleted per step.
-const STEP_ROWS: u32 = 5_000;
+/// Blocks of raw rows deleted per step (a block holds one write's rows,
+/// at most `block::MAX_ROWS`).
+const STEP_BLOCKS: u32 = 8;
 /// Pause between steps, for the writer's turn.
 const STEP_PAUSE: Duration = Duration::from_millis(20);
 
@@ -48,9 +49,9 @@ async fn prune_before(
 ) -> Result<Pruned, StoreError> {
     let mut pruned = Pruned::default();
     loop {
-        let deleted = prune_requests(store, cutoff_ms, STEP_ROWS).await?;
-        pruned.requests += deleted;
-        if deleted < u64::from(STEP_ROWS) {
+        let step = prune_requests(store, cutoff_ms, STEP_BLOCKS).await?;
+        pruned.requests += step.rows;
+        if !step.more {
             break;
         }
         if !go_on() {

@@ -204,7 +204,7 @@ impl RequestView {
             model_answered: entry.model_answered,
             key_id: entry.key_id,
             attempts: entry.attempts,
-            keys_tried: serde_json::from_str(&entry.keys_tried).unwrap_or_default(),
+            keys_tried: entry.keys_tried,
             status: entry.status,
             error_class: entry.error_class,
             tokens: TokenView {

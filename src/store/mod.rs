@@ -205,6 +205,13 @@ impl Store {
                 "usage ledger: daily rollups filled from hourly ones"
             );
         }
+        let packed = usage::pack_legacy_rows(&store).await?;
+        if packed > 0 {
+            tracing::info!(
+                rows = packed,
+                "usage ledger: rows of an earlier version packed into blocks"
+            );
+        }
         Ok(store)
     }
 

@@ -21,6 +21,8 @@
 //! - `page`: raw rows, newest first, after a position.
 //! - `prune`: deleting rows and rollups older than a cutoff.
 
+pub mod block;
+mod legacy;
 pub mod page;
 pub mod prune;
 mod rollup;
@@ -32,16 +34,17 @@ pub(in crate::store) use write::exclude_other_writers;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 
 use sqlx::{Database, Encode, QueryBuilder, Type};
 
 use crate::domain::{LatencyHistogram, ProviderKind};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Tx, on_tx};
 
+pub use legacy::pack_legacy_rows;
 pub use page::{LedgerEntry, PagePosition, page};
-pub use prune::{prune_requests, prune_rollups};
+pub use prune::{PruneStep, prune_requests, prune_rollups};
 pub(in crate::store) use rollup::{ROLLUP_COLUMNS, StoredRollup};
 pub use totals::totals;
 pub use write::write_batch;
@@ -134,6 +137,17 @@ pub struct UsageFilter {
     pub key: Option<String>,
 }
 
+impl UsageFilter {
+    /// Whether a raw row passes the optional equalities (its time is
+    /// checked by the caller).
+    fn matches(&self, row: &block::RowFields<'_>) -> bool {
+        self.provider
+            .is_none_or(|p| row.provider == Some(p.as_str()))
+            && self.model.as_deref().is_none_or(|m| row.model() == Some(m))
+            && self.key.as_deref().is_none_or(|k| row.key_id == Some(k))
+    }
+}
+
 /// What totals can be grouped by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dimension {
@@ -193,27 +207,48 @@ impl Dimension {
         }
     }
 
-    /// Its value in a `usage_requests` row, the same as the rollup's: ''
-    /// for unknown, the model by `UsageRow::model`'s rule.
-    fn raw_sql(self) -> &'static str {
+    /// Its value for a raw row, the same as the rollup's: `None` for an
+    /// unknown name, the model by `UsageRow::model`'s rule.
+    fn raw_value(self, row: &block::RowFields<'_>, scopes: &KeyScopes) -> DimValue {
+        let name =
+            |name: Option<&str>| DimValue::Name(name.filter(|n| !n.is_empty()).map(str::to_string));
         match self {
-            Dimension::Key => "COALESCE(key_id, '')",
-            Dimension::Scope => SCOPE_OF_KEY,
-            Dimension::Model => "COALESCE(model_answered, model_requested, '')",
-            Dimension::Provider => "COALESCE(provider, '')",
-            Dimension::Status => "status",
-            Dimension::Hour => "(at_ms / 3600000) * 3600000",
-            Dimension::Day => "(at_ms / 86400000) * 86400000",
+            Dimension::Key => name(row.key_id),
+            Dimension::Scope => name(scopes.of(row.key_id)),
+            Dimension::Model => name(row.model()),
+            Dimension::Provider => name(row.provider),
+            Dimension::Status => DimValue::Number(i64::from(row.status)),
+            Dimension::Hour => DimValue::Number(hour_floor(row.at_ms)),
+            Dimension::Day => DimValue::Number(day_floor(row.at_ms)),
         }
     }
 }
 
-/// A row's key's cache scope, looked up in `api_keys` (the same for raw
-/// rows and rollups, which keep only the key): a key's scope may change,
-/// and its usage follows it. A key without a scope, or since deleted, is
-/// its own scope; '' for no key.
+/// A row's key's cache scope, looked up in `api_keys` (rollups and raw
+/// rows keep only the key): a key's scope may change, and its usage
+/// follows it. A key without a scope, or since deleted, is its own scope;
+/// '' for no key.
 const SCOPE_OF_KEY: &str = "COALESCE((SELECT scoped.cache_scope FROM api_keys scoped \
                             WHERE scoped.id = key_id), key_id, '')";
+
+/// `SCOPE_OF_KEY` for raw rows: every key's scope, read once per query.
+#[derive(Default)]
+pub(super) struct KeyScopes(HashMap<String, String>);
+
+impl KeyScopes {
+    pub(super) async fn read(tx: &mut Tx) -> Result<Self, StoreError> {
+        const SQL: &str = "SELECT id, cache_scope FROM api_keys WHERE cache_scope IS NOT NULL";
+        let scoped: Vec<(String, String)> = on_tx!(tx, |conn, Db| {
+            sqlx::query_as(SQL).fetch_all(&mut **conn).await
+        })?;
+        Ok(Self(scoped.into_iter().collect()))
+    }
+
+    fn of<'a>(&'a self, key_id: Option<&'a str>) -> Option<&'a str> {
+        let key_id = key_id?;
+        Some(self.0.get(key_id).map_or(key_id, String::as_str))
+    }
+}
 
 impl FromStr for Dimension {
     type Err = ();
@@ -295,9 +330,6 @@ pub(super) fn push_filters<'a, DB: Database>(
         query.push(" AND key_id = ").push_bind(key.as_str());
     }
 }
-
-/// The model a raw row counts under (`UsageRow::model`'s rule).
-const RAW_MODEL: &str = "COALESCE(model_answered, model_requested)";
 
 /// The error class counted for a failed row stored without one.
 pub const UNCLASSIFIED: &str = "unclassified";

@@ -1,23 +1,24 @@
 //! Raw ledger rows, newest first, one page at a time. Rows are ordered by
 //! arrival (`at_ms`), ties broken by `id`, and a page starts after the
 //! position of the previous page's last row: a total order over rows that
-//! never change, so paging neither repeats nor skips a row, and each page
-//! is one range scan of the `(at_ms, id)` index however deep it is.
+//! never change, so paging neither repeats nor skips a row. Each page
+//! reads the blocks (`block`) that can hold its rows, newest first.
 
-use sqlx::QueryBuilder;
+use futures::TryStreamExt;
 
-use super::{RAW_MODEL, UsageFilter, push_filters};
+use super::UsageFilter;
+use super::block::Unpacked;
 use crate::store::{Store, StoreError, on_pool};
 
-/// Where a page ends: the last row it gave.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where a page ends: the last row it gave. Ordered by arrival, then id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct PagePosition {
     pub at_ms: i64,
     pub id: i64,
 }
 
-/// One stored row, as `usage_requests` holds it.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+/// One stored row.
+#[derive(Debug, Clone, PartialEq)]
 pub struct LedgerEntry {
     pub id: i64,
     pub at_ms: i64,
@@ -28,8 +29,8 @@ pub struct LedgerEntry {
     pub model_answered: Option<String>,
     pub key_id: Option<String>,
     pub attempts: i64,
-    /// A JSON array of key ids.
-    pub keys_tried: String,
+    /// Key ids in the order they were tried.
+    pub keys_tried: Vec<String>,
     pub status: i64,
     pub error_class: Option<String>,
     pub input_tokens: i64,
@@ -58,39 +59,65 @@ impl LedgerEntry {
 }
 
 /// Up to `limit` rows matching `filter`, newest first, after `after`.
+///
+/// Blocks are read newest-ending first. Rows that arrived long before they
+/// were written (a long stream) sit in later blocks than their neighbours
+/// in time, so the scan goes on until the next block ends before the
+/// oldest row kept: no block it skips can hold a row of the page.
 pub async fn page(
     store: &Store,
     filter: &UsageFilter,
     after: Option<PagePosition>,
     limit: u32,
 ) -> Result<Vec<LedgerEntry>, StoreError> {
-    const COLUMNS: &str = "SELECT id, at_ms, request_id, route, provider, model_requested, \
-         model_answered, key_id, attempts, keys_tried, status, error_class, input_tokens, \
-         output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_nanos, \
-         latency_us, ttft_us, client_key, cache_scope, unpriced FROM usage_requests \
-         WHERE at_ms >= ";
-    Ok(on_pool!(store, |pool, Db| {
-        let mut query = QueryBuilder::<Db>::new(COLUMNS);
-        query
-            .push_bind(filter.from_ms)
-            .push(" AND at_ms < ")
-            .push_bind(filter.to_ms);
-        if let Some(after) = after {
-            // The first condition bounds the index scan; the row value picks
-            // the rows after the position within its millisecond.
-            query
-                .push(" AND at_ms <= ")
-                .push_bind(after.at_ms)
-                .push(" AND (at_ms, id) < (")
-                .push_bind(after.at_ms)
-                .push(", ")
-                .push_bind(after.id)
-                .push(")");
+    const BLOCKS: &str = "SELECT id, last_at_ms, format, rows FROM usage_blocks \
+         WHERE last_at_ms >= $1 AND first_at_ms <= $2 ORDER BY last_at_ms DESC";
+    let limit = limit as usize;
+    // The latest arrival a row of the page can have.
+    let newest = after.map_or(filter.to_ms.saturating_sub(1), |a| {
+        a.at_ms.min(filter.to_ms.saturating_sub(1))
+    });
+    let mut found: Vec<LedgerEntry> = Vec::new();
+    on_pool!(store, |pool, Db| {
+        let mut blocks = sqlx::query_as::<_, (i64, i64, i64, Vec<u8>)>(BLOCKS)
+            .bind(filter.from_ms)
+            .bind(newest)
+            .fetch(pool);
+        while let Some((block_id, last_at_ms, format, bytes)) = blocks.try_next().await? {
+            if found.len() >= limit && found.last().is_some_and(|oldest| last_at_ms < oldest.at_ms)
+            {
+                break;
+            }
+            let rows = match Unpacked::read(format, &bytes) {
+                Ok(rows) => rows,
+                Err(error) => {
+                    tracing::warn!(block_id, %error, "usage ledger: a block was skipped");
+                    continue;
+                }
+            };
+            for (id, row) in rows.rows(block_id).rev() {
+                let position = PagePosition {
+                    at_ms: row.at_ms,
+                    id,
+                };
+                if row.at_ms < filter.from_ms
+                    || row.at_ms > newest
+                    || after.is_some_and(|after| position >= after)
+                    || !filter.matches(row)
+                {
+                    continue;
+                }
+                found.push(row.to_entry(id));
+            }
+            if found.len() >= limit {
+                // Newest first; only the page's rows are kept.
+                found.sort_unstable_by(|a, b| b.position().cmp(&a.position()));
+                found.truncate(limit);
+            }
         }
-        push_filters(&mut query, filter, RAW_MODEL);
-        query
-            .push(" ORDER BY at_ms DESC, id DESC LIMIT ")
-            .push_bind(i64::from(limit));
-        query.build_query_as::<LedgerEntry>().fetch_all(pool).await
-    })?)
+        Ok::<_, sqlx::Error>(())
+    })?;
+    found.sort_unstable_by(|a, b| b.position().cmp(&a.position()));
+    found.truncate(limit);
+    Ok(found)
 }

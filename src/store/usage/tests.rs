@@ -46,6 +46,7 @@ on_both_databases!(totals_match_the_rows_for_any_range_and_grouping);
 on_both_databases!(pages_walk_every_matching_row_newest_first_once);
 on_both_databases!(pruning_deletes_old_rows_and_their_rollups_and_keeps_the_rest);
 on_both_databases!(daily_rollups_missing_from_an_older_ledger_are_filled_from_hourly_ones);
+on_both_databases!(rows_an_older_version_wrote_one_per_request_are_packed_and_read_alike);
 
 const KEYS: [&str; 3] = ["key_a", "key_b", "key_c"];
 const MODELS: [&str; 3] = ["claude-sonnet-4-5", "claude-haiku-4-5", "gpt-4o"];
@@ -289,9 +290,11 @@ async fn pruning_deletes_old_rows_and_their_rollups_and_keeps_the_rest(store: &S
     let cutoff = T0 + DAY_MS;
     let mut deleted = 0;
     loop {
-        let step = prune_requests(store, cutoff, 100).await.unwrap();
-        deleted += step;
-        if step < 100 {
+        // One block per step: the rows straddle the cutoff in blocks
+        // that are rewritten without their old rows.
+        let step = prune_requests(store, cutoff, 1).await.unwrap();
+        deleted += step.rows;
+        if !step.more {
             break;
         }
     }
@@ -357,6 +360,98 @@ async fn daily_rollups_missing_from_an_older_ledger_are_filled_from_hourly_ones(
     // Once filled, it is not filled again.
     assert_eq!(backfill_rollups(store).await.unwrap(), 0);
     assert_eq!(totals(store, &month, &by).await.unwrap(), before);
+}
+
+/// Stores `rows` as keygate did before blocks: one `usage_requests` row each.
+async fn written_one_per_request(store: &Store, rows: &[UsageRow]) {
+    const INSERT: &str = "INSERT INTO usage_requests (at_ms, request_id, route, provider, \
+         model_requested, model_answered, key_id, attempts, keys_tried, status, error_class, \
+         input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, \
+         cost_nanos, latency_us, latency_bucket, ttft_us, client_key, cache_scope, unpriced) ";
+    for chunk in rows.chunks(100) {
+        on_pool!(store, |pool, Db| {
+            let mut insert = sqlx::QueryBuilder::<Db>::new(INSERT);
+            insert.push_values(chunk, |mut values, row| {
+                values
+                    .push_bind(row.at_ms)
+                    .push_bind(row.request_id.as_str())
+                    .push_bind(row.route)
+                    .push_bind(row.provider.map(|p| p.as_str()))
+                    .push_bind(row.model_requested.as_deref())
+                    .push_bind(row.model_answered.as_deref())
+                    .push_bind(row.key_id.as_deref())
+                    .push_bind(i64::from(row.attempts))
+                    .push_bind(serde_json::to_string(&row.keys_tried).unwrap())
+                    .push_bind(i64::from(row.status))
+                    .push_bind(row.error_class.as_deref())
+                    .push_bind(int(row.usage.input_tokens))
+                    .push_bind(int(row.usage.output_tokens))
+                    .push_bind(int(row.usage.cache_read_input_tokens))
+                    .push_bind(int(row.usage.cache_creation_input_tokens))
+                    .push_bind(int(row.usage.reasoning_tokens))
+                    .push_bind(int(row.cost_nanos))
+                    .push_bind(int(row.latency_us))
+                    .push_bind(i64::from(bucket_of(row.latency_us)))
+                    .push_bind(row.ttft_us.map(int))
+                    .push_bind(row.client_key.as_deref())
+                    .push_bind(row.cache_scope.as_deref())
+                    .push_bind(row.unpriced);
+            });
+            insert.build().execute(pool).await.map(|_| ())
+        })
+        .unwrap();
+    }
+}
+
+async fn rows_an_older_version_wrote_one_per_request_are_packed_and_read_alike(store: &Store) {
+    let mut rng = StdRng::seed_from_u64(21);
+    // The packed reference: the same rows written by this version.
+    let rows: Vec<UsageRow> = (0..5_000)
+        .map(|i| random_row(&mut rng, i, T0 + 7 * 60_000, 2 * DAY_MS))
+        .collect();
+    write_batch(store, &rows[..10]).await.unwrap();
+    let everything = UsageFilter {
+        from_ms: T0,
+        to_ms: T0 + 3 * DAY_MS,
+        provider: None,
+        model: None,
+        key: None,
+    };
+    let newer = page(store, &everything, None, 100).await.unwrap();
+    written_one_per_request(store, &rows[10..]).await;
+
+    // More than a block's worth, moved a block per transaction.
+    assert_eq!(pack_legacy_rows(store).await.unwrap(), 4_990);
+    assert_eq!(pack_legacy_rows(store).await.unwrap(), 0);
+    let left: i64 = on_pool!(store, |pool, Db| {
+        sqlx::query_scalar("SELECT COUNT(*) FROM usage_requests")
+            .fetch_one(pool)
+            .await
+    })
+    .unwrap();
+    assert_eq!(left, 0);
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = page(store, &everything, after, 999).await.unwrap();
+        after = page.last().map(LedgerEntry::position);
+        seen.extend(page);
+        if after.is_none() {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), rows.len());
+    let by_request: BTreeMap<&str, &LedgerEntry> =
+        seen.iter().map(|e| (e.request_id.as_str(), e)).collect();
+    for row in &rows {
+        let entry = by_request[row.request_id.as_str()];
+        let id = entry.id;
+        assert_eq!(*entry, block::RowFields::of(row).to_entry(id));
+    }
+    // The rows written since kept their ids.
+    for entry in newer {
+        assert_eq!(by_request[entry.request_id.as_str()].id, entry.id);
+    }
 }
 
 /// Two keygate processes writing to one PostgreSQL database at once, into

@@ -2,8 +2,7 @@
 //! read from `usage_daily`, the whole hours of the partial days at its ends
 //! from `usage_hourly`, the whole five-minute slices of the partial hours
 //! from `usage_5min`, and the partial slices at its very ends from
-//! `usage_requests` (summed in SQL per group, status, error class and
-//! latency bucket). A range's cost is then its days' rollup rows, up to two
+//! the raw rows (`usage_blocks`, unpacked and summed in Rust). A range's cost is then its days' rollup rows, up to two
 //! days of hourly ones, up to two hours of five-minute ones and at most ten
 //! minutes of raw rows, however many rows it covers; and the totals are exact: the sources cover
 //! disjoint times and were written by the same transactions.
@@ -13,9 +12,10 @@ use std::collections::BTreeMap;
 use futures::TryStreamExt;
 use sqlx::{ColumnIndex, Database, Decode, QueryBuilder, Row, Type};
 
+use super::block::{RowFields, Unpacked};
 use super::rollup::{LEVELS, Level};
 use super::{
-    DAY_MS, DimValue, Dimension, GroupTotals, HOUR_MS, RAW_MODEL, UsageFilter, count, push_filters,
+    DAY_MS, DimValue, Dimension, GroupTotals, HOUR_MS, KeyScopes, UsageFilter, count, push_filters,
 };
 use crate::store::{Store, StoreError, Tx, on_tx};
 
@@ -95,17 +95,9 @@ fn cut(from: i64, to: i64, levels: &[Level], sources: &mut Vec<Source>) {
 type Groups = BTreeMap<Vec<DimValue>, GroupTotals>;
 
 /// Selects each dimension's value as the first columns.
-fn push_dimensions<DB: Database>(
-    query: &mut QueryBuilder<'_, DB>,
-    group_by: &[Dimension],
-    raw: bool,
-) {
+fn push_dimensions<DB: Database>(query: &mut QueryBuilder<'_, DB>, group_by: &[Dimension]) {
     for dimension in group_by {
-        query.push(if raw {
-            dimension.raw_sql()
-        } else {
-            dimension.rollup_sql()
-        });
+        query.push(dimension.rollup_sql());
         query.push(", ");
     }
 }
@@ -172,7 +164,7 @@ async fn fold_rollups(
     let n = group_by.len();
     on_tx!(tx, |conn, Db| {
         let mut query = QueryBuilder::<Db>::new("SELECT ");
-        push_dimensions(&mut query, group_by, false);
+        push_dimensions(&mut query, group_by);
         query.push(&columns);
         query.push_bind(from).push(" AND start_ms < ").push_bind(to);
         push_filters(&mut query, filter, "model");
@@ -192,8 +184,8 @@ async fn fold_rollups(
     Ok(())
 }
 
-/// A partial five-minute slice from the raw rows, summed in SQL per
-/// group, outcome and latency bucket.
+/// A partial five-minute slice from the raw rows: the blocks that overlap
+/// it, unpacked, and their rows in the slice added to their groups.
 async fn fold_raw(
     tx: &mut Tx,
     filter: &UsageFilter,
@@ -201,43 +193,51 @@ async fn fold_raw(
     group_by: &[Dimension],
     groups: &mut Groups,
 ) -> Result<(), StoreError> {
-    let n = group_by.len();
+    const BLOCKS: &str = "SELECT id, format, rows FROM usage_blocks \
+         WHERE last_at_ms >= $1 AND first_at_ms < $2";
+    let scopes = if group_by.contains(&Dimension::Scope) {
+        KeyScopes::read(tx).await?
+    } else {
+        KeyScopes::default()
+    };
     on_tx!(tx, |conn, Db| {
-        let mut query = QueryBuilder::<Db>::new("SELECT ");
-        push_dimensions(&mut query, group_by, true);
-        // PostgreSQL sums BIGINTs as NUMERIC; the casts keep every column
-        // a 64-bit integer in both databases (no sum comes near the limit).
-        query.push(
-            "status, COALESCE(error_class, ''), COUNT(*), CAST(SUM(input_tokens) AS BIGINT), \
-             CAST(SUM(output_tokens) AS BIGINT), CAST(SUM(cache_read_tokens) AS BIGINT), \
-             CAST(SUM(cache_write_tokens) AS BIGINT), CAST(SUM(reasoning_tokens) AS BIGINT), \
-             CAST(SUM(cost_nanos) AS BIGINT), latency_bucket FROM usage_requests WHERE at_ms >= ",
-        );
-        query.push_bind(from).push(" AND at_ms < ").push_bind(to);
-        push_filters(&mut query, filter, RAW_MODEL);
-        // By position: the same in SQLite and PostgreSQL, and the expressions
-        // are not repeated.
-        query.push(" GROUP BY ");
-        for position in 1..=n + 2 {
-            query.push(format!("{position}, "));
+        let mut blocks = sqlx::query_as::<_, (i64, i64, Vec<u8>)>(BLOCKS)
+            .bind(from)
+            .bind(to)
+            .fetch(&mut **conn);
+        while let Some((block_id, format, bytes)) = blocks.try_next().await? {
+            let rows = match Unpacked::read(format, &bytes) {
+                Ok(rows) => rows,
+                Err(error) => {
+                    tracing::warn!(block_id, %error, "usage ledger: a block was skipped");
+                    continue;
+                }
+            };
+            for (_, row) in rows.rows(block_id) {
+                if row.at_ms < from || row.at_ms >= to || !filter.matches(row) {
+                    continue;
+                }
+                let values = group_by
+                    .iter()
+                    .map(|dimension| dimension.raw_value(row, &scopes))
+                    .collect();
+                add_raw_row(groups.entry(values).or_default(), row);
+            }
         }
-        // The latency bucket, after the sums (positions count from 1).
-        query.push(format!("{}", n + 3 + SUM_COLUMNS + 1));
-        let mut rows = query.build().fetch(&mut **conn);
-        while let Some(row) = rows.try_next().await? {
-            let group = groups.entry(group_of(&row, group_by)?).or_default();
-            let status: i64 = row.try_get(n)?;
-            let error_class: &str = row.try_get(n + 1)?;
-            let requests = count(row.try_get(n + 2)?);
-            group.add_outcome(status, error_class, requests);
-            add_sums(group, &row, n + 3)?;
-            let bucket: i64 = row.try_get(n + 3 + SUM_COLUMNS)?;
-            group
-                .latency
-                .add(u16::try_from(bucket).unwrap_or(u16::MAX), requests);
-        }
-    });
+        Ok::<_, sqlx::Error>(())
+    })?;
     Ok(())
+}
+
+fn add_raw_row(group: &mut GroupTotals, row: &RowFields<'_>) {
+    group.add_outcome(i64::from(row.status), row.error_class.unwrap_or(""), 1);
+    group.tokens.input += row.input_tokens;
+    group.tokens.output += row.output_tokens;
+    group.tokens.cache_read += row.cache_read_tokens;
+    group.tokens.cache_write += row.cache_write_tokens;
+    group.tokens.reasoning += row.reasoning_tokens;
+    group.cost_nanos += row.cost_nanos;
+    group.latency.record(row.latency_us);
 }
 
 #[cfg(test)]

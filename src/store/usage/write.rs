@@ -1,12 +1,10 @@
-//! Writing one batch of ledger rows: the raw rows with multi-row INSERTs
-//! and their sums added to every rollup level, in one transaction, so the
+//! Writing one batch of ledger rows: the raw rows packed into blocks
+//! (`block`) and their sums added to every rollup level, in one transaction, so the
 //! tables always agree (a failed batch leaves none changed).
 
-use sqlx::QueryBuilder;
-
-use super::{int, rollup, statement_chunks};
+use super::block::{self, PackedBlock, RowFields};
+use super::rollup;
 use crate::domain::UsageRow;
-use crate::domain::latency::bucket_of;
 use crate::store::{Store, StoreError, Tx, on_tx};
 
 /// Writes `rows` and adds them to the rollups, in one transaction.
@@ -14,15 +12,18 @@ pub async fn write_batch(store: &Store, rows: &[UsageRow]) -> Result<(), StoreEr
     if rows.is_empty() {
         return Ok(());
     }
-    // Summed before the transaction: the write lock is held only for SQL.
+    // Summed and packed before the transaction: the write lock is held
+    // only for SQL.
     let deltas = rollup::sum_levels(rows);
+    let blocks: Vec<PackedBlock> = rows
+        .chunks(block::MAX_ROWS)
+        .map(|chunk| block::pack(chunk.iter().map(RowFields::of).collect(), 0))
+        .collect();
     // The rollup step reads the stored histograms, then writes: no other
     // writer may come between (`begin_write`, `exclude_other_writers`).
     let mut tx = store.begin_write().await?;
     exclude_other_writers(&mut tx).await?;
-    for chunk in statement_chunks(rows) {
-        insert_rows(&mut tx, chunk).await?;
-    }
+    insert_blocks(&mut tx, blocks).await?;
     for (level, deltas) in deltas {
         rollup::add(&mut tx, level, deltas).await?;
     }
@@ -49,42 +50,60 @@ pub(in crate::store) async fn exclude_other_writers(tx: &mut Tx) -> Result<(), S
     Ok(())
 }
 
-async fn insert_rows(tx: &mut Tx, rows: &[UsageRow]) -> Result<(), StoreError> {
-    const INSERT: &str = "INSERT INTO usage_requests (at_ms, request_id, route, provider, \
-         model_requested, model_answered, key_id, attempts, keys_tried, status, error_class, \
-         input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, \
-         cost_nanos, latency_us, latency_bucket, ttft_us, client_key, cache_scope, unpriced) ";
+/// Stores `rows` as blocks of at most `block::MAX_ROWS`.
+async fn insert_blocks(tx: &mut Tx, blocks: Vec<PackedBlock>) -> Result<(), StoreError> {
+    for block in blocks {
+        insert_block(tx, block).await?;
+    }
+    Ok(())
+}
+
+pub(super) async fn insert_block(tx: &mut Tx, block: PackedBlock) -> Result<(), StoreError> {
+    const INSERT: &str = "INSERT INTO usage_blocks (first_at_ms, last_at_ms, row_count, \
+         format, rows) VALUES ($1, $2, $3, $4, $5)";
     on_tx!(tx, |conn, Db| {
-        let mut insert = QueryBuilder::<Db>::new(INSERT);
-        insert.push_values(rows, |mut values, row| {
-            values
-                .push_bind(row.at_ms)
-                .push_bind(row.request_id.as_str())
-                .push_bind(row.route)
-                .push_bind(row.provider.map(|p| p.as_str()))
-                .push_bind(row.model_requested.as_deref())
-                .push_bind(row.model_answered.as_deref())
-                .push_bind(row.key_id.as_deref())
-                .push_bind(i64::from(row.attempts))
-                // A list of strings always serialises.
-                .push_bind(serde_json::to_string(&row.keys_tried).unwrap_or_default())
-                .push_bind(i64::from(row.status))
-                .push_bind(row.error_class.as_deref())
-                .push_bind(int(row.usage.input_tokens))
-                .push_bind(int(row.usage.output_tokens))
-                .push_bind(int(row.usage.cache_read_input_tokens))
-                .push_bind(int(row.usage.cache_creation_input_tokens))
-                .push_bind(int(row.usage.reasoning_tokens))
-                .push_bind(int(row.cost_nanos))
-                .push_bind(int(row.latency_us))
-                .push_bind(i64::from(bucket_of(row.latency_us)))
-                .push_bind(row.ttft_us.map(int))
-                .push_bind(row.client_key.as_deref())
-                .push_bind(row.cache_scope.as_deref())
-                .push_bind(row.unpriced);
-        });
-        // One of seven texts (see `statement_chunks`), so always cached.
-        insert.build().execute(&mut **conn).await.map(|_| ())
+        sqlx::query(INSERT)
+            .bind(block.first_at_ms)
+            .bind(block.last_at_ms)
+            .bind(block.row_count)
+            .bind(block::FORMAT)
+            .bind(block.bytes)
+            .execute(&mut **conn)
+            .await
+            .map(|_| ())
+    })?;
+    Ok(())
+}
+
+/// Stores `block` under the id `block_id` (its rows keep their ids): a
+/// block rewritten by the pruner, or copied from another store.
+pub(super) async fn insert_block_as(
+    tx: &mut Tx,
+    block_id: i64,
+    block: PackedBlock,
+) -> Result<(), StoreError> {
+    // PostgreSQL generates the ids itself unless told to keep this one.
+    let insert = match tx {
+        Tx::Postgres(_) => {
+            "INSERT INTO usage_blocks (id, first_at_ms, last_at_ms, row_count, \
+             format, rows) OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6)"
+        }
+        Tx::Sqlite(_) => {
+            "INSERT INTO usage_blocks (id, first_at_ms, last_at_ms, row_count, \
+             format, rows) VALUES ($1, $2, $3, $4, $5, $6)"
+        }
+    };
+    on_tx!(tx, |conn, Db| {
+        sqlx::query(insert)
+            .bind(block_id)
+            .bind(block.first_at_ms)
+            .bind(block.last_at_ms)
+            .bind(block.row_count)
+            .bind(block::FORMAT)
+            .bind(block.bytes)
+            .execute(&mut **conn)
+            .await
+            .map(|_| ())
     })?;
     Ok(())
 }
