@@ -50,10 +50,11 @@ async fn replicas_on_postgres_share_keys_counters_and_the_ledger() {
             .sum();
         assert_eq!(attempts, upstream_calls as u64);
     }
-    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM usage_requests")
-        .fetch_one(&database.pool().await)
-        .await
-        .unwrap();
+    let stored: i64 =
+        sqlx::query_scalar("SELECT CAST(COALESCE(SUM(row_count), 0) AS BIGINT) FROM usage_blocks")
+            .fetch_one(&database.pool().await)
+            .await
+            .unwrap();
     assert_eq!(
         stored, requests as i64,
         "one ledger row per request, in PostgreSQL"
