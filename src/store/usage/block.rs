@@ -346,10 +346,6 @@ impl<'a> Unpacked<'a> {
         }
         Some(pack(left, self.first_index + gone as u32))
     }
-
-    pub fn len(&self) -> usize {
-        self.rows.len()
-    }
 }
 
 #[cfg(test)]

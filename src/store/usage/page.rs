@@ -110,14 +110,17 @@ pub async fn page(
                 found.push(row.to_entry(id));
             }
             if found.len() >= limit {
-                // Newest first; only the page's rows are kept.
-                found.sort_unstable_by(|a, b| b.position().cmp(&a.position()));
-                found.truncate(limit);
+                keep_newest(&mut found, limit);
             }
         }
         Ok::<_, sqlx::Error>(())
     })?;
-    found.sort_unstable_by(|a, b| b.position().cmp(&a.position()));
-    found.truncate(limit);
+    keep_newest(&mut found, limit);
     Ok(found)
+}
+
+/// Sorts `found` newest first and keeps the first `limit`.
+fn keep_newest(found: &mut Vec<LedgerEntry>, limit: usize) {
+    found.sort_unstable_by_key(|entry| std::cmp::Reverse(entry.position()));
+    found.truncate(limit);
 }
