@@ -25,10 +25,10 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::alarm::DropAlarm;
-use super::queue::RowQueue;
+use super::queue::{QueuedRows, RowQueue};
 use super::sink::LedgerCounters;
-use crate::domain::UsageRow;
-use crate::store::usage::write_batch;
+use crate::store::usage::block::RowFields;
+use crate::store::usage::write::write_rows;
 use crate::store::{Store, StoreError};
 
 /// First pause before a failed batch is tried again; it doubles up to
@@ -106,7 +106,7 @@ impl Writer {
         mut stopped: oneshot::Receiver<()>,
     ) {
         // The buffer the queue fills while the rows taken last are written.
-        let mut spare = Vec::new();
+        let mut spare = QueuedRows::default();
         loop {
             // A stop signal (or its sender dropped) completes `stopped`;
             // whoever sees it sets `stop_seen`, and nobody polls it again.
@@ -158,7 +158,8 @@ impl Writer {
 
     /// Writes `rows` in batches of at most `batch_rows` (more can be
     /// waiting after a slow write).
-    async fn write_all(&mut self, rows: &[UsageRow], stopped: &mut oneshot::Receiver<()>) {
+    async fn write_all(&mut self, rows: &QueuedRows, stopped: &mut oneshot::Receiver<()>) {
+        let rows = rows.rows();
         for batch in rows.chunks(self.batch_rows) {
             self.write(batch, stopped).await;
         }
@@ -166,7 +167,7 @@ impl Writer {
 
     /// Writes `batch`, retrying while the database is unreachable (see the
     /// module's notes).
-    async fn write(&mut self, batch: &[UsageRow], stopped: &mut oneshot::Receiver<()>) {
+    async fn write(&mut self, batch: &[RowFields<'_>], stopped: &mut oneshot::Receiver<()>) {
         let rows = batch.len() as u64;
         let mut pause = RETRY_FIRST;
         loop {
@@ -175,7 +176,7 @@ impl Writer {
             let result = if self.outage.is_some() && !self.may_retry() {
                 Err(StoreError::Query(sqlx::Error::PoolTimedOut))
             } else {
-                write_batch(&self.store, batch).await
+                write_rows(&self.store, batch).await
             };
             match result {
                 Ok(()) => {
@@ -261,7 +262,7 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Usage;
+    use crate::domain::{Usage, UsageRow};
     use crate::ledger::{LedgerSink, now_ms};
     use crate::store::usage::{DAY_MS, UsageFilter, totals};
 

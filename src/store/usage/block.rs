@@ -40,19 +40,26 @@ pub fn row_id(block_id: i64, index: u32) -> i64 {
 }
 
 /// One raw row, borrowed from a `UsageRow` to be packed or from a block's
-/// bytes once unpacked. Unknown names are `None`, as in `UsageRow`.
-#[derive(Debug, Clone, PartialEq)]
+/// bytes once unpacked. Unknown names are `None`, as in `UsageRow`. The
+/// ledger's queue holds rows serialised in this form (`ledger::queue`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RowFields<'a> {
     pub at_ms: i64,
     pub request_id: &'a str,
     pub route: &'a str,
+    #[serde(borrow)]
     pub provider: Option<&'a str>,
+    #[serde(borrow)]
     pub model_requested: Option<&'a str>,
+    #[serde(borrow)]
     pub model_answered: Option<&'a str>,
+    #[serde(borrow)]
     pub key_id: Option<&'a str>,
     pub attempts: u32,
+    #[serde(borrow)]
     pub keys_tried: Vec<&'a str>,
     pub status: u16,
+    #[serde(borrow)]
     pub error_class: Option<&'a str>,
     pub input_tokens: u64,
     pub output_tokens: u64,
@@ -62,8 +69,10 @@ pub struct RowFields<'a> {
     pub cost_nanos: u64,
     pub latency_us: u64,
     pub ttft_us: Option<u64>,
+    #[serde(borrow)]
     pub client_key: Option<&'a str>,
     pub unpriced: bool,
+    #[serde(borrow)]
     pub cache_scope: Option<&'a str>,
 }
 
@@ -183,14 +192,15 @@ struct EncodedRow<'a> {
 
 /// Packs `rows` (at most `MAX_ROWS`, at least one) into one block, in order
 /// of arrival; `first_index` is the index its first row keeps.
-pub fn pack(mut rows: Vec<RowFields<'_>>, first_index: u32) -> PackedBlock {
+pub fn pack(rows: &[RowFields<'_>], first_index: u32) -> PackedBlock {
     debug_assert!(!rows.is_empty() && rows.len() <= MAX_ROWS);
+    let mut order: Vec<&RowFields<'_>> = rows.iter().collect();
     // Stable: rows of one millisecond keep their order of writing.
-    rows.sort_by_key(|row| row.at_ms);
-    let base_ms = rows.first().map_or(0, |row| row.at_ms);
-    let last_at_ms = rows.last().map_or(0, |row| row.at_ms);
+    order.sort_by_key(|row| row.at_ms);
+    let base_ms = order.first().map_or(0, |row| row.at_ms);
+    let last_at_ms = order.last().map_or(0, |row| row.at_ms);
     let mut names = Names::default();
-    let encoded_rows = rows
+    let encoded_rows = order
         .iter()
         .map(|row| EncodedRow {
             at_offset_ms: u64::try_from(row.at_ms - base_ms).unwrap_or(0),
@@ -344,7 +354,7 @@ impl<'a> Unpacked<'a> {
         if left.is_empty() {
             return None;
         }
-        Some(pack(left, self.first_index + gone as u32))
+        Some(pack(&left, self.first_index + gone as u32))
     }
 }
 
@@ -386,7 +396,7 @@ mod tests {
         late.keys_tried = vec![];
         late.ttft_us = None;
         late.error_class = Some("rate_limit_error");
-        let packed = pack(vec![late.clone(), row(1_000, "req-early")], 0);
+        let packed = pack(&[late.clone(), row(1_000, "req-early")], 0);
         assert_eq!((packed.first_at_ms, packed.last_at_ms), (1_000, 2_000));
         assert_eq!(packed.row_count, 2);
         let unpacked = Unpacked::read(FORMAT, &packed.bytes).unwrap();
@@ -401,7 +411,7 @@ mod tests {
         let rows: Vec<_> = (0..1_000)
             .map(|i| row(1_000 + i, "req-0123456789"))
             .collect();
-        let packed = pack(rows, 0);
+        let packed = pack(&rows, 0);
         // Each row's request id, varints and name positions; the names once.
         assert!(
             packed.bytes.len() < 1_000 * 60,
@@ -412,7 +422,7 @@ mod tests {
 
     #[test]
     fn pruning_the_start_of_a_block_keeps_the_other_rows_ids() {
-        let packed = pack(vec![row(1, "a"), row(2, "b"), row(3, "c")], 0);
+        let packed = pack(&[row(1, "a"), row(2, "b"), row(3, "c")], 0);
         let unpacked = Unpacked::read(FORMAT, &packed.bytes).unwrap();
         let before: Vec<_> = unpacked.rows(3).map(|(id, r)| (id, r.clone())).collect();
         let left = unpacked.without_before(3).unwrap();
@@ -425,7 +435,7 @@ mod tests {
 
     #[test]
     fn damaged_or_unknown_blocks_are_refused_not_misread() {
-        let packed = pack(vec![row(1, "a")], 0);
+        let packed = pack(&[row(1, "a")], 0);
         assert!(Unpacked::read(FORMAT + 1, &packed.bytes).is_err());
         assert!(Unpacked::read(FORMAT, &packed.bytes[..packed.bytes.len() / 2]).is_err());
         assert!(Unpacked::read(FORMAT, b"").is_err());

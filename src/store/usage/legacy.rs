@@ -94,8 +94,12 @@ pub async fn pack_legacy_rows(store: &Store) -> Result<u64, StoreError> {
             .iter()
             .map(|row| serde_json::from_str(&row.keys_tried).unwrap_or_default())
             .collect();
-        let fields = rows.iter().zip(&keys).map(|(row, keys)| row.fields(keys));
-        insert_block(&mut tx, block::pack(fields.collect(), 0)).await?;
+        let fields: Vec<RowFields<'_>> = rows
+            .iter()
+            .zip(&keys)
+            .map(|(row, keys)| row.fields(keys))
+            .collect();
+        insert_block(&mut tx, block::pack(&fields, 0)).await?;
         on_tx!(&mut tx, |conn, Db| {
             sqlx::query(DELETE)
                 .bind(last_id)

@@ -73,6 +73,9 @@ pub async fn page(
     const BLOCKS: &str = "SELECT id, last_at_ms, format, rows FROM usage_blocks \
          WHERE last_at_ms >= $1 AND first_at_ms <= $2 ORDER BY last_at_ms DESC";
     let limit = limit as usize;
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
     // The latest arrival a row of the page can have.
     let newest = after.map_or(filter.to_ms.saturating_sub(1), |a| {
         a.at_ms.min(filter.to_ms.saturating_sub(1))

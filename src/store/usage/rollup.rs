@@ -10,8 +10,9 @@ use std::collections::HashMap;
 
 use sqlx::QueryBuilder;
 
+use super::block::RowFields;
 use super::{DAY_MS, HOUR_MS, count, int, statement_chunks};
-use crate::domain::{LatencyHistogram, UsageRow};
+use crate::domain::LatencyHistogram;
 use crate::store::{StoreError, Tx, on_tx};
 
 /// A rollup table and the period its rows sum.
@@ -82,13 +83,13 @@ pub(super) struct RollupDelta {
 }
 
 /// A five-minute rollup row's identity, borrowed from the rows it sums.
-type BorrowedKey<'a> = (i64, &'static str, &'a str, &'a str, i64, &'a str);
+type BorrowedKey<'a> = (i64, &'a str, &'a str, &'a str, i64, &'a str);
 
 /// Sums `rows` per rollup row of every level, coarsest first (as
 /// `LEVELS`). The finest level is summed from the rows, keyed by borrowed
 /// fields, so a row costs no allocation; each coarser level is summed from
 /// the finer sums, of which a batch has few.
-pub(super) fn sum_levels(rows: &[UsageRow]) -> [(Level, HashMap<RollupKey, RollupDelta>); 3] {
+pub(super) fn sum_levels(rows: &[RowFields<'_>]) -> [(Level, HashMap<RollupKey, RollupDelta>); 3] {
     // Hashed once per row: foldhash is a few times cheaper than SipHash.
     // A model name comes from the client, but the seed is random per
     // process and a map holds one batch (at most `batch_rows` keys).
@@ -97,19 +98,19 @@ pub(super) fn sum_levels(rows: &[UsageRow]) -> [(Level, HashMap<RollupKey, Rollu
     for row in rows {
         let key = (
             FIVE_MINUTES.floor(row.at_ms),
-            row.provider.map_or("", |p| p.as_str()),
+            row.provider.unwrap_or(""),
             row.model().unwrap_or(""),
-            row.key_id.as_deref().unwrap_or(""),
+            row.key_id.unwrap_or(""),
             i64::from(row.status),
-            row.error_class.as_deref().unwrap_or(""),
+            row.error_class.unwrap_or(""),
         );
         let delta = finest.entry(key).or_default();
         delta.requests += 1;
-        delta.input_tokens += row.usage.input_tokens;
-        delta.output_tokens += row.usage.output_tokens;
-        delta.cache_read_tokens += row.usage.cache_read_input_tokens;
-        delta.cache_write_tokens += row.usage.cache_creation_input_tokens;
-        delta.reasoning_tokens += row.usage.reasoning_tokens;
+        delta.input_tokens += row.input_tokens;
+        delta.output_tokens += row.output_tokens;
+        delta.cache_read_tokens += row.cache_read_tokens;
+        delta.cache_write_tokens += row.cache_write_tokens;
+        delta.reasoning_tokens += row.reasoning_tokens;
         delta.cost_nanos += row.cost_nanos;
         delta.latency.record(row.latency_us);
     }

@@ -9,6 +9,12 @@ use crate::store::{Store, StoreError, Tx, on_tx};
 
 /// Writes `rows` and adds them to the rollups, in one transaction.
 pub async fn write_batch(store: &Store, rows: &[UsageRow]) -> Result<(), StoreError> {
+    let fields: Vec<RowFields<'_>> = rows.iter().map(RowFields::of).collect();
+    write_rows(store, &fields).await
+}
+
+/// `write_batch` for rows as the ledger's queue gives them.
+pub async fn write_rows(store: &Store, rows: &[RowFields<'_>]) -> Result<(), StoreError> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -17,7 +23,7 @@ pub async fn write_batch(store: &Store, rows: &[UsageRow]) -> Result<(), StoreEr
     let deltas = rollup::sum_levels(rows);
     let blocks: Vec<PackedBlock> = rows
         .chunks(block::MAX_ROWS)
-        .map(|chunk| block::pack(chunk.iter().map(RowFields::of).collect(), 0))
+        .map(|chunk| block::pack(chunk, 0))
         .collect();
     // The rollup step reads the stored histograms, then writes: no other
     // writer may come between (`begin_write`, `exclude_other_writers`).
