@@ -5,7 +5,7 @@
 use super::block::Unpacked;
 use super::count;
 use super::rollup::LEVELS;
-use super::write::insert_block_as;
+use super::write::insert_block;
 use crate::store::{Store, StoreError, on_pool, on_tx};
 
 /// One step of pruning the raw rows.
@@ -66,7 +66,7 @@ pub async fn prune_requests(
                 .map(|_| ())
         })?;
         if let Some(kept) = kept {
-            insert_block_as(&mut tx, block_id, kept).await?;
+            insert_block(&mut tx, Some(block_id), kept).await?;
         }
     }
     tx.commit().await?;

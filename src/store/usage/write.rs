@@ -59,57 +59,44 @@ pub(in crate::store) async fn exclude_other_writers(tx: &mut Tx) -> Result<(), S
 /// Stores `rows` as blocks of at most `block::MAX_ROWS`.
 async fn insert_blocks(tx: &mut Tx, blocks: Vec<PackedBlock>) -> Result<(), StoreError> {
     for block in blocks {
-        insert_block(tx, block).await?;
+        insert_block(tx, None, block).await?;
     }
     Ok(())
 }
 
-pub(super) async fn insert_block(tx: &mut Tx, block: PackedBlock) -> Result<(), StoreError> {
-    const INSERT: &str = "INSERT INTO usage_blocks (first_at_ms, last_at_ms, row_count, \
-         format, rows) VALUES ($1, $2, $3, $4, $5)";
-    on_tx!(tx, |conn, Db| {
-        sqlx::query(INSERT)
-            .bind(block.first_at_ms)
-            .bind(block.last_at_ms)
-            .bind(block.row_count)
-            .bind(block::FORMAT)
-            .bind(block.bytes)
-            .execute(&mut **conn)
-            .await
-            .map(|_| ())
-    })?;
-    Ok(())
-}
-
-/// Stores `block` under the id `block_id` (its rows keep their ids): a
-/// block rewritten by the pruner, or copied from another store.
-pub(super) async fn insert_block_as(
+/// Stores `block` under a new id, or under `block_id` (its rows keep their
+/// ids: a block the pruner rewrote without its oldest rows).
+pub(super) async fn insert_block(
     tx: &mut Tx,
-    block_id: i64,
+    block_id: Option<i64>,
     block: PackedBlock,
 ) -> Result<(), StoreError> {
-    // PostgreSQL generates the ids itself unless told to keep this one.
-    let insert = match tx {
-        Tx::Postgres(_) => {
-            "INSERT INTO usage_blocks (id, first_at_ms, last_at_ms, row_count, \
-             format, rows) OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6)"
+    let insert = match (block_id, &*tx) {
+        (None, _) => {
+            "INSERT INTO usage_blocks (first_at_ms, last_at_ms, row_count, format, rows) \
+             VALUES ($1, $2, $3, $4, $5)"
         }
-        Tx::Sqlite(_) => {
-            "INSERT INTO usage_blocks (id, first_at_ms, last_at_ms, row_count, \
-             format, rows) VALUES ($1, $2, $3, $4, $5, $6)"
+        // PostgreSQL generates the ids itself unless told to keep this one.
+        (Some(_), Tx::Postgres(_)) => {
+            "INSERT INTO usage_blocks (id, first_at_ms, last_at_ms, row_count, format, rows) \
+             OVERRIDING SYSTEM VALUE VALUES ($6, $1, $2, $3, $4, $5)"
+        }
+        (Some(_), Tx::Sqlite(_)) => {
+            "INSERT INTO usage_blocks (id, first_at_ms, last_at_ms, row_count, format, rows) \
+             VALUES ($6, $1, $2, $3, $4, $5)"
         }
     };
     on_tx!(tx, |conn, Db| {
-        sqlx::query(insert)
-            .bind(block_id)
+        let mut query = sqlx::query(insert)
             .bind(block.first_at_ms)
             .bind(block.last_at_ms)
             .bind(block.row_count)
             .bind(block::FORMAT)
-            .bind(block.bytes)
-            .execute(&mut **conn)
-            .await
-            .map(|_| ())
+            .bind(block.bytes);
+        if let Some(id) = block_id {
+            query = query.bind(id);
+        }
+        query.execute(&mut **conn).await.map(|_| ())
     })?;
     Ok(())
 }
