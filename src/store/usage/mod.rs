@@ -1,9 +1,11 @@
 //! The usage ledger's tables (`migrations/sqlite/0003_usage_ledger.sql`,
-//! `0004`; `migrations/postgres/0001_schema.sql`):
-//! `usage_requests`, one row per client request, and the rollups
-//! `usage_daily`, `usage_hourly` and `usage_5min`, the same rows summed per
-//! UTC day (hour, five minutes) and dimension combination (provider, model, key, status, error
-//! class) with a latency histogram.
+//! `0004`, `0009`; `migrations/postgres/0001_schema.sql`, `0006`):
+//! `usage_blocks`, the raw rows (one per client request) packed a write
+//! at a time (`block`), and the rollups `usage_daily`, `usage_hourly` and
+//! `usage_5min`, the same rows summed per UTC day (hour, five minutes) and
+//! dimension combination (provider, model, key, status, error class) with
+//! a latency histogram. `usage_requests`, where earlier versions kept one
+//! database row per request, is emptied into blocks at start (`legacy`).
 //!
 //! The rollups exist so totals over a day or a month read a few thousand
 //! rows instead of millions: `totals` answers whole days from the daily
@@ -14,6 +16,8 @@
 //! written in one transaction per batch (`write`), so they never disagree,
 //! and pruned on the same day boundary (`prune`).
 //!
+//! - `block`: packing rows into a block and reading them back.
+//! - `legacy`: packing the rows of `usage_requests`.
 //! - `write`: a batch of rows and its rollup deltas.
 //! - `rollup`: the three levels; summing a batch per period and dimension,
 //!   and adding the sums to the stored rollups.
