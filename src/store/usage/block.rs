@@ -18,6 +18,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::int;
 use super::page::LedgerEntry;
 use crate::domain::UsageRow;
 
@@ -112,7 +113,6 @@ impl<'a> RowFields<'a> {
     /// The row as the page route gives it.
     pub fn to_entry(&self, id: i64) -> LedgerEntry {
         let owned = |name: Option<&str>| name.map(str::to_string);
-        let int = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         LedgerEntry {
             id,
             at_ms: self.at_ms,
@@ -335,6 +335,16 @@ impl<'a> Unpacked<'a> {
             first_index: encoded.first_index,
             rows,
         })
+    }
+
+    /// `read` for a reader that goes on without the block: an unreadable
+    /// one is logged (by id, never its content) and `None`.
+    pub fn read_or_skip(block_id: i64, format: i64, bytes: &'a [u8]) -> Option<Self> {
+        Self::read(format, bytes)
+            .inspect_err(|error| {
+                tracing::warn!(block_id, %error, "usage ledger: a block was skipped");
+            })
+            .ok()
     }
 
     /// The rows with their ids, oldest first.

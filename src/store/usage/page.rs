@@ -91,12 +91,8 @@ pub async fn page(
             {
                 break;
             }
-            let rows = match Unpacked::read(format, &bytes) {
-                Ok(rows) => rows,
-                Err(error) => {
-                    tracing::warn!(block_id, %error, "usage ledger: a block was skipped");
-                    continue;
-                }
+            let Some(rows) = Unpacked::read_or_skip(block_id, format, &bytes) else {
+                continue;
             };
             for (id, row) in rows.rows(block_id).rev() {
                 let position = PagePosition {

@@ -1,10 +1,11 @@
 //! Totals per group over `[from, to)`: the whole days inside the range are
 //! read from `usage_daily`, the whole hours of the partial days at its ends
 //! from `usage_hourly`, the whole five-minute slices of the partial hours
-//! from `usage_5min`, and the partial slices at its very ends from
-//! the raw rows (`usage_blocks`, unpacked and summed in Rust). A range's cost is then its days' rollup rows, up to two
-//! days of hourly ones, up to two hours of five-minute ones and at most ten
-//! minutes of raw rows, however many rows it covers; and the totals are exact: the sources cover
+//! from `usage_5min`, and the partial slices at its very ends from the raw
+//! rows (`usage_blocks`, unpacked and summed in Rust). A range's cost is
+//! then its days' rollup rows, up to two days of hourly ones, up to two
+//! hours of five-minute ones and at most ten minutes of raw rows, however
+//! many rows it covers; and the totals are exact: the sources cover
 //! disjoint times and were written by the same transactions.
 
 use std::collections::BTreeMap;
@@ -31,12 +32,28 @@ pub async fn totals(
     // One read transaction: every source from the same snapshot, so a
     // batch committed meanwhile is counted in all or none.
     let mut tx = store.begin_snapshot().await?;
-    for source in plan(filter.from_ms, filter.to_ms, group_by) {
+    let sources = plan(filter.from_ms, filter.to_ms, group_by);
+    // Raw rows keep only their key: its scope is looked up, once for both
+    // ends of the range.
+    let reads_raw = sources.iter().any(|s| matches!(s, Source::Raw(_)));
+    let scopes = if reads_raw && group_by.contains(&Dimension::Scope) {
+        KeyScopes::read(&mut tx).await?
+    } else {
+        KeyScopes::default()
+    };
+    for source in sources {
         match source {
             Source::Rollup(level, range) => {
                 fold_rollups(&mut tx, level, filter, range, group_by, &mut groups).await?;
             }
-            Source::Raw(range) => fold_raw(&mut tx, filter, range, group_by, &mut groups).await?,
+            Source::Raw(range) => {
+                let raw = RawSlice {
+                    range,
+                    group_by,
+                    scopes: &scopes,
+                };
+                fold_raw(&mut tx, filter, raw, &mut groups).await?;
+            }
         }
     }
     tx.rollback().await?;
@@ -184,34 +201,37 @@ async fn fold_rollups(
     Ok(())
 }
 
+/// A partial five-minute slice to read from the raw rows, and how its rows
+/// are grouped.
+struct RawSlice<'a> {
+    range: (i64, i64),
+    group_by: &'a [Dimension],
+    scopes: &'a KeyScopes,
+}
+
 /// A partial five-minute slice from the raw rows: the blocks that overlap
 /// it, unpacked, and their rows in the slice added to their groups.
 async fn fold_raw(
     tx: &mut Tx,
     filter: &UsageFilter,
-    (from, to): (i64, i64),
-    group_by: &[Dimension],
+    slice: RawSlice<'_>,
     groups: &mut Groups,
 ) -> Result<(), StoreError> {
     const BLOCKS: &str = "SELECT id, format, rows FROM usage_blocks \
          WHERE last_at_ms >= $1 AND first_at_ms < $2";
-    let scopes = if group_by.contains(&Dimension::Scope) {
-        KeyScopes::read(tx).await?
-    } else {
-        KeyScopes::default()
-    };
+    let RawSlice {
+        range: (from, to),
+        group_by,
+        scopes,
+    } = slice;
     on_tx!(tx, |conn, Db| {
         let mut blocks = sqlx::query_as::<_, (i64, i64, Vec<u8>)>(BLOCKS)
             .bind(from)
             .bind(to)
             .fetch(&mut **conn);
         while let Some((block_id, format, bytes)) = blocks.try_next().await? {
-            let rows = match Unpacked::read(format, &bytes) {
-                Ok(rows) => rows,
-                Err(error) => {
-                    tracing::warn!(block_id, %error, "usage ledger: a block was skipped");
-                    continue;
-                }
+            let Some(rows) = Unpacked::read_or_skip(block_id, format, &bytes) else {
+                continue;
             };
             for (_, row) in rows.rows(block_id) {
                 if row.at_ms < from || row.at_ms >= to || !filter.matches(row) {
@@ -219,7 +239,7 @@ async fn fold_raw(
                 }
                 let values = group_by
                     .iter()
-                    .map(|dimension| dimension.raw_value(row, &scopes))
+                    .map(|dimension| dimension.raw_value(row, scopes))
                     .collect();
                 add_raw_row(groups.entry(values).or_default(), row);
             }
