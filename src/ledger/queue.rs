@@ -1,13 +1,13 @@
 //! `RowQueue`: the bounded buffer between the request path and the ledger
-//! writer. A request serialises its row (postcard, `RowFields`), appends
-//! the bytes under a short lock and goes on; the writer takes every waiting
-//! row at once by swapping buffers, and reads the rows borrowed from them.
+//! writer. A request appends its row's bytes (`queued_row`) under a short
+//! lock and goes on; the writer takes every waiting row at once by swapping
+//! buffers, and reads the rows borrowed from them.
 //!
 //! Why bytes and not the `UsageRow`s: a row owns a handful of strings, and
 //! when the writer thread dropped them the allocator paid for freeing
 //! memory another thread had allocated (jemalloc's slow paths were 1.5 %
-//! of keygate's CPU under `keygate-bench`). A serialised row is freed where
-//! it was made, and waits in ~100 bytes instead of ~600.
+//! of keygate's CPU under `keygate-bench`). A row's bytes are freed with
+//! the buffer, and wait in ~200 bytes instead of ~600.
 //!
 //! Why not a channel: a tokio `mpsc` moves each row through its own slot
 //! and semaphore permit, and wakes the receiving task for nearly every row.
@@ -21,6 +21,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::Notify;
 
+use super::queued_row;
 use crate::domain::UsageRow;
 use crate::store::usage::block::RowFields;
 
@@ -45,8 +46,8 @@ impl QueuedRows {
         let mut rows = Vec::with_capacity(self.count);
         let mut rest = self.bytes.as_slice();
         while !rest.is_empty() {
-            // Written by `push` from a `RowFields`: always reads back.
-            let Ok((row, after)) = postcard::take_from_bytes::<RowFields<'_>>(rest) else {
+            // Written by `push` (`queued_row::append`): always reads back.
+            let Some((row, after)) = queued_row::read(rest) else {
                 break;
             };
             rows.push(row);
@@ -60,9 +61,6 @@ impl QueuedRows {
         self.count = 0;
     }
 }
-
-/// Room for a usual row's bytes on the stack; a longer one is allocated.
-const ROW_BYTES: usize = 512;
 
 /// Why a row was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,18 +103,6 @@ impl RowQueue {
     /// Queues `row` without waiting; drops it if the queue is full or
     /// closed, and says which.
     pub fn push(&self, row: &UsageRow) -> Result<(), Refused> {
-        // Serialised before the lock is taken, so it is held for a copy.
-        let fields = RowFields::of(row);
-        let mut stack = [0u8; ROW_BYTES];
-        let heap;
-        let bytes: &[u8] = match postcard::to_slice(&fields, &mut stack) {
-            Ok(used) => used,
-            Err(_) => {
-                // Strings, integers and vectors always serialise.
-                heap = postcard::to_allocvec(&fields).unwrap_or_default();
-                &heap
-            }
-        };
         let waiting = {
             let mut state = self.lock();
             if state.closed {
@@ -125,7 +111,9 @@ impl RowQueue {
             if state.rows.count >= self.capacity {
                 return Err(Refused::Full);
             }
-            state.rows.bytes.extend_from_slice(bytes);
+            // Written in place: a handful of copies, about as long as
+            // copying bytes made before the lock was taken.
+            queued_row::append(row, &mut state.rows.bytes);
             state.rows.count += 1;
             state.rows.count
         };
@@ -235,9 +223,8 @@ mod tests {
         full.error_class = Some("rate_limit_error".into());
         full.ttft_us = Some(7);
         full.usage.reasoning_tokens = u64::MAX;
-        // Past the stack buffer: serialised on the heap instead.
         let mut long = row(2);
-        long.model_requested = Some("m".repeat(ROW_BYTES * 3));
+        long.model_requested = Some("m".repeat(100_000));
         let rows = [full, row(0), long];
         for r in &rows {
             queue.push(r).unwrap();
