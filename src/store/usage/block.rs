@@ -41,26 +41,20 @@ pub fn row_id(block_id: i64, index: u32) -> i64 {
 }
 
 /// One raw row, borrowed from a `UsageRow` to be packed or from a block's
-/// bytes once unpacked. Unknown names are `None`, as in `UsageRow`. The
-/// ledger's queue holds rows serialised in this form (`ledger::queue`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// bytes once unpacked, or from the ledger's queue (`ledger::queued_row`).
+/// Unknown names are `None`, as in `UsageRow`.
+#[derive(Debug, Clone, PartialEq)]
 pub struct RowFields<'a> {
     pub at_ms: i64,
     pub request_id: &'a str,
     pub route: &'a str,
-    #[serde(borrow)]
     pub provider: Option<&'a str>,
-    #[serde(borrow)]
     pub model_requested: Option<&'a str>,
-    #[serde(borrow)]
     pub model_answered: Option<&'a str>,
-    #[serde(borrow)]
     pub key_id: Option<&'a str>,
     pub attempts: u32,
-    #[serde(borrow)]
     pub keys_tried: Vec<&'a str>,
     pub status: u16,
-    #[serde(borrow)]
     pub error_class: Option<&'a str>,
     pub input_tokens: u64,
     pub output_tokens: u64,
@@ -70,10 +64,8 @@ pub struct RowFields<'a> {
     pub cost_nanos: u64,
     pub latency_us: u64,
     pub ttft_us: Option<u64>,
-    #[serde(borrow)]
     pub client_key: Option<&'a str>,
     pub unpriced: bool,
-    #[serde(borrow)]
     pub cache_scope: Option<&'a str>,
 }
 
