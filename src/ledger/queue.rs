@@ -25,7 +25,7 @@ use super::queued_row;
 use crate::domain::UsageRow;
 use crate::store::usage::block::RowFields;
 
-/// Rows as queued: each serialised, one after the other.
+/// Rows as queued: each laid out by `queued_row`, one after the other.
 #[derive(Debug, Default)]
 pub struct QueuedRows {
     bytes: Vec<u8>,

@@ -44,6 +44,13 @@ pub struct Comparison {
     pub settings: Vec<(String, String)>,
     pub concurrency: usize,
     pub rounds: usize,
+    /// How many times both keygates were started afresh, the rounds split
+    /// between them. A process's memory layout (where ASLR put its heap,
+    /// stacks and code) shifts its speed by a few percent for its whole
+    /// life: one launch's rounds agree with each other, but two launches
+    /// of the same build can disagree by more than their intervals. With
+    /// several launches the interval is over the launches' mean ratios.
+    pub launches: usize,
     pub slice_secs: f64,
     pub apis: Vec<Compared>,
     /// Each keygate's peak resident memory over the whole run (MB).
@@ -51,55 +58,80 @@ pub struct Comparison {
 }
 
 /// Runs the comparison: `options.runs` rounds per API at the high
-/// concurrency, each slice `options.duration` long.
+/// concurrency, each slice `options.duration` long, split between
+/// `launches` fresh starts of both keygates (see `Comparison::launches`).
 pub async fn compare(
     options: &Options,
     settings: &[(String, String)],
+    launches: usize,
 ) -> Result<Comparison, BenchError> {
     let (server_cpu, load_cpu) = options.cpus.unzip();
     let fake = Server::start(fake_launch(options, load_cpu)?)?;
-    let (scratch_a, scratch_b) = (Scratch::create("a")?, Scratch::create("b")?);
-    let a = Server::start(keygate_launch(options, server_cpu, &fake.url, &scratch_a)?)?;
     let mut with_settings = options.clone();
     with_settings.keygate_env.extend(settings.iter().cloned());
-    let b = Server::start(keygate_launch(
-        &with_settings,
-        server_cpu,
-        &fake.url,
-        &scratch_b,
-    )?)?;
-    let paths = [&a, &b].map(|server| Path {
-        kind: PathKind::Keygate,
-        base_url: server.url.clone(),
-        pid: Some(server.pid),
-    });
-    let settled = Options {
-        settle: SETTLE,
-        ..options.clone()
-    };
     let client = load::client(options.concurrency)?;
-    let mut apis = Vec::new();
-    for api in Api::ALL {
-        let [on_a, on_b]: [_; 2] =
-            measure(&client, &paths, api, false, options.concurrency, &settled)
-                .await?
-                .try_into()
-                .map_err(|_| BenchError::NothingServed("a path's figures".into()))?;
-        apis.push(Compared::new(api, on_a.runs, on_b.runs));
+    let launches = launches.clamp(1, options.runs.max(1));
+    let mut figures: Vec<[Vec<Figures>; 2]> = Api::ALL.iter().map(|_| Default::default()).collect();
+    let mut rounds_per_launch = Vec::with_capacity(launches);
+    let mut peak_rss_mb = [None, None];
+    for launch in 0..launches {
+        let rounds = options.runs / launches + usize::from(launch < options.runs % launches);
+        let (scratch_a, scratch_b) = (Scratch::create("a")?, Scratch::create("b")?);
+        let a = Server::start(keygate_launch(options, server_cpu, &fake.url, &scratch_a)?)?;
+        let b = Server::start(keygate_launch(
+            &with_settings,
+            server_cpu,
+            &fake.url,
+            &scratch_b,
+        )?)?;
+        let paths = [&a, &b].map(|server| Path {
+            kind: PathKind::Keygate,
+            base_url: server.url.clone(),
+            pid: Some(server.pid),
+        });
+        let settled = Options {
+            settle: SETTLE,
+            runs: rounds,
+            ..options.clone()
+        };
+        for (api, [so_far_a, so_far_b]) in Api::ALL.into_iter().zip(&mut figures) {
+            let [on_a, on_b]: [_; 2] =
+                measure(&client, &paths, api, false, options.concurrency, &settled)
+                    .await?
+                    .try_into()
+                    .map_err(|_| BenchError::NothingServed("a path's figures".into()))?;
+            so_far_a.extend(on_a.runs);
+            so_far_b.extend(on_b.runs);
+        }
+        rounds_per_launch.push(rounds);
+        for (peak, server) in peak_rss_mb.iter_mut().zip([&a, &b]) {
+            let mb = procfs::peak_rss_kib(server.pid).map(|kib| kib as f64 * 1024.0 / 1e6);
+            *peak = match (*peak, mb) {
+                (Some(seen), Some(now)) => Some(f64::max(seen, now)),
+                (seen, now) => seen.or(now),
+            };
+        }
     }
+    let apis = Api::ALL
+        .into_iter()
+        .zip(figures)
+        .map(|(api, [a, b])| Compared::new(api, a, b, &rounds_per_launch))
+        .collect();
     Ok(Comparison {
         settings: settings.to_vec(),
         concurrency: options.concurrency,
         rounds: options.runs,
+        launches,
         slice_secs: options.duration.as_secs_f64(),
         apis,
-        peak_rss_mb: [&a, &b]
-            .map(|server| procfs::peak_rss_kib(server.pid).map(|kib| kib as f64 * 1024.0 / 1e6)),
+        peak_rss_mb,
     })
 }
 
 impl Compared {
-    fn new(api: Api, a: Vec<Figures>, b: Vec<Figures>) -> Self {
+    /// `a` and `b` round by round, `rounds_per_launch` of them from each
+    /// launch in turn.
+    fn new(api: Api, a: Vec<Figures>, b: Vec<Figures>, rounds_per_launch: &[usize]) -> Self {
         let throughput =
             |runs: &[Figures]| -> Vec<f64> { runs.iter().map(|f| f.requests_per_sec).collect() };
         let cpu = |runs: &[Figures]| -> Vec<f64> {
@@ -108,10 +140,28 @@ impl Compared {
                 .collect()
         };
         let b_over_a = |a, b| ratio(b, a).filter(|r: &f64| r.is_finite());
+        let interval = |a: &[f64], b: &[f64]| {
+            if rounds_per_launch.len() < 2 {
+                return mean_ci95(&paired(a, b, b_over_a));
+            }
+            // Rounds of one launch share its memory layout: the launches'
+            // means are the independent samples.
+            let mut start = 0;
+            let means: Vec<f64> = rounds_per_launch
+                .iter()
+                .filter_map(|&rounds| {
+                    let end = (start + rounds).min(a.len()).min(b.len());
+                    let ratios = paired(&a[start..end], &b[start..end], b_over_a);
+                    start = end;
+                    (!ratios.is_empty()).then(|| ratios.iter().sum::<f64>() / ratios.len() as f64)
+                })
+                .collect();
+            mean_ci95(&means)
+        };
         Self {
             api: api.name().to_string(),
-            throughput: mean_ci95(&paired(&throughput(&a), &throughput(&b), b_over_a)),
-            cpu_per_request: mean_ci95(&paired(&cpu(&a), &cpu(&b), b_over_a)),
+            throughput: interval(&throughput(&a), &throughput(&b)),
+            cpu_per_request: interval(&cpu(&a), &cpu(&b)),
             a,
             b,
         }
@@ -125,10 +175,20 @@ impl Comparison {
             .iter()
             .map(|(name, value)| format!("`{name}={value}`"))
             .collect();
+        let interval_over = if self.launches > 1 {
+            format!(
+                "over {} launches of both keygates, the order alternating; ratios are B÷A per \
+                 round, then each launch's mean, then their mean and 95 % confidence interval",
+                self.launches
+            )
+        } else {
+            "the order alternating; ratios are B÷A per round, then their mean and 95 % \
+             confidence interval"
+                .to_string()
+        };
         let mut text = format!(
             "A: keygate as configured; B: the same with {}. {} rounds of a {:.1} s slice each \
-             at concurrency {}, the order alternating; ratios are B÷A per round, then their \
-             mean and 95 % confidence interval.\n\n\
+             at concurrency {}, {interval_over}.\n\n\
              | API | A req/s (median) | B req/s (median) | throughput B÷A | A CPU µs/req | B CPU µs/req | CPU per request B÷A |\n\
              |---|---:|---:|---|---:|---:|---|\n",
             settings.join(", "),
@@ -189,12 +249,33 @@ mod tests {
     }
 
     #[test]
+    fn with_several_launches_the_interval_is_over_the_launches_means() {
+        // Launch 1: B 10 % slower in both rounds; launch 2: no slower. The
+        // rounds alone would give a narrow interval around 0.95; the
+        // launches are two samples, 0.9 and 1.0.
+        let a = vec![run(1000.0, 50.0); 4];
+        let b = vec![
+            run(900.0, 50.0),
+            run(900.0, 50.0),
+            run(1000.0, 50.0),
+            run(1000.0, 50.0),
+        ];
+        let throughput = Compared::new(Api::OpenAi, a, b, &[2, 2])
+            .throughput
+            .unwrap();
+        assert!((throughput.mean - 0.95).abs() < 1e-12);
+        // t(1 df) = 12.706, standard error 0.05.
+        let half_width = (throughput.high - throughput.low) / 2.0;
+        assert!((half_width - 12.706 * 0.05).abs() < 1e-3, "{throughput:?}");
+    }
+
+    #[test]
     fn each_round_is_compared_with_its_own_pair_then_averaged() {
         // B is 10 % slower than A in every round, though the machine's
         // speed halves in the second round: the ratio sees no spread.
         let a = vec![run(1000.0, 50.0), run(500.0, 100.0), run(1000.0, 50.0)];
         let b = vec![run(900.0, 55.0), run(450.0, 110.0), run(900.0, 55.0)];
-        let compared = Compared::new(Api::Anthropic, a, b);
+        let compared = Compared::new(Api::Anthropic, a, b, &[3]);
         let throughput = compared.throughput.unwrap();
         assert!((throughput.mean - 0.9).abs() < 1e-12);
         assert!((throughput.high - throughput.low).abs() < 1e-9);
@@ -203,6 +284,7 @@ mod tests {
             settings: vec![("USAGE_LEDGER".into(), "on".into())],
             concurrency: 64,
             rounds: 3,
+            launches: 1,
             slice_secs: 2.0,
             apis: vec![compared],
             peak_rss_mb: [Some(24.9), None],

@@ -71,6 +71,12 @@ struct Args {
     /// rounds (10 or more for a narrow interval) of `--duration` seconds.
     #[arg(long = "compare", value_name = "NAME=VALUE", value_parser = setting)]
     compare: Vec<(String, String)>,
+    /// With `--compare`: start both keygates afresh this many times, the
+    /// rounds split between the launches, and give the interval over the
+    /// launches' means (two launches of one build can disagree by more
+    /// than one launch's interval)
+    #[arg(long, default_value_t = 1)]
+    launches: usize,
 }
 
 fn setting(text: &str) -> Result<(String, String), String> {
@@ -153,7 +159,11 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     if !args.compare.is_empty() {
-        let comparison = runtime.block_on(bench::compare::compare(&options, &args.compare))?;
+        let comparison = runtime.block_on(bench::compare::compare(
+            &options,
+            &args.compare,
+            args.launches,
+        ))?;
         println!("{}", comparison.markdown());
         std::fs::write(&args.output, serde_json::to_string_pretty(&comparison)?)
             .with_context(|| format!("cannot write {}", args.output.display()))?;
