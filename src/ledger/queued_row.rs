@@ -7,7 +7,8 @@
 //! and no version, and serde's walk over 22 fields both ways was most of
 //! what a row cost before the writer could sum it (0.2 µs to serialise on
 //! the request path and 0.2 µs to read back, in `benches/ledger`'s keep-up
-//! phase). A row here is ~80 bytes of integers plus its strings.
+//! phase). A row here is 119 bytes of integers and lengths, plus 4 per key
+//! tried, plus its strings.
 
 use crate::domain::UsageRow;
 use crate::store::usage::block::RowFields;
