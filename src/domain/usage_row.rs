@@ -14,7 +14,9 @@ pub const CLIENT_CLOSED_STATUS: u16 = 499;
 /// The error class of a request whose client hung up first.
 pub const CLIENT_CLOSED: &str = "client_closed";
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// `Default` is an empty row (no route, status 0): a start for tests and
+/// tools that fill in what they need.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct UsageRow {
     /// When the request arrived, in milliseconds since the Unix epoch.
     pub at_ms: i64,

@@ -172,28 +172,14 @@ impl RowQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Usage;
 
     fn row(i: usize) -> UsageRow {
         UsageRow {
-            at_ms: 0,
             request_id: format!("req-{i}"),
             route: "/v1/messages",
-            provider: None,
-            model_requested: None,
-            model_answered: None,
-            key_id: None,
             attempts: 1,
-            keys_tried: Vec::new(),
             status: 200,
-            error_class: None,
-            usage: Usage::default(),
-            cost_nanos: 0,
-            latency_us: 0,
-            ttft_us: None,
-            client_key: None,
-            unpriced: false,
-            cache_scope: None,
+            ..UsageRow::default()
         }
     }
 

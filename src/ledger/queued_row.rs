@@ -217,21 +217,8 @@ mod tests {
             at_ms: 1_700_000_000_123,
             request_id: "req-1".into(),
             route: "/v1/messages",
-            provider: None,
-            model_requested: None,
-            model_answered: None,
-            key_id: None,
-            attempts: 0,
-            keys_tried: Vec::new(),
             status: 499,
-            error_class: None,
-            usage: Usage::default(),
-            cost_nanos: 0,
-            latency_us: 0,
-            ttft_us: None,
-            client_key: None,
-            unpriced: false,
-            cache_scope: None,
+            ..UsageRow::default()
         }
     }
 

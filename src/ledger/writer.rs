@@ -262,7 +262,7 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Usage, UsageRow};
+    use crate::domain::UsageRow;
     use crate::ledger::{LedgerSink, now_ms};
     use crate::store::usage::{DAY_MS, UsageFilter, totals};
 
@@ -271,21 +271,14 @@ mod tests {
             at_ms: now_ms() - 1_000,
             request_id: format!("req-{i}"),
             route: "/v1/messages",
-            provider: None,
             model_requested: Some("claude-haiku-4-5".into()),
-            model_answered: None,
             key_id: Some("key_a".into()),
             attempts: 1,
             keys_tried: vec!["key_a".into()],
             status: 200,
-            error_class: None,
-            usage: Usage::default(),
             cost_nanos: 7,
             latency_us: 1_000,
-            ttft_us: None,
-            client_key: None,
-            unpriced: false,
-            cache_scope: None,
+            ..UsageRow::default()
         }
     }
 
