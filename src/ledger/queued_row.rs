@@ -114,16 +114,12 @@ pub fn read(bytes: &[u8]) -> Option<(RowFields<'_>, &[u8])> {
     let (reasoning_tokens, cost_nanos, latency_us, ttft_us) =
         (number()?, number()?, number()?, number()?);
     let tried = reader.length()?? as usize;
-    // Each key takes at least its length: a count past the bytes left is
-    // not a row, and must not size an allocation.
-    if tried > reader.rest.len() / 4 {
-        return None;
-    }
     let mut lengths = [None; STRINGS];
     for length in &mut lengths {
         *length = reader.length()?;
     }
-    let (key_lengths, _) = reader.take(4 * tried)?.as_chunks::<4>();
+    // A count past the bytes left is not a row (and sizes nothing).
+    let (key_lengths, _) = reader.take(tried.checked_mul(4)?)?.as_chunks::<4>();
     let key_lengths = key_lengths.iter().map(|&bytes| u32::from_le_bytes(bytes));
     let total = lengths
         .into_iter()

@@ -39,25 +39,23 @@ async fn copy(env: &TestEnv, from: &str, to: &str) -> (bool, String) {
 }
 
 async fn table_rows(database: &TestDatabase, table: &str) -> i64 {
-    let pool = database.pool().await;
-    let rows = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
-    rows
+    scalar(database, &format!("SELECT COUNT(*) FROM {table}")).await
 }
 
 /// Ledger rows in the database (each block holds one write's).
 async fn ledger_rows(database: &TestDatabase) -> i64 {
+    scalar(
+        database,
+        "SELECT CAST(COALESCE(SUM(row_count), 0) AS BIGINT) FROM usage_blocks",
+    )
+    .await
+}
+
+async fn scalar(database: &TestDatabase, query: &str) -> i64 {
     let pool = database.pool().await;
-    let rows =
-        sqlx::query_scalar("SELECT CAST(COALESCE(SUM(row_count), 0) AS BIGINT) FROM usage_blocks")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let value = sqlx::query_scalar(query).fetch_one(&pool).await.unwrap();
     pool.close().await;
-    rows
+    value
 }
 
 #[tokio::test]

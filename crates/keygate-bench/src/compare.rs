@@ -106,10 +106,7 @@ pub async fn compare(
         rounds_per_launch.push(rounds);
         for (peak, server) in peak_rss_mb.iter_mut().zip([&a, &b]) {
             let mb = procfs::peak_rss_kib(server.pid).map(|kib| kib as f64 * 1024.0 / 1e6);
-            *peak = match (*peak, mb) {
-                (Some(seen), Some(now)) => Some(f64::max(seen, now)),
-                (seen, now) => seen.or(now),
-            };
+            *peak = [*peak, mb].into_iter().flatten().reduce(f64::max);
         }
     }
     let apis = Api::ALL
