@@ -42,18 +42,14 @@ impl QueuedRows {
     }
 
     /// The rows, borrowed from the bytes, in the order they were queued.
-    pub fn rows(&self) -> Vec<RowFields<'_>> {
-        let mut rows = Vec::with_capacity(self.count);
+    pub fn iter(&self) -> impl Iterator<Item = RowFields<'_>> {
         let mut rest = self.bytes.as_slice();
-        while !rest.is_empty() {
-            // Written by `push` (`queued_row::append`): always reads back.
-            let Some((row, after)) = queued_row::read(rest) else {
-                break;
-            };
-            rows.push(row);
+        // Written by `push` (`queued_row::append`): always reads back.
+        std::iter::from_fn(move || {
+            let (row, after) = queued_row::read(rest)?;
             rest = after;
-        }
-        rows
+            Some(row)
+        })
     }
 
     fn clear(&mut self) {
@@ -192,7 +188,7 @@ mod tests {
         assert!(!queue.has_room());
         assert_eq!(queue.push(&row(3)).unwrap_err(), Refused::Full);
         let taken = queue.take_all(QueuedRows::default());
-        let ids: Vec<&str> = taken.rows().iter().map(|r| r.request_id).collect();
+        let ids: Vec<&str> = taken.iter().map(|r| r.request_id).collect();
         assert_eq!(ids, ["req-0", "req-1", "req-2"], "in the order recorded");
         assert!(queue.is_empty() && queue.has_room());
         assert!(queue.push(&row(4)).is_ok());
@@ -217,7 +213,7 @@ mod tests {
         }
         let taken = queue.take_all(QueuedRows::default());
         let expected: Vec<RowFields<'_>> = rows.iter().map(RowFields::of).collect();
-        assert_eq!(taken.rows(), expected);
+        assert_eq!(taken.iter().collect::<Vec<_>>(), expected);
     }
 
     #[test]

@@ -16,15 +16,18 @@
 //! written in one transaction per batch (`write`), so they never disagree,
 //! and pruned on the same day boundary (`prune`).
 //!
+//! - `batch`: one write's blocks and sums, built a row at a time.
 //! - `block`: packing rows into a block and reading them back.
 //! - `legacy`: packing the rows of `usage_requests`.
-//! - `write`: a batch of rows and its rollup deltas.
+//! - `write`: writing a batch's blocks and adding its sums, in one
+//!   transaction.
 //! - `rollup`: the three levels; summing a batch per period and dimension,
 //!   and adding the sums to the stored rollups.
 //! - `totals`: totals per group over a time range.
 //! - `page`: raw rows, newest first, after a position.
 //! - `prune`: deleting rows and rollups older than a cutoff.
 
+pub mod batch;
 pub mod block;
 mod legacy;
 pub mod page;

@@ -1,6 +1,6 @@
 //! The rollups, at three periods (`Level`): a batch is summed per period and
-//! dimension combination in memory (`sum`), then each sum is added to its
-//! stored row (`add`).
+//! dimension combination in memory (`BlockSums`, `levels`), then each sum is
+//! added to its stored row (`add`).
 //! Counts, tokens and cost are added by the upsert itself; a histogram
 //! cannot be added in SQL, so the stored ones the batch touches are read
 //! and merged first, inside the writer's transaction, which no other
@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use sqlx::QueryBuilder;
 
-use super::block::RowFields;
+use super::block::{NamePositions, RowFields};
 use super::{DAY_MS, HOUR_MS, count, int, statement_chunks};
 use crate::domain::LatencyHistogram;
 use crate::store::{StoreError, Tx, on_tx};
@@ -70,66 +70,94 @@ pub(super) struct RollupKey {
 }
 
 /// What a batch adds to one rollup row.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(super) struct RollupDelta {
-    requests: u64,
-    input_tokens: u64,
-    output_tokens: u64,
-    cache_read_tokens: u64,
-    cache_write_tokens: u64,
-    reasoning_tokens: u64,
-    cost_nanos: u64,
-    latency: LatencyHistogram,
+    pub(super) requests: u64,
+    pub(super) input_tokens: u64,
+    pub(super) output_tokens: u64,
+    pub(super) cache_read_tokens: u64,
+    pub(super) cache_write_tokens: u64,
+    pub(super) reasoning_tokens: u64,
+    pub(super) cost_nanos: u64,
+    pub(super) latency: LatencyHistogram,
 }
 
-/// A five-minute rollup row's identity, borrowed from the rows it sums.
-type BorrowedKey<'a> = (i64, &'a str, &'a str, &'a str, i64, &'a str);
-
-/// Sums `rows` per rollup row of every level, coarsest first (as
-/// `LEVELS`). The finest level is summed from the rows, keyed by borrowed
-/// fields, so a row costs no allocation; each coarser level is summed from
-/// the finer sums, of which a batch has few.
-pub(super) fn sum_levels(rows: &[RowFields<'_>]) -> [(Level, HashMap<RollupKey, RollupDelta>); 3] {
-    // Hashed once per row: foldhash is a few times cheaper than SipHash.
-    // A model name comes from the client, but the seed is random per
-    // process and a map holds one batch (at most `batch_rows` keys).
-    let mut finest: HashMap<BorrowedKey<'_>, RollupDelta, foldhash::fast::RandomState> =
-        HashMap::default();
-    for row in rows {
-        let key = (
-            FIVE_MINUTES.floor(row.at_ms),
-            row.provider.unwrap_or(""),
-            row.model().unwrap_or(""),
-            row.key_id.unwrap_or(""),
-            i64::from(row.status),
-            row.error_class.unwrap_or(""),
-        );
-        let delta = finest.entry(key).or_default();
-        delta.requests += 1;
-        delta.input_tokens += row.input_tokens;
-        delta.output_tokens += row.output_tokens;
-        delta.cache_read_tokens += row.cache_read_tokens;
-        delta.cache_write_tokens += row.cache_write_tokens;
-        delta.reasoning_tokens += row.reasoning_tokens;
-        delta.cost_nanos += row.cost_nanos;
-        delta.latency.record(row.latency_us);
+impl RollupDelta {
+    /// Counts one row.
+    fn record(&mut self, row: &RowFields<'_>) {
+        self.requests += 1;
+        self.input_tokens += row.input_tokens;
+        self.output_tokens += row.output_tokens;
+        self.cache_read_tokens += row.cache_read_tokens;
+        self.cache_write_tokens += row.cache_write_tokens;
+        self.reasoning_tokens += row.reasoning_tokens;
+        self.cost_nanos += row.cost_nanos;
+        self.latency.record(row.latency_us);
     }
-    let five_minutes: HashMap<RollupKey, RollupDelta> = finest
-        .into_iter()
-        .map(
-            |((start_ms, provider, model, key_id, status, error_class), delta)| {
-                let key = RollupKey {
-                    start_ms,
-                    provider: provider.to_string(),
-                    model: model.to_string(),
-                    key_id: key_id.to_string(),
-                    status,
-                    error_class: error_class.to_string(),
-                };
-                (key, delta)
-            },
-        )
-        .collect();
+
+    /// Adds another sum.
+    fn add(&mut self, other: &RollupDelta) {
+        self.requests += other.requests;
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.cache_read_tokens += other.cache_read_tokens;
+        self.cache_write_tokens += other.cache_write_tokens;
+        self.reasoning_tokens += other.reasoning_tokens;
+        self.cost_nanos += other.cost_nanos;
+        self.latency.merge(&other.latency);
+    }
+}
+
+/// A five-minute rollup row's identity by the positions of its names in
+/// the block being written (`block::NamePositions`).
+type PositionKey = (i64, NamePositions, u16);
+
+/// The five-minute sums of the rows of one block as it is written, keyed
+/// by name positions: a row costs one hash of a few integers, not of five
+/// strings, and no allocation. `name_into` gives the sums their names once
+/// the block is done.
+#[derive(Default)]
+pub(super) struct BlockSums {
+    // foldhash is a few times cheaper than SipHash; the keys are integers
+    // keygate assigned, and a map holds one block's (at most `MAX_ROWS`).
+    sums: HashMap<PositionKey, RollupDelta, foldhash::fast::RandomState>,
+}
+
+impl BlockSums {
+    /// Counts `row`, whose names are at `names` in its block.
+    pub fn record(&mut self, row: &RowFields<'_>, names: NamePositions) {
+        let key = (FIVE_MINUTES.floor(row.at_ms), names, row.status);
+        self.sums.entry(key).or_default().record(row);
+    }
+
+    /// Adds the sums to `into` under their names (`name` of a position;
+    /// "" for none). Two positions can share a name (an empty name and
+    /// none are both ""), so sums are added, never replaced.
+    pub fn name_into<'n>(
+        self,
+        name: impl Fn(u32) -> &'n str,
+        into: &mut HashMap<RollupKey, RollupDelta>,
+    ) {
+        for ((start_ms, names, status), delta) in self.sums {
+            let key = RollupKey {
+                start_ms,
+                provider: name(names.provider).to_string(),
+                model: name(names.model).to_string(),
+                key_id: name(names.key_id).to_string(),
+                status: i64::from(status),
+                error_class: name(names.error_class).to_string(),
+            };
+            into.entry(key).or_default().add(&delta);
+        }
+    }
+}
+
+/// The five-minute sums of a batch and the coarser ones made from them,
+/// coarsest first (as `LEVELS`): each coarser level is summed from the
+/// finer sums, of which a batch has few.
+pub(super) fn levels(
+    five_minutes: HashMap<RollupKey, RollupDelta>,
+) -> [(Level, HashMap<RollupKey, RollupDelta>); 3] {
     let hourly = coarsen(&five_minutes, HOURLY);
     let daily = coarsen(&hourly, DAILY);
     [
@@ -151,15 +179,7 @@ fn coarsen(
             start_ms: level.floor(key.start_ms),
             ..key.clone()
         };
-        let sum = coarse.entry(key).or_default();
-        sum.requests += delta.requests;
-        sum.input_tokens += delta.input_tokens;
-        sum.output_tokens += delta.output_tokens;
-        sum.cache_read_tokens += delta.cache_read_tokens;
-        sum.cache_write_tokens += delta.cache_write_tokens;
-        sum.reasoning_tokens += delta.reasoning_tokens;
-        sum.cost_nanos += delta.cost_nanos;
-        sum.latency.merge(&delta.latency);
+        coarse.entry(key).or_default().add(delta);
     }
     coarse
 }

@@ -2,6 +2,7 @@
 //! (`block`) and their sums added to every rollup level, in one transaction, so the
 //! tables always agree (a failed batch leaves none changed).
 
+use super::batch::{Batch, SealedBatch};
 use super::block::{self, PackedBlock, RowFields};
 use super::rollup;
 use crate::domain::UsageRow;
@@ -9,29 +10,31 @@ use crate::store::{Store, StoreError, Tx, on_tx};
 
 /// Writes `rows` and adds them to the rollups, in one transaction.
 pub async fn write_batch(store: &Store, rows: &[UsageRow]) -> Result<(), StoreError> {
-    let fields: Vec<RowFields<'_>> = rows.iter().map(RowFields::of).collect();
-    write_rows(store, &fields).await
+    let mut batch = Batch::default();
+    for row in rows {
+        batch.add(&RowFields::of(row));
+    }
+    write_sealed(store, &batch.seal()).await
 }
 
-/// `write_batch` for rows as the ledger's queue gives them.
-pub async fn write_rows(store: &Store, rows: &[RowFields<'_>]) -> Result<(), StoreError> {
-    if rows.is_empty() {
+/// Writes a sealed batch's blocks and adds its sums to the rollups, in one
+/// transaction. Packed and summed before: the write lock is held only for
+/// SQL, and a batch tried again is not packed again.
+pub async fn write_sealed(store: &Store, batch: &SealedBatch) -> Result<(), StoreError> {
+    if batch.is_empty() {
         return Ok(());
     }
-    // Summed and packed before the transaction: the write lock is held
-    // only for SQL.
-    let deltas = rollup::sum_levels(rows);
-    let blocks: Vec<PackedBlock> = rows
-        .chunks(block::MAX_ROWS)
-        .map(|chunk| block::pack(chunk, 0))
-        .collect();
     // The rollup step reads the stored histograms, then writes: no other
     // writer may come between (`begin_write`, `exclude_other_writers`).
     let mut tx = store.begin_write().await?;
     exclude_other_writers(&mut tx).await?;
-    insert_blocks(&mut tx, blocks).await?;
-    for (level, deltas) in deltas {
-        rollup::add(&mut tx, level, deltas).await?;
+    for block in &batch.blocks {
+        insert_block(&mut tx, None, block).await?;
+    }
+    for (level, deltas) in &batch.levels {
+        // Merged with the stored histograms by `add`: a copy, so the batch
+        // stays as it was for another attempt.
+        rollup::add(&mut tx, *level, deltas.clone()).await?;
     }
     tx.commit().await
 }
@@ -56,20 +59,12 @@ pub(in crate::store) async fn exclude_other_writers(tx: &mut Tx) -> Result<(), S
     Ok(())
 }
 
-/// Stores `rows` as blocks of at most `block::MAX_ROWS`.
-async fn insert_blocks(tx: &mut Tx, blocks: Vec<PackedBlock>) -> Result<(), StoreError> {
-    for block in blocks {
-        insert_block(tx, None, block).await?;
-    }
-    Ok(())
-}
-
 /// Stores `block` under a new id, or under `block_id` (its rows keep their
 /// ids: a block the pruner rewrote without its oldest rows).
 pub(super) async fn insert_block(
     tx: &mut Tx,
     block_id: Option<i64>,
-    block: PackedBlock,
+    block: &PackedBlock,
 ) -> Result<(), StoreError> {
     let insert = match (block_id, &*tx) {
         (None, _) => {
@@ -92,7 +87,7 @@ pub(super) async fn insert_block(
             .bind(block.last_at_ms)
             .bind(block.row_count)
             .bind(block::FORMAT)
-            .bind(block.bytes);
+            .bind(block.bytes.as_slice());
         if let Some(id) = block_id {
             query = query.bind(id);
         }
