@@ -253,17 +253,19 @@ impl BlockWriter {
         let names = &mut self.names;
         let out = &mut self.bodies;
         let start = out.len();
+        let (requested, answered) = (names.of(row.model_requested), names.of(row.model_answered));
         let positions = NamePositions {
             provider: names.of(row.provider),
-            model: names.of(row.model()),
+            // `RowFields::model`'s rule, on positions (0 is none).
+            model: if answered != 0 { answered } else { requested },
             key_id: names.of(row.key_id),
             error_class: names.of(row.error_class),
         };
         put_str(out, row.request_id);
         put_varint(out, u64::from(names.of(Some(row.route))));
         put_varint(out, u64::from(positions.provider));
-        put_varint(out, u64::from(names.of(row.model_requested)));
-        put_varint(out, u64::from(names.of(row.model_answered)));
+        put_varint(out, u64::from(requested));
+        put_varint(out, u64::from(answered));
         put_varint(out, u64::from(positions.key_id));
         put_varint(out, u64::from(row.attempts));
         put_varint(out, row.keys_tried.len() as u64);
