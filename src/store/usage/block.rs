@@ -224,9 +224,6 @@ pub struct NamePositions {
 pub struct BlockWriter {
     first_index: u32,
     names: Names,
-    /// The position each name field of the last row had (see
-    /// `Names::of_recent`), indexed by the `Field`s below.
-    recent: [u32; FIELDS],
     /// Each row's `at_ms` and where its encoding lies in `bodies`.
     rows: Vec<(i64, std::ops::Range<usize>)>,
     bodies: Vec<u8>,
@@ -238,7 +235,6 @@ impl BlockWriter {
         Self {
             first_index,
             names: Names::default(),
-            recent: [0; FIELDS],
             rows: Vec::new(),
             bodies: Vec::new(),
         }
@@ -255,22 +251,20 @@ impl BlockWriter {
     /// Adds `row` (a block holds at most `MAX_ROWS`; the caller cuts).
     pub fn push(&mut self, row: &RowFields<'_>) -> NamePositions {
         let names = &mut self.names;
-        let recent = &mut self.recent;
         let out = &mut self.bodies;
         let start = out.len();
-        let mut of = |field: usize, name| names.of_recent(name, &mut recent[field]);
         let (requested, answered) = (
-            of(REQUESTED, row.model_requested),
-            of(ANSWERED, row.model_answered),
+            names.of(REQUESTED, row.model_requested),
+            names.of(ANSWERED, row.model_answered),
         );
         let positions = NamePositions {
-            provider: of(PROVIDER, row.provider),
+            provider: names.of(PROVIDER, row.provider),
             // `RowFields::model`'s rule, on positions (0 is none).
             model: if answered != 0 { answered } else { requested },
-            key_id: of(KEY, row.key_id),
-            error_class: of(ERROR, row.error_class),
+            key_id: names.of(KEY, row.key_id),
+            error_class: names.of(ERROR, row.error_class),
         };
-        let route = of(ROUTE, Some(row.route));
+        let route = names.of(ROUTE, Some(row.route));
         put_str(out, row.request_id);
         put_varint(out, u64::from(route));
         put_varint(out, u64::from(positions.provider));
@@ -281,7 +275,7 @@ impl BlockWriter {
         put_varint(out, row.keys_tried.len() as u64);
         for key in &row.keys_tried {
             // Usually the key that answered, whose position is at hand.
-            put_varint(out, u64::from(names.of_recent(Some(key), &mut recent[KEY])));
+            put_varint(out, u64::from(names.of(KEY, Some(key))));
         }
         put_varint(out, u64::from(row.status));
         put_varint(out, u64::from(positions.error_class));
@@ -304,10 +298,10 @@ impl BlockWriter {
             }
         }
         // Names are listed in the order first met, as `Encoded` lists them.
-        let client_key = names.of_recent(row.client_key, &mut recent[CLIENT_KEY]);
+        let client_key = names.of(CLIENT_KEY, row.client_key);
         put_varint(out, u64::from(client_key));
         out.push(u8::from(row.unpriced));
-        let cache_scope = names.of_recent(row.cache_scope, &mut recent[CACHE_SCOPE]);
+        let cache_scope = names.of(CACHE_SCOPE, row.cache_scope);
         put_varint(out, u64::from(cache_scope));
         self.rows.push((row.at_ms, start..out.len()));
         positions
@@ -365,7 +359,7 @@ fn put_str(out: &mut Vec<u8>, value: &str) {
     out.extend_from_slice(value.as_bytes());
 }
 
-/// A row's name fields, as indexes into `BlockWriter::recent`.
+/// A row's name fields, as indexes into `Names::recent`.
 const REQUESTED: usize = 0;
 const ANSWERED: usize = 1;
 const PROVIDER: usize = 2;
@@ -383,32 +377,36 @@ struct Names {
     list: Vec<Box<str>>,
     /// Each name's position in `list` plus one.
     positions: std::collections::HashMap<Box<str>, u32, foldhash::fast::RandomState>,
+    /// The position each name field (`REQUESTED`...) had in the last row.
+    recent: [u32; FIELDS],
 }
 
 impl Names {
-    /// As `of`, first trying `recent`, the position this field had in the
-    /// previous row, and updating it. Rows in a row mostly share their
-    /// route, provider, model and key: comparing with one name is cheaper
-    /// than hashing (the lookups were 690 of the ~5,000 instructions the
-    /// ledger spent on a request, under cachegrind).
-    fn of_recent(&mut self, name: Option<&str>, recent: &mut u32) -> u32 {
+    /// The position of `name` (0 for none), given in `field`: the field's
+    /// position in the last row is tried first. Rows in a row mostly share
+    /// their route, provider, model and key, and comparing with one name is
+    /// cheaper than hashing (the lookups were 690 of the ~5,000
+    /// instructions the ledger spent on a request, under cachegrind).
+    fn of(&mut self, field: usize, name: Option<&str>) -> u32 {
         let Some(name) = name else { return 0 };
-        let last = (*recent as usize).wrapping_sub(1);
-        if self.list.get(last).is_some_and(|known| **known == *name) {
-            return *recent;
+        let last = self.recent[field];
+        if self
+            .list
+            .get((last as usize).wrapping_sub(1))
+            .is_some_and(|known| **known == *name)
+        {
+            return last;
         }
-        *recent = self.of(Some(name));
-        *recent
-    }
-
-    fn of(&mut self, name: Option<&str>) -> u32 {
-        let Some(name) = name else { return 0 };
-        if let Some(&position) = self.positions.get(name) {
-            return position;
-        }
-        self.list.push(name.into());
-        let position = self.list.len() as u32;
-        self.positions.insert(name.into(), position);
+        let position = match self.positions.get(name) {
+            Some(&position) => position,
+            None => {
+                self.list.push(name.into());
+                let position = self.list.len() as u32;
+                self.positions.insert(name.into(), position);
+                position
+            }
+        };
+        self.recent[field] = position;
         position
     }
 }
@@ -674,7 +672,7 @@ mod tests {
 
     #[test]
     fn names_that_change_from_row_to_row_or_move_between_fields_read_back() {
-        // Each field remembers its last name (`Names::of_recent`): alternate
+        // Each field remembers its last name (`Names::of`): alternate
         // them, swap a name from one field to another, and drop them.
         let rows: Vec<_> = (0..40i64)
             .map(|i| {
