@@ -4,8 +4,8 @@
 //! period (`retention`), and read back by the admin routes through `query`.
 //!
 //! - `sink`: `LedgerSink`, the request path's side, and `LedgerCounters`.
-//! - `queue`: the bounded buffer between the two, and `queued_row`, how it
-//!   holds a row.
+//! - `queue`: the bounded buffer between the two, where a request packs
+//!   its row into a block.
 //! - `writer`: the task that drains the queue in batches.
 //! - `alarm`: when to warn that rows are being dropped.
 //! - `retention`: the task that deletes old rows and rollups.
@@ -18,7 +18,6 @@
 pub mod alarm;
 pub mod query;
 pub mod queue;
-pub mod queued_row;
 pub mod retention;
 pub mod savings;
 pub mod sink;

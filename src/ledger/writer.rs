@@ -5,9 +5,10 @@
 //! A batch is written when `batch_rows` rows wait or `flush_every` after the
 //! writer saw the first of them, whichever comes first: under load batches
 //! fill up (one transaction per `batch_rows`), when quiet a row still
-//! reaches the database within `flush_every`. Meanwhile the writer takes
-//! the queued rows every `DRAIN_EVERY` and packs them into the open batch
-//! (`store::usage::batch`), so they wait in the queue only briefly.
+//! reaches the database within `flush_every`. Requests pack their rows into
+//! blocks in the queue (`queue`, `store::usage::batch`); meanwhile the
+//! writer takes the full blocks every `DRAIN_EVERY` and finishes them into
+//! the open batch, so they wait in the queue only briefly.
 //!
 //! A batch that fails because the database is unreachable (a PostgreSQL
 //! restart or network cut; `StoreError::is_transient`) is kept and retried
@@ -27,9 +28,9 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::alarm::DropAlarm;
-use super::queue::{QueuedRows, RowQueue};
+use super::queue::RowQueue;
 use super::sink::LedgerCounters;
-use crate::store::usage::batch::{Batch, SealedBatch};
+use crate::store::usage::batch::{Batch, PackingBlock, SealedBatch};
 use crate::store::usage::write::write_sealed;
 use crate::store::{Store, StoreError};
 
@@ -40,19 +41,19 @@ const RETRY_MAX: Duration = Duration::from_secs(5);
 /// How long a stopping writer keeps retrying an unreachable database.
 const STOP_RETRY_FOR: Duration = Duration::from_secs(10);
 
-/// How often a busy writer takes the rows waiting in the queue and packs
-/// them into the open batch, which is written every `flush_every` (or when
-/// full). Draining often keeps the queue's two buffers small (about 50 KB
-/// at 10,000 requests a second) and so in cache: with the whole
-/// `flush_every` of rows waiting (~500 KB), the request path's appends
-/// went to memory the writer's core had last touched, and the unlock after
-/// them was most of what queueing a row cost (perf under `keygate-bench`).
+/// How often a busy writer takes the full blocks from the queue and
+/// finishes them into the open batch (sorts their rows, lays out their
+/// bytes, names their sums), which is written every `flush_every` (or when
+/// whole). Taken soon after they fill, blocks are finished while still in
+/// cache, and the queue holds about one block besides the open one (at
+/// 10,000 requests a second; 512 rows fill a block in 50 ms).
 const DRAIN_EVERY: Duration = Duration::from_millis(25);
 
 /// How the writer batches.
 #[derive(Debug, Clone, Copy)]
 pub struct WriterSettings {
-    /// Most rows per batch (and per transaction).
+    /// Rows per batch (and per transaction): a batch is written once it
+    /// holds this many, or more by less than a block (`batch::SEAL_AT`).
     pub batch_rows: usize,
     /// Longest a row waits in a batch that is not full.
     pub flush_every: Duration,
@@ -116,11 +117,10 @@ impl Writer {
         flush_every: Duration,
         mut stopped: oneshot::Receiver<()>,
     ) {
-        // The buffer the queue fills while the rows taken last are added.
-        let mut spare = QueuedRows::default();
         let mut batch = Batch::default();
-        // When the open batch is written at the latest: `flush_every`
-        // after the writer first saw one of its rows.
+        // When the rows waiting (in the open batch and the queue) are
+        // written at the latest: `flush_every` after the writer first saw
+        // one of them.
         let mut due: Option<Instant> = None;
         loop {
             // A stop signal (or its sender dropped) completes `stopped`;
@@ -129,18 +129,26 @@ impl Writer {
                 self.stop_seen = Some(Instant::now());
                 break;
             }
-            let rows = queue.take_all(std::mem::take(&mut spare));
-            if due.is_none() && !rows.is_empty() {
-                due = Some(Instant::now() + flush_every);
-            }
-            self.add_all(&rows, &mut batch, &mut stopped).await;
-            spare = rows;
-            if batch.is_empty() {
-                due = None;
-            } else if due.is_some_and(|due| Instant::now() >= due) {
-                self.write(&std::mem::take(&mut batch).seal(), &mut stopped)
-                    .await;
-                due = None;
+            // `wait` returns without `due` only once rows are queued.
+            let due_at = *due.get_or_insert_with(|| Instant::now() + flush_every);
+            let timed_out = Instant::now() >= due_at;
+            let whole_batch = batch.len() + queue.len() >= self.batch_rows;
+            // A queue smaller than a block (`USAGE_QUEUE_CAPACITY`) would
+            // otherwise fill before its open block did.
+            if timed_out || whole_batch || queue.is_half_full() {
+                let blocks = queue.take_all();
+                self.add_all(blocks, &mut batch, &mut stopped).await;
+                if timed_out && !batch.is_empty() {
+                    self.write(&std::mem::take(&mut batch).seal(), &mut stopped)
+                        .await;
+                }
+                if batch.is_empty() {
+                    due = None;
+                }
+            } else {
+                // The open block stays for the requests to fill.
+                let blocks = queue.take_full();
+                self.add_all(blocks, &mut batch, &mut stopped).await;
             }
             if self.stop_seen.is_some() {
                 break;
@@ -149,8 +157,8 @@ impl Writer {
         // Closing first: what is queued now is all there will be.
         queue.close();
         self.stop_seen.get_or_insert_with(Instant::now);
-        let rows = queue.take_all(spare);
-        self.add_all(&rows, &mut batch, &mut stopped).await;
+        let blocks = queue.take_all();
+        self.add_all(blocks, &mut batch, &mut stopped).await;
         if !batch.is_empty() {
             self.write(&batch.seal(), &mut stopped).await;
         }
@@ -193,16 +201,16 @@ impl Writer {
         false
     }
 
-    /// Adds `rows` to `batch`, writing it each time it holds `batch_rows`
-    /// (more can be waiting after a slow write).
+    /// Adds `blocks` to `batch`, writing it each time it holds
+    /// `batch_rows` or more (more can be waiting after a slow write).
     async fn add_all(
         &mut self,
-        rows: &QueuedRows,
+        blocks: Vec<PackingBlock>,
         batch: &mut Batch,
         stopped: &mut oneshot::Receiver<()>,
     ) {
-        for row in rows.iter() {
-            batch.add(&row);
+        for block in blocks {
+            batch.add(block);
             if batch.len() >= self.batch_rows {
                 self.write(&std::mem::take(batch).seal(), stopped).await;
             }

@@ -43,7 +43,7 @@ pub fn row_id(block_id: i64, index: u32) -> i64 {
 }
 
 /// One raw row, borrowed from a `UsageRow` to be packed or from a block's
-/// bytes once unpacked, or from the ledger's queue (`ledger::queued_row`).
+/// bytes once unpacked.
 /// Unknown names are `None`, as in `UsageRow`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RowFields<'a> {
@@ -232,11 +232,16 @@ pub struct BlockWriter {
 impl BlockWriter {
     /// An empty block whose first row will have index `first_index`.
     pub fn new(first_index: u32) -> Self {
+        Self::with_room(first_index, 0, 0)
+    }
+
+    /// `new`, with room reserved for `rows` rows of `bytes` in all.
+    pub fn with_room(first_index: u32, rows: usize, bytes: usize) -> Self {
         Self {
             first_index,
             names: Names::default(),
-            rows: Vec::new(),
-            bodies: Vec::new(),
+            rows: Vec::with_capacity(rows),
+            bodies: Vec::with_capacity(bytes),
         }
     }
 
