@@ -191,7 +191,7 @@ mod tests {
             model_answered: None,
             key_id: Some(key_id),
             attempts: 1,
-            keys_tried: vec![key_id],
+            keys_tried: vec![key_id].into(),
             status: 200,
             error_class: None,
             input_tokens: 10,

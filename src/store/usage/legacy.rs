@@ -4,7 +4,7 @@
 //! transaction, oldest first. The rollups already count these rows and are
 //! left alone. A start that is cut short leaves the rest for the next.
 
-use super::block::{self, RowFields};
+use super::block::{self, KeysTried, RowFields};
 use super::count;
 use super::write::{exclude_other_writers, insert_block};
 use crate::store::{Store, StoreError, on_tx};
@@ -48,7 +48,7 @@ impl LegacyRow {
             model_answered: self.model_answered.as_deref(),
             key_id: self.key_id.as_deref(),
             attempts: u32::try_from(self.attempts).unwrap_or(0),
-            keys_tried: keys_tried.iter().map(String::as_str).collect(),
+            keys_tried: KeysTried::Owned(keys_tried),
             status: u16::try_from(self.status).unwrap_or(u16::MAX),
             error_class: self.error_class.as_deref(),
             input_tokens: count(self.input_tokens),
