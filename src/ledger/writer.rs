@@ -409,8 +409,9 @@ mod tests {
         for i in 0..100 {
             sink.record(row(i));
         }
-        // The rows move into the open batch, which SLOW writes only when
-        // 1,000 rows are in it or in an hour: the queue has room again.
+        // The queue is full, and smaller than a block: the writer takes
+        // its open block too, into the open batch, which SLOW writes only
+        // when 1,000 rows are in it or in an hour. The queue has room again.
         let drained = tokio::time::timeout(Duration::from_secs(30), async {
             while !queue.is_empty() {
                 tokio::time::sleep(Duration::from_millis(5)).await;
@@ -424,6 +425,30 @@ mod tests {
         writer.stop().await;
         assert_eq!(counters.written(), 200);
         assert_eq!(stored(&store).await, 200);
+    }
+
+    #[tokio::test]
+    async fn full_blocks_leave_a_large_queue_at_once_and_the_open_one_waits() {
+        use crate::store::usage::batch::SEAL_AT;
+        let (_dir, store) = temp_store().await;
+        let (sink, queue, counters) = undrained(10_000);
+        let writer = LedgerWriter::start(store.clone(), queue.clone(), counters.clone(), SLOW);
+        for i in 0..SEAL_AT + 3 {
+            sink.record(row(i));
+        }
+        // The full block goes into the open batch; the three rows of the
+        // open block stay for requests to add to.
+        let taken = tokio::time::timeout(Duration::from_secs(30), async {
+            while queue.len() != 3 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+        assert!(taken.await.is_ok(), "the full block stayed in the queue");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!((queue.len(), counters.written()), (3, 0));
+        writer.stop().await;
+        assert_eq!(counters.written(), SEAL_AT as u64 + 3);
+        assert_eq!(stored(&store).await, SEAL_AT as u64 + 3);
     }
 
     #[tokio::test]

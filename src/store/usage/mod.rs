@@ -16,7 +16,8 @@
 //! written in one transaction per batch (`write`), so they never disagree,
 //! and pruned on the same day boundary (`prune`).
 //!
-//! - `batch`: one write's blocks and sums, built a row at a time.
+//! - `batch`: rows packed into blocks and summed as they are recorded, and
+//!   one write's blocks and sums.
 //! - `block`: packing rows into a block and reading them back.
 //! - `legacy`: packing the rows of `usage_requests`.
 //! - `write`: writing a batch's blocks and adding its sums, in one
