@@ -133,22 +133,22 @@ impl Writer {
             let due_at = *due.get_or_insert_with(|| Instant::now() + flush_every);
             let timed_out = Instant::now() >= due_at;
             let whole_batch = batch.len() + queue.len() >= self.batch_rows;
-            // A queue smaller than a block (`USAGE_QUEUE_CAPACITY`) would
-            // otherwise fill before its open block did.
-            if timed_out || whole_batch || queue.is_half_full() {
-                let blocks = queue.take_all();
-                self.add_all(blocks, &mut batch, &mut stopped).await;
-                if timed_out && !batch.is_empty() {
-                    self.write(&std::mem::take(&mut batch).seal(), &mut stopped)
-                        .await;
-                }
-                if batch.is_empty() {
-                    due = None;
-                }
+            // Otherwise the open block stays for the requests to fill. A
+            // queue smaller than a block (`USAGE_QUEUE_CAPACITY`) would fill
+            // before its open block did.
+            let take_all = timed_out || whole_batch || queue.is_half_full();
+            let blocks = if take_all {
+                queue.take_all()
             } else {
-                // The open block stays for the requests to fill.
-                let blocks = queue.take_full();
-                self.add_all(blocks, &mut batch, &mut stopped).await;
+                queue.take_full()
+            };
+            self.add_all(blocks, &mut batch, &mut stopped).await;
+            if timed_out && !batch.is_empty() {
+                self.write(&std::mem::take(&mut batch).seal(), &mut stopped)
+                    .await;
+            }
+            if take_all && batch.is_empty() {
+                due = None;
             }
             if self.stop_seen.is_some() {
                 break;

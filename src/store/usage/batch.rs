@@ -55,7 +55,9 @@ impl PackingBlock {
         self.rows.is_empty()
     }
 
-    /// The block's bytes (its sums are left out).
+    /// The block's bytes (its sums are left out), for a test that reads
+    /// the rows back; the writer finishes blocks through `Batch::add`.
+    #[cfg(test)]
     pub fn finish(self) -> PackedBlock {
         self.rows.finish()
     }
@@ -130,6 +132,20 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// `rows` packed as the queue packs them, in one batch: for a caller
+    /// that holds its rows already (`write::write_batch`, tests).
+    pub fn of<'a>(rows: impl IntoIterator<Item = RowFields<'a>>) -> Self {
+        let mut packed = PackedRows::default();
+        for row in rows {
+            packed.add(&row);
+        }
+        let mut batch = Self::default();
+        for block in packed.take_all() {
+            batch.add(block);
+        }
+        batch
+    }
+
     /// Adds `block`'s rows and sums (nothing, for an empty block).
     pub fn add(&mut self, block: PackingBlock) {
         if block.is_empty() {
@@ -208,17 +224,8 @@ mod tests {
         }
     }
 
-    /// `rows` packed as requests pack them, then batched as the writer does.
     fn batch_of(rows: &[RowFields<'_>]) -> SealedBatch {
-        let mut packed = PackedRows::default();
-        for row in rows {
-            packed.add(row);
-        }
-        let mut batch = Batch::default();
-        for block in packed.take_all() {
-            batch.add(block);
-        }
-        batch.seal()
+        Batch::of(rows.iter().cloned()).seal()
     }
 
     #[test]

@@ -94,7 +94,8 @@ impl<'a> KeysTried<'a> {
         self.len() == 0
     }
 
-    /// The key ids, in the order tried.
+    /// The key ids, in the order tried. (One of the two halves chained is
+    /// empty: one iterator type for either variant, without boxing.)
     pub fn iter(&self) -> impl Iterator<Item = &'a str> + '_ {
         let (owned, borrowed) = match self {
             Self::Owned(keys) => (Some(keys.iter().map(String::as_str)), None),
@@ -448,8 +449,8 @@ const CLIENT_KEY: usize = 6;
 const CACHE_SCOPE: usize = 7;
 const FIELDS: usize = 8;
 
-/// The names of one block, each once. Owned: a block outlives the queue
-/// buffers its rows came from.
+/// The names of one block, each once. Owned: a block outlives the
+/// requests whose rows it holds.
 #[derive(Default)]
 struct Names {
     list: Vec<Box<str>>,

@@ -2,7 +2,7 @@
 //! (`block`) and their sums added to every rollup level, in one transaction, so the
 //! tables always agree (a failed batch leaves none changed).
 
-use super::batch::{Batch, PackedRows, SealedBatch};
+use super::batch::{Batch, SealedBatch};
 use super::block::{self, PackedBlock, RowFields};
 use super::rollup;
 use crate::domain::UsageRow;
@@ -10,14 +10,7 @@ use crate::store::{Store, StoreError, Tx, on_tx};
 
 /// Writes `rows` and adds them to the rollups, in one transaction.
 pub async fn write_batch(store: &Store, rows: &[UsageRow]) -> Result<(), StoreError> {
-    let mut packed = PackedRows::default();
-    for row in rows {
-        packed.add(&RowFields::of(row));
-    }
-    let mut batch = Batch::default();
-    for block in packed.take_all() {
-        batch.add(block);
-    }
+    let batch = Batch::of(rows.iter().map(RowFields::of));
     write_sealed(store, &batch.seal()).await
 }
 
