@@ -92,14 +92,20 @@ pub(super) async fn sqlite(
         std::fs::create_dir_all(parent).map_err(|e| open_error(sqlx::Error::Io(e)))?;
     }
     owner_only(options.get_filename()).map_err(|e| open_error(sqlx::Error::Io(e)))?;
+    // sqlx pings a pooled connection before handing it out, by default: a
+    // round trip to the connection's thread that only a network database
+    // needs (SQLite runs in this process). The ledger writer takes its
+    // connection a few times a second.
     let pool = SqlitePoolOptions::new()
         .max_connections(4)
+        .test_before_acquire(false)
         .connect_with(options.clone())
         .await
         .map_err(&open_error)?;
     sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
     let writer = SqlitePoolOptions::new()
         .max_connections(1)
+        .test_before_acquire(false)
         .connect_with(options)
         .await
         .map_err(&open_error)?;

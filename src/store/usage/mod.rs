@@ -22,8 +22,8 @@
 //! - `legacy`: packing the rows of `usage_requests`.
 //! - `write`: writing a batch's blocks and adding its sums, in one
 //!   transaction.
-//! - `rollup`: the three levels; summing a batch per period and dimension,
-//!   and adding the sums to the stored rollups.
+//! - `rollup`: the three levels; summing a batch per period and dimension.
+//! - `rollup_store`: adding the sums to the stored rollups.
 //! - `totals`: totals per group over a time range.
 //! - `page`: raw rows, newest first, after a position.
 //! - `prune`: deleting rows and rollups older than a cutoff.
@@ -34,6 +34,7 @@ mod legacy;
 pub mod page;
 pub mod prune;
 mod rollup;
+mod rollup_store;
 pub mod totals;
 pub mod write;
 
@@ -82,44 +83,70 @@ pub fn hour_floor(at_ms: i64) -> i64 {
     at_ms.div_euclid(HOUR_MS) * HOUR_MS
 }
 
-/// Rows per multi-row statement (INSERT or rollup upsert). Every batch is
-/// written as full statements of this many rows, then the rest in
-/// statements of 32, 16, 8, 4, 2 and 1 rows as needed, so only seven
-/// statement texts per table ever exist and all stay in sqlx's cache of
-/// prepared statements. With statements as long as a batch (hundreds of
-/// rows, thousands of parameters) nearly every batch had a new length:
-/// SQLite parsed a 20,000-parameter statement per batch, and a cached one
-/// held megabytes. Rows one by one instead cost a round trip to sqlx's
-/// SQLite thread each.
+/// Rows per multi-row statement (block INSERT, rollup SELECT and upsert).
+/// Rows go in full statements of this many, then the rest in one statement
+/// of the next power of two rows (`padded_chunks`), so only seven statement
+/// texts per use ever exist and all stay in sqlx's cache of prepared
+/// statements. With statements as long as a batch (hundreds of rows,
+/// thousands of parameters) nearly every batch had a new length: SQLite
+/// parsed a 20,000-parameter statement per batch, and a cached one held
+/// megabytes. Rows one by one instead cost a round trip to sqlx's SQLite
+/// thread each, and so did the rest cut into statements of 32, 16, 8, 4, 2
+/// and 1 rows (a batch of `keygate-bench`'s traffic made 16 statements
+/// that way, 4 now).
 const ROWS_PER_STATEMENT: usize = 64;
 
-/// `items` as full chunks of `ROWS_PER_STATEMENT`, then the rest in
-/// chunks of falling powers of two.
-fn statement_chunks<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
-    let full = items.chunks_exact(ROWS_PER_STATEMENT);
-    let mut rest = full.remainder();
-    let tail = std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let size = 1 << rest.len().ilog2();
-        let (chunk, left) = rest.split_at(size);
-        rest = left;
-        Some(chunk)
-    });
-    full.chain(tail)
+/// `items` in chunks of `ROWS_PER_STATEMENT`, each with the number of rows
+/// its statement is written for: the chunk's length rounded up to a power
+/// of two. The rows past the chunk's are NULLs (`push_padded_values`),
+/// which the statement leaves out.
+fn padded_chunks<T>(items: &[T]) -> impl Iterator<Item = (&[T], usize)> {
+    items
+        .chunks(ROWS_PER_STATEMENT)
+        .map(|chunk| (chunk, chunk.len().next_power_of_two()))
+}
+
+/// `VALUES` rows for `chunk`, then rows of `columns` NULLs up to `rows`
+/// (`padded_chunks`): a statement reading them skips the rows whose first
+/// column is NULL (`WHERE v.column1 IS NOT NULL`, or a join that cannot
+/// match a NULL).
+fn push_padded_values<'q, 'a: 'q, DB, T>(
+    builder: &mut QueryBuilder<'q, DB>,
+    chunk: &'a [T],
+    rows: usize,
+    columns: usize,
+    mut push_row: impl FnMut(&mut sqlx::query_builder::Separated<'_, 'q, DB, &'static str>, &'a T),
+) where
+    DB: Database,
+{
+    let padding = std::iter::repeat_n(None, rows.saturating_sub(chunk.len()));
+    builder.push_values(
+        chunk.iter().map(Some).chain(padding),
+        |mut values, row| match row {
+            Some(row) => push_row(&mut values, row),
+            None => {
+                for _ in 0..columns {
+                    values.push("NULL");
+                }
+            }
+        },
+    );
 }
 
 #[cfg(test)]
 #[test]
-fn a_batch_is_cut_into_a_few_statement_sizes() {
-    let sizes =
-        |n: usize| -> Vec<usize> { statement_chunks(&vec![0u8; n]).map(<[u8]>::len).collect() };
-    assert_eq!(sizes(0), Vec::<usize>::new());
-    assert_eq!(sizes(1), [1]);
-    assert_eq!(sizes(64), [64]);
-    assert_eq!(sizes(200), [64, 64, 64, 8]);
-    assert_eq!(sizes(127), [64, 32, 16, 8, 4, 2, 1]);
+fn a_batch_is_cut_into_statements_of_a_few_sizes() {
+    let sizes = |n: usize| -> Vec<(usize, usize)> {
+        padded_chunks(&vec![0u8; n])
+            .map(|(chunk, rows)| (chunk.len(), rows))
+            .collect()
+    };
+    assert_eq!(sizes(0), []);
+    assert_eq!(sizes(1), [(1, 1)]);
+    assert_eq!(sizes(3), [(3, 4)]);
+    assert_eq!(sizes(64), [(64, 64)]);
+    assert_eq!(sizes(200), [(64, 64), (64, 64), (64, 64), (8, 8)]);
+    assert_eq!(sizes(127), [(64, 64), (63, 64)]);
 }
 
 /// `n` as a stored integer (SQLite's INTEGER, PostgreSQL's BIGINT); no count or token sum comes near the limit,

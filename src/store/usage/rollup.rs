@@ -1,17 +1,12 @@
 //! The rollups, at three periods (`Level`): a batch is summed per period and
 //! dimension combination in memory (`BlockSums`, `levels`), then each sum is
-//! added to its stored row (`add`).
-//! Counts, tokens and cost are added by the upsert itself; a histogram
-//! cannot be added in SQL, so the stored ones the batch touches are read
-//! and merged first, inside the writer's transaction, which no other
-//! ledger write can come between (`write::exclude_other_writers`).
+//! added to its stored row (`rollup_store`).
 
 use std::collections::HashMap;
 
-use sqlx::QueryBuilder;
-
 use super::block::{NamePositions, RowFields};
-use super::{DAY_MS, HOUR_MS, count, int, statement_chunks};
+use super::rollup_store::add_levels;
+use super::{DAY_MS, HOUR_MS, count};
 use crate::domain::LatencyHistogram;
 use crate::store::{StoreError, Tx, on_tx};
 
@@ -61,12 +56,12 @@ impl Level {
 /// the table.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) struct RollupKey {
-    start_ms: i64,
-    provider: String,
-    model: String,
-    key_id: String,
-    status: i64,
-    error_class: String,
+    pub(super) start_ms: i64,
+    pub(super) provider: String,
+    pub(super) model: String,
+    pub(super) key_id: String,
+    pub(super) status: i64,
+    pub(super) error_class: String,
 }
 
 /// What a batch adds to one rollup row.
@@ -184,128 +179,6 @@ fn coarsen(
     coarse
 }
 
-/// Adds `deltas` to the stored rollups of `level` (creating the rows that
-/// are new).
-pub(super) async fn add(
-    tx: &mut Tx,
-    level: Level,
-    mut deltas: HashMap<RollupKey, RollupDelta>,
-) -> Result<(), StoreError> {
-    merge_stored_histograms(tx, level, &mut deltas).await?;
-    let deltas: Vec<(RollupKey, RollupDelta)> = deltas.into_iter().collect();
-    let table = level.table;
-    let head = format!(
-        "INSERT INTO {table} (start_ms, provider, model, key_id, status, error_class, \
-         requests, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, \
-         reasoning_tokens, cost_nanos, latency_hist) "
-    );
-    // The histogram was merged with the stored one above, so it replaces
-    // it; every other column adds.
-    let tail = format!(
-        " ON CONFLICT (start_ms, provider, model, key_id, status, error_class) DO UPDATE SET \
-         requests = {table}.requests + excluded.requests, \
-         input_tokens = {table}.input_tokens + excluded.input_tokens, \
-         output_tokens = {table}.output_tokens + excluded.output_tokens, \
-         cache_read_tokens = {table}.cache_read_tokens + excluded.cache_read_tokens, \
-         cache_write_tokens = {table}.cache_write_tokens + excluded.cache_write_tokens, \
-         reasoning_tokens = {table}.reasoning_tokens + excluded.reasoning_tokens, \
-         cost_nanos = {table}.cost_nanos + excluded.cost_nanos, \
-         latency_hist = excluded.latency_hist"
-    );
-    for chunk in statement_chunks(&deltas) {
-        on_tx!(&mut *tx, |conn, Db| {
-            let mut upsert = QueryBuilder::<Db>::new(&head);
-            upsert.push_values(chunk, |mut values, (key, delta)| {
-                values
-                    .push_bind(key.start_ms)
-                    .push_bind(key.provider.as_str())
-                    .push_bind(key.model.as_str())
-                    .push_bind(key.key_id.as_str())
-                    .push_bind(key.status)
-                    .push_bind(key.error_class.as_str())
-                    .push_bind(int(delta.requests))
-                    .push_bind(int(delta.input_tokens))
-                    .push_bind(int(delta.output_tokens))
-                    .push_bind(int(delta.cache_read_tokens))
-                    .push_bind(int(delta.cache_write_tokens))
-                    .push_bind(int(delta.reasoning_tokens))
-                    .push_bind(int(delta.cost_nanos))
-                    .push_bind(delta.latency.encode());
-            });
-            upsert.push(&tail);
-            // One of seven texts per level (see `statement_chunks`): cached.
-            upsert.build().execute(&mut **conn).await.map(|_| ())
-        })?;
-    }
-    Ok(())
-}
-
-/// Adds each stored histogram the batch touches to its delta's. Reads only
-/// the rows the batch touches, by primary key, in statements of the
-/// writer's fixed sizes: a period can hold thousands of rows (a day of
-/// every key, model and outcome), and reading whole periods made each
-/// batch cost in proportion to the day's variety, not its own (5 of the
-/// 12 µs per row the ledger cost, with a day's rows already written).
-async fn merge_stored_histograms(
-    tx: &mut Tx,
-    level: Level,
-    deltas: &mut HashMap<RollupKey, RollupDelta>,
-) -> Result<(), StoreError> {
-    let touched: Vec<RollupKey> = deltas.keys().cloned().collect();
-    let select_tail = format!(
-        ") SELECT t.start_ms, t.provider, t.model, t.key_id, t.status, t.error_class, \
-         t.latency_hist FROM wanted JOIN {} AS t ON t.start_ms = wanted.start_ms \
-         AND t.provider = wanted.provider AND t.model = wanted.model \
-         AND t.key_id = wanted.key_id AND t.status = wanted.status \
-         AND t.error_class = wanted.error_class",
-        level.table
-    );
-    for chunk in statement_chunks(&touched) {
-        // The wanted keys drive the loop, each one looked up by the
-        // primary key. (A row-value `IN (VALUES …)` was planned by SQLite
-        // as a scan of the whole table per statement.)
-        let stored: Vec<(i64, String, String, String, i64, String, String)> =
-            on_tx!(&mut *tx, |conn, Db| {
-                let mut select = QueryBuilder::<Db>::new(
-                    "WITH wanted (start_ms, provider, model, key_id, status, error_class) AS (",
-                );
-                select.push_values(chunk, |mut values, key| {
-                    values
-                        .push_bind(key.start_ms)
-                        .push_bind(key.provider.as_str())
-                        .push_bind(key.model.as_str())
-                        .push_bind(key.key_id.as_str())
-                        .push_bind(key.status)
-                        .push_bind(key.error_class.as_str());
-                });
-                select.push(&select_tail);
-                select.build_query_as().fetch_all(&mut **conn).await
-            })?;
-        for (start_ms, provider, model, key_id, status, error_class, histogram) in stored {
-            let key = RollupKey {
-                start_ms,
-                provider,
-                model,
-                key_id,
-                status,
-                error_class,
-            };
-            if let Some(delta) = deltas.get_mut(&key)
-                && !delta.latency.add_encoded(&histogram)
-            {
-                // Keeping the batch matters more than the damaged counts:
-                // the row's histogram restarts from what could be read.
-                tracing::warn!(
-                    table = level.table,
-                    start_ms,
-                    "usage ledger: an unreadable rollup histogram was replaced"
-                );
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Sums `fine`'s rows into `coarse` when `coarse` is empty and `fine` is
 /// not: the state right after a level is added to a ledger that already
 /// holds data (migration 0004 added the daily level). From then on the
@@ -374,7 +247,7 @@ pub(super) async fn backfill(tx: &mut Tx, coarse: Level, fine: Level) -> Result<
             }
         }
         written += deltas.len() as u64;
-        add(tx, coarse, deltas).await?;
+        add_levels(tx, &mut [(coarse, deltas)]).await?;
     }
     Ok(written)
 }

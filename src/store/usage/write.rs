@@ -3,8 +3,10 @@
 //! tables always agree (a failed batch leaves none changed).
 
 use super::batch::{Batch, SealedBatch};
+use sqlx::QueryBuilder;
+
 use super::block::{self, PackedBlock, RowFields};
-use super::rollup;
+use super::{padded_chunks, push_padded_values, rollup_store};
 use crate::domain::UsageRow;
 use crate::store::{Store, StoreError, Tx, on_tx};
 
@@ -25,14 +27,10 @@ pub async fn write_sealed(store: &Store, batch: &SealedBatch) -> Result<(), Stor
     // writer may come between (`begin_write`, `exclude_other_writers`).
     let mut tx = store.begin_write().await?;
     exclude_other_writers(&mut tx).await?;
-    for block in &batch.blocks {
-        insert_block(&mut tx, None, block).await?;
-    }
-    for (level, deltas) in &batch.levels {
-        // Merged with the stored histograms by `add`: a copy, so the batch
-        // stays as it was for another attempt.
-        rollup::add(&mut tx, *level, deltas.clone()).await?;
-    }
+    insert_blocks(&mut tx, &batch.blocks).await?;
+    // Merged with the stored histograms on the way: a copy, so the batch
+    // stays as it was for another attempt.
+    rollup_store::add_levels(&mut tx, &mut batch.levels.clone()).await?;
     tx.commit().await
 }
 
@@ -52,6 +50,34 @@ pub(in crate::store) async fn exclude_other_writers(tx: &mut Tx) -> Result<(), S
             .bind(LEDGER_LOCK)
             .execute(&mut **conn)
             .await?;
+    }
+    Ok(())
+}
+
+/// Stores `blocks` under new ids, in their order, up to
+/// `ROWS_PER_STATEMENT` blocks a statement (`padded_chunks`): each
+/// statement is a round trip to sqlx's SQLite thread, and a batch holds
+/// about ten blocks.
+async fn insert_blocks(tx: &mut Tx, blocks: &[PackedBlock]) -> Result<(), StoreError> {
+    for (chunk, rows) in padded_chunks(blocks) {
+        on_tx!(&mut *tx, |conn, Db| {
+            let mut insert = QueryBuilder::<Db>::new(
+                "INSERT INTO usage_blocks (first_at_ms, last_at_ms, row_count, format, rows) \
+                 SELECT * FROM (",
+            );
+            push_padded_values(&mut insert, chunk, rows, 5, |values, block| {
+                values
+                    .push_bind(block.first_at_ms)
+                    .push_bind(block.last_at_ms)
+                    .push_bind(block.row_count)
+                    .push_bind(block::FORMAT)
+                    .push_bind(block.bytes.as_slice());
+            });
+            // Padding rows are left out.
+            insert.push(") AS v WHERE v.column1 IS NOT NULL");
+            // One of seven texts (see `padded_chunks`): cached.
+            insert.build().execute(&mut **conn).await.map(|_| ())
+        })?;
     }
     Ok(())
 }
