@@ -6,7 +6,7 @@
 
 use super::block::{self, KeysTried, RowFields};
 use super::count;
-use super::write::{exclude_other_writers, insert_block};
+use super::write::{exclude_other_writers, insert_blocks};
 use crate::store::{Store, StoreError, on_tx};
 
 #[derive(sqlx::FromRow)]
@@ -99,7 +99,7 @@ pub async fn pack_legacy_rows(store: &Store) -> Result<u64, StoreError> {
             .zip(&keys)
             .map(|(row, keys)| row.fields(keys))
             .collect();
-        insert_block(&mut tx, None, &block::pack(&fields, 0)).await?;
+        insert_blocks(&mut tx, &[block::pack(&fields, 0)]).await?;
         on_tx!(&mut tx, |conn, Db| {
             sqlx::query(DELETE)
                 .bind(last_id)

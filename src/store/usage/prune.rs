@@ -66,7 +66,7 @@ pub async fn prune_requests(
                 .map(|_| ())
         })?;
         if let Some(kept) = kept {
-            insert_block(&mut tx, Some(block_id), &kept).await?;
+            insert_block(&mut tx, block_id, &kept).await?;
         }
     }
     tx.commit().await?;

@@ -47,10 +47,10 @@ type StoredHistogram = (i64, i64, String, String, String, i64, String, String);
 /// variety, not its own.
 async fn merge_stored_histograms(tx: &mut Tx, levels: &mut [LevelSums]) -> Result<(), StoreError> {
     // Each key with its level's place (an i64, as the database returns it).
-    let wanted: Vec<(i64, RollupKey)> = levels
+    let wanted: Vec<(i64, &RollupKey)> = levels
         .iter()
         .zip(0_i64..)
-        .flat_map(|((_, deltas), place)| deltas.keys().map(move |key| (place, key.clone())))
+        .flat_map(|((_, deltas), place)| deltas.keys().map(move |key| (place, key)))
         .collect();
     let select_tail = select_tail(levels.iter().map(|(level, _)| level.table));
     let mut stored: Vec<StoredHistogram> = Vec::new();

@@ -2,9 +2,9 @@
 //! (`block`) and their sums added to every rollup level, in one transaction, so the
 //! tables always agree (a failed batch leaves none changed).
 
-use super::batch::{Batch, SealedBatch};
 use sqlx::QueryBuilder;
 
+use super::batch::{Batch, SealedBatch};
 use super::block::{self, PackedBlock, RowFields};
 use super::{padded_chunks, push_padded_values, rollup_store};
 use crate::domain::UsageRow;
@@ -58,7 +58,7 @@ pub(in crate::store) async fn exclude_other_writers(tx: &mut Tx) -> Result<(), S
 /// `ROWS_PER_STATEMENT` blocks a statement (`padded_chunks`): each
 /// statement is a round trip to sqlx's SQLite thread, and a batch holds
 /// about ten blocks.
-async fn insert_blocks(tx: &mut Tx, blocks: &[PackedBlock]) -> Result<(), StoreError> {
+pub(super) async fn insert_blocks(tx: &mut Tx, blocks: &[PackedBlock]) -> Result<(), StoreError> {
     for (chunk, rows) in padded_chunks(blocks) {
         on_tx!(&mut *tx, |conn, Db| {
             let mut insert = QueryBuilder::<Db>::new(
@@ -82,39 +82,36 @@ async fn insert_blocks(tx: &mut Tx, blocks: &[PackedBlock]) -> Result<(), StoreE
     Ok(())
 }
 
-/// Stores `block` under a new id, or under `block_id` (its rows keep their
-/// ids: a block the pruner rewrote without its oldest rows).
+/// Stores `block` under `block_id`, so its rows keep their ids: a block
+/// the pruner rewrote without its oldest rows (new blocks go through
+/// `insert_blocks`).
 pub(super) async fn insert_block(
     tx: &mut Tx,
-    block_id: Option<i64>,
+    block_id: i64,
     block: &PackedBlock,
 ) -> Result<(), StoreError> {
-    let insert = match (block_id, &*tx) {
-        (None, _) => {
-            "INSERT INTO usage_blocks (first_at_ms, last_at_ms, row_count, format, rows) \
-             VALUES ($1, $2, $3, $4, $5)"
-        }
+    let insert = match &*tx {
         // PostgreSQL generates the ids itself unless told to keep this one.
-        (Some(_), Tx::Postgres(_)) => {
+        Tx::Postgres(_) => {
             "INSERT INTO usage_blocks (id, first_at_ms, last_at_ms, row_count, format, rows) \
-             OVERRIDING SYSTEM VALUE VALUES ($6, $1, $2, $3, $4, $5)"
+             OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6)"
         }
-        (Some(_), Tx::Sqlite(_)) => {
+        Tx::Sqlite(_) => {
             "INSERT INTO usage_blocks (id, first_at_ms, last_at_ms, row_count, format, rows) \
-             VALUES ($6, $1, $2, $3, $4, $5)"
+             VALUES ($1, $2, $3, $4, $5, $6)"
         }
     };
     on_tx!(tx, |conn, Db| {
-        let mut query = sqlx::query(insert)
+        sqlx::query(insert)
+            .bind(block_id)
             .bind(block.first_at_ms)
             .bind(block.last_at_ms)
             .bind(block.row_count)
             .bind(block::FORMAT)
-            .bind(block.bytes.as_slice());
-        if let Some(id) = block_id {
-            query = query.bind(id);
-        }
-        query.execute(&mut **conn).await.map(|_| ())
+            .bind(block.bytes.as_slice())
+            .execute(&mut **conn)
+            .await
+            .map(|_| ())
     })?;
     Ok(())
 }
