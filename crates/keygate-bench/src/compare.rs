@@ -77,13 +77,18 @@ pub async fn compare(
     for launch in 0..launches {
         let rounds = options.runs / launches + usize::from(launch < options.runs % launches);
         let (scratch_a, scratch_b) = (Scratch::create("a")?, Scratch::create("b")?);
-        let a = Server::start(keygate_launch(options, server_cpu, &fake.url, &scratch_a)?)?;
-        let b = Server::start(keygate_launch(
-            &with_settings,
-            server_cpu,
-            &fake.url,
-            &scratch_b,
-        )?)?;
+        let launch_a = keygate_launch(options, server_cpu, &fake.url, &scratch_a)?;
+        let launch_b = keygate_launch(&with_settings, server_cpu, &fake.url, &scratch_b)?;
+        // Started in turn, A first at even launches and B first at odd
+        // ones, so neither always gets the first pick of ports, memory or
+        // the fake upstream's first connections.
+        let (a, b) = if launch % 2 == 0 {
+            let a = Server::start(launch_a)?;
+            (a, Server::start(launch_b)?)
+        } else {
+            let b = Server::start(launch_b)?;
+            (Server::start(launch_a)?, b)
+        };
         let paths = [&a, &b].map(|server| Path {
             kind: PathKind::Keygate,
             base_url: server.url.clone(),
@@ -211,9 +216,29 @@ impl Comparison {
                 interval(api.cpu_per_request),
             ));
         }
+        // Where extra CPU goes: the process's own code, or the kernel
+        // (sockets, wake-ups, file writes) on its behalf.
+        let kernel = |runs: &[Figures]| {
+            median(
+                &runs
+                    .iter()
+                    .filter_map(|f| f.kernel_cpu_us_per_request)
+                    .collect::<Vec<_>>(),
+            )
+            .map_or("-".into(), |v| format!("{v:.1} µs"))
+        };
+        let kernel_parts: Vec<String> = self
+            .apis
+            .iter()
+            .map(|api| format!("{} A {}, B {}", api.api, kernel(&api.a), kernel(&api.b)))
+            .collect();
+        text.push_str(&format!(
+            "\nOf the CPU per request, in the kernel (medians): {}.\n",
+            kernel_parts.join("; ")
+        ));
         let rss = |mb: Option<f64>| mb.map_or("-".into(), |mb| format!("{mb:.1} MB"));
         text.push_str(&format!(
-            "\nPeak RSS over the run: A {}, B {}.\n",
+            "Peak RSS over the run: A {}, B {}.\n",
             rss(self.peak_rss_mb[0]),
             rss(self.peak_rss_mb[1])
         ));

@@ -7,8 +7,30 @@ use std::process::Command;
 
 use serde::Serialize;
 
-/// utime + stime (clock ticks, all threads) of process `pid`.
-pub fn cpu_ticks(pid: u32) -> Option<u64> {
+/// CPU time of a process (all threads) in clock ticks: in its own code
+/// (utime) and in the kernel on its behalf (stime).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuTicks {
+    pub user: u64,
+    pub kernel: u64,
+}
+
+impl CpuTicks {
+    pub fn total(self) -> u64 {
+        self.user + self.kernel
+    }
+
+    /// The ticks spent since `before`.
+    pub fn since(self, before: CpuTicks) -> CpuTicks {
+        CpuTicks {
+            user: self.user.saturating_sub(before.user),
+            kernel: self.kernel.saturating_sub(before.kernel),
+        }
+    }
+}
+
+/// The CPU time process `pid` has spent so far.
+pub fn cpu_ticks(pid: u32) -> Option<CpuTicks> {
     parse_cpu_ticks(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
@@ -87,15 +109,19 @@ impl Machine {
     }
 }
 
-/// utime + stime from a /proc/<pid>/stat line. The command name (field 2)
-/// may hold spaces and parentheses, so fields are counted after its last `)`.
-fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+/// utime and stime from a /proc/<pid>/stat line. The command name (field
+/// 2) may hold spaces and parentheses, so fields are counted after its last
+/// `)`.
+fn parse_cpu_ticks(stat: &str) -> Option<CpuTicks> {
     let (_, rest) = stat.rsplit_once(')')?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // rest starts at field 3 (state); utime is field 14, stime field 15.
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
+    Some(CpuTicks {
+        user: utime,
+        kernel: stime,
+    })
 }
 
 /// The value of a `Name:   1234 kB` line of /proc/<pid>/status.
@@ -133,7 +159,15 @@ mod tests {
     fn cpu_ticks_are_counted_after_a_command_name_with_spaces() {
         let stat = "4242 (key gate) S 1 4242 4242 0 -1 4194560 1500 0 0 0 \
                     731 269 0 0 20 0 3 0 100 12345678 2000 18446744073709551615";
-        assert_eq!(parse_cpu_ticks(stat), Some(1000));
+        let ticks = parse_cpu_ticks(stat).unwrap();
+        assert_eq!(
+            ticks,
+            CpuTicks {
+                user: 731,
+                kernel: 269
+            }
+        );
+        assert_eq!(ticks.total(), 1000);
         assert_eq!(parse_cpu_ticks("garbage"), None);
     }
 

@@ -43,10 +43,15 @@ pub struct Figures {
     pub errors: u64,
     /// CPU time of the proxy process per request (none for direct).
     pub cpu_us_per_request: Option<f64>,
+    /// The part of `cpu_us_per_request` spent in the kernel (sockets,
+    /// wake-ups, file writes).
+    pub kernel_cpu_us_per_request: Option<f64>,
 }
 
 impl Figures {
-    pub fn from_sample(sample: &Sample, stream: bool, cpu_us_per_request: Option<f64>) -> Self {
+    /// `cpu` is the proxy's CPU per request in µs: in all, and in the
+    /// kernel.
+    pub fn from_sample(sample: &Sample, stream: bool, cpu: Option<(f64, f64)>) -> Self {
         let ms = |ns: u64| ns as f64 / 1e6;
         Self {
             requests_per_sec: sample.requests_per_sec(),
@@ -54,7 +59,8 @@ impl Figures {
             p99_ms: ms(sample.latency.value_at_quantile(0.99)),
             ttft_p50_ms: stream.then(|| ms(sample.ttft.value_at_quantile(0.5))),
             errors: sample.errors,
-            cpu_us_per_request,
+            cpu_us_per_request: cpu.map(|(all, _)| all),
+            kernel_cpu_us_per_request: cpu.map(|(_, kernel)| kernel),
         }
     }
 }

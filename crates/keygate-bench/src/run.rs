@@ -121,7 +121,9 @@ pub(crate) async fn measure(
                 )));
             }
             let cpu = before.zip(after).and_then(|(before, after)| {
-                cpu_us_per_request(after.saturating_sub(before), ticks_per_sec, sample.requests)
+                let spent = after.since(before);
+                let per_request = |ticks| cpu_us_per_request(ticks, ticks_per_sec, sample.requests);
+                per_request(spent.total()).zip(per_request(spent.kernel))
             });
             runs[index].push(Figures::from_sample(&sample, stream, cpu));
         }
@@ -147,6 +149,7 @@ fn median_figures(runs: &[Figures]) -> Figures {
         ttft_p50_ms: pick(|f| f.ttft_p50_ms),
         errors: runs.iter().map(|f| f.errors).sum(),
         cpu_us_per_request: pick(|f| f.cpu_us_per_request),
+        kernel_cpu_us_per_request: pick(|f| f.kernel_cpu_us_per_request),
     }
 }
 
