@@ -39,9 +39,16 @@ done
 for binary in keygate fake-upstream; do
     [ -x "$bin/$binary" ] || { echo "needs $bin/$binary: cargo build --release --bins" >&2; exit 1; }
 done
-work=$(mktemp -d)
+# KEEP=DIR keeps the four cachegrind outputs in DIR (for cg_annotate, see
+# the end); otherwise they go with a temporary directory.
+if [ -n "${KEEP:-}" ]; then
+    work=$KEEP
+    mkdir -p "$work"
+else
+    work=$(mktemp -d)
+fi
 pids=()
-trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill "${pids[@]}" 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
 
 # Waits for "listening on http://ADDR" in $1 and prints ADDR.
 address_in() {
@@ -148,3 +155,12 @@ for name, a, b in rows:
     ratio = f"{b / a:.4f}× ({(b / a - 1) * 100:+.2f} %)" if a else "n/a"
     print(f"| {name} | {a:,.1f} | {b:,.1f} | {b - a:+,.1f} | {ratio} |")
 PY
+if [ -n "${KEEP:-}" ]; then
+    cat >&2 <<EOF
+Where the ledger's share goes, per function (each setting's long run minus
+its short one cancels start-up; on minus off of those is the ledger's):
+  cd $work && cg_diff off-$SHORT/cachegrind.out off-$LONG/cachegrind.out >off.d
+  cg_diff on-$SHORT/cachegrind.out on-$LONG/cachegrind.out >on.d
+  cg_diff off.d on.d >ledger.d && cg_annotate --show=Ir,DLmr,DLmw ledger.d
+EOF
+fi
