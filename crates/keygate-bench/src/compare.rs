@@ -198,11 +198,11 @@ impl Comparison {
             self.slice_secs,
             self.concurrency
         );
+        let med = |runs: &[Figures], field: fn(&Figures) -> Option<f64>| {
+            median(&runs.iter().filter_map(field).collect::<Vec<_>>())
+                .map_or("-".into(), |v| format!("{v:.1}"))
+        };
         for api in &self.apis {
-            let med = |runs: &[Figures], field: fn(&Figures) -> Option<f64>| {
-                median(&runs.iter().filter_map(field).collect::<Vec<_>>())
-                    .map_or("-".into(), |v| format!("{v:.1}"))
-            };
             let rps = |f: &Figures| Some(f.requests_per_sec);
             let cpu = |f: &Figures| f.cpu_us_per_request;
             text.push_str(&format!(
@@ -218,22 +218,14 @@ impl Comparison {
         }
         // Where extra CPU goes: the process's own code, or the kernel
         // (sockets, wake-ups, file writes) on its behalf.
-        let kernel = |runs: &[Figures]| {
-            median(
-                &runs
-                    .iter()
-                    .filter_map(|f| f.kernel_cpu_us_per_request)
-                    .collect::<Vec<_>>(),
-            )
-            .map_or("-".into(), |v| format!("{v:.1} µs"))
-        };
+        let kernel = |runs: &[Figures]| med(runs, |f| f.kernel_cpu_us_per_request);
         let kernel_parts: Vec<String> = self
             .apis
             .iter()
             .map(|api| format!("{} A {}, B {}", api.api, kernel(&api.a), kernel(&api.b)))
             .collect();
         text.push_str(&format!(
-            "\nOf the CPU per request, in the kernel (medians): {}.\n",
+            "\nOf the CPU per request, in the kernel (medians, µs): {}.\n",
             kernel_parts.join("; ")
         ));
         let rss = |mb: Option<f64>| mb.map_or("-".into(), |mb| format!("{mb:.1} MB"));

@@ -108,51 +108,21 @@ impl RollupDelta {
 type PositionKey = (i64, NamePositions, u16);
 
 /// The five-minute sums of the rows of one block as it is written, keyed
-/// by name positions: a row costs a comparison or two with the groups of
-/// the last rows (or one hash of a few integers, not of five strings) and
-/// no allocation. `name_into` gives the sums their names once the block is
-/// done.
+/// by name positions: a row costs one hash of a few integers, not of five
+/// strings, and no allocation. `name_into` gives the sums their names once
+/// the block is done.
 #[derive(Default)]
 pub(super) struct BlockSums {
-    groups: Vec<(PositionKey, RollupDelta)>,
-    /// Each group's index in `groups`. foldhash is a few times cheaper than
-    /// SipHash; the keys are integers keygate assigned, and a map holds one
-    /// block's (at most `MAX_ROWS`).
-    index: HashMap<PositionKey, usize, foldhash::fast::RandomState>,
-    /// The groups of the last rows, by index, tried before `index`: rows
-    /// in a row mostly share a group, or take their keys in turn from a
-    /// few.
-    recent: [usize; RECENT_GROUPS],
-    next_slot: usize,
+    // foldhash is a few times cheaper than SipHash; the keys are integers
+    // keygate assigned, and a map holds one block's (at most `MAX_ROWS`).
+    sums: HashMap<PositionKey, RollupDelta, foldhash::fast::RandomState>,
 }
-
-/// How many groups `BlockSums` tries before hashing.
-const RECENT_GROUPS: usize = 4;
 
 impl BlockSums {
     /// Counts `row`, whose names are at `names` in its block.
     pub fn record(&mut self, row: &RowFields<'_>, names: NamePositions) {
         let key = (FIVE_MINUTES.floor(row.at_ms), names, row.status);
-        let recent = self
-            .recent
-            .iter()
-            .copied()
-            .find(|&at| self.groups.get(at).is_some_and(|(known, _)| *known == key));
-        let at = match recent {
-            Some(at) => at,
-            None => {
-                let at = *self.index.entry(key).or_insert_with(|| {
-                    self.groups.push((key, RollupDelta::default()));
-                    self.groups.len() - 1
-                });
-                self.recent[self.next_slot % RECENT_GROUPS] = at;
-                self.next_slot = (self.next_slot + 1) % RECENT_GROUPS;
-                at
-            }
-        };
-        if let Some((_, delta)) = self.groups.get_mut(at) {
-            delta.record(row);
-        }
+        self.sums.entry(key).or_default().record(row);
     }
 
     /// Adds the sums to `into` under their names (`name` of a position;
@@ -163,7 +133,7 @@ impl BlockSums {
         name: impl Fn(u32) -> &'n str,
         into: &mut HashMap<RollupKey, RollupDelta>,
     ) {
-        for ((start_ms, names, status), delta) in self.groups {
+        for ((start_ms, names, status), delta) in self.sums {
             let key = RollupKey {
                 start_ms,
                 provider: name(names.provider).to_string(),
