@@ -133,7 +133,7 @@ async fn write_phase(store: &Store, rows: u64) -> anyhow::Result<()> {
         while !queue.has_room() {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        queue.push(&row).ok().context("the writer stopped")?;
+        queue.push(row).ok().context("the writer stopped")?;
     }
     writer.stop().await;
     let elapsed = started.elapsed();

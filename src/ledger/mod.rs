@@ -16,6 +16,7 @@
 //! (graceful shutdown loses no rows that were queued).
 
 pub mod alarm;
+mod packing;
 pub mod query;
 pub mod queue;
 pub mod retention;

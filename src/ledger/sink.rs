@@ -53,7 +53,7 @@ impl LedgerSink {
     /// full or the writer has stopped.
     pub fn record(&self, row: UsageRow) {
         if let Some(queue) = &self.queue
-            && queue.push(&row).is_err()
+            && queue.push(row).is_err()
         {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
         }

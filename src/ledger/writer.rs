@@ -5,10 +5,11 @@
 //! A batch is written when `batch_rows` rows wait or `flush_every` after the
 //! writer saw the first of them, whichever comes first: under load batches
 //! fill up (one transaction per `batch_rows`), when quiet a row still
-//! reaches the database within `flush_every`. Requests pack their rows into
-//! blocks in the queue (`queue`, `store::usage::batch`); meanwhile the
-//! writer takes the full blocks every `DRAIN_EVERY` and finishes them into
-//! the open batch, so they wait in the queue only briefly.
+//! reaches the database within `flush_every`. Requests queue their rows
+//! (`queue`); meanwhile the writer takes them each time a drain's worth
+//! waits (`RowQueue::drain_at`, 64 rows), packs them into
+//! blocks (`packing`, `store::usage::batch`) and finishes the full ones
+//! into the open batch, so rows wait in the queue only briefly.
 //!
 //! A batch that fails because the database is unreachable (a PostgreSQL
 //! restart or network cut; `StoreError::is_transient`) is kept and retried
@@ -28,6 +29,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::alarm::DropAlarm;
+use super::packing::Packing;
 use super::queue::RowQueue;
 use super::sink::LedgerCounters;
 use crate::store::usage::batch::{Batch, PackingBlock, SealedBatch};
@@ -40,14 +42,6 @@ const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
 /// How long a stopping writer keeps retrying an unreachable database.
 const STOP_RETRY_FOR: Duration = Duration::from_secs(10);
-
-/// How often a busy writer takes the full blocks from the queue and
-/// finishes them into the open batch (sorts their rows, lays out their
-/// bytes, names their sums), which is written every `flush_every` (or when
-/// whole). Taken soon after they fill, blocks are finished while still in
-/// cache, and the queue holds about one block besides the open one (at
-/// 10,000 requests a second; 512 rows fill a block in 50 ms).
-const DRAIN_EVERY: Duration = Duration::from_millis(25);
 
 /// How the writer batches.
 #[derive(Debug, Clone, Copy)]
@@ -78,8 +72,7 @@ impl LedgerWriter {
         let writer = Writer {
             store,
             counters,
-            // The queue's: it rings the writer when that many wait.
-            batch_rows: queue.batch_rows(),
+            batch_rows: settings.batch_rows,
             alarm: DropAlarm::new(Duration::from_secs(60)),
             stop_seen: None,
             outage: None,
@@ -118,29 +111,37 @@ impl Writer {
         mut stopped: oneshot::Receiver<()>,
     ) {
         let mut batch = Batch::default();
-        // When the rows waiting (in the open batch and the queue) are
+        let mut packing = Packing::default();
+        // When the rows waiting (in the open batch, packing and the queue) are
         // written at the latest: `flush_every` after the writer first saw
         // one of them.
         let mut due: Option<Instant> = None;
         loop {
             // A stop signal (or its sender dropped) completes `stopped`;
             // whoever sees it sets `stop_seen`, and nobody polls it again.
-            if self.wait(&queue, batch.len(), due, &mut stopped).await {
+            let due_at = match due {
+                Some(due_at) => due_at,
+                None => {
+                    if self.wait_for_a_row(&queue, &mut stopped).await {
+                        self.stop_seen = Some(Instant::now());
+                        break;
+                    }
+                    *due.insert(Instant::now() + flush_every)
+                }
+            };
+            if self.wait_for_a_drain(&queue, due_at, &mut stopped).await {
                 self.stop_seen = Some(Instant::now());
                 break;
             }
-            // `wait` returns without `due` only once rows are queued.
-            let due_at = *due.get_or_insert_with(|| Instant::now() + flush_every);
             let timed_out = Instant::now() >= due_at;
-            let whole_batch = batch.len() + queue.len() >= self.batch_rows;
-            // Otherwise the open block stays for the requests to fill. A
-            // queue smaller than a block (`USAGE_QUEUE_CAPACITY`) would fill
-            // before its open block did.
-            let take_all = timed_out || whole_batch || queue.is_half_full();
+            packing.drain(&queue);
+            let whole_batch = batch.len() + packing.len() >= self.batch_rows;
+            // Otherwise the open block stays for the next drain's rows.
+            let take_all = timed_out || whole_batch;
             let blocks = if take_all {
-                queue.take_all()
+                packing.take_all()
             } else {
-                queue.take_full()
+                packing.take_full()
             };
             self.add_all(blocks, &mut batch, &mut stopped).await;
             if timed_out && !batch.is_empty() {
@@ -157,41 +158,43 @@ impl Writer {
         // Closing first: what is queued now is all there will be.
         queue.close();
         self.stop_seen.get_or_insert_with(Instant::now);
-        let blocks = queue.take_all();
-        self.add_all(blocks, &mut batch, &mut stopped).await;
+        packing.drain(&queue);
+        self.add_all(packing.take_all(), &mut batch, &mut stopped)
+            .await;
         if !batch.is_empty() {
             self.write(&batch.seal(), &mut stopped).await;
         }
         self.report_drops(true);
     }
 
-    /// Waits until the queue is to be drained into the open batch (of
-    /// `open` rows): `DRAIN_EVERY` after the last drain while rows are
-    /// coming, at once when a whole batch is waiting, and when the batch
-    /// is `due`. An idle writer sleeps until a row comes. Returns true if
-    /// told to stop meanwhile.
-    async fn wait(
-        &self,
-        queue: &RowQueue,
-        open: usize,
-        due: Option<Instant>,
-        stopped: &mut oneshot::Receiver<()>,
-    ) -> bool {
-        if due.is_none() {
-            while queue.is_empty() {
-                tokio::select! {
-                    _ = queue.rung() => {}
-                    _ = &mut *stopped => return true,
-                }
+    /// Waits until a row is queued (an idle writer is woken by the first
+    /// row, `RowQueue::push`). Returns true if told to stop meanwhile.
+    async fn wait_for_a_row(&self, queue: &RowQueue, stopped: &mut oneshot::Receiver<()>) -> bool {
+        while queue.is_empty() {
+            tokio::select! {
+                _ = queue.rung() => {}
+                _ = &mut *stopped => return true,
             }
         }
-        let next_drain = Instant::now() + DRAIN_EVERY;
-        let until = due.map_or(next_drain, |due| due.min(next_drain));
-        let deadline = tokio::time::sleep_until(until);
+        false
+    }
+
+    /// Waits until a drain's worth of rows is queued (`RowQueue::drain_at`)
+    /// or the open batch is `due`. No timer runs between: under load the
+    /// rows themselves set the pace (a drain every 6 ms at 10,000 requests
+    /// a second), and each drain packs its rows in one loop. Returns true
+    /// if told to stop meanwhile.
+    async fn wait_for_a_drain(
+        &self,
+        queue: &RowQueue,
+        due: Instant,
+        stopped: &mut oneshot::Receiver<()>,
+    ) -> bool {
+        let deadline = tokio::time::sleep_until(due);
         tokio::pin!(deadline);
         // The queue also rings for the first row after each drain: only a
-        // whole batch's worth cuts the wait short.
-        while open + queue.len() < self.batch_rows {
+        // drain's worth cuts the wait short.
+        while queue.len() < queue.drain_at() {
             tokio::select! {
                 _ = &mut deadline => return false,
                 _ = queue.rung() => {}
@@ -409,9 +412,10 @@ mod tests {
         for i in 0..100 {
             sink.record(row(i));
         }
-        // The queue is full, and smaller than a block: the writer takes
-        // its open block too, into the open batch, which SLOW writes only
-        // when 1,000 rows are in it or in an hour. The queue has room again.
+        // The queue is full: the writer takes its rows within a drain and
+        // packs them, into a block smaller than full, which waits for the
+        // open batch; SLOW writes that only when 1,000 rows are in it or in
+        // an hour. The queue has room again.
         let drained = tokio::time::timeout(Duration::from_secs(30), async {
             while !queue.is_empty() {
                 tokio::time::sleep(Duration::from_millis(5)).await;
@@ -428,7 +432,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn full_blocks_leave_a_large_queue_at_once_and_the_open_one_waits() {
+    async fn a_block_and_more_leave_the_queue_at_once_and_wait_for_their_batch() {
         use crate::store::usage::batch::SEAL_AT;
         let (_dir, store) = temp_store().await;
         let (sink, queue, counters) = undrained(10_000);
@@ -436,16 +440,17 @@ mod tests {
         for i in 0..SEAL_AT + 3 {
             sink.record(row(i));
         }
-        // The full block goes into the open batch; the three rows of the
-        // open block stay for requests to add to.
+        // The full block goes into the open batch and the three rows after
+        // it into the next open block; nothing is written before the
+        // batch holds 1,000 rows, or at stop.
         let taken = tokio::time::timeout(Duration::from_secs(30), async {
-            while queue.len() != 3 {
+            while !queue.is_empty() {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         });
-        assert!(taken.await.is_ok(), "the full block stayed in the queue");
+        assert!(taken.await.is_ok(), "the rows stayed in the queue");
         tokio::time::sleep(Duration::from_millis(100)).await;
-        assert_eq!((queue.len(), counters.written()), (3, 0));
+        assert_eq!(counters.written(), 0);
         writer.stop().await;
         assert_eq!(counters.written(), SEAL_AT as u64 + 3);
         assert_eq!(stored(&store).await, SEAL_AT as u64 + 3);

@@ -1,18 +1,19 @@
 //! Rows on their way to the database, in two steps:
 //! - `PackedRows`: rows packed into blocks (`block::BlockWriter`) and
-//!   summed per five minutes (`rollup::BlockSums`) as they are recorded.
-//!   The ledger's queue is one (`ledger::queue`): a request packs its own
-//!   row, so a row is never held in any other form on its way.
-//! - `Batch`: one write of the ledger, built by the writer from the blocks
-//!   it takes: each is finished (sorted by time, its bytes laid out) and
+//!   summed per five minutes (`rollup::BlockSums`), by the ledger writer
+//!   as it drains the queue (`ledger::packing`), a few dozen rows at a
+//!   time.
+//! - `Batch`: one write of the ledger, built by the writer from the full
+//!   blocks: each is finished (sorted by time, its bytes laid out) and
 //!   its sums named; `seal` makes the batch ready to write
 //!   (`write::write_sealed`), and a sealed batch can be written again after
 //!   a failed attempt.
 //!
-//! Before, a request copied its row into the queue in a format of its own
-//! and the writer read it back to pack it: the copy and the read were
-//! about a third of what the ledger cost a request (under cachegrind,
-//! `benches/ledger_instructions.sh`).
+//! Before, a request packed its own row into the queue's open block
+//! (`ledger::queue` says why it no longer does), and before that it copied
+//! its row into the queue in a format of its own that the writer read back
+//! (the copy and the read were about a third of what the ledger cost a
+//! request under cachegrind, `benches/ledger_instructions.sh`).
 
 use std::collections::HashMap;
 
@@ -28,8 +29,8 @@ use super::rollup::{self, BlockSums, Level, RollupDelta, RollupKey};
 pub const SEAL_AT: usize = 512;
 
 /// Bytes a packed row takes in a block, about (~80 for keygate-bench's
-/// rows): an open block reserves room for `SEAL_AT` of them, so a request
-/// seldom pays for a block's buffer to grow.
+/// rows): an open block reserves room for `SEAL_AT` of them, so its
+/// buffer seldom grows.
 const ROW_BYTES: usize = 96;
 
 /// One block's rows as they were recorded, packed and summed; the writer
@@ -84,7 +85,7 @@ impl Default for PackedRows {
 
 impl PackedRows {
     /// Packs and sums `row`; a block that reaches `SEAL_AT` rows is set
-    /// aside as full (finishing it is the writer's work, not a request's).
+    /// aside as full, for the writer to finish into a batch.
     pub fn add(&mut self, row: &RowFields<'_>) {
         let names = self.open.rows.push(row);
         self.open.sums.record(row, names);
