@@ -31,6 +31,13 @@ FLUSH_SECS=${FLUSH_SECS:-15}
 # level keygate has to itself).
 CACHES=(--I1=32768,8,64 --D1=49152,12,64 --LL=2097152,16,64)
 
+# keygate on one CPU, as keygate-bench pins it: tokio then runs one worker
+# thread, as there, so a row is allocated and freed on the same thread (on
+# two workers, a row recorded on one and freed by the writer on the other
+# moves memory between the threads' allocator caches, which the bench never
+# pays). PIN= (empty) runs it unpinned.
+PIN=(${PIN-taskset -c 0})
+
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=$root/target/release
 for tool in valgrind python3; do
@@ -84,7 +91,7 @@ measure() {
             ANTHROPIC_BASE_URL="$upstream" OPENAI_BASE_URL="$upstream" \
             USAGE_LEDGER="$ledger" USAGE_FLUSH_SECS="$FLUSH_SECS" \
             RUST_LOG=warn,keygate::startup=info NO_COLOR=1 \
-            valgrind --tool=cachegrind --cache-sim=yes "${CACHES[@]}" \
+            "${PIN[@]}" valgrind --tool=cachegrind --cache-sim=yes "${CACHES[@]}" \
             --cachegrind-out-file="$dir/cachegrind.out" "$bin/keygate"
     ) >"$dir/keygate.log" 2>&1 &
     keygate_pid=$!
@@ -145,6 +152,7 @@ def per_request(s, l):
 off, on = per_request(off_s, off_l), per_request(on_s, on_l)
 rows = [
     ("instructions", off["Ir"], on["Ir"]),
+    ("L1 instruction misses", off["I1mr"], on["I1mr"]),
     ("L1 data misses", off["D1mr"] + off["D1mw"], on["D1mr"] + on["D1mw"]),
     ("last-level misses (2 MB)", off["ILmr"] + off["DLmr"] + off["DLmw"],
      on["ILmr"] + on["DLmr"] + on["DLmw"]),

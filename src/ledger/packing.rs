@@ -11,9 +11,10 @@ use crate::store::usage::block::RowFields;
 use super::queue::RowQueue;
 
 /// Rows' room kept in the buffer the queue and the writer trade between
-/// drains (`RowQueue::take_into`): about a drain's worth at 10,000
-/// requests a second. A burst past it (the writer was held up) grows the
-/// buffer for as long as it lasts, then the room is given back.
+/// drains (`RowQueue::take_into`): many drains' worth, for the rows that
+/// come while a batch is being written (100 ms at 10,000 requests a
+/// second). A longer hold-up grows the buffer for as long as it lasts,
+/// then the room is given back.
 const KEPT_ROOM: usize = 1_024;
 
 #[derive(Default)]

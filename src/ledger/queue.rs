@@ -15,9 +15,10 @@
 //! now only moves its row (a copy of its ~250 bytes; its strings stay
 //! where they are) and the writer frees the strings once the row is
 //! packed. Counted the same way, the ledger's instruction-cache misses
-//! went from 167 to 26 a request; holding the strings until the drain
-//! costs the allocator (jemalloc's thread cache empties and refills)
-//! about 250 instructions a request, less than the misses did.
+//! went from 158 to 35 a request. Timed, that changed nothing measurable
+//! (`keygate-bench --compare --together`: the misses were served from the
+//! second-level cache), but the request holds the lock for a copy of its
+//! row instead of about a microsecond of packing.
 //!
 //! Why not a channel: a tokio `mpsc` moves each row through its own slot
 //! and semaphore permit, and wakes the receiving task for nearly every row.
@@ -35,11 +36,14 @@ use crate::domain::UsageRow;
 /// Rows that make a drain (fewer if the queue or the batch is smaller):
 /// enough that the writer's packing loop runs in a warm instruction cache
 /// after its first row, few enough that the rows' strings are still in
-/// the data cache (at 10,000 requests a second, 6 ms of rows). Counted
-/// under cachegrind, 64 came out best: the ledger added 26 instruction-cache
-/// misses a request, against 51 with 16 rows a drain and 11 with 256, but
-/// with 256 more instructions and last-level misses.
-const DRAIN_ROWS: usize = 64;
+/// the data cache (at 10,000 requests a second, 3 ms of rows) and that the
+/// strings a drain frees fit in jemalloc's thread cache (about 200 objects
+/// a size class; a row holds four of 16 bytes). Counted under cachegrind
+/// (pinned), 32 rows a drain cost the ledger 2,681 instructions a request
+/// with 35 instruction-cache misses; 64 cost 2,783 with 24, of which about
+/// 430 were the allocator's, the thread cache overflowing and refilling
+/// around each drain (about 65 with 32).
+const DRAIN_ROWS: usize = 32;
 
 /// Why a row was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,9 +217,9 @@ mod tests {
     }
 
     #[test]
-    fn a_drain_is_a_few_hundred_rows_or_half_a_small_queue() {
+    fn a_drain_is_a_few_dozen_rows_or_half_a_small_queue() {
         assert_eq!(RowQueue::new(10_000, 5_000).drain_at(), DRAIN_ROWS);
-        assert_eq!(RowQueue::new(100, 5_000).drain_at(), 50);
+        assert_eq!(RowQueue::new(20, 5_000).drain_at(), 10);
         assert_eq!(RowQueue::new(1, 5_000).drain_at(), 1);
         assert_eq!(RowQueue::new(0, 0).drain_at(), 1);
     }

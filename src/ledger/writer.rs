@@ -7,7 +7,7 @@
 //! fill up (one transaction per `batch_rows`), when quiet a row still
 //! reaches the database within `flush_every`. Requests queue their rows
 //! (`queue`); meanwhile the writer takes them each time a drain's worth
-//! waits (`RowQueue::drain_at`, 64 rows), packs them into
+//! waits (`RowQueue::drain_at`, 32 rows), packs them into
 //! blocks (`packing`, `store::usage::batch`) and finishes the full ones
 //! into the open batch, so rows wait in the queue only briefly.
 //!
@@ -181,7 +181,7 @@ impl Writer {
 
     /// Waits until a drain's worth of rows is queued (`RowQueue::drain_at`)
     /// or the open batch is `due`. No timer runs between: under load the
-    /// rows themselves set the pace (a drain every 6 ms at 10,000 requests
+    /// rows themselves set the pace (a drain every 3 ms at 10,000 requests
     /// a second), and each drain packs its rows in one loop. Returns true
     /// if told to stop meanwhile.
     async fn wait_for_a_drain(

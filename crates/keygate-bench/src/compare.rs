@@ -52,6 +52,8 @@ pub struct Comparison {
     /// several launches the interval is over the launches' mean ratios.
     pub launches: usize,
     pub slice_secs: f64,
+    /// Both keygates were loaded at once in each round (`--together`).
+    pub together: bool,
     pub apis: Vec<Compared>,
     /// Each keygate's peak resident memory over the whole run (MB).
     pub peak_rss_mb: [Option<f64>; 2],
@@ -125,6 +127,7 @@ pub async fn compare(
         rounds: options.runs,
         launches,
         slice_secs: options.duration.as_secs_f64(),
+        together: options.together,
         apis,
         peak_rss_mb,
     })
@@ -177,16 +180,22 @@ impl Comparison {
             .iter()
             .map(|(name, value)| format!("`{name}={value}`"))
             .collect();
+        let order = if self.together {
+            "both loaded at once (their throughputs follow how the scheduler splits their \
+             CPU; compare CPU per request)"
+        } else {
+            "the order alternating"
+        };
         let interval_over = if self.launches > 1 {
             format!(
-                "over {} launches of both keygates, the order alternating; ratios are B÷A per \
-                 round, then each launch's mean, then their mean and 95 % confidence interval",
+                "over {} launches of both keygates, {order}; ratios are B÷A per round, then \
+                 each launch's mean, then their mean and 95 % confidence interval",
                 self.launches
             )
         } else {
-            "the order alternating; ratios are B÷A per round, then their mean and 95 % \
-             confidence interval"
-                .to_string()
+            format!(
+                "{order}; ratios are B÷A per round, then their mean and 95 % confidence interval"
+            )
         };
         let mut text = format!(
             "A: keygate as configured; B: the same with {}. {} rounds of a {:.1} s slice each \
@@ -300,11 +309,19 @@ mod tests {
             rounds: 3,
             launches: 1,
             slice_secs: 2.0,
+            together: false,
             apis: vec![compared],
             peak_rss_mb: [Some(24.9), None],
         };
         let text = comparison.markdown();
         assert!(text.contains("`USAGE_LEDGER=on`"), "{text}");
+        assert!(text.contains("the order alternating"), "{text}");
+        let together = Comparison {
+            together: true,
+            ..comparison.clone()
+        }
+        .markdown();
+        assert!(together.contains("both loaded at once"), "{together}");
         assert!(
             text.contains("| 0.900× [0.900, 0.900] (-10.0 %) |"),
             "{text}"

@@ -55,6 +55,9 @@ pub struct Options {
     /// A pause after each measured slice (`compare` sets it, so one
     /// process's background work is not billed to the next slice).
     pub settle: Duration,
+    /// Every path of a round is loaded at once instead of in turn
+    /// (`--together`).
+    pub together: bool,
 }
 
 /// Why a bench run stopped.

@@ -77,6 +77,12 @@ struct Args {
     /// than one launch's interval)
     #[arg(long, default_value_t = 1)]
     launches: usize,
+    /// With `--compare`: load both keygates at once, on their shared CPU,
+    /// instead of in turn, so whatever the host does to that CPU meanwhile
+    /// (neighbours, frequency) hits both alike; compare their CPU per
+    /// request (their throughputs follow how the scheduler splits the CPU)
+    #[arg(long, requires = "compare")]
+    together: bool,
 }
 
 fn setting(text: &str) -> Result<(String, String), String> {
@@ -153,6 +159,7 @@ fn main() -> anyhow::Result<()> {
         keygate_env: args.keygate_env,
         sessions: args.sessions,
         settle: Duration::ZERO,
+        together: args.together,
     };
     // Built after pinning, so the runtime sizes itself to the one CPU left.
     let runtime = tokio::runtime::Builder::new_multi_thread()

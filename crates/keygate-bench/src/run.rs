@@ -108,24 +108,39 @@ pub(crate) async fn measure(
         // the same one (or always goes first after the warm-up).
         let mut order: Vec<usize> = (0..paths.len()).collect();
         order.rotate_left(round % paths.len().max(1));
-        for index in order {
-            let (path, spec) = (&paths[index], &specs[index]);
-            let before = path.pid.and_then(procfs::cpu_ticks);
-            let sample = load::run(spec, options.duration).await?;
-            let after = path.pid.and_then(procfs::cpu_ticks);
+        let slices: Vec<Vec<usize>> = if options.together {
+            vec![order]
+        } else {
+            order.into_iter().map(|index| vec![index]).collect()
+        };
+        for slice in slices {
+            let before: Vec<_> = slice
+                .iter()
+                .map(|&index| paths[index].pid.and_then(procfs::cpu_ticks))
+                .collect();
+            let samples = load_at_once(&slice, &specs, options.duration).await?;
+            let after: Vec<_> = slice
+                .iter()
+                .map(|&index| paths[index].pid.and_then(procfs::cpu_ticks))
+                .collect();
             tokio::time::sleep(options.settle).await;
-            if sample.requests == 0 {
-                return Err(BenchError::NothingServed(format!(
-                    "{label} via {}",
-                    path.kind.name()
-                )));
+            for (((&index, sample), before), after) in
+                slice.iter().zip(samples).zip(before).zip(after)
+            {
+                if sample.requests == 0 {
+                    return Err(BenchError::NothingServed(format!(
+                        "{label} via {}",
+                        paths[index].kind.name()
+                    )));
+                }
+                let cpu = before.zip(after).and_then(|(before, after)| {
+                    let spent = after.since(before);
+                    let per_request =
+                        |ticks| cpu_us_per_request(ticks, ticks_per_sec, sample.requests);
+                    per_request(spent.total()).zip(per_request(spent.kernel))
+                });
+                runs[index].push(Figures::from_sample(&sample, stream, cpu));
             }
-            let cpu = before.zip(after).and_then(|(before, after)| {
-                let spent = after.since(before);
-                let per_request = |ticks| cpu_us_per_request(ticks, ticks_per_sec, sample.requests);
-                per_request(spent.total()).zip(per_request(spent.kernel))
-            });
-            runs[index].push(Figures::from_sample(&sample, stream, cpu));
         }
     }
     Ok(runs
@@ -135,6 +150,26 @@ pub(crate) async fn measure(
             runs,
         })
         .collect())
+}
+
+/// Loads the paths `indexes` of `specs` for `duration`, all at once; their
+/// samples in the same order.
+async fn load_at_once(
+    indexes: &[usize],
+    specs: &[Spec],
+    duration: std::time::Duration,
+) -> Result<Vec<load::Sample>, BenchError> {
+    let mut loads = tokio::task::JoinSet::new();
+    for (slot, &index) in indexes.iter().enumerate() {
+        let spec = specs[index].clone();
+        loads.spawn(async move { (slot, load::run(&spec, duration).await) });
+    }
+    let mut samples: Vec<Option<load::Sample>> = indexes.iter().map(|_| None).collect();
+    while let Some(joined) = loads.join_next().await {
+        let (slot, sample) = joined?;
+        samples[slot] = Some(sample?);
+    }
+    Ok(samples.into_iter().flatten().collect())
 }
 
 /// The field-by-field median of repeated runs; errors are summed.
