@@ -55,19 +55,10 @@ impl Packing {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ledger::queue::tests::row;
     use crate::store::usage::LedgerEntry;
     use crate::store::usage::batch::SEAL_AT;
     use crate::store::usage::block::{FORMAT, Unpacked};
-
-    fn row(i: usize) -> UsageRow {
-        UsageRow {
-            request_id: format!("req-{i}"),
-            route: "/v1/messages",
-            attempts: 1,
-            status: 200,
-            ..UsageRow::default()
-        }
-    }
 
     /// The rows of `blocks` as stored, in order.
     fn stored_rows(blocks: Vec<PackingBlock>) -> Vec<LedgerEntry> {

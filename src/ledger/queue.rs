@@ -156,10 +156,11 @@ impl RowQueue {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn row(i: usize) -> UsageRow {
+    /// A queued row with its request id numbered `i` (also `packing`'s).
+    pub(in crate::ledger) fn row(i: usize) -> UsageRow {
         UsageRow {
             request_id: format!("req-{i}"),
             route: "/v1/messages",
