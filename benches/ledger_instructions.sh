@@ -169,6 +169,6 @@ Where the ledger's share goes, per function (each setting's long run minus
 its short one cancels start-up; on minus off of those is the ledger's):
   cd $work && cg_diff off-$SHORT/cachegrind.out off-$LONG/cachegrind.out >off.d
   cg_diff on-$SHORT/cachegrind.out on-$LONG/cachegrind.out >on.d
-  cg_diff off.d on.d >ledger.d && cg_annotate --show=Ir,DLmr,DLmw ledger.d
+  cg_diff off.d on.d >ledger.d && cg_annotate --show=Ir,I1mr,DLmr,DLmw ledger.d
 EOF
 fi
