@@ -514,7 +514,12 @@ fn ledger_settings(get: &impl Fn(&str) -> Option<String>) -> Result<LedgerSettin
         prune_every: defaults.prune_every,
         writer: WriterSettings {
             batch_rows: defaults.writer.batch_rows,
-            flush_every: parse_secs(get, "USAGE_FLUSH_SECS", 0.25)?.max(Duration::from_millis(10)),
+            flush_every: parse_secs(
+                get,
+                "USAGE_FLUSH_SECS",
+                defaults.writer.flush_every.as_secs_f64(),
+            )?
+            .max(Duration::from_millis(10)),
         },
     })
 }
@@ -743,6 +748,7 @@ mod tests {
         assert!(default.enabled);
         assert_eq!(default.queue_capacity, 10_000);
         assert_eq!(default.retention, Duration::from_secs(30 * 86_400));
+        assert_eq!(default.writer.flush_every, Duration::from_secs(1));
         let set = config(&[
             ("USAGE_LEDGER", "OFF"),
             ("USAGE_QUEUE_CAPACITY", "50"),

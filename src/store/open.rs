@@ -54,6 +54,15 @@ fn open_error(url: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
     }
 }
 
+/// The writer connection's page cache, in KiB (negative, as SQLite takes
+/// it): 256 KB instead of SQLite's 2 MB. The ledger writer appends blocks,
+/// whose pages it never reads again, and rereads only the few rollup rows a
+/// batch touches: under `keygate-bench` (`--compare --together`) the
+/// smaller cache cost no measurable CPU and took 1-1.5 MB off keygate's
+/// peak RSS (the hot path's target is 30 MB, ledger on). The shared pool's
+/// connections, which serve the admin routes' reads, keep SQLite's 2 MB.
+const WRITER_CACHE_SIZE: &str = "-256";
+
 /// Opens (creating the file and its folder if needed and `create`) and
 /// migrates; returns the shared pool and the writer's own one-connection
 /// pool (`Store::sqlite_writer`).
@@ -106,7 +115,7 @@ pub(super) async fn sqlite(
     let writer = SqlitePoolOptions::new()
         .max_connections(1)
         .test_before_acquire(false)
-        .connect_with(options)
+        .connect_with(options.pragma("cache_size", WRITER_CACHE_SIZE))
         .await
         .map_err(&open_error)?;
     Ok((pool, writer))
@@ -160,6 +169,21 @@ fn owner_only(database: &std::path::Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn only_the_writer_connection_has_the_small_page_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/keygate.db", dir.path().display());
+        let (pool, writer) = sqlite(&url, true).await.unwrap();
+        let cache_size = |pool: SqlitePool| async move {
+            sqlx::query_scalar::<_, i64>("PRAGMA cache_size")
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        };
+        assert_eq!(cache_size(writer).await, -256);
+        assert_eq!(cache_size(pool).await, -2000, "SQLite's default");
+    }
 
     #[test]
     fn passwords_are_masked_wherever_the_url_carries_them() {

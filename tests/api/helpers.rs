@@ -116,6 +116,9 @@ impl TestEnv {
         set("ANTHROPIC_API_KEYS", serde_json::to_string(keys).unwrap());
         set("ANTHROPIC_BASE_URL", upstream.url.clone());
         set("UPSTREAM_TIMEOUT_SECS", "5".into());
+        // Ledger batches four times as often as keygate's default, so a
+        // test sees its rows (and would see a stray extra one) sooner.
+        set("USAGE_FLUSH_SECS", "0.25".into());
         Self { vars, data_dir }
     }
 
