@@ -63,7 +63,7 @@ impl Default for LedgerSettings {
                 // rollups, the WAL commit, a round trip to SQLite's thread
                 // per statement). Measured with `keygate-bench --compare
                 // --together` (README, "Usage ledger"): batches every 50 ms
-                // cost a request +4.7 % CPU, every 250 ms +2.3-3.0 %, every
+                // cost a request +4.7 % CPU, every 250 ms +2.9 %, every
                 // second +1.7-2.1 %, every two seconds no less. A row still
                 // reaches the database within a second.
                 flush_every: Duration::from_secs(1),

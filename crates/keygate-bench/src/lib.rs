@@ -52,8 +52,9 @@ pub struct Options {
     pub keygate_env: Vec<(String, String)>,
     /// Every worker is a session sending a cacheable prompt (`--sessions`).
     pub sessions: bool,
-    /// A pause after each measured slice (`compare` sets it, so one
-    /// process's background work is not billed to the next slice).
+    /// A pause after each measured slice, billed to it (`compare` sets
+    /// it, so a process's background work is done before the next slice
+    /// and counted in the CPU of the requests behind it).
     pub settle: Duration,
     /// Every path of a round is loaded at once instead of in turn
     /// (`--together`).

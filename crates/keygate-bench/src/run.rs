@@ -119,11 +119,14 @@ pub(crate) async fn measure(
                 .map(|&index| paths[index].pid.and_then(procfs::cpu_ticks))
                 .collect();
             let samples = load_at_once(&slice, &specs, options.duration).await?;
+            // The CPU is read after the settle: what a keygate does behind
+            // the slice's requests (the ledger's batch of their rows) is
+            // theirs, and must not fall outside every slice.
+            tokio::time::sleep(options.settle).await;
             let after: Vec<_> = slice
                 .iter()
                 .map(|&index| paths[index].pid.and_then(procfs::cpu_ticks))
                 .collect();
-            tokio::time::sleep(options.settle).await;
             for (((&index, sample), before), after) in
                 slice.iter().zip(samples).zip(before).zip(after)
             {

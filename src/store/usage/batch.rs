@@ -197,11 +197,12 @@ impl SealedBatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::usage::request_id::RequestId;
 
     fn row(at_ms: i64, key_id: &str) -> RowFields<'_> {
         RowFields {
             at_ms,
-            request_id: "req",
+            request_id: RequestId::Text("req"),
             route: "/v1/messages",
             provider: Some("anthropic"),
             model_requested: Some("claude-haiku-4-5"),

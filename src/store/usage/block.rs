@@ -22,11 +22,16 @@ use serde::Serialize;
 
 use super::int;
 use super::page::LedgerEntry;
+use super::request_id::RequestId;
 use crate::domain::UsageRow;
 
 /// The encoding of the `rows` column written now (the `format` column), so
-/// a later one can be told apart.
-pub const FORMAT: i64 = 1;
+/// a later one can be told apart. 2: request ids as `RequestId`s (a UUID
+/// in 16 bytes); 1 (still read): as text.
+pub const FORMAT: i64 = 2;
+
+/// The encoding before request ids were kept as `RequestId`s.
+const FORMAT_TEXT_IDS: i64 = 1;
 
 /// Most rows in one block: a page decodes at most this many rows per
 /// block it reads, and ids leave room for them.
@@ -48,7 +53,7 @@ pub fn row_id(block_id: i64, index: u32) -> i64 {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RowFields<'a> {
     pub at_ms: i64,
-    pub request_id: &'a str,
+    pub request_id: RequestId<'a>,
     pub route: &'a str,
     pub provider: Option<&'a str>,
     pub model_requested: Option<&'a str>,
@@ -125,7 +130,7 @@ impl<'a> RowFields<'a> {
     pub fn of(row: &'a UsageRow) -> Self {
         Self {
             at_ms: row.at_ms,
-            request_id: &row.request_id,
+            request_id: RequestId::of(&row.request_id),
             route: row.route,
             provider: row.provider.map(|p| p.as_str()),
             model_requested: row.model_requested.as_deref(),
@@ -196,26 +201,26 @@ pub struct PackedBlock {
 
 /// The `rows` column: names once, rows referring to them. Read through
 /// serde; written by `BlockWriter`, to the same bytes (serde's side is
-/// kept for tests to hold the two together).
+/// kept for tests to hold the two together). `Id` is how a row's request
+/// id is written: a `RequestId` (`FORMAT`), or text (`FORMAT_TEXT_IDS`).
 #[derive(Deserialize)]
 #[cfg_attr(test, derive(Serialize))]
-struct Encoded<'a> {
+struct Encoded<'a, Id> {
     /// The index the first row had when the block was written.
     first_index: u32,
     /// The earliest row's `at_ms`; rows store their offset from it.
     base_ms: i64,
     #[serde(borrow)]
     names: Vec<&'a str>,
-    #[serde(borrow)]
-    rows: Vec<EncodedRow<'a>>,
+    rows: Vec<EncodedRow<Id>>,
 }
 
 /// A row with names as `names` positions plus one (0: none).
 #[derive(Deserialize)]
 #[cfg_attr(test, derive(Serialize))]
-struct EncodedRow<'a> {
+struct EncodedRow<Id> {
     at_offset_ms: u64,
-    request_id: &'a str,
+    request_id: Id,
     route: u32,
     provider: u32,
     model_requested: u32,
@@ -329,7 +334,7 @@ impl BlockWriter {
             Some(scope) if the_key(scope) => positions.key_id,
             scope => names.of(CACHE_SCOPE, scope),
         };
-        put_str(out, row.request_id);
+        put_request_id(out, row.request_id);
         let mut varints = Varints::default();
         for number in [
             route,
@@ -494,6 +499,21 @@ impl Default for Varints {
     }
 }
 
+/// A request id as postcard writes a `RequestId`: its variant's index,
+/// then a UUID's 16 bytes or the text as a string.
+fn put_request_id(out: &mut Vec<u8>, id: RequestId<'_>) {
+    match id {
+        RequestId::Uuid(bytes) => {
+            out.push(0);
+            out.extend_from_slice(&bytes);
+        }
+        RequestId::Text(text) => {
+            out.push(1);
+            put_str(out, text);
+        }
+    }
+}
+
 /// A string as postcard writes it: its length, then its bytes.
 fn put_str(out: &mut Vec<u8>, value: &str) {
     put_varint(out, value.len() as u64);
@@ -636,11 +656,24 @@ pub struct Unpacked<'a> {
 impl<'a> Unpacked<'a> {
     /// Unpacks the `rows` column of a block stored in `format`.
     pub fn read(format: i64, bytes: &'a [u8]) -> Result<Self, Unreadable> {
-        let unreadable = |reason: String| Unreadable { format, reason };
-        if format != FORMAT {
-            return Err(unreadable("unknown format".into()));
+        match format {
+            FORMAT => Self::unpack::<RequestId<'a>>(format, bytes, |id| id),
+            FORMAT_TEXT_IDS => Self::unpack::<&'a str>(format, bytes, RequestId::of),
+            _ => Err(Unreadable {
+                format,
+                reason: "unknown format".into(),
+            }),
         }
-        let encoded: Encoded<'a> =
+    }
+
+    /// `read`, for a format whose rows write their request ids as `Id`.
+    fn unpack<Id: Deserialize<'a> + Copy>(
+        format: i64,
+        bytes: &'a [u8],
+        request_id: impl Fn(Id) -> RequestId<'a>,
+    ) -> Result<Self, Unreadable> {
+        let unreadable = |reason: String| Unreadable { format, reason };
+        let encoded: Encoded<'a, Id> =
             postcard::from_bytes(bytes).map_err(|error| unreadable(error.to_string()))?;
         let names = &encoded.names;
         let name = |position: u32| -> Result<Option<&'a str>, Unreadable> {
@@ -665,7 +698,7 @@ impl<'a> Unpacked<'a> {
                 at_ms: encoded
                     .base_ms
                     .saturating_add(i64::try_from(row.at_offset_ms).unwrap_or(i64::MAX)),
-                request_id: row.request_id,
+                request_id: request_id(row.request_id),
                 route: name(row.route)?.unwrap_or_default(),
                 provider: name(row.provider)?,
                 model_requested: name(row.model_requested)?,
@@ -732,7 +765,7 @@ mod tests {
     fn row(at_ms: i64, request_id: &str) -> RowFields<'_> {
         RowFields {
             at_ms,
-            request_id,
+            request_id: RequestId::of(request_id),
             route: "/v1/messages",
             provider: Some("anthropic"),
             model_requested: Some("claude-haiku-4-5"),
@@ -776,6 +809,16 @@ mod tests {
     /// What postcard makes of `rows` as `Encoded`, with the names in
     /// `names`' order: the bytes `Unpacked::read` is written against.
     fn postcard_bytes(rows: &[RowFields<'_>], names: &[Box<str>], first_index: u32) -> Vec<u8> {
+        postcard_bytes_with_ids(rows, names, first_index, |row| row.request_id)
+    }
+
+    /// `postcard_bytes`, each row's request id written as `id` gives it.
+    fn postcard_bytes_with_ids<'r, Id: Serialize>(
+        rows: &[RowFields<'r>],
+        names: &[Box<str>],
+        first_index: u32,
+        id: impl Fn(&RowFields<'r>) -> Id,
+    ) -> Vec<u8> {
         let position = |name: Option<&str>| match name {
             None => 0,
             Some(name) => names.iter().position(|n| &**n == name).unwrap() as u32 + 1,
@@ -791,7 +834,7 @@ mod tests {
                 .iter()
                 .map(|row| EncodedRow {
                     at_offset_ms: (row.at_ms - base_ms) as u64,
-                    request_id: row.request_id,
+                    request_id: id(row),
                     route: position(Some(row.route)),
                     provider: position(row.provider),
                     model_requested: position(row.model_requested),
@@ -821,7 +864,11 @@ mod tests {
     #[test]
     fn hand_encoding_is_postcards() {
         let long_id = "r".repeat(300);
-        let mut rows = vec![row(-5_000, "req-négatif"), row(i64::MAX / 2, &long_id)];
+        let mut rows = vec![
+            row(-5_000, "req-négatif"),
+            row(i64::MAX / 2, &long_id),
+            row(0, "67e55044-10b1-426f-9247-bb680e5fe0c8"),
+        ];
         for i in 0..300u64 {
             let mut r = row(1_000 + (i as i64 * 7919) % 500, "req");
             r.attempts = i as u32 * 1_000_003;
@@ -854,6 +901,27 @@ mod tests {
         sorted.sort_by_key(|row| row.at_ms);
         let back: Vec<RowFields<'_>> = unpacked.rows(1).map(|(_, r)| r.clone()).collect();
         assert_eq!(back, sorted);
+    }
+
+    #[test]
+    fn blocks_written_with_text_request_ids_still_read() {
+        let uuid = "67e55044-10b1-426f-9247-bb680e5fe0c8";
+        let rows = vec![row(1_000, "req-old"), row(1_001, uuid)];
+        let mut block = BlockWriter::new(0);
+        for r in &rows {
+            block.push(r);
+        }
+        let text_ids = postcard_bytes_with_ids(&rows, &block.names.list, 0, |row| {
+            row.request_id.to_string()
+        });
+        let unpacked = Unpacked::read(FORMAT_TEXT_IDS, &text_ids).unwrap();
+        let back: Vec<RowFields<'_>> = unpacked.rows(1).map(|(_, r)| r.clone()).collect();
+        assert_eq!(back, rows);
+        assert_eq!(back[1].request_id.to_string(), uuid);
+        assert_eq!(back[0].request_id, RequestId::Text("req-old"));
+        // The UUID takes 17 bytes instead of 37; a text id one more (its
+        // variant), 8 + 1.
+        assert_eq!(text_ids.len() - block.finish().bytes.len(), 20 - 1);
     }
 
     #[test]
@@ -974,7 +1042,7 @@ mod tests {
         assert!(Unpacked::read(FORMAT, &packed.bytes[..packed.bytes.len() / 2]).is_err());
         assert!(Unpacked::read(FORMAT, b"").is_err());
         // A name position past the table.
-        let bad = Encoded {
+        let bad: Encoded<'_, RequestId<'_>> = Encoded {
             first_index: 0,
             base_ms: 0,
             names: vec![],
@@ -985,7 +1053,7 @@ mod tests {
         bytes.push(1);
         let mut row = postcard::to_allocvec(&EncodedRow {
             at_offset_ms: 0,
-            request_id: "x",
+            request_id: RequestId::Text("x"),
             route: 5,
             provider: 0,
             model_requested: 0,

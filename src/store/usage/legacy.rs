@@ -6,6 +6,7 @@
 
 use super::block::{self, KeysTried, RowFields};
 use super::count;
+use super::request_id::RequestId;
 use super::write::{exclude_other_writers, insert_blocks};
 use crate::store::{Store, StoreError, on_tx};
 
@@ -41,7 +42,7 @@ impl LegacyRow {
     fn fields<'a>(&'a self, keys_tried: &'a [String]) -> RowFields<'a> {
         RowFields {
             at_ms: self.at_ms,
-            request_id: &self.request_id,
+            request_id: RequestId::of(&self.request_id),
             route: &self.route,
             provider: self.provider.as_deref(),
             model_requested: self.model_requested.as_deref(),

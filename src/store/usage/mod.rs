@@ -33,6 +33,7 @@ pub mod block;
 mod legacy;
 pub mod page;
 pub mod prune;
+pub mod request_id;
 mod rollup;
 mod rollup_store;
 pub mod totals;
