@@ -113,20 +113,21 @@ pub(crate) async fn measure(
         } else {
             order.into_iter().map(|index| vec![index]).collect()
         };
-        for slice in slices {
-            let before: Vec<_> = slice
+        // Each loaded keygate's CPU so far (`None` for the baseline's).
+        let cpu_ticks = |slice: &[usize]| -> Vec<_> {
+            slice
                 .iter()
                 .map(|&index| paths[index].pid.and_then(procfs::cpu_ticks))
-                .collect();
+                .collect()
+        };
+        for slice in slices {
+            let before = cpu_ticks(&slice);
             let samples = load_at_once(&slice, &specs, options.duration).await?;
             // The CPU is read after the settle: what a keygate does behind
             // the slice's requests (the ledger's batch of their rows) is
             // theirs, and must not fall outside every slice.
             tokio::time::sleep(options.settle).await;
-            let after: Vec<_> = slice
-                .iter()
-                .map(|&index| paths[index].pid.and_then(procfs::cpu_ticks))
-                .collect();
+            let after = cpu_ticks(&slice);
             for (((&index, sample), before), after) in
                 slice.iter().zip(samples).zip(before).zip(after)
             {

@@ -28,9 +28,10 @@ use super::rollup::{self, BlockSums, Level, RollupDelta, RollupKey};
 /// of the ledger's last-level cache misses under cachegrind.
 pub const SEAL_AT: usize = 512;
 
-/// Bytes a packed row takes in a block, about (~80 for keygate-bench's
-/// rows): an open block reserves room for `SEAL_AT` of them, so its
-/// buffer seldom grows.
+/// Bytes a packed row takes in a block, at most for most rows (~60 for
+/// keygate-bench's, whose request ids take 17; ~80 with an id as text): an
+/// open block reserves room for `SEAL_AT` of them, so its buffer seldom
+/// grows.
 const ROW_BYTES: usize = 96;
 
 /// One block's rows as they were recorded, packed and summed; the writer
